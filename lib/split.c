@@ -1,0 +1,365 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Split virtqueue (VIRTIO 1.2, 2.7), device role and driver role.
+ */
+#include <stdlib.h>
+#include "chain.h"
+#include "split.h"
+
+/* avail->ring[num] is used_event; used->ring[num] is avail_event. */
+static inline uint16_t *used_event(struct svq_split_avail *avail, uint16_t num)
+{
+	return &avail->ring[num];
+}
+
+static inline uint16_t *avail_event(struct svq_split_used *used, uint16_t num)
+{
+	return (uint16_t *)&used->ring[num];
+}
+
+/* ---- Device role ---- */
+
+int svq_dev_attach_split(struct svq_dev *vq, const struct svq_dev_cfg *cfg)
+{
+	struct svq_dev_split *s = &vq->split;
+	uint16_t num = cfg->num;
+	void *desc, *avail, *used;
+	int err;
+
+	err = svq_dev_map_area(vq, cfg->desc, svq_split_desc_size(num), 16, &desc);
+	if (!err)
+		err = svq_dev_map_area(vq, cfg->driver, svq_split_avail_size(num), 2, &avail);
+	if (!err)
+		err = svq_dev_map_area(vq, cfg->device, svq_split_used_size(num), 4, &used);
+	if (err)
+		return err;
+	s->desc = desc;
+	s->avail = avail;
+	s->used = used;
+	if (cfg->resume) {
+		/* A ring handed over mid-life: avail where the last owner
+		 * stopped, used where the ring says it is. */
+		s->last_avail_idx = (uint16_t)cfg->base;
+		s->used_idx = svq_ld16(&s->used->idx);
+	}
+	s->avail_idx_shadow = s->last_avail_idx;
+	s->published_used_idx = s->used_idx;
+	return 0;
+}
+
+int svq_dev_pop_split(struct svq_dev *vq, struct svq_elem *e)
+{
+	struct svq_dev_split *s = &vq->split;
+	uint16_t num = vq->rc.num;
+	struct svq_chain c;
+	uint16_t head, i, ndescs = 0;
+	uint32_t gen;
+	int err;
+
+	if (s->avail_idx_shadow == s->last_avail_idx) {
+		/* Index before ring entries and descriptors: pairs with the
+		 * driver's release store of avail->idx (2.7.13 "Updating idx"). */
+		uint16_t idx = svq_ld16_acquire(&s->avail->idx);
+
+		if (unlikely((uint16_t)(idx - s->last_avail_idx) > num))
+			return svq_ring_fail(&vq->rc, SVQ_RULE_AVAIL_IDX,
+					     "avail idx %u is %u ahead of %u (num %u)",
+					     idx, (uint16_t)(idx - s->last_avail_idx),
+					     s->last_avail_idx, num);
+		if (idx == s->last_avail_idx)
+			return 0;
+		s->avail_idx_shadow = idx;
+	}
+
+	if (unlikely(vq->inflight >= num))
+		return svq_ring_fail(&vq->rc, SVQ_RULE_INFLIGHT,
+				     "more than %u buffers in flight", num);
+	head = svq_ld16(&s->avail->ring[s->last_avail_idx & (num - 1)]);
+	if (unlikely(head >= num))
+		return svq_ring_fail(&vq->rc, SVQ_RULE_HEAD_RANGE,
+				     "head %u out of range %u", head, num);
+	if (unlikely(vq->id_inflight[head]))
+		return svq_ring_fail(&vq->rc, SVQ_RULE_INFLIGHT,
+				     "head %u made available while in flight", head);
+
+	svq_chain_start(&c, vq, e);
+	gen = svq_chain_next_gen(vq);
+	for (i = head;;) {
+		struct svq_split_desc *d = &s->desc[i];
+		uint64_t addr;
+		uint32_t len;
+		uint16_t flags, next;
+
+		if (unlikely(vq->desc_stamp[i] == gen))
+			return svq_ring_fail(&vq->rc, SVQ_RULE_CHAIN_LOOP,
+					     "descriptor %u reached twice from head %u",
+					     i, head);
+		vq->desc_stamp[i] = gen;
+		ndescs++;
+		/* Each field read once into locals; the walk uses only those. */
+		addr = svq_ld64(&d->addr);
+		len = svq_ld32(&d->len);
+		flags = svq_ld16(&d->flags);
+		next = svq_ld16(&d->next);
+
+		err = svq_chain_desc(&c, i, addr, len, flags);
+		if (err)
+			return err;
+		if (!(flags & SVQ_DESC_F_NEXT))
+			break;
+		if (unlikely(next >= num))
+			return svq_ring_fail(&vq->rc, SVQ_RULE_NEXT_RANGE,
+					     "descriptor %u: next %u out of range %u",
+					     i, next, num);
+		i = next;
+	}
+
+	e->id = head;
+	e->ndescs = ndescs;
+	vq->id_inflight[head] = 1;
+	vq->id_ndescs[head] = ndescs;
+	vq->inflight++;
+	s->last_avail_idx++;
+	if ((vq->rc.flags & SVQ_RING_F_EVENT_IDX) && vq->notify_enabled)
+		svq_st16(avail_event(s->used, num), s->last_avail_idx);
+	return 1;
+}
+
+void svq_dev_push_split(struct svq_dev *vq, uint16_t id, uint32_t len)
+{
+	struct svq_dev_split *s = &vq->split;
+	struct svq_used_elem *u = &s->used->ring[s->used_idx & (vq->rc.num - 1)];
+
+	svq_st32(&u->id, id);
+	svq_st32(&u->len, len);
+	s->used_idx++;
+}
+
+int svq_dev_flush_split(struct svq_dev *vq)
+{
+	struct svq_dev_split *s = &vq->split;
+	uint16_t n = s->used_idx - s->published_used_idx;
+
+	if (!n)
+		return 0;
+	/* Used entries before idx: pairs with the driver's acquire load of
+	 * used->idx (2.7.14 "Receiving Used Buffers"). */
+	svq_st16_release(&s->used->idx, s->used_idx);
+	s->published_used_idx = s->used_idx;
+	return n;
+}
+
+bool svq_dev_need_notify_split(struct svq_dev *vq)
+{
+	struct svq_dev_split *s = &vq->split;
+	uint16_t old = s->signalled_used, new = s->published_used_idx;
+	bool valid = s->signalled_used_valid;
+
+	/* used->idx store before the used_event/flags load: pairs with the
+	 * driver's full barrier between writing used_event and re-reading
+	 * used->idx. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (!(vq->rc.flags & SVQ_RING_F_EVENT_IDX))
+		return !(svq_ld16(&s->avail->flags) & SVQ_AVAIL_F_NO_INTERRUPT);
+	s->signalled_used = new;
+	s->signalled_used_valid = true;
+	return !valid ||
+	       svq_need_event(svq_ld16(used_event(s->avail, vq->rc.num)), new, old);
+}
+
+bool svq_dev_has_avail_split(struct svq_dev *vq)
+{
+	struct svq_dev_split *s = &vq->split;
+
+	if (s->avail_idx_shadow != s->last_avail_idx)
+		return true;
+	return svq_ld16_acquire(&s->avail->idx) != s->last_avail_idx;
+}
+
+bool svq_dev_enable_notify_split(struct svq_dev *vq)
+{
+	struct svq_dev_split *s = &vq->split;
+
+	if (vq->rc.flags & SVQ_RING_F_EVENT_IDX)
+		svq_st16(avail_event(s->used, vq->rc.num), s->last_avail_idx);
+	else
+		svq_st16(&s->used->flags, 0);
+	/* Enable before re-checking avail->idx: pairs with the driver's full
+	 * barrier between its avail->idx store and its avail_event/flags load,
+	 * so one of us sees the other and no kick is lost. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return svq_dev_has_avail_split(vq);
+}
+
+void svq_dev_disable_notify_split(struct svq_dev *vq)
+{
+	/* With EVENT_IDX a stale avail_event already keeps kicks rare. */
+	if (!(vq->rc.flags & SVQ_RING_F_EVENT_IDX))
+		svq_st16(&vq->split.used->flags, SVQ_USED_F_NO_NOTIFY);
+}
+
+uint32_t svq_dev_get_base_split(const struct svq_dev *vq)
+{
+	return vq->split.last_avail_idx;
+}
+
+/* ---- Driver role ---- */
+
+int svq_drv_attach_split(struct svq_drv *vq, const struct svq_drv_cfg *cfg)
+{
+	struct svq_drv_split *s = &vq->split;
+	uint16_t num = cfg->num, i;
+
+	s->next = calloc(num, sizeof(*s->next));
+	if (!s->next)
+		return -ENOMEM;
+	for (i = 0; i < num; i++)
+		s->next[i] = i + 1;	/* next[num - 1] == num: end of list */
+	s->desc = cfg->desc;
+	s->avail = cfg->driver;
+	s->used = cfg->device;
+	memset(s->desc, 0, svq_split_desc_size(num));
+	memset(s->avail, 0, svq_split_avail_size(num));
+	memset(s->used, 0, svq_split_used_size(num));
+	return 0;
+}
+
+static void write_desc(struct svq_split_desc *d, uint64_t addr, uint32_t len,
+		       uint16_t flags, uint16_t next)
+{
+	svq_st64(&d->addr, addr);
+	svq_st32(&d->len, len);
+	svq_st16(&d->flags, flags);
+	svq_st16(&d->next, next);
+}
+
+int svq_drv_add_split(struct svq_drv *vq, const struct svq_seg *seg,
+		      unsigned int nseg, const struct svq_indirect *ind,
+		      uint16_t *id)
+{
+	struct svq_drv_split *s = &vq->split;
+	uint16_t num = vq->rc.num;
+	uint16_t head = s->free_head, i = head, ndescs;
+	unsigned int k;
+
+	if (ind) {
+		struct svq_split_desc *t = ind->hva;
+
+		for (k = 0; k < nseg; k++)
+			write_desc(&t[k], seg[k].addr, seg[k].len,
+				   (seg[k].write ? SVQ_DESC_F_WRITE : 0) |
+				   (k + 1 < nseg ? SVQ_DESC_F_NEXT : 0),
+				   k + 1 < nseg ? k + 1 : 0);
+		write_desc(&s->desc[head], ind->addr, nseg * 16,
+			   SVQ_DESC_F_INDIRECT, 0);
+		ndescs = 1;
+		i = s->next[head];
+	} else {
+		for (k = 0; k < nseg; k++) {
+			uint16_t next = s->next[i];
+
+			write_desc(&s->desc[i], seg[k].addr, seg[k].len,
+				   (seg[k].write ? SVQ_DESC_F_WRITE : 0) |
+				   (k + 1 < nseg ? SVQ_DESC_F_NEXT : 0),
+				   k + 1 < nseg ? next : 0);
+			i = next;
+		}
+		ndescs = nseg;
+	}
+	s->free_head = i;
+	vq->num_free -= ndescs;
+	vq->id_ndescs[head] = ndescs;
+	vq->id_inflight[head] = 1;
+	vq->inflight++;
+	svq_st16(&s->avail->ring[s->avail_idx & (num - 1)], head);
+	s->avail_idx++;
+	*id = head;
+	return 0;
+}
+
+bool svq_drv_kick_prepare_split(struct svq_drv *vq)
+{
+	struct svq_drv_split *s = &vq->split;
+	uint16_t old = s->kicked_avail_idx, new = s->avail_idx;
+
+	if (old == new)
+		return false;
+	/* Descriptors and ring entries before idx: pairs with the device's
+	 * acquire load of avail->idx (2.7.13 "Updating idx"). */
+	svq_st16_release(&s->avail->idx, new);
+	s->kicked_avail_idx = new;
+	/* idx store before the avail_event/flags load: pairs with the
+	 * device's full barrier in its notification enable. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (vq->rc.flags & SVQ_RING_F_EVENT_IDX)
+		return svq_need_event(svq_ld16(avail_event(s->used, vq->rc.num)),
+				      new, old);
+	return !(svq_ld16(&s->used->flags) & SVQ_USED_F_NO_NOTIFY);
+}
+
+int svq_drv_get_used_split(struct svq_drv *vq, uint16_t *id, uint32_t *len)
+{
+	struct svq_drv_split *s = &vq->split;
+	uint16_t num = vq->rc.num;
+	struct svq_used_elem *u;
+	uint32_t uid, ulen;
+	uint16_t n, last;
+
+	if (s->used_idx_shadow == s->last_used_idx) {
+		/* Index before entries: pairs with the device's release store
+		 * of used->idx. */
+		uint16_t idx = svq_ld16_acquire(&s->used->idx);
+
+		if (unlikely((uint16_t)(idx - s->last_used_idx) > vq->inflight))
+			return svq_ring_fail(&vq->rc, SVQ_RULE_USED_IDX,
+					     "used idx %u is %u ahead of %u with %u outstanding",
+					     idx, (uint16_t)(idx - s->last_used_idx),
+					     s->last_used_idx, vq->inflight);
+		if (idx == s->last_used_idx)
+			return 0;
+		s->used_idx_shadow = idx;
+	}
+	u = &s->used->ring[s->last_used_idx & (num - 1)];
+	uid = svq_ld32(&u->id);
+	ulen = svq_ld32(&u->len);
+	if (unlikely(uid >= num || !vq->id_inflight[uid]))
+		return svq_ring_fail(&vq->rc, SVQ_RULE_USED_ID,
+				     "used id %" PRIu32 " was not in flight", uid);
+
+	/* Return the chain to the free list using only our private links. */
+	n = vq->id_ndescs[uid];
+	for (last = uid; --n; )
+		last = s->next[last];
+	s->next[last] = s->free_head;
+	s->free_head = uid;
+	vq->num_free += vq->id_ndescs[uid];
+	vq->id_inflight[uid] = 0;
+	vq->inflight--;
+	s->last_used_idx++;
+	if ((vq->rc.flags & SVQ_RING_F_EVENT_IDX) && vq->cb_enabled)
+		svq_st16(used_event(s->avail, num), s->last_used_idx);
+	*id = uid;
+	*len = ulen;
+	return 1;
+}
+
+bool svq_drv_enable_cb_split(struct svq_drv *vq)
+{
+	struct svq_drv_split *s = &vq->split;
+
+	if (vq->rc.flags & SVQ_RING_F_EVENT_IDX)
+		svq_st16(used_event(s->avail, vq->rc.num), s->last_used_idx);
+	else
+		svq_st16(&s->avail->flags, 0);
+	/* Enable before re-checking used->idx: pairs with the device's full
+	 * barrier between its used->idx store and its used_event load. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return svq_ld16_acquire(&s->used->idx) != s->last_used_idx;
+}
+
+void svq_drv_disable_cb_split(struct svq_drv *vq)
+{
+	/* With EVENT_IDX the flags must stay 0 (2.7.10). */
+	if (!(vq->rc.flags & SVQ_RING_F_EVENT_IDX))
+		svq_st16(&vq->split.avail->flags, SVQ_AVAIL_F_NO_INTERRUPT);
+}
