@@ -14,6 +14,17 @@ static inline bool desc_avail(uint16_t flags, bool wrap)
 	       !!(flags & SVQ_DESC_F_USED) != wrap;
 }
 
+/*
+ * Used in lap @wrap when AVAIL == USED == wrap. Anything else is not used:
+ * our own available descriptor of this lap or the next, or a stale member of
+ * an older chain, which the device never overwrites.
+ */
+static inline bool desc_used(uint16_t flags, bool wrap)
+{
+	return !!(flags & SVQ_DESC_F_AVAIL) == wrap &&
+	       !!(flags & SVQ_DESC_F_USED) == wrap;
+}
+
 static inline void advance(uint16_t *idx, bool *wrap, uint16_t n, uint16_t num)
 {
 	unsigned int i = *idx + (unsigned int)n;
@@ -26,21 +37,22 @@ static inline void advance(uint16_t *idx, bool *wrap, uint16_t n, uint16_t num)
 }
 
 /*
- * Whether an event at (@off_wrap) lies in the positions (old, new] walked
- * since the last notification. Positions are compared in a window of twice
- * the ring: a position of the previous lap is moved back by num.
+ * Whether the event at @off_wrap lies among the @moved slots walked since the
+ * last decision, ending at (@new_idx, @new_wrap). The peer sets its event at
+ * most a lap behind us, so an event of the other lap is moved back by num;
+ * the window itself is counted, since positions repeat every two laps.
  */
 static bool packed_need_event(uint16_t off_wrap, uint16_t new_idx, bool new_wrap,
-			      uint16_t old_idx, bool old_wrap, uint16_t num)
+			      uint32_t moved, uint16_t num)
 {
 	uint16_t off = off_wrap & 0x7fff;
 	bool wrap = off_wrap >> 15;
 
+	if (moved > UINT16_MAX)
+		return true;	/* past what 16-bit event arithmetic can tell */
 	if (wrap != new_wrap)
 		off -= num;
-	if (old_wrap != new_wrap)
-		old_idx -= num;
-	return svq_need_event(off, new_idx, old_idx);
+	return svq_need_event(off, new_idx, (uint16_t)(new_idx - moved));
 }
 
 /* ---- Device role ---- */
@@ -174,6 +186,7 @@ void svq_dev_push_packed(struct svq_dev *vq, uint16_t id, uint32_t len)
 		svq_st16_release(&d->flags, flags);
 	}
 	p->pending++;
+	p->pending_descs += n;
 	p->inflight_descs -= n;
 	advance(&p->used_idx, &p->used_wrap_counter, n, vq->rc.num);
 }
@@ -188,7 +201,10 @@ int svq_dev_flush_packed(struct svq_dev *vq)
 	/* Every entry of the batch before its first flags: pairs with the
 	 * driver's acquire load of the flags at its used position. */
 	svq_st16_release(&p->desc[p->pending_head].flags, p->pending_head_flags);
+	if (p->used_since_signal <= UINT16_MAX)	/* saturate */
+		p->used_since_signal += p->pending_descs;
 	p->pending = 0;
+	p->pending_descs = 0;
 	p->published_used_idx = p->used_idx;
 	p->published_used_wrap = p->used_wrap_counter;
 	return n;
@@ -197,8 +213,7 @@ int svq_dev_flush_packed(struct svq_dev *vq)
 bool svq_dev_need_notify_packed(struct svq_dev *vq)
 {
 	struct svq_dev_packed *p = &vq->packed;
-	uint16_t old = p->signalled_used, new = p->published_used_idx;
-	bool old_wrap = p->signalled_used_wrap, new_wrap = p->published_used_wrap;
+	uint32_t moved = p->used_since_signal;
 	bool valid = p->signalled_used_valid;
 	uint16_t flags;
 
@@ -206,8 +221,7 @@ bool svq_dev_need_notify_packed(struct svq_dev *vq)
 	 * driver's full barrier between writing its event suppression and
 	 * re-checking the used position. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	p->signalled_used = new;
-	p->signalled_used_wrap = new_wrap;
+	p->used_since_signal = 0;
 	p->signalled_used_valid = true;
 	flags = svq_ld16(&p->driver->flags);
 	if (flags == SVQ_EVENT_F_DISABLE)
@@ -216,10 +230,11 @@ bool svq_dev_need_notify_packed(struct svq_dev *vq)
 		return true;	/* ENABLE, or a value we cannot honour */
 	if (!valid)
 		return true;
-	if (old == new && old_wrap == new_wrap)
+	if (!moved)
 		return false;
-	return packed_need_event(svq_ld16(&p->driver->off_wrap), new, new_wrap,
-				 old, old_wrap, vq->rc.num);
+	return packed_need_event(svq_ld16(&p->driver->off_wrap),
+				 p->published_used_idx, p->published_used_wrap,
+				 moved, vq->rc.num);
 }
 
 bool svq_dev_has_avail_packed(struct svq_dev *vq)
@@ -278,7 +293,6 @@ int svq_drv_attach_packed(struct svq_drv *vq, const struct svq_drv_cfg *cfg)
 	memset(p->driver, 0, SVQ_PACKED_EVENT_SIZE);
 	memset(p->device, 0, SVQ_PACKED_EVENT_SIZE);
 	p->avail_wrap_counter = true;
-	p->kicked_avail_wrap = true;
 	p->used_wrap_counter = true;
 	return 0;
 }
@@ -337,6 +351,8 @@ int svq_drv_add_packed(struct svq_drv *vq, const struct svq_seg *seg,
 
 	p->next_avail_idx = pos;
 	p->avail_wrap_counter = wrap;
+	if (p->num_added <= UINT16_MAX)	/* saturate: beyond it, always kick */
+		p->num_added += ndescs;
 	p->free_head = p->next[bid];
 	vq->num_free -= ndescs;
 	vq->id_ndescs[bid] = ndescs;
@@ -349,24 +365,23 @@ int svq_drv_add_packed(struct svq_drv *vq, const struct svq_seg *seg,
 bool svq_drv_kick_prepare_packed(struct svq_drv *vq)
 {
 	struct svq_drv_packed *p = &vq->packed;
-	uint16_t old = p->kicked_avail_idx, new = p->next_avail_idx;
-	bool old_wrap = p->kicked_avail_wrap, new_wrap = p->avail_wrap_counter;
+	uint32_t added = p->num_added;
 	uint16_t flags;
 
-	if (old == new && old_wrap == new_wrap)
+	if (!added)
 		return false;
 	/* Head flags store before the event suppression load: pairs with the
 	 * device's full barrier in its notification enable. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	p->kicked_avail_idx = new;
-	p->kicked_avail_wrap = new_wrap;
+	p->num_added = 0;
 	flags = svq_ld16(&p->device->flags);
 	if (flags == SVQ_EVENT_F_DISABLE)
 		return false;
 	if (flags != SVQ_EVENT_F_DESC || !(vq->rc.flags & SVQ_RING_F_EVENT_IDX))
 		return true;
-	return packed_need_event(svq_ld16(&p->device->off_wrap), new, new_wrap,
-				 old, old_wrap, vq->rc.num);
+	return packed_need_event(svq_ld16(&p->device->off_wrap),
+				 p->next_avail_idx, p->avail_wrap_counter, added,
+				 vq->rc.num);
 }
 
 int svq_drv_get_used_packed(struct svq_drv *vq, uint16_t *id, uint32_t *len)
@@ -380,12 +395,8 @@ int svq_drv_get_used_packed(struct svq_drv *vq, uint16_t *id, uint32_t *len)
 	/* Flags before id/len: pairs with the device's release store of the
 	 * used descriptor's flags. */
 	flags = svq_ld16_acquire(&d->flags);
-	if (!!(flags & SVQ_DESC_F_USED) != wrap)
+	if (!desc_used(flags, wrap))
 		return 0;
-	if (unlikely(!!(flags & SVQ_DESC_F_AVAIL) != wrap))
-		return svq_ring_fail(&vq->rc, SVQ_RULE_USED_FLAGS,
-				     "used descriptor %u: flags 0x%04x in lap %d",
-				     p->last_used_idx, flags, wrap);
 	if (unlikely(!vq->inflight))
 		return svq_ring_fail(&vq->rc, SVQ_RULE_USED_IDX,
 				     "used descriptor %u with nothing outstanding",
@@ -428,7 +439,7 @@ bool svq_drv_enable_cb_packed(struct svq_drv *vq)
 	 * our event suppression. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	flags = svq_ld16_acquire(&p->desc[p->last_used_idx].flags);
-	return !!(flags & SVQ_DESC_F_USED) == p->used_wrap_counter;
+	return desc_used(flags, p->used_wrap_counter);
 }
 
 void svq_drv_disable_cb_packed(struct svq_drv *vq)

@@ -31,7 +31,6 @@ static const struct {
 	[SVQ_RULE_INDIRECT_FEATURE]	= { "indirect-feature", -EPROTO },
 	[SVQ_RULE_USED_IDX]		= { "used-idx", -EPROTO },
 	[SVQ_RULE_USED_ID]		= { "used-id", -EPROTO },
-	[SVQ_RULE_USED_FLAGS]		= { "used-flags", -EPROTO },
 };
 
 const char *svq_rule_name(enum svq_rule rule)

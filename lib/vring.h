@@ -130,7 +130,11 @@ enum svq_rule {
 	/* hostile device (driver role) */
 	SVQ_RULE_USED_IDX,		/* used idx jumps past what is outstanding */
 	SVQ_RULE_USED_ID,		/* used id never issued or already completed */
-	SVQ_RULE_USED_FLAGS,		/* packed used descriptor with AVAIL != USED */
+	/*
+	 * No rule for a packed used descriptor whose AVAIL and USED bits
+	 * differ: such a slot is simply not used (it may hold our own
+	 * available descriptor of the next lap, or a stale chain member).
+	 */
 	SVQ_NR_RULES
 };
 
@@ -226,12 +230,14 @@ struct svq_dev_packed {
 	bool used_wrap_counter;
 	/* Batched used entries: the first one's flags are stored last. */
 	uint16_t pending;			/* entries written, not yet published */
+	uint32_t pending_descs;			/* slots those entries cover */
 	uint16_t pending_head;			/* slot of the first pending entry */
 	uint16_t pending_head_flags;
 	uint16_t published_used_idx;		/* used_idx at last publish */
 	bool published_used_wrap;
-	uint16_t signalled_used;		/* used slot at last notification */
-	bool signalled_used_wrap;
+	/* Slots published since the last decision: a position alone repeats
+	 * every two laps, so the window is measured, not remembered. */
+	uint32_t used_since_signal;
 	bool signalled_used_valid;
 	uint16_t inflight_descs;		/* ring slots held by popped chains */
 };
@@ -357,8 +363,8 @@ struct svq_drv_packed {
 	struct svq_packed_event *device;	/* written by the device */
 	uint16_t next_avail_idx;
 	bool avail_wrap_counter;
-	uint16_t kicked_avail_idx;		/* at the last kick decision */
-	bool kicked_avail_wrap;
+	uint32_t num_added;			/* slots made available since
+						 * the last kick decision */
 	uint16_t last_used_idx;
 	bool used_wrap_counter;
 	uint16_t free_head;			/* free buffer id list */

@@ -380,11 +380,12 @@ static uint16_t add_chain(struct ring *r, struct svq_seg *seg, unsigned int nseg
 	return id;
 }
 
+/* One device-writable buffer of 100 bytes. */
 static uint16_t add_one(struct ring *r)
 {
 	struct svq_seg seg[1];
 
-	return add_chain(r, seg, 1, 1, NULL);
+	return add_chain(r, seg, 1, 0, NULL);
 }
 
 static void pop_expect(struct ring *r, uint16_t id, const struct svq_seg *seg,
@@ -445,6 +446,12 @@ static void used_none(struct ring *r)
 	ck_assert_int_eq(svq_drv_get_used(&r->drv, &id, &len), 0);
 }
 
+/* Check's ck_assert_*() logs every pass; in hot loops only fail through it. */
+#define CHECK(cond, ...) do {							\
+		if (unlikely(!(cond)))						\
+			ck_abort_msg(__VA_ARGS__);				\
+	} while (0)
+
 /*
  * Push @n one-buffer chains through both roles, in batches of num: add, kick,
  * pop, push, flush, notify, collect. Every decision is taken (and ignored).
@@ -454,25 +461,25 @@ static void drive(struct ring *r, uint64_t n)
 	struct svq_seg seg = { .addr = gaddr(DATA_OFF), .len = 64 };
 	struct svq_seg es[1];
 	struct svq_elem e = { .max_seg = 1, .seg = es };
-	uint16_t ids[SVQ_RING_MAX], id;
+	uint16_t ids[1024], id;
 	uint32_t len;
 	unsigned int k, i;
 
+	ck_assert_uint_le(r->num, SVQ_ARRAY_SIZE(ids));
 	while (n) {
 		k = n < r->num ? (unsigned int)n : r->num;
 		for (i = 0; i < k; i++)
-			ck_assert_int_eq(svq_drv_add(&r->drv, &seg, 1, NULL, &ids[i]), 0);
+			CHECK(!svq_drv_add(&r->drv, &seg, 1, NULL, &ids[i]), "drive: add");
 		(void)svq_drv_kick_prepare(&r->drv);
 		for (i = 0; i < k; i++) {
-			ck_assert_int_eq(svq_dev_pop(&r->dev, &e), 1);
-			ck_assert_uint_eq(e.id, ids[i]);
-			ck_assert_int_eq(svq_dev_push(&r->dev, e.id, 0), 0);
+			CHECK(svq_dev_pop(&r->dev, &e) == 1 && e.id == ids[i], "drive: pop");
+			CHECK(!svq_dev_push(&r->dev, e.id, 0), "drive: push");
 		}
-		ck_assert_int_eq(svq_dev_flush(&r->dev), (int)k);
+		CHECK(svq_dev_flush(&r->dev) == (int)k, "drive: flush");
 		(void)svq_dev_need_notify(&r->dev);
 		for (i = 0; i < k; i++) {
-			ck_assert_int_eq(svq_drv_get_used(&r->drv, &id, &len), 1);
-			ck_assert_uint_eq(id, ids[i]);
+			CHECK(svq_drv_get_used(&r->drv, &id, &len) == 1 && id == ids[i],
+			      "drive: get_used");
 		}
 		n -= k;
 	}
@@ -555,10 +562,10 @@ static void rt_fail(const struct rt *t, int line, const char *cond, const char *
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	ck_abort_msg("line %d: %s: %s [seed=%#" PRIx64 " episode=%u %s num=%u flags=%#x chain=%" PRIu64 " drv=\"%s\" dev=\"%s\"]",
-		     line, cond, msg, test_seed, t->episode, layout_name(t->r.layout),
-		     t->r.num, t->r.flags, t->chains_added, t->r.drv_log.last,
-		     t->r.dev_log.last);
+	ck_abort_msg("line %d: %s: %s [seed=%#" PRIx64 " episode=%u %s num=%u flags=%#x"
+		     " chain=%" PRIu64 " drv=\"%s\" dev=\"%s\"]", line, cond, msg,
+		     test_seed, t->episode, layout_name(t->r.layout), t->r.num, t->r.flags,
+		     t->chains_added, t->r.drv_log.last, t->r.dev_log.last);
 	abort();	/* not reached: ck_abort_msg() does not return */
 }
 
@@ -872,7 +879,7 @@ static void rt_kick(struct rt *t)
 		 rt_packed(t) ? le16toh(dev_event()->off_wrap) : le16toh(*avail_event(r->num)),
 		 rt_packed(t) ? le16toh(dev_event()->flags) : le16toh(sused()->flags));
 	/* No lost wakeup: the device went idle with notifications on. */
-	if (t->dev_armed && new > t->dev_armed_pos) {
+	if (!t->poke && t->dev_armed && new > t->dev_armed_pos) {
 		RT_CHECK(t, got, "no kick after the device enabled notifications at %" PRIu64,
 			 t->dev_armed_pos);
 		t->dev_armed = false;
@@ -932,6 +939,8 @@ static void rt_pop(struct rt *t, unsigned int n)
 		t->held[t->nheld++] = id;
 		t->avail_pos += rt_units(t, c);
 		t->dev_drained = false;
+		/* Busy again: it may move its event past what it took. */
+		t->dev_armed = false;
 	}
 }
 
@@ -958,7 +967,7 @@ static void rt_notify(struct rt *t)
 		 got, old, new, (uint16_t)old, (uint16_t)new,
 		 rt_packed(t) ? le16toh(drv_event()->off_wrap) : le16toh(*used_event(r->num)),
 		 rt_packed(t) ? le16toh(drv_event()->flags) : le16toh(savail()->flags));
-	if (t->drv_armed && new > t->drv_armed_pos) {
+	if (!t->poke && t->drv_armed && new > t->drv_armed_pos) {
 		RT_CHECK(t, got, "no notification after the driver enabled them at %" PRIu64,
 			 t->drv_armed_pos);
 		t->drv_armed = false;
@@ -1022,7 +1031,8 @@ static void rt_flush(struct rt *t)
 		RT_CHECK(t, idx == (uint16_t)t->flush_pos, "used idx %u, want %u",
 			 idx, (uint16_t)t->flush_pos);
 	}
-	if (n)
+	/* Sometimes let a decision cover several flushes, more than a lap. */
+	if (n && (t->flush_pos - t->signalled_pos >= 4u * r->num || rng_chance(t->rng, 3, 4)))
 		rt_notify(t);
 }
 
@@ -1548,8 +1558,8 @@ START_TEST(test_packed_event_off_wrap_decides)
 	drive(&r, 3);
 	ids[0] = add_one(&r);		/* slot 3, lap 0 */
 	ids[1] = add_one(&r);		/* slot 0, lap 1 */
-	ck_assert_uint_eq(le16toh(pdesc()[3].flags), SVQ_DESC_F_AVAIL);
-	ck_assert_uint_eq(le16toh(pdesc()[0].flags), SVQ_DESC_F_USED);
+	ck_assert_uint_eq(le16toh(pdesc()[3].flags), SVQ_DESC_F_AVAIL | SVQ_DESC_F_WRITE);
+	ck_assert_uint_eq(le16toh(pdesc()[0].flags), SVQ_DESC_F_USED | SVQ_DESC_F_WRITE);
 	*dev_event() = ev;
 	ck_assert_msg(svq_drv_kick_prepare(&r.drv) == want,
 		      "kick over [3, 5) with off_wrap %#x flags %u: want %d", ow, flags, want);
@@ -1559,13 +1569,92 @@ START_TEST(test_packed_event_off_wrap_decides)
 		ck_assert_int_eq(svq_dev_push(&r.dev, ids[i], 0), 0);
 	}
 	ck_assert_int_eq(svq_dev_flush(&r.dev), 2);
-	ck_assert_uint_eq(le16toh(pdesc()[3].flags), SVQ_DESC_F_AVAIL | SVQ_DESC_F_USED);
-	ck_assert_uint_eq(le16toh(pdesc()[0].flags), 0);
+	ck_assert_uint_eq(le16toh(pdesc()[3].flags) & (SVQ_DESC_F_AVAIL | SVQ_DESC_F_USED),
+			  SVQ_DESC_F_AVAIL | SVQ_DESC_F_USED);
+	ck_assert_uint_eq(le16toh(pdesc()[0].flags) & (SVQ_DESC_F_AVAIL | SVQ_DESC_F_USED), 0);
 	*drv_event() = ev;
 	ck_assert_msg(svq_dev_need_notify(&r.dev) == want,
 		      "notify over [3, 5) with off_wrap %#x flags %u: want %d", ow, flags, want);
 	for (i = 0; i < 2; i++)
 		used_expect(&r, ids[i], 0);
+	ring_fini(&r);
+}
+END_TEST
+
+/*
+ * Packed, num 7: the driver adds 10 descriptors without a kick decision while
+ * the device polls them; the device goes idle at 10 and asks for a kick at
+ * 10 (DESC, slot 3 of lap 1). The driver adds 5 more and decides over
+ * [0, 15), which holds 10: it must kick, though 15 is slot 1 of lap 2 with
+ * the same wrap counter as 0.
+ */
+START_TEST(test_packed_kick_after_more_than_a_lap_matches_rule)
+{
+	uint16_t ids[7];
+	struct ring r;
+	unsigned int i, lap;
+
+	ring_init(&r, PACKED, 7, F_EVENT);
+	for (lap = 0; lap < 2; lap++) {
+		unsigned int n = lap ? 3 : 7;
+
+		for (i = 0; i < n; i++)
+			ids[i] = add_one(&r);
+		for (i = 0; i < n; i++) {
+			pop_any(&r, ids[i]);
+			ck_assert_int_eq(svq_dev_push(&r.dev, ids[i], 0), 0);
+		}
+		ck_assert_int_eq(svq_dev_flush(&r.dev), (int)n);
+		for (i = 0; i < n; i++)
+			used_expect(&r, ids[i], 0);
+	}
+	pop_none(&r);
+	ck_assert(!svq_dev_enable_notify(&r.dev));
+	ck_assert_uint_eq(le16toh(dev_event()->flags), SVQ_EVENT_F_DESC);
+	ck_assert_uint_eq(le16toh(dev_event()->off_wrap), off_wrap_of(10, 7));
+	for (i = 0; i < 5; i++)
+		ids[i] = add_one(&r);
+	ck_assert(packed_wants(F_EVENT, 7, dev_event(), 0, 15));
+	ck_assert_msg(svq_drv_kick_prepare(&r.drv),
+		      "lost kick: device waits at 10, driver decided over [0, 15)");
+	ring_fini(&r);
+}
+END_TEST
+
+/* The same for used notifications: the device publishes 15 entries over
+ * three flushes with one decision before and one after. */
+START_TEST(test_packed_notify_after_more_than_a_lap_matches_rule)
+{
+	uint16_t ids[7];
+	struct ring r;
+	unsigned int i, round;
+
+	ring_init(&r, PACKED, 7, F_EVENT);
+	(void)svq_dev_need_notify(&r.dev);	/* decided at 0 */
+	for (round = 0; round < 3; round++) {
+		unsigned int n = round == 0 ? 7 : round == 1 ? 3 : 5;
+
+		if (round == 2) {
+			used_none(&r);
+			ck_assert(!svq_drv_enable_cb(&r.drv));
+			ck_assert_uint_eq(le16toh(drv_event()->flags), SVQ_EVENT_F_DESC);
+			ck_assert_uint_eq(le16toh(drv_event()->off_wrap), off_wrap_of(10, 7));
+		}
+		for (i = 0; i < n; i++)
+			ids[i] = add_one(&r);
+		(void)svq_drv_kick_prepare(&r.drv);
+		for (i = 0; i < n; i++) {
+			pop_any(&r, ids[i]);
+			ck_assert_int_eq(svq_dev_push(&r.dev, ids[i], 0), 0);
+		}
+		ck_assert_int_eq(svq_dev_flush(&r.dev), (int)n);
+		if (round < 2)
+			for (i = 0; i < n; i++)
+				used_expect(&r, ids[i], 0);
+	}
+	ck_assert(packed_wants(F_EVENT, 7, drv_event(), 0, 15));
+	ck_assert_msg(svq_dev_need_notify(&r.dev),
+		      "lost notification: driver waits at 10, device decided over [0, 15)");
 	ring_fini(&r);
 }
 END_TEST
@@ -1811,9 +1900,9 @@ START_TEST(test_packed_many_laps_keep_wrap)
 
 	rng_init(&rng, 0x300 + _i);
 	t = rt_new(&rng, false);
-	/* Direct chains only: sizes that straddle the end often. */
-	rt_episode(t, PACKED, num, F_EVENT, 400u * num);
-	rt_episode(t, PACKED, num, F_IND, 400u * num);
+	/* Direct chains of every length, straddling the end often; then indirect. */
+	rt_episode(t, PACKED, num, F_EVENT, 3000);
+	rt_episode(t, PACKED, num, F_IND, 3000);
 	free(t);
 }
 END_TEST
@@ -1891,17 +1980,16 @@ static uint16_t used_flags0(const struct ring *r)
 
 START_TEST(test_used_id_out_of_range_breaks)
 {
-	static const uint32_t bad[] = { 8, 0xffff, 0x10000 };
 	unsigned int i, n = _i == SPLIT ? 3 : 2;	/* packed ids are 16 bits */
 	uint16_t ids[3], num_free, id;
-	uint32_t len;
+	uint32_t len, bad;
 	struct ring r;
 
 	for (i = 0; i < n; i++) {
-		/* 0x10000 would be id 0, in flight, if cut to 16 bits. */
 		num_free = three_in_flight(&r, _i, ids);
-		ck_assert_uint_eq(ids[0], 0);
-		hostile_used(&r, 0, bad[i], 0, used_flags0(&r));
+		/* The last one is in flight if cut to 16 bits. */
+		bad = i == 0 ? 8 : i == 1 ? 0xffff : 0x10000u | ids[0];
+		hostile_used(&r, 0, bad, 0, used_flags0(&r));
 		expect_drv_broken(&r, svq_drv_get_used(&r.drv, &id, &len), SVQ_RULE_USED_ID);
 		ck_assert_uint_eq(r.drv.num_free, num_free);
 		ring_fini(&r);
@@ -1942,6 +2030,26 @@ START_TEST(test_used_id_twice_breaks)
 }
 END_TEST
 
+/* A used entry when nothing is outstanding: fresh, and after some traffic. */
+START_TEST(test_used_with_nothing_outstanding_breaks)
+{
+	unsigned int before;
+	uint16_t id;
+	uint32_t len;
+	struct ring r;
+
+	for (before = 0; before <= 11; before += 11) {
+		ring_init(&r, _i, 8, 0);
+		drive(&r, before);
+		r.drv_log.lines = 0;
+		hostile_used(&r, before, 0, 0, used_bits(before, 8));
+		expect_drv_broken(&r, svq_drv_get_used(&r.drv, &id, &len), SVQ_RULE_USED_IDX);
+		ck_assert_uint_eq(r.drv.num_free, 8);
+		ring_fini(&r);
+	}
+}
+END_TEST
+
 START_TEST(test_split_used_idx_jump_breaks)
 {
 	/* used idx as the device publishes it, with 3 in flight */
@@ -1964,28 +2072,41 @@ START_TEST(test_split_used_idx_jump_breaks)
 }
 END_TEST
 
-START_TEST(test_packed_used_flags_mismatch_breaks)
+/*
+ * Packed: a slot whose USED bit matches the used wrap counter but whose AVAIL
+ * bit does not is not a used descriptor (vring.h: no rule for it). The
+ * driver ignores it, frees nothing, and takes the proper entry afterwards.
+ */
+static void mismatch_not_used(struct ring *r, uint64_t pos, uint16_t id, uint16_t bad_flags)
 {
-	uint16_t ids[3], num_free, id;
-	uint32_t len;
+	uint16_t num_free = r->drv.num_free, inflight = r->drv.inflight;
+
+	hostile_used(r, pos, id, 0, bad_flags);
+	used_none(r);
+	ck_assert(!svq_drv_enable_cb(&r->drv));
+	ck_assert(!r->drv.rc.broken);
+	ck_assert_uint_eq(r->drv.num_free, num_free);
+	ck_assert_uint_eq(r->drv.inflight, inflight);
+	hostile_used(r, pos, id, 9, used_bits(pos, r->num));
+	used_expect(r, id, 9);
+	ck_assert_uint_eq(r->drv.num_free, num_free + 1);
+}
+
+START_TEST(test_packed_used_flags_mismatch_not_used)
+{
+	uint16_t ids[3];
 	struct ring r;
 
-	/* Lap 0: USED says "used with wrap 1", AVAIL disagrees. */
-	num_free = three_in_flight(&r, PACKED, ids);
-	hostile_used(&r, 0, ids[0], 0, SVQ_DESC_F_USED);
-	expect_drv_broken(&r, svq_drv_get_used(&r.drv, &id, &len), SVQ_RULE_USED_FLAGS);
-	ck_assert_uint_eq(r.drv.num_free, num_free);
+	/* Lap 0 (used wrap 1): USED set, AVAIL clear. */
+	three_in_flight(&r, PACKED, ids);
+	mismatch_not_used(&r, 0, ids[0], SVQ_DESC_F_USED);
 	ring_fini(&r);
 
-	/* Lap 1: USED says "used with wrap 0", AVAIL disagrees. */
+	/* Lap 1 (used wrap 0): USED clear, AVAIL set. */
 	ring_init(&r, PACKED, 3, 0);
 	advance(&r, 3);
 	ids[0] = add_one(&r);
-	num_free = r.drv.num_free;
-	r.drv_log.lines = 0;
-	hostile_used(&r, 0, ids[0], 0, SVQ_DESC_F_AVAIL);
-	expect_drv_broken(&r, svq_drv_get_used(&r.drv, &id, &len), SVQ_RULE_USED_FLAGS);
-	ck_assert_uint_eq(r.drv.num_free, num_free);
+	mismatch_not_used(&r, 3, ids[0], SVQ_DESC_F_AVAIL);
 	ring_fini(&r);
 }
 END_TEST
@@ -2137,14 +2258,6 @@ START_TEST(test_add_without_room_enospc)
 	ring_init(&r, _i, 4, F_IND);
 	seg[0] = (struct svq_seg){ .addr = gaddr(DATA_OFF), .len = 16 };
 	seg[1] = (struct svq_seg){ .addr = gaddr(DATA_OFF + 0x100), .len = 16, .write = true };
-	add_expect(&r, seg, 2, NULL, 0, "fits");
-	ck_assert_uint_eq(r.drv.num_free, 2);
-	(void)svq_drv_kick_prepare(&r.drv);
-	pop_any(&r, r.layout == PACKED ? 0 : 0);
-	/* Put it back so the ring is empty again, then fill it for real. */
-	ck_assert_int_eq(svq_dev_push(&r.dev, 0, 0), 0);
-	ck_assert_int_eq(svq_dev_flush(&r.dev), 1);
-	used_expect(&r, 0, 0);
 
 	ia = add_chain(&r, a, 3, 1, NULL);
 	ck_assert_uint_eq(r.drv.num_free, 1);
@@ -2269,12 +2382,82 @@ START_TEST(test_init_bad_config_rejected)
 		v.desc = ARENA_BASE + ARENA_SIZE - 64;	/* 8 * 16 bytes, half outside */
 		dev_init_expect(&v, -EFAULT, "desc runs past the end of memory");
 		v = vc;
-		v.device = ARENA_BASE + ARENA_SIZE - 4;
-		dev_init_expect(&v, -EFAULT, "device area runs past the end of memory");
+		v.device = ARENA_BASE + ARENA_SIZE - 4;	/* split used: 70 bytes */
+		dev_init_expect(&v, split ? -EFAULT : 0, "device area at the end of memory");
 		v = vc;
 		v.desc = 0xffffffffffffff80ull;		/* aligned; addr + 128 wraps */
 		dev_init_expect(&v, -EFAULT, "desc wraps the address space");
 	}
+}
+END_TEST
+
+/*
+ * A device role handed a ring mid-life (vhost-user SET_VRING_BASE) picks up
+ * where the last one stopped: split just before the 16-bit wrap, packed in
+ * a lap with wrap counter 0.
+ */
+START_TEST(test_dev_resume_at_base_continues)
+{
+	struct svq_seg seg[3][2];
+	struct svq_drv_cfg dc;
+	struct svq_dev_cfg vc;
+	uint16_t num = _i == SPLIT ? 8 : 7, ids[3];
+	uint64_t before = _i == SPLIT ? 65533 : 3 * 7 + 2;
+	uint32_t base, want;
+	struct ring r;
+	int i;
+
+	ring_init(&r, _i, num, F_EVENT);
+	drive(&r, before);
+	base = svq_dev_get_base(&r.dev);
+	want = _i == SPLIT ? 65533 : off_wrap_of(before, num);
+	ck_assert_uint_eq(base, want);
+	svq_dev_fini(&r.dev);
+
+	ring_cfg(&r, &dc, &vc);
+	vc.resume = true;
+	vc.base = base;
+	ck_assert_int_eq(svq_dev_init(&r.dev, &vc), 0);
+	ck_assert_uint_eq(svq_dev_get_base(&r.dev), base);
+	for (i = 0; i < 3; i++)
+		ids[i] = add_chain(&r, seg[i], 2, 1, NULL);
+	(void)svq_drv_kick_prepare(&r.drv);
+	for (i = 0; i < 3; i++)
+		pop_expect(&r, ids[i], seg[i], 2, 2);
+	pop_none(&r);
+	for (i = 2; i >= 0; i--)
+		ck_assert_int_eq(svq_dev_push(&r.dev, ids[i], i), 0);
+	ck_assert_int_eq(svq_dev_flush(&r.dev), 3);
+	if (_i == SPLIT)
+		ck_assert_uint_eq(le16toh(sused()->idx), (uint16_t)(65533 + 3));
+	for (i = 2; i >= 0; i--)
+		used_expect(&r, ids[i], i);
+	used_none(&r);
+	ck_assert_uint_eq(r.drv.num_free, num);
+	ck_assert_uint_eq(svq_dev_get_base(&r.dev),
+			  _i == SPLIT ? (uint16_t)(65533 + 3) : off_wrap_of(before + 6, num));
+	ring_fini(&r);
+}
+END_TEST
+
+START_TEST(test_dev_resume_bad_base_einval)
+{
+	struct svq_drv_cfg dc;
+	struct svq_dev_cfg vc;
+	struct ring r;
+
+	ring_init(&r, PACKED, 7, 0);
+	ring_cfg(&r, &dc, &vc);
+	vc.resume = true;
+	vc.base = 7;			/* offset == num */
+	dev_init_expect(&vc, -EINVAL, "packed base offset 7 of 7");
+	vc.base = 0x7fff;
+	dev_init_expect(&vc, -EINVAL, "packed base offset 0x7fff");
+	vc.base = 0x10000 | 1;		/* bits past the wrap counter */
+	dev_init_expect(&vc, -EINVAL, "packed base 0x10001");
+	vc.base = 6 | 0x8000;
+	dev_init_expect(&vc, 0, "packed base 6, wrap 1");
+	ring_fini(&r);
 }
 END_TEST
 
@@ -2374,6 +2557,8 @@ static Suite *ring_suite(void)
 			    SVQ_ARRAY_SIZE(split_wrap_cases));
 	tcase_add_loop_test(tc, test_packed_event_off_wrap_decides, 0,
 			    SVQ_ARRAY_SIZE(packed_event_cases));
+	tcase_add_test(tc, test_packed_kick_after_more_than_a_lap_matches_rule);
+	tcase_add_test(tc, test_packed_notify_after_more_than_a_lap_matches_rule);
 	tcase_add_loop_test(tc, test_event_idx_random_events_match_rule, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_loop_test(tc, test_event_idx_ignores_flags, 0, SVQISO_NR_LAYOUTS);
 
@@ -2392,8 +2577,9 @@ static Suite *ring_suite(void)
 	tcase_add_loop_test(tc, test_used_id_out_of_range_breaks, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_loop_test(tc, test_used_id_not_in_flight_breaks, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_loop_test(tc, test_used_id_twice_breaks, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_used_with_nothing_outstanding_breaks, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_test(tc, test_split_used_idx_jump_breaks);
-	tcase_add_test(tc, test_packed_used_flags_mismatch_breaks);
+	tcase_add_test(tc, test_packed_used_flags_mismatch_not_used);
 	tcase_add_test(tc, test_packed_stale_slot_not_mistaken_for_used);
 
 	tc = tcase(s, "add", 10);
@@ -2404,6 +2590,8 @@ static Suite *ring_suite(void)
 	tc = tcase(s, "init", 10);
 	tcase_add_loop_test(tc, test_init_bad_config_rejected, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_loop_test(tc, test_drv_init_zeroes_ring, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_dev_resume_at_base_continues, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_test(tc, test_dev_resume_bad_base_einval);
 	tcase_add_test(tc, test_area_sizes_match_spec);
 	tcase_add_test(tc, test_rules_named_with_errno);
 	return s;
