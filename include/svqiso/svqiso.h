@@ -6,5 +6,10 @@
 #include <svqiso/version.h>
 #include <svqiso/common.h>
 #include <svqiso/mem.h>
+#include <svqiso/copy.h>
+#include <svqiso/iso.h>
+#include <svqiso/pool.h>
+#include <svqiso/svq.h>
+#include <svqiso/loop.h>
 
 #endif /* SVQISO_SVQISO_H */

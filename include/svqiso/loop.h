@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Event loop: relays guest kick -> svqiso_svq_process_avail() -> backend kick,
+ * and backend call -> svqiso_svq_process_used() -> guest call, over eventfds.
+ * io_uring where the kernel allows it, epoll where io_uring is refused (as
+ * containers often do), or busy polling.
+ *
+ * Each wake-up drains the eventfds that fired, runs process_used (backend
+ * call) and process_avail (guest kick) for each queue concerned, and writes
+ * each eventfd the returned masks ask for once. With io_uring the writes and
+ * the re-armed reads go to the kernel in the same io_uring_enter() as the
+ * next wait: one syscall per wake-up, however many requests it carries.
+ *
+ * Element mode: the loop only reads the backend call fd (guest_kick_fd is
+ * -1), and svqiso_svq_submit() must be serialized with the loop thread. Call
+ * it from the svq's complete callback (which runs on the loop thread) or
+ * while run() is not running, and write backend_kick_fd yourself when it
+ * returns SVQISO_SIGNAL_BACKEND.
+ *
+ * Thread safety: svqiso_loop_run() runs on one thread; svqiso_loop_stop() may
+ * be called from any thread; everything else must not race with run().
+ */
+#ifndef SVQISO_LOOP_H
+#define SVQISO_LOOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <svqiso/common.h>
+#include <svqiso/svq.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum svqiso_loop_mode {
+	SVQISO_LOOP_AUTO = 0,		/* io_uring, else epoll */
+	SVQISO_LOOP_URING = 1,
+	SVQISO_LOOP_EPOLL = 2,
+	SVQISO_LOOP_BUSY_POLL = 3,	/* no notifications; spins */
+};
+
+struct svqiso_loop_opts {
+	size_t sz;		/* = sizeof(struct svqiso_loop_opts) */
+	uint8_t mode;		/* enum svqiso_loop_mode */
+	uint32_t max_queues;	/* 0: 64; at most 4096 */
+	svqiso_log_fn log;
+	void *log_ctx;
+};
+#define svqiso_loop_opts__last_field log_ctx
+
+/* struct svqiso_loop_queue - one svq and its four eventfds. */
+struct svqiso_loop_queue {
+	size_t sz;		/* = sizeof(struct svqiso_loop_queue) */
+	struct svqiso_svq *svq;
+	int guest_kick_fd;	/* read: the guest kicked (-1 in element mode) */
+	int guest_call_fd;	/* written: notify the guest (-1: none) */
+	int backend_kick_fd;	/* written: kick the backend */
+	int backend_call_fd;	/* read: the backend completed */
+};
+#define svqiso_loop_queue__last_field backend_call_fd
+
+struct svqiso_loop;
+
+/**
+ * svqiso_loop_new() - create a loop.
+ *
+ * Return: 0; -EINVAL (bad opts), -ENOMEM, -ENOSYS/-EPERM (io_uring asked for
+ * explicitly and refused by the kernel, or the library built without it),
+ * other -errno from the kernel. SVQISO_LOOP_AUTO falls back to epoll on any
+ * io_uring failure and logs why at SVQISO_LOG_INFO.
+ */
+SVQISO_API int svqiso_loop_new(const struct svqiso_loop_opts *opts,
+			       struct svqiso_loop **out);
+
+/** svqiso_loop_free() - NULL is a no-op; the svqs and fds are not closed. */
+SVQISO_API void svqiso_loop_free(struct svqiso_loop *loop);
+
+/** svqiso_loop_mode() - the mode in use (never AUTO); -EINVAL for NULL. */
+SVQISO_API int svqiso_loop_mode(const struct svqiso_loop *loop);
+
+/**
+ * svqiso_loop_add() - relay one queue. Not while svqiso_loop_run() runs.
+ * Written fds may be shared between queues; read fds may not (a read drains
+ * the eventfd).
+ *
+ * Return: 0; -EINVAL (NULL or bad struct, no svq, a backend fd < 0, a guest
+ * fd < -1, an fd not open, not pollable (epoll) or already read by a queue),
+ * -EEXIST (svq already added), -ENOSPC (max_queues), -EBUSY (run() is
+ * running).
+ */
+SVQISO_API int svqiso_loop_add(struct svqiso_loop *loop,
+			       const struct svqiso_loop_queue *q);
+
+/**
+ * svqiso_loop_run() - relay until svqiso_loop_stop().
+ *
+ * Return: 0 after a stop; -EINVAL (NULL), -EBUSY (already running); -errno
+ * on a failure of the loop itself. A queue that breaks (a process function
+ * returns -EIO) is logged once and no longer polled; the others go on. A
+ * broken queue whose svq was reset in the meantime is relayed again by the
+ * next run().
+ * Busy-poll mode puts every queue in busy-poll (svqiso_svq_set_busy_poll())
+ * for the duration of the run.
+ */
+SVQISO_API int svqiso_loop_run(struct svqiso_loop *loop);
+
+/**
+ * svqiso_loop_stop() - make svqiso_loop_run() return soon. Any thread; safe
+ * in a signal handler. A stop while no run() is running makes the next
+ * run() return at once.
+ */
+SVQISO_API void svqiso_loop_stop(struct svqiso_loop *loop);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SVQISO_LOOP_H */

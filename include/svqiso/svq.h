@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shadow virtqueue: the guest's requests reach the backend only as copies in
+ * isolated memory.
+ *
+ *  avail side: guest chain (ring mode: popped from the guest ring; element
+ *    mode: handed over by the VMM) -> validated -> bounce buffer from the pool
+ *    -> driver-to-device bytes copied in -> shadow descriptors -> kick decision
+ *  used side: shadow used entry -> validated -> device-to-driver bytes copied
+ *    back into the request's writable guest segments only -> guest used entry
+ *    (ring mode) or completion callback (element mode) -> notify decision
+ *
+ * The process functions return what must be signalled as a mask of
+ * SVQISO_SIGNAL_*; the caller (svqiso_loop, or a VMM's own loop) writes the
+ * eventfds. On any protocol violation, by the guest or the backend, the queue
+ * is marked broken: the reason is logged once, and every call returns -EIO
+ * until svqiso_svq_reset().
+ *
+ * Thread safety: a svqiso_svq is single-threaded; the caller serializes all
+ * calls on one svq. Distinct svqs need no locking, but each needs a pool of
+ * its own (or one the caller serializes).
+ */
+#ifndef SVQISO_SVQ_H
+#define SVQISO_SVQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <sys/uio.h>
+#include <svqiso/common.h>
+#include <svqiso/mem.h>
+#include <svqiso/iso.h>
+#include <svqiso/pool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Ring features, for the guest ring and the shadow ring independently. */
+#define SVQISO_RING_F_EVENT_IDX	(1u << 0)	/* VIRTIO_F_EVENT_IDX */
+#define SVQISO_RING_F_INDIRECT	(1u << 1)	/* VIRTIO_F_INDIRECT_DESC */
+
+/* svq flags */
+#define SVQISO_SVQ_F_ELEMENT	(1u << 0)	/* element mode: no guest ring */
+#define SVQISO_SVQ_F_PRESERVE	(1u << 1)	/* copy-back policy "preserve" */
+
+/* What the caller must signal, returned by the process functions. */
+#define SVQISO_SIGNAL_BACKEND	(1 << 0)	/* kick the backend */
+#define SVQISO_SIGNAL_GUEST	(1 << 1)	/* notify (interrupt) the guest */
+
+/* struct svqiso_vring_addr - where a ring's three areas are. */
+struct svqiso_vring_addr {
+	uint64_t desc;		/* descriptor area */
+	uint64_t driver;	/* split: avail ring; packed: driver event suppression */
+	uint64_t device;	/* split: used ring; packed: device event suppression */
+};
+
+/*
+ * svqiso_complete_fn - element mode: the request submitted with @cookie is
+ * done; @len bytes were written into its writable iovecs.
+ * Context: called from svqiso_svq_process_used() or svqiso_svq_reset();
+ * may call svqiso_svq_submit() but not free the svq.
+ */
+typedef void (*svqiso_complete_fn)(void *ctx, void *cookie, uint32_t len);
+
+struct svqiso_svq_opts {
+	size_t sz;			/* = sizeof(struct svqiso_svq_opts) */
+	uint32_t flags;			/* SVQISO_SVQ_F_* */
+	uint16_t num;			/* ring size, both rings */
+	uint8_t guest_layout;		/* enum svqiso_layout (ring mode) */
+	uint8_t shadow_layout;		/* enum svqiso_layout */
+	uint32_t guest_features;	/* SVQISO_RING_F_* the guest negotiated */
+	uint32_t shadow_features;	/* SVQISO_RING_F_* the backend accepted */
+	uint8_t copy;			/* enum svqiso_copy_kind */
+	uint16_t max_segs;		/* segments per request; 0: 128 */
+	/* ring mode: the guest's ring, in guest addresses */
+	struct svqiso_vring_addr guest_ring;
+	const struct svqiso_mem_ops *guest_mem;	/* guest address -> host */
+	void *guest_mem_ctx;
+	/* isolated side */
+	struct svqiso_iso *iso;		/* where the shadow ring lives; required */
+	struct svqiso_pool *pool;	/* bounce buffers; NULL: a private arena */
+	/* element mode */
+	svqiso_complete_fn complete;
+	void *complete_ctx;
+	svqiso_log_fn log;		/* NULL: silent */
+	void *log_ctx;
+	const char *name;		/* for log lines; NULL: "svq" */
+};
+#define svqiso_svq_opts__last_field name
+
+struct svqiso_svq;
+
+/**
+ * svqiso_svq_new() - create a shadow virtqueue and its shadow ring (in a
+ * region of @opts->iso, announced through region_add).
+ *
+ * Return: 0; -EINVAL (bad opts: layout, num, unknown flags or features, no
+ * iso, ring mode without guest_mem, element mode without complete),
+ * -EFAULT (guest ring areas not in guest memory), -ENOMEM, or the iso's errno.
+ */
+SVQISO_API int svqiso_svq_new(const struct svqiso_svq_opts *opts,
+			      struct svqiso_svq **out);
+
+/**
+ * svqiso_svq_free() - destroy; requests still in flight are dropped without
+ * completion (call svqiso_svq_reset() first to complete them). NULL is a no-op.
+ */
+SVQISO_API void svqiso_svq_free(struct svqiso_svq *svq);
+
+/* struct svqiso_shadow_info - what a frontend tells the backend. */
+struct svqiso_shadow_info {
+	uint8_t layout;			/* enum svqiso_layout */
+	uint16_t num;
+	uint32_t features;		/* SVQISO_RING_F_* in use */
+	struct svqiso_vring_addr iova;	/* ring areas as IOVAs */
+	struct svqiso_vring_addr uaddr;	/* ring areas in svqiso's mapping:
+					 * the addresses SET_VRING_ADDR carries */
+	uint32_t base;			/* SET_VRING_BASE value (0 for a new ring) */
+};
+
+/** svqiso_svq_get_shadow() - Return: 0; -EINVAL on NULL arguments. */
+SVQISO_API int svqiso_svq_get_shadow(const struct svqiso_svq *svq,
+				     struct svqiso_shadow_info *info);
+
+/**
+ * svqiso_svq_process_avail() - ring mode: take every chain the guest made
+ * available (until the ring is empty or the pool is full) and hand it to the
+ * backend. Call it on a guest kick.
+ *
+ * Return: a mask of SVQISO_SIGNAL_*; -EIO (broken), -EINVAL (element mode).
+ */
+SVQISO_API int svqiso_svq_process_avail(struct svqiso_svq *svq);
+
+/**
+ * svqiso_svq_process_used() - collect every used entry the backend made,
+ * copy data back, complete to the guest; then resume guest chains that were
+ * waiting for bounce space. Call it on a backend call. When the backend
+ * breaks the protocol partway, the valid completions before the bad entry
+ * are still published to the guest ring (not notified) before -EIO.
+ *
+ * Return: a mask of SVQISO_SIGNAL_*; -EIO (broken).
+ */
+SVQISO_API int svqiso_svq_process_used(struct svqiso_svq *svq);
+
+/**
+ * svqiso_svq_submit() - element mode: hand over one request already popped
+ * by the VMM. @out are driver-to-device buffers, @in device-to-driver ones,
+ * all in host addresses of guest memory. The svq keeps the request (copying
+ * the iovec arrays) until it can be forwarded; @complete runs exactly once
+ * for it later.
+ *
+ * Return: a mask of SVQISO_SIGNAL_* (0 or SVQISO_SIGNAL_BACKEND); -EINVAL
+ * (ring mode, no buffers, a zero-length buffer, more than max_segs, total of
+ * 2^32 or more) and -ENOSPC (num requests already held): the request was not
+ * taken and @complete will not run for it; -EIO (broken).
+ */
+SVQISO_API int svqiso_svq_submit(struct svqiso_svq *svq,
+				 const struct iovec *out, unsigned int nout,
+				 const struct iovec *in, unsigned int nin,
+				 void *cookie);
+
+/**
+ * svqiso_svq_set_busy_poll() - keep notifications from both peers disabled
+ * (the caller polls) or, with @on false, ask for them again.
+ *
+ * Return: 0; -EIO (broken).
+ */
+SVQISO_API int svqiso_svq_set_busy_poll(struct svqiso_svq *svq, bool on);
+
+/** svqiso_svq_is_broken() - whether a violation stopped the queue. */
+SVQISO_API bool svqiso_svq_is_broken(const struct svqiso_svq *svq);
+
+/** svqiso_svq_broken_reason() - the logged reason, or NULL if not broken. */
+SVQISO_API const char *svqiso_svq_broken_reason(const struct svqiso_svq *svq);
+
+/**
+ * svqiso_svq_reset() - drop everything in flight, return every bounce buffer,
+ * lay out an empty shadow ring and clear the broken state. Element mode: each
+ * request held completes with length 0. Ring mode: the guest ring is attached
+ * afresh at @guest_base (its vring base), as after SET_VRING_BASE: for a
+ * fresh ring 0 (split) or 1 << 15 (packed: index 0, wrap counter 1).
+ *
+ * Return: 0; -EFAULT (the guest ring is no longer mapped).
+ */
+SVQISO_API int svqiso_svq_reset(struct svqiso_svq *svq, uint32_t guest_base);
+
+/* struct svqiso_svq_stats - counters since creation (reset keeps them). */
+struct svqiso_svq_stats {
+	size_t sz;			/* = sizeof(struct svqiso_svq_stats) */
+	uint64_t requests;		/* forwarded to the backend */
+	uint64_t completions;		/* completed to the guest */
+	uint64_t bytes_out;		/* copied guest -> bounce */
+	uint64_t bytes_in;		/* copied bounce -> guest */
+	uint64_t pool_high_water;	/* most bounce bytes held at once */
+	uint64_t pool_stalls;		/* times the pool was full */
+	uint64_t kicks_sent;		/* backend kicks asked for */
+	uint64_t kicks_suppressed;	/* backend kicks the backend declined */
+	uint64_t calls_sent;		/* guest notifications asked for */
+	uint64_t calls_suppressed;	/* guest notifications the guest declined */
+	uint64_t clamped;		/* used lengths past the writable bytes */
+	uint64_t errors;		/* violations that broke the queue */
+};
+#define svqiso_svq_stats__last_field errors
+
+/**
+ * svqiso_svq_get_stats() - copy the counters; fields past @st->sz are left
+ * alone.
+ *
+ * Return: 0; -EINVAL (NULL, or sz smaller than sizeof(size_t)).
+ */
+SVQISO_API int svqiso_svq_get_stats(const struct svqiso_svq *svq,
+				    struct svqiso_svq_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SVQISO_SVQ_H */

@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Avail side: guest chain -> bounce buffer -> driver-to-device bytes copied
+ * in -> shadow descriptors. Ring mode pops the guest ring; element mode takes
+ * requests the VMM already popped.
+ */
+#include "svq_priv.h"
+
+/*
+ * svq_forward() - give request @r a bounce buffer, copy its readable bytes
+ * in and add it to the shadow ring. On success @r's state moves into the
+ * shadow slot (and @r receives that slot's spare segment array).
+ *
+ * Return: 0; -ENOSPC (no room now: bounce pool or shadow ring; retry after
+ * a completion); -EIO (the queue broke).
+ */
+int svq_forward(struct svqiso_svq *svq, struct svq_req *r)
+{
+	const struct svq_indirect *ind = NULL;
+	struct svq_indirect table;
+	struct svqiso_buf buf;
+	uint64_t total = (uint64_t)r->out_bytes + r->in_bytes, off = 0;
+	bool use_ind = r->nseg > 1 && (svq->shadow.rc.flags & SVQ_RING_F_INDIRECT);
+	uint16_t k, id;
+	int err;
+
+	uint16_t nshadow = r->nseg;
+	/* A chain longer than the ring can only be a few descriptors: the
+	 * bounce buffer is contiguous, so one per direction carries it. */
+	bool coalesce = !use_ind && r->nseg > svq->num;
+
+	if (coalesce)
+		nshadow = (r->out_bytes != 0) + (r->in_bytes != 0);
+	if (use_ind ? !svq->nr_free_tables || !svq->shadow.num_free :
+		      svq->shadow.num_free < nshadow)
+		return -ENOSPC;
+
+	err = svqiso_pool_alloc(svq->pool, total, &buf);
+	if (err == -ENOSPC) {
+		svq->st.pool_stalls++;
+		return -ENOSPC;
+	}
+	if (err)
+		return svq_fail(svq, false,
+				"%s: broken: no bounce buffer of %" PRIu64 " bytes: %d",
+				svq->name, total, err);
+
+	for (k = 0; k < r->nseg; k++) {
+		const struct svq_seg *g = &r->seg[k];
+
+		/* Only what the driver gave the device; "preserve" also shows
+		 * the device the writable area's current content. */
+		if (!g->write || svq->preserve)
+			svq->copy((uint8_t *)buf.hva + off, g->hva, g->len);
+		off += g->len;
+	}
+	if (coalesce) {
+		k = 0;
+		if (r->out_bytes)
+			svq->shadow_seg[k++] = (struct svq_seg){
+				.addr = buf.iova, .len = r->out_bytes };
+		if (r->in_bytes)
+			svq->shadow_seg[k++] = (struct svq_seg){
+				.addr = buf.iova + r->out_bytes,
+				.len = r->in_bytes, .write = true };
+	} else {
+		for (k = 0, off = 0; k < r->nseg; k++) {
+			svq->shadow_seg[k] = (struct svq_seg){
+				.addr = buf.iova + off, .len = r->seg[k].len,
+				.write = r->seg[k].write };
+			off += r->seg[k].len;
+		}
+	}
+
+	if (use_ind) {
+		uint16_t t = svq->free_tables[svq->nr_free_tables - 1];
+
+		table.hva = svq->tables + (size_t)t * svq->max_segs * 16;
+		table.addr = svq->tables_iova + (uint64_t)t * svq->max_segs * 16;
+		table.cap = svq->max_segs;
+		ind = &table;
+	}
+	err = svq_drv_add(&svq->shadow, svq->shadow_seg, nshadow, ind, &id);
+	if (err) {
+		/* Room was checked above: this is our bug, not the peer's. */
+		svqiso_pool_put(svq->pool, &buf);
+		return svq_fail(svq, false, "%s: broken: shadow add failed: %d",
+				svq->name, err);
+	}
+	if (use_ind) {
+		svq->nr_free_tables--;
+		r->table = svq->free_tables[svq->nr_free_tables];
+	} else {
+		r->table = SVQ_NO_TABLE;
+	}
+	r->buf = buf;
+	svq_req_swap(&svq->slot[id], r);
+
+	svq->st.requests++;
+	svq->st.bytes_out += svq->preserve ? total : svq->slot[id].out_bytes;
+	if (svqiso_pool_in_use(svq->pool) > svq->st.pool_high_water)
+		svq->st.pool_high_water = svqiso_pool_in_use(svq->pool);
+	return 0;
+}
+
+/* Kick decision for everything added since the last one. */
+static int kick(struct svqiso_svq *svq, unsigned int added)
+{
+	if (!added)
+		return 0;
+	if (svq_drv_kick_prepare(&svq->shadow)) {
+		svq->st.kicks_sent++;
+		return SVQISO_SIGNAL_BACKEND;
+	}
+	svq->st.kicks_suppressed++;
+	return 0;
+}
+
+/* Element mode: forward submitted requests in order while there is room. */
+static int drain_pending(struct svqiso_svq *svq)
+{
+	unsigned int added = 0;
+	int err;
+
+	while (svq->pend_len) {
+		err = svq_forward(svq, &svq->pend[svq->pend_head]);
+		if (err == -ENOSPC)
+			break;
+		if (err)
+			return err;
+		svq->pend_head = (svq->pend_head + 1) % svq->num;
+		svq->pend_len--;
+		added++;
+	}
+	return kick(svq, added);
+}
+
+/* Ring mode: pop the guest ring until it is empty or there is no room. */
+static int drain_ring(struct svqiso_svq *svq)
+{
+	struct svq_elem e;
+	unsigned int added = 0;
+	int ret;
+
+	if (!svq->busy_poll)
+		svq_dev_disable_notify(&svq->guest);
+	for (;;) {
+		if (!svq->held) {
+			e = (struct svq_elem){ .seg = svq->spare.seg,
+					       .max_seg = svq->max_segs };
+			ret = svq_dev_pop(&svq->guest, &e);
+			if (ret < 0)	/* the ring logged the reason */
+				return svq_fail(svq, true, "%s", svq->guest.rc.reason);
+			if (ret == 0) {
+				/* Empty: ask for kicks, then look once more so
+				 * a chain added meanwhile is not stranded. */
+				if (svq->busy_poll || !svq_dev_enable_notify(&svq->guest))
+					break;
+				svq_dev_disable_notify(&svq->guest);
+				continue;
+			}
+			svq->spare.guest_id = e.id;
+			svq->spare.nseg = e.nseg;
+			svq->spare.nout = e.nout;
+			svq->spare.out_bytes = e.out_bytes;
+			svq->spare.in_bytes = e.in_bytes;
+			svq->held = true;
+		}
+		ret = svq_forward(svq, &svq->spare);
+		if (ret == -ENOSPC)
+			break;	/* stay quiet until a completion frees room */
+		if (ret)
+			return ret;
+		svq->held = false;
+		added++;
+	}
+	return kick(svq, added);
+}
+
+int svq_drain_avail(struct svqiso_svq *svq)
+{
+	return svq->element_mode ? drain_pending(svq) : drain_ring(svq);
+}
+
+int svqiso_svq_process_avail(struct svqiso_svq *svq)
+{
+	if (svq->broken)
+		return -EIO;
+	if (svq->element_mode)
+		return -EINVAL;
+	return drain_ring(svq);
+}
+
+int svqiso_svq_submit(struct svqiso_svq *svq, const struct iovec *out,
+		      unsigned int nout, const struct iovec *in, unsigned int nin,
+		      void *cookie)
+{
+	struct svq_req *r;
+	uint64_t total = 0;
+	unsigned int k;
+
+	if (svq->broken)
+		return -EIO;
+	if (!svq->element_mode || nout + nin == 0 || nout + nin > svq->max_segs ||
+	    (nout && !out) || (nin && !in))
+		return -EINVAL;
+	if (svq->pend_len == svq->num)
+		return -ENOSPC;
+	for (k = 0; k < nout + nin; k++) {
+		const struct iovec *v = k < nout ? &out[k] : &in[k - nout];
+
+		if (!v->iov_len || v->iov_len > UINT32_MAX || !v->iov_base)
+			return -EINVAL;
+		total += v->iov_len;
+	}
+	if (total > UINT32_MAX)
+		return -EINVAL;
+
+	r = &svq->pend[(svq->pend_head + svq->pend_len) % svq->num];
+	r->cookie = cookie;
+	r->nseg = nout + nin;
+	r->nout = nout;
+	r->out_bytes = 0;
+	r->in_bytes = 0;
+	for (k = 0; k < nout + nin; k++) {
+		const struct iovec *v = k < nout ? &out[k] : &in[k - nout];
+
+		r->seg[k] = (struct svq_seg){ .hva = v->iov_base,
+					      .len = (uint32_t)v->iov_len,
+					      .write = k >= nout };
+		if (k < nout)
+			r->out_bytes += v->iov_len;
+		else
+			r->in_bytes += v->iov_len;
+	}
+	svq->pend_len++;
+	return drain_pending(svq);
+}

@@ -1,0 +1,526 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Event loop: the object, its queue table, mode selection, the epoll backend
+ * and busy polling. The io_uring backend is in uring.c.
+ *
+ * One wake-up: drain each signalled eventfd, run the handlers each queue
+ * needs (used before avail: completions free the bounce space and shadow
+ * descriptors new chains need), OR their masks, then write each needed
+ * eventfd once per queue. Everything is sized at new(): nothing is allocated
+ * while relaying.
+ */
+#include <stdlib.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+
+#include "loop_priv.h"
+
+#if defined(__LP64__)
+_Static_assert(sizeof(struct svqiso_loop_opts) == 32, "svqiso_loop_opts is append-only");
+_Static_assert(sizeof(struct svqiso_loop_queue) == 32, "svqiso_loop_queue is append-only");
+#endif
+
+#define DEFAULT_MAX_QUEUES	64
+#define MAX_QUEUES		4096	/* keeps the io_uring SQ within limits */
+
+/* epoll data: queue index << 1 | 1 for the backend call fd; or EP_STOP. */
+#define EP_STOP			UINT64_MAX
+#define EP_DATA(i, call)	(((uint64_t)(i) << 1) | (call))
+
+static const uint64_t one = 1;
+
+static const char *mode_name(int mode)
+{
+	switch (mode) {
+	case SVQISO_LOOP_URING:
+		return "io_uring";
+	case SVQISO_LOOP_EPOLL:
+		return "epoll";
+	case SVQISO_LOOP_BUSY_POLL:
+		return "busy-poll";
+	}
+	return "auto";
+}
+
+static uint32_t qidx(const struct svqiso_loop *loop, const struct svq_loop_q *q)
+{
+	return (uint32_t)(q - loop->q);
+}
+
+/* ---- Shared by every backend ---- */
+
+static int queue_broken(struct svqiso_loop *loop, struct svq_loop_q *q,
+			const char *what, int err)
+{
+	const char *reason = svqiso_svq_broken_reason(q->svq);
+
+	q->dead = true;
+	svq_log(loop->log, loop->log_ctx, SVQISO_LOG_ERR,
+		"loop: queue %u no longer relayed: %s failed (%d): %s",
+		qidx(loop, q), what, err, reason ? reason : "not broken");
+	return -EIO;
+}
+
+void svq_loop_fd_failed(struct svqiso_loop *loop, struct svq_loop_q *q,
+			const char *what, int err)
+{
+	if (q->dead && q->fd_failed)
+		return;
+	q->dead = true;
+	q->fd_failed = true;
+	svq_log(loop->log, loop->log_ctx, SVQISO_LOG_ERR,
+		"loop: queue %u no longer relayed: reading its %s failed: %s",
+		qidx(loop, q), what, strerror(-err));
+}
+
+void svq_loop_write_failed(struct svqiso_loop *loop, struct svq_loop_q *q,
+			   int fd, int err)
+{
+	if (q->write_err_logged)
+		return;
+	q->write_err_logged = true;
+	svq_log(loop->log, loop->log_ctx, SVQISO_LOG_WARN,
+		"loop: queue %u: writing eventfd %d failed: %s (logged once)",
+		qidx(loop, q), fd, strerror(-err));
+}
+
+int svq_loop_service(struct svqiso_loop *loop, struct svq_loop_q *q)
+{
+	uint8_t ev = q->events;
+	int mask = 0, ret;
+
+	q->events = 0;
+	if (q->dead)
+		return 0;
+	if (ev & SVQ_LOOP_EV_CALL) {
+		ret = svqiso_svq_process_used(q->svq);
+		if (ret < 0)
+			return queue_broken(loop, q, "process_used", ret);
+		mask |= ret;
+	}
+	if ((ev & SVQ_LOOP_EV_KICK) && !q->no_avail) {
+		ret = svqiso_svq_process_avail(q->svq);
+		if (ret == -EINVAL) {
+			/* Element mode: requests come through submit(). */
+			q->no_avail = true;
+			if (q->guest_kick_fd >= 0)
+				svq_log(loop->log, loop->log_ctx, SVQISO_LOG_WARN,
+					"loop: queue %u is in element mode; its guest kick fd is ignored",
+					qidx(loop, q));
+		} else if (ret < 0) {
+			return queue_broken(loop, q, "process_avail", ret);
+		} else {
+			mask |= ret;
+		}
+	}
+	if (q->guest_call_fd < 0)
+		mask &= ~SVQISO_SIGNAL_GUEST;
+	return mask;
+}
+
+/* One 8-byte eventfd read by syscall. Return: 1 (read), 0 (nothing), -errno. */
+static int read_fd(struct svqiso_loop *loop, int fd)
+{
+	uint64_t v;
+	ssize_t n;
+
+	do {
+		n = read(fd, &v, sizeof(v));
+	} while (n < 0 && errno == EINTR);
+	loop->ctr.reads++;
+	if (n == sizeof(v))
+		return 1;
+	if (n < 0 && errno == EAGAIN)
+		return 0;
+	return n < 0 ? -errno : -EIO;
+}
+
+static void write_fd(struct svqiso_loop *loop, struct svq_loop_q *q, int fd)
+{
+	ssize_t n;
+
+	do {
+		n = write(fd, &one, sizeof(one));
+	} while (n < 0 && errno == EINTR);
+	loop->ctr.writes++;
+	/* EAGAIN: the counter is at its maximum, so the peer is woken anyway. */
+	if (n != sizeof(one) && !(n < 0 && errno == EAGAIN))
+		svq_loop_write_failed(loop, q, fd, n < 0 ? -errno : -EIO);
+}
+
+static void signal_fds(struct svqiso_loop *loop, struct svq_loop_q *q, int mask)
+{
+	if (mask & SVQISO_SIGNAL_BACKEND)
+		write_fd(loop, q, q->backend_kick_fd);
+	if (mask & SVQISO_SIGNAL_GUEST)
+		write_fd(loop, q, q->guest_call_fd);
+}
+
+static void drain_stop(struct svqiso_loop *loop)
+{
+	while (read_fd(loop, loop->stop_fd) > 0)
+		;
+}
+
+/* ---- epoll backend ---- */
+
+static int ep_ctl(struct svqiso_loop *loop, int op, int fd, uint64_t data)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = data };
+
+	return epoll_ctl(loop->epfd, op, fd, &ev) ? -errno : 0;
+}
+
+/* Make @q's registrations match what should be polled. */
+static int ep_sync(struct svqiso_loop *loop, struct svq_loop_q *q)
+{
+	uint32_t i = qidx(loop, q);
+	int err;
+
+	if (svq_loop_q_poll_kick(q) != q->ep_kick) {
+		if (q->ep_kick) {
+			ep_ctl(loop, EPOLL_CTL_DEL, q->guest_kick_fd, 0);
+		} else {
+			err = ep_ctl(loop, EPOLL_CTL_ADD, q->guest_kick_fd, EP_DATA(i, 0));
+			if (err)
+				return err;
+		}
+		q->ep_kick = !q->ep_kick;
+	}
+	if (svq_loop_q_poll_call(q) != q->ep_call) {
+		if (q->ep_call) {
+			ep_ctl(loop, EPOLL_CTL_DEL, q->backend_call_fd, 0);
+		} else {
+			err = ep_ctl(loop, EPOLL_CTL_ADD, q->backend_call_fd, EP_DATA(i, 1));
+			if (err)
+				return err;
+		}
+		q->ep_call = !q->ep_call;
+	}
+	return 0;
+}
+
+static int epoll_run(struct svqiso_loop *loop)
+{
+	struct epoll_event *ev = loop->ep_events;
+	int maxev = (int)(2 * loop->max_queues + 1);
+	uint32_t i, k;
+	int n, j, ret;
+
+	for (i = 0; i < loop->nr_queues; i++) {
+		ret = ep_sync(loop, &loop->q[i]);
+		if (ret) {
+			svq_loop_fd_failed(loop, &loop->q[i], "eventfds (epoll)", ret);
+			ep_sync(loop, &loop->q[i]);	/* drop what was added */
+		}
+	}
+	while (!svq_loop_stopping(loop)) {
+		n = epoll_wait(loop->epfd, ev, maxev, -1);
+		loop->ctr.waits++;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			svq_log(loop->log, loop->log_ctx, SVQISO_LOG_ERR,
+				"loop: epoll_wait: %s", strerror(-ret));
+			return ret;
+		}
+		for (j = 0; j < n; j++) {
+			uint64_t d = ev[j].data.u64;
+			struct svq_loop_q *q;
+			bool call = d & 1;
+
+			if (d == EP_STOP) {
+				/* A stop that raced with the previous run's end
+				 * must not keep the fd readable. */
+				drain_stop(loop);
+				continue;
+			}
+			i = (uint32_t)(d >> 1);
+			q = &loop->q[i];
+			ret = read_fd(loop, call ? q->backend_call_fd : q->guest_kick_fd);
+			if (ret < 0)
+				svq_loop_fd_failed(loop, q, call ? "backend call fd" :
+						   "guest kick fd", ret);
+			svq_loop_touch(loop, i, call ? SVQ_LOOP_EV_CALL : SVQ_LOOP_EV_KICK);
+		}
+		for (k = 0; k < loop->nr_touched; k++) {
+			struct svq_loop_q *q = &loop->q[loop->touched[k]];
+
+			q->touched = false;
+			ret = svq_loop_service(loop, q);
+			if (ret > 0)
+				signal_fds(loop, q, ret);
+			ep_sync(loop, q);	/* only removals can happen here */
+		}
+		loop->nr_touched = 0;
+	}
+	return 0;
+}
+
+/* ---- busy polling ---- */
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+static int busy_run(struct svqiso_loop *loop)
+{
+	uint32_t i;
+	int ret;
+
+	for (i = 0; i < loop->nr_queues; i++) {
+		struct svq_loop_q *q = &loop->q[i];
+
+		if (q->dead)
+			continue;
+		ret = svqiso_svq_set_busy_poll(q->svq, true);
+		if (ret < 0)
+			queue_broken(loop, q, "set_busy_poll", ret);
+	}
+	while (!svq_loop_stopping(loop)) {
+		bool idle = true;
+
+		loop->ctr.spins++;
+		for (i = 0; i < loop->nr_queues; i++) {
+			struct svq_loop_q *q = &loop->q[i];
+
+			if (q->dead)
+				continue;
+			q->events = SVQ_LOOP_EV_CALL | SVQ_LOOP_EV_KICK;
+			ret = svq_loop_service(loop, q);
+			if (ret > 0) {
+				signal_fds(loop, q, ret);
+				idle = false;
+			}
+		}
+		if (idle)
+			cpu_relax();
+	}
+	for (i = 0; i < loop->nr_queues; i++)
+		if (!loop->q[i].dead)
+			svqiso_svq_set_busy_poll(loop->q[i].svq, false);
+	return 0;
+}
+
+/* ---- The object ---- */
+
+int svqiso_loop_new(const struct svqiso_loop_opts *opts, struct svqiso_loop **out)
+{
+	struct svqiso_loop *loop;
+	uint8_t mode;
+	uint32_t maxq;
+	int err;
+
+	if (!out || !SVQ_OPTS_OK(svqiso_loop_opts, opts))
+		return -EINVAL;
+	mode = SVQ_OPTS_GET(opts, mode, SVQISO_LOOP_AUTO);
+	maxq = SVQ_OPTS_GET(opts, max_queues, 0);
+	if (mode > SVQISO_LOOP_BUSY_POLL || maxq > MAX_QUEUES)
+		return -EINVAL;
+	if (!maxq)
+		maxq = DEFAULT_MAX_QUEUES;
+
+	loop = calloc(1, sizeof(*loop));
+	if (!loop)
+		return -ENOMEM;
+	loop->stop_fd = -1;
+	loop->epfd = -1;
+	loop->max_queues = maxq;
+	loop->log = SVQ_OPTS_GET(opts, log, NULL);
+	loop->log_ctx = SVQ_OPTS_GET(opts, log_ctx, NULL);
+	err = -ENOMEM;
+	loop->q = calloc(maxq, sizeof(*loop->q));
+	loop->touched = calloc(maxq, sizeof(*loop->touched));
+	if (!loop->q || !loop->touched)
+		goto fail;
+	loop->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (loop->stop_fd < 0) {
+		err = -errno;
+		goto fail;
+	}
+
+	if (mode == SVQISO_LOOP_AUTO || mode == SVQISO_LOOP_URING) {
+		err = svq_uring_new(loop, &loop->uring);
+		if (!err) {
+			mode = SVQISO_LOOP_URING;
+		} else if (mode == SVQISO_LOOP_URING) {
+			goto fail;
+		} else {
+			svq_log(loop->log, loop->log_ctx, SVQISO_LOG_INFO,
+				"loop: io_uring unavailable (%s); using epoll",
+				strerror(-err));
+			mode = SVQISO_LOOP_EPOLL;
+		}
+	}
+	if (mode == SVQISO_LOOP_EPOLL) {
+		loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+		if (loop->epfd < 0) {
+			err = -errno;
+			goto fail;
+		}
+		loop->ep_events = calloc(2 * (size_t)maxq + 1, sizeof(struct epoll_event));
+		if (!loop->ep_events) {
+			err = -ENOMEM;
+			goto fail;
+		}
+		err = ep_ctl(loop, EPOLL_CTL_ADD, loop->stop_fd, EP_STOP);
+		if (err)
+			goto fail;
+	}
+	loop->mode = mode;
+	svq_log(loop->log, loop->log_ctx, SVQISO_LOG_DEBUG, "loop: %s, up to %u queues",
+		mode_name(mode), maxq);
+	*out = loop;
+	return 0;
+
+fail:
+	svqiso_loop_free(loop);
+	return err;
+}
+
+void svqiso_loop_free(struct svqiso_loop *loop)
+{
+	if (!loop)
+		return;
+	svq_uring_free(loop->uring);
+	if (loop->epfd >= 0)
+		close(loop->epfd);
+	if (loop->stop_fd >= 0)
+		close(loop->stop_fd);
+	free(loop->ep_events);
+	free(loop->touched);
+	free(loop->q);
+	free(loop);
+}
+
+int svqiso_loop_mode(const struct svqiso_loop *loop)
+{
+	return loop ? loop->mode : -EINVAL;
+}
+
+static bool fd_ok(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+int svqiso_loop_add(struct svqiso_loop *loop, const struct svqiso_loop_queue *qa)
+{
+	struct svqiso_svq *svq;
+	struct svq_loop_q *q;
+	int gk, gc, bk, bc, err;
+	uint32_t i;
+
+	if (!loop || !qa || !SVQ_OPTS_OK(svqiso_loop_queue, qa))
+		return -EINVAL;
+	svq = SVQ_OPTS_GET(qa, svq, NULL);
+	gk = SVQ_OPTS_GET(qa, guest_kick_fd, -1);
+	gc = SVQ_OPTS_GET(qa, guest_call_fd, -1);
+	bk = SVQ_OPTS_GET(qa, backend_kick_fd, -1);
+	bc = SVQ_OPTS_GET(qa, backend_call_fd, -1);
+	if (!svq || gk < -1 || gc < -1 || bk < 0 || bc < 0 || gk == bc)
+		return -EINVAL;
+	if ((gk >= 0 && !fd_ok(gk)) || (gc >= 0 && !fd_ok(gc)) ||
+	    !fd_ok(bk) || !fd_ok(bc))
+		return -EINVAL;
+	if (__atomic_load_n(&loop->running, __ATOMIC_ACQUIRE))
+		return -EBUSY;
+	for (i = 0; i < loop->nr_queues; i++) {
+		const struct svq_loop_q *o = &loop->q[i];
+
+		if (o->svq == svq)
+			return -EEXIST;
+		/* Each fd the loop reads has one reader: a read drains it. */
+		if ((gk >= 0 && (gk == o->guest_kick_fd || gk == o->backend_call_fd)) ||
+		    bc == o->guest_kick_fd || bc == o->backend_call_fd)
+			return -EINVAL;
+	}
+	if (loop->nr_queues == loop->max_queues)
+		return -ENOSPC;
+
+	q = &loop->q[loop->nr_queues];
+	*q = (struct svq_loop_q){
+		.svq = svq,
+		.guest_kick_fd = gk,
+		.guest_call_fd = gc,
+		.backend_kick_fd = bk,
+		.backend_call_fd = bc,
+	};
+	if (loop->mode == SVQISO_LOOP_EPOLL) {
+		/* Register now so a bad fd is refused here, not in run(). */
+		err = ep_sync(loop, q);
+		if (err) {
+			q->dead = true;
+			ep_sync(loop, q);
+			return err == -EBADF || err == -EPERM ? -EINVAL : err;
+		}
+	}
+	loop->nr_queues++;
+	return 0;
+}
+
+/* Queues whose svq was reset since they broke are relayed again. */
+static void revive(struct svqiso_loop *loop)
+{
+	uint32_t i;
+
+	for (i = 0; i < loop->nr_queues; i++) {
+		struct svq_loop_q *q = &loop->q[i];
+
+		if (!q->dead || q->fd_failed || svqiso_svq_is_broken(q->svq))
+			continue;
+		q->dead = false;
+		svq_log(loop->log, loop->log_ctx, SVQISO_LOG_INFO,
+			"loop: queue %u was reset; relaying it again", i);
+	}
+}
+
+int svqiso_loop_run(struct svqiso_loop *loop)
+{
+	int ret;
+
+	if (!loop)
+		return -EINVAL;
+	if (__atomic_exchange_n(&loop->running, true, __ATOMIC_ACQ_REL))
+		return -EBUSY;
+	revive(loop);
+	switch (loop->mode) {
+	case SVQISO_LOOP_URING:
+		ret = svq_uring_run(loop);
+		break;
+	case SVQISO_LOOP_EPOLL:
+		ret = epoll_run(loop);
+		break;
+	default:
+		ret = busy_run(loop);
+		break;
+	}
+	if (!ret) {
+		/* The stop is consumed; one that comes later is for the next run. */
+		__atomic_store_n(&loop->stop, false, __ATOMIC_RELAXED);
+		drain_stop(loop);
+	}
+	__atomic_store_n(&loop->running, false, __ATOMIC_RELEASE);
+	return ret;
+}
+
+void svqiso_loop_stop(struct svqiso_loop *loop)
+{
+	ssize_t n;
+
+	if (!loop)
+		return;
+	/* Pairs with the acquire load in svq_loop_stopping(). */
+	__atomic_store_n(&loop->stop, true, __ATOMIC_RELEASE);
+	/* Wake a sleeping run(); a failure leaves the counter already set. */
+	do {
+		n = write(loop->stop_fd, &one, sizeof(one));
+	} while (n < 0 && errno == EINTR);
+}

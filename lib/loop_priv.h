@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The event loop's private state, shared by loop.c (object, queue table,
+ * epoll and busy-poll backends) and uring.c (the io_uring backend, the only
+ * file that includes <liburing.h>).
+ */
+#ifndef SVQ_LOOP_PRIV_H
+#define SVQ_LOOP_PRIV_H
+
+#include <svqiso/loop.h>
+#include "internal.h"
+
+/* What a wake-up saw on one queue. */
+#define SVQ_LOOP_EV_KICK	(1u << 0)	/* guest kick: process_avail */
+#define SVQ_LOOP_EV_CALL	(1u << 1)	/* backend call: process_used */
+
+struct svq_loop_q {
+	struct svqiso_svq *svq;
+	int guest_kick_fd;	/* read; -1: none */
+	int guest_call_fd;	/* written; -1: none */
+	int backend_kick_fd;	/* written */
+	int backend_call_fd;	/* read */
+	uint8_t events;		/* SVQ_LOOP_EV_* gathered this wake-up */
+	bool touched;		/* on loop->touched[] */
+	bool dead;		/* broken svq or failed fd: not polled */
+	bool fd_failed;		/* dead for good: an fd cannot be read */
+	bool no_avail;		/* element mode: guest kicks are not ours */
+	bool write_err_logged;
+	/* epoll backend */
+	bool ep_kick, ep_call;	/* registered with loop->epfd */
+	/* io_uring backend: a read is in flight into the buffer beside it */
+	bool kick_armed, call_armed;
+	bool kick_poll, call_poll;	/* the last read got -EAGAIN: poll first */
+	bool kick_cancel, call_cancel;	/* a cancel of the read is in flight */
+	uint64_t kick_buf, call_buf;
+};
+
+/* Whether each read fd should be watched now. */
+static inline bool svq_loop_q_poll_kick(const struct svq_loop_q *q)
+{
+	return !q->dead && !q->no_avail && q->guest_kick_fd >= 0;
+}
+
+static inline bool svq_loop_q_poll_call(const struct svq_loop_q *q)
+{
+	return !q->dead;
+}
+
+/* Internal counters; tests read them to count syscalls per request. */
+struct svq_loop_counters {
+	uint64_t waits;		/* epoll_wait / io_uring_enter(wait) calls */
+	uint64_t reads;		/* eventfd reads (syscalls or SQEs) */
+	uint64_t writes;	/* eventfd writes (syscalls or SQEs) */
+	uint64_t spins;		/* busy-poll iterations */
+};
+
+struct svq_uring;
+
+struct svqiso_loop {
+	uint8_t mode;			/* resolved: never AUTO */
+	uint32_t max_queues;
+	uint32_t nr_queues;
+	struct svq_loop_q *q;		/* [max_queues] */
+	uint32_t *touched;		/* [max_queues]: queues with events */
+	uint32_t nr_touched;
+	int stop_fd;			/* eventfd svqiso_loop_stop() writes */
+	bool stop;			/* __atomic: a stop is pending */
+	bool running;			/* __atomic: inside svqiso_loop_run() */
+	int epfd;			/* epoll backend, else -1 */
+	void *ep_events;		/* struct epoll_event [2 * max_queues + 1] */
+	struct svq_uring *uring;	/* io_uring backend, else NULL */
+	svqiso_log_fn log;
+	void *log_ctx;
+	struct svq_loop_counters ctr;
+};
+
+static inline bool svq_loop_stopping(const struct svqiso_loop *loop)
+{
+	/* Pairs with the release store in svqiso_loop_stop(). */
+	return __atomic_load_n(&loop->stop, __ATOMIC_ACQUIRE);
+}
+
+/* Note @ev on queue @i for this wake-up. */
+static inline void svq_loop_touch(struct svqiso_loop *loop, uint32_t i,
+				  uint8_t ev)
+{
+	struct svq_loop_q *q = &loop->q[i];
+
+	q->events |= ev;
+	if (!q->touched) {
+		q->touched = true;
+		loop->touched[loop->nr_touched++] = i;
+	}
+}
+
+/*
+ * svq_loop_service() - run the handlers @q's events ask for and clear them.
+ *
+ * Return: the SVQISO_SIGNAL_* mask to write, restricted to the fds @q has;
+ * -EIO if the queue died now (logged once; the caller stops polling it).
+ */
+int svq_loop_service(struct svqiso_loop *loop, struct svq_loop_q *q);
+
+/* svq_loop_fd_failed() - an fd of @q failed: log, and mark it dead for good. */
+void svq_loop_fd_failed(struct svqiso_loop *loop, struct svq_loop_q *q,
+			const char *what, int err);
+
+/* Log a failed eventfd write once per queue. */
+void svq_loop_write_failed(struct svqiso_loop *loop, struct svq_loop_q *q,
+			   int fd, int err);
+
+/* ---- uring.c ---- */
+
+/*
+ * svq_uring_new() - set up the io_uring backend for @loop.
+ *
+ * Return: 0; -ENOSYS (built without io_uring, or the kernel lacks it or an
+ * opcode the loop needs), -EPERM (forbidden), -ENOMEM, other -errno.
+ */
+int svq_uring_new(struct svqiso_loop *loop, struct svq_uring **out);
+void svq_uring_free(struct svq_uring *u);
+
+/* svq_uring_run() - relay until a stop. Return: 0, or -errno of the ring. */
+int svq_uring_run(struct svqiso_loop *loop);
+
+#endif /* SVQ_LOOP_PRIV_H */

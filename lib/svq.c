@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shadow virtqueue lifecycle: opts validation, the shadow ring in isolated
+ * memory, the broken state, reset and counters.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include "svq_priv.h"
+
+#if defined(__LP64__)
+_Static_assert(sizeof(struct svqiso_svq_opts) == 128, "svqiso_svq_opts is append-only");
+_Static_assert(sizeof(struct svqiso_svq_stats) == 104, "svqiso_svq_stats is append-only");
+#endif
+
+#define DEFAULT_MAX_SEGS 128
+#define AREA_ALIGN 64
+
+int svq_fail(struct svqiso_svq *svq, bool logged, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (svq->broken)
+		return -EIO;
+	va_start(ap, fmt);
+	vsnprintf(svq->reason, sizeof(svq->reason), fmt, ap);
+	va_end(ap);
+	svq->broken = true;
+	svq->st.errors++;
+	if (!logged)
+		svq_log(svq->log, svq->log_ctx, SVQISO_LOG_ERR, "%s", svq->reason);
+	return -EIO;
+}
+
+static size_t align_up(size_t v, size_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+/* Offsets of the shadow ring areas and indirect tables in ring_region. */
+struct ring_layout {
+	size_t desc, driver, device, tables, size;
+};
+
+static void shadow_layout(uint8_t layout, uint16_t num, uint16_t max_segs,
+			  struct ring_layout *l)
+{
+	size_t desc_sz, drv_sz, dev_sz;
+
+	if (layout == SVQISO_LAYOUT_SPLIT) {
+		desc_sz = svq_split_desc_size(num);
+		drv_sz = svq_split_avail_size(num);
+		dev_sz = svq_split_used_size(num);
+	} else {
+		desc_sz = svq_packed_desc_size(num);
+		drv_sz = SVQ_PACKED_EVENT_SIZE;
+		dev_sz = SVQ_PACKED_EVENT_SIZE;
+	}
+	l->desc = 0;
+	l->driver = align_up(l->desc + desc_sz, AREA_ALIGN);
+	l->device = align_up(l->driver + drv_sz, AREA_ALIGN);
+	l->tables = align_up(l->device + dev_sz, AREA_ALIGN);
+	l->size = l->tables + (size_t)num * max_segs * 16;
+}
+
+static int shadow_init(struct svqiso_svq *svq)
+{
+	uint16_t i;
+
+	for (i = 0; i < svq->num; i++)
+		svq->free_tables[i] = i;
+	svq->nr_free_tables = svq->num;
+	return svq_drv_init(&svq->shadow, &svq->shadow_cfg);
+}
+
+static bool layout_ok(uint8_t layout)
+{
+	return layout == SVQISO_LAYOUT_SPLIT || layout == SVQISO_LAYOUT_PACKED;
+}
+
+static int alloc_reqs(struct svq_req *r, unsigned int n, uint16_t max_segs)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		r[i].seg = calloc(max_segs, sizeof(*r[i].seg));
+		if (!r[i].seg)
+			return -ENOMEM;
+		r[i].table = SVQ_NO_TABLE;
+	}
+	return 0;
+}
+
+static void free_reqs(struct svq_req *r, unsigned int n)
+{
+	unsigned int i;
+
+	if (!r)
+		return;
+	for (i = 0; i < n; i++)
+		free(r[i].seg);
+	free(r);
+}
+
+int svqiso_svq_new(const struct svqiso_svq_opts *opts, struct svqiso_svq **out)
+{
+	const uint32_t all_flags = SVQISO_SVQ_F_ELEMENT | SVQISO_SVQ_F_PRESERVE;
+	const uint32_t all_features = SVQISO_RING_F_EVENT_IDX | SVQISO_RING_F_INDIRECT;
+	struct svqiso_svq *svq;
+	struct ring_layout l;
+	int err;
+
+	if (!opts || !out || !SVQ_OPTS_OK(svqiso_svq_opts, opts))
+		return -EINVAL;
+	if ((opts->flags & ~all_flags) || (opts->guest_features & ~all_features) ||
+	    (opts->shadow_features & ~all_features) || !opts->iso ||
+	    !layout_ok(opts->shadow_layout) || opts->num == 0 ||
+	    opts->num > SVQ_RING_MAX)
+		return -EINVAL;
+	if (opts->flags & SVQISO_SVQ_F_ELEMENT) {
+		if (!opts->complete)
+			return -EINVAL;
+	} else if (!opts->guest_mem || !layout_ok(opts->guest_layout)) {
+		return -EINVAL;
+	}
+	if ((opts->shadow_layout == SVQISO_LAYOUT_SPLIT ||
+	     (!(opts->flags & SVQISO_SVQ_F_ELEMENT) &&
+	      opts->guest_layout == SVQISO_LAYOUT_SPLIT)) &&
+	    (opts->num & (opts->num - 1)))
+		return -EINVAL;
+
+	svq = calloc(1, sizeof(*svq));
+	if (!svq)
+		return -ENOMEM;
+	svq->flags = opts->flags;
+	svq->num = opts->num;
+	svq->max_segs = opts->max_segs ? opts->max_segs : DEFAULT_MAX_SEGS;
+	svq->element_mode = opts->flags & SVQISO_SVQ_F_ELEMENT;
+	svq->preserve = opts->flags & SVQISO_SVQ_F_PRESERVE;
+	svq->name = SVQ_OPTS_GET(opts, name, NULL) ? opts->name : "svq";
+	svq->log = opts->log;
+	svq->log_ctx = opts->log_ctx;
+	svq->complete = opts->complete;
+	svq->complete_ctx = opts->complete_ctx;
+	svq->iso = opts->iso;
+	svq->st.sz = sizeof(svq->st);
+	svq->ring_region.iova = UINT64_MAX;
+	svq->copy = svq_copy_resolve(opts->copy);
+	if (!svq->copy) {
+		err = -EINVAL;
+		goto fail;
+	}
+
+	err = -ENOMEM;
+	svq->slot = calloc(svq->num, sizeof(*svq->slot));
+	svq->shadow_seg = calloc(svq->max_segs, sizeof(*svq->shadow_seg));
+	svq->free_tables = calloc(svq->num, sizeof(*svq->free_tables));
+	if (!svq->slot || !svq->shadow_seg || !svq->free_tables ||
+	    alloc_reqs(svq->slot, svq->num, svq->max_segs) ||
+	    alloc_reqs(&svq->spare, 1, svq->max_segs))
+		goto fail;
+	if (svq->element_mode) {
+		svq->pend = calloc(svq->num, sizeof(*svq->pend));
+		if (!svq->pend || alloc_reqs(svq->pend, svq->num, svq->max_segs))
+			goto fail;
+	}
+
+	/* The shadow ring and its indirect tables: one isolated region. */
+	shadow_layout(opts->shadow_layout, svq->num, svq->max_segs, &l);
+	err = svqiso_iso_region_new(svq->iso, l.size, &svq->ring_region);
+	if (err) {
+		svq->ring_region.iova = UINT64_MAX;
+		goto fail;
+	}
+	svq->shadow_cfg = (struct svq_drv_cfg){
+		.layout = opts->shadow_layout,
+		.num = svq->num,
+		.flags = opts->shadow_features,
+		.desc = (uint8_t *)svq->ring_region.uaddr + l.desc,
+		.driver = (uint8_t *)svq->ring_region.uaddr + l.driver,
+		.device = (uint8_t *)svq->ring_region.uaddr + l.device,
+		.log = svq->log,
+		.log_ctx = svq->log_ctx,
+		.name = svq->name,
+	};
+	svq->tables = (uint8_t *)svq->ring_region.uaddr + l.tables;
+	svq->tables_iova = svq->ring_region.iova + l.tables;
+	svq->info = (struct svqiso_shadow_info){
+		.layout = opts->shadow_layout,
+		.num = svq->num,
+		.features = opts->shadow_features,
+		.iova = {
+			.desc = svq->ring_region.iova + l.desc,
+			.driver = svq->ring_region.iova + l.driver,
+			.device = svq->ring_region.iova + l.device,
+		},
+		.uaddr = {
+			.desc = (uintptr_t)svq->shadow_cfg.desc,
+			.driver = (uintptr_t)svq->shadow_cfg.driver,
+			.device = (uintptr_t)svq->shadow_cfg.device,
+		},
+	};
+	err = shadow_init(svq);
+	if (err)
+		goto fail;
+
+	if (!svq->element_mode) {
+		svq->guest_cfg = (struct svq_dev_cfg){
+			.layout = opts->guest_layout,
+			.num = svq->num,
+			.flags = opts->guest_features,
+			.desc = opts->guest_ring.desc,
+			.driver = opts->guest_ring.driver,
+			.device = opts->guest_ring.device,
+			.mem = opts->guest_mem,
+			.mem_ctx = opts->guest_mem_ctx,
+			.max_indirect = svq->max_segs,
+			.log = svq->log,
+			.log_ctx = svq->log_ctx,
+			.name = svq->name,
+		};
+		err = svq_dev_init(&svq->guest, &svq->guest_cfg);
+		if (err)
+			goto fail;
+	}
+
+	if (opts->pool) {
+		svq->pool = opts->pool;
+	} else {
+		err = svqiso_pool_new_arena(svq->iso, NULL, &svq->pool);
+		if (err)
+			goto fail;
+		svq->own_pool = true;
+	}
+	*out = svq;
+	return 0;
+
+fail:
+	svqiso_svq_free(svq);
+	return err;
+}
+
+/* Return every bounce buffer and table; complete element-mode requests. */
+static void drop_all(struct svqiso_svq *svq)
+{
+	uint16_t i;
+
+	for (i = 0; i < svq->num; i++) {
+		struct svq_req *r = &svq->slot[i];
+
+		if (!r->buf.len)
+			continue;
+		svq_release(svq, r);
+		if (svq->element_mode)
+			svq->complete(svq->complete_ctx, r->cookie, 0);
+	}
+	if (svq->element_mode) {
+		while (svq->pend_len) {
+			struct svq_req *r = &svq->pend[svq->pend_head];
+
+			svq->pend_head = (svq->pend_head + 1) % svq->num;
+			svq->pend_len--;
+			svq->complete(svq->complete_ctx, r->cookie, 0);
+		}
+	}
+	svq->held = false;
+}
+
+void svqiso_svq_free(struct svqiso_svq *svq)
+{
+	uint16_t i;
+
+	if (!svq)
+		return;
+	/* In-flight buffers go back to the pool silently, as documented. */
+	if (svq->slot && svq->pool)
+		for (i = 0; i < svq->num; i++)
+			if (svq->slot[i].buf.len)
+				svqiso_pool_put(svq->pool, &svq->slot[i].buf);
+	if (svq->own_pool)
+		svqiso_pool_free(svq->pool);
+	if (!svq->element_mode)
+		svq_dev_fini(&svq->guest);
+	svq_drv_fini(&svq->shadow);
+	if (svq->ring_region.iova != UINT64_MAX)
+		svqiso_iso_region_free(svq->iso, svq->ring_region.iova);
+	free_reqs(svq->slot, svq->num);
+	free_reqs(svq->pend, svq->num);
+	if (svq->spare.seg)
+		free(svq->spare.seg);
+	free(svq->shadow_seg);
+	free(svq->free_tables);
+	free(svq);
+}
+
+int svqiso_svq_get_shadow(const struct svqiso_svq *svq,
+			  struct svqiso_shadow_info *info)
+{
+	if (!svq || !info)
+		return -EINVAL;
+	*info = svq->info;
+	return 0;
+}
+
+int svqiso_svq_set_busy_poll(struct svqiso_svq *svq, bool on)
+{
+	if (svq->broken)
+		return -EIO;
+	svq->busy_poll = on;
+	if (on) {
+		if (!svq->element_mode)
+			svq_dev_disable_notify(&svq->guest);
+		svq_drv_disable_cb(&svq->shadow);
+	} else {
+		if (!svq->element_mode)
+			svq_dev_enable_notify(&svq->guest);
+		svq_drv_enable_cb(&svq->shadow);
+	}
+	return 0;
+}
+
+bool svqiso_svq_is_broken(const struct svqiso_svq *svq)
+{
+	return svq->broken;
+}
+
+const char *svqiso_svq_broken_reason(const struct svqiso_svq *svq)
+{
+	return svq->broken ? svq->reason : NULL;
+}
+
+int svqiso_svq_reset(struct svqiso_svq *svq, uint32_t guest_base)
+{
+	int err;
+
+	drop_all(svq);
+	svq_drv_fini(&svq->shadow);
+	err = shadow_init(svq);
+	if (err)
+		return err;
+	svq->broken = false;
+	svq->reason[0] = '\0';
+	if (!svq->element_mode) {
+		svq_dev_fini(&svq->guest);
+		svq->guest_cfg.resume = true;
+		svq->guest_cfg.base = guest_base;
+		err = svq_dev_init(&svq->guest, &svq->guest_cfg);
+		if (err) {
+			svq_fail(svq, false, "%s: guest ring cannot be attached at base %u: %d",
+				 svq->name, guest_base, err);
+			return err;
+		}
+	}
+	if (svq->busy_poll)
+		svqiso_svq_set_busy_poll(svq, true);
+	return 0;
+}
+
+int svqiso_svq_get_stats(const struct svqiso_svq *svq, struct svqiso_svq_stats *st)
+{
+	size_t sz;
+
+	if (!svq || !st || st->sz < sizeof(size_t))
+		return -EINVAL;
+	sz = st->sz < sizeof(*st) ? st->sz : sizeof(*st);
+	memcpy((uint8_t *)st + sizeof(size_t), (const uint8_t *)&svq->st + sizeof(size_t),
+	       sz - sizeof(size_t));
+	return 0;
+}

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/* The shadow virtqueue's private state, shared by svq.c, avail.c, used.c. */
+#ifndef SVQ_SVQ_PRIV_H
+#define SVQ_SVQ_PRIV_H
+
+#include <svqiso/svq.h>
+#include <svqiso/copy.h>
+#include "vring.h"
+#include "copy.h"
+
+_Static_assert(SVQISO_RING_F_EVENT_IDX == SVQ_RING_F_EVENT_IDX &&
+	       SVQISO_RING_F_INDIRECT == SVQ_RING_F_INDIRECT,
+	       "public and internal ring feature bits agree");
+
+/* One guest request: its validated guest segments and its bounce buffer. */
+struct svq_req {
+	uint16_t guest_id;		/* ring mode: guest head / buffer id */
+	uint16_t nseg;			/* guest segments, readable first */
+	uint16_t nout;			/* readable ones */
+	uint16_t table;			/* shadow indirect table, or NO_TABLE */
+	uint32_t out_bytes;
+	uint32_t in_bytes;
+	void *cookie;			/* element mode */
+	struct svq_seg *seg;		/* [max_segs], owned; swapped, never copied */
+	struct svqiso_buf buf;		/* valid while forwarded */
+};
+
+#define SVQ_NO_TABLE UINT16_MAX
+
+struct svqiso_svq {
+	uint32_t flags;			/* SVQISO_SVQ_F_* */
+	uint16_t num;
+	uint16_t max_segs;
+	bool element_mode;
+	bool preserve;
+	bool busy_poll;
+	bool broken;
+	char reason[192];
+	const char *name;
+	svqiso_log_fn log;
+	void *log_ctx;
+	svq_copy_fn copy;
+
+	/* guest side (ring mode) */
+	struct svq_dev guest;
+	struct svq_dev_cfg guest_cfg;	/* kept for svqiso_svq_reset() */
+	bool held;			/* spare holds a popped chain the pool
+					 * could not take yet */
+	struct svq_req spare;
+
+	/* guest side (element mode): submitted, not yet forwarded, FIFO */
+	struct svq_req *pend;		/* [num] */
+	uint16_t pend_head, pend_len;
+	svqiso_complete_fn complete;
+	void *complete_ctx;
+
+	/* isolated side */
+	struct svqiso_iso *iso;
+	struct svqiso_pool *pool;
+	bool own_pool;
+	struct svqiso_region ring_region;
+	struct svq_drv shadow;
+	struct svq_drv_cfg shadow_cfg;
+	struct svqiso_shadow_info info;
+	struct svq_req *slot;		/* [num], by shadow id */
+	struct svq_seg *shadow_seg;	/* [max_segs] scratch */
+	uint8_t *tables;		/* [num][max_segs] 16-byte entries */
+	uint64_t tables_iova;
+	uint16_t *free_tables;		/* stack of free table indexes */
+	uint16_t nr_free_tables;
+
+	struct svqiso_svq_stats st;
+};
+
+/* Mark broken: log @fmt once (unless the ring already logged it). */
+int svq_fail(struct svqiso_svq *svq, bool logged, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* avail.c */
+int svq_drain_avail(struct svqiso_svq *svq);
+int svq_forward(struct svqiso_svq *svq, struct svq_req *r);
+
+/* used.c */
+void svq_release(struct svqiso_svq *svq, struct svq_req *r);
+
+static inline void svq_req_swap(struct svq_req *a, struct svq_req *b)
+{
+	struct svq_req t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+#endif /* SVQ_SVQ_PRIV_H */

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Used side: shadow used entry -> validated -> device-to-driver bytes copied
+ * back into the request's writable guest segments, and nowhere else -> guest
+ * used entry or completion -> notify decision.
+ */
+#include "svq_priv.h"
+
+void svq_release(struct svqiso_svq *svq, struct svq_req *r)
+{
+	if (r->table != SVQ_NO_TABLE) {
+		svq->free_tables[svq->nr_free_tables++] = r->table;
+		r->table = SVQ_NO_TABLE;
+	}
+	svqiso_pool_put(svq->pool, &r->buf);
+	r->buf.len = 0;
+}
+
+/*
+ * Copy @len bytes of the bounce buffer's writable part back to the guest's
+ * writable segments, in order. Return: bytes copied.
+ */
+static uint32_t copy_back(struct svqiso_svq *svq, const struct svq_req *r,
+			  uint32_t len)
+{
+	const uint8_t *src = (const uint8_t *)r->buf.hva + r->out_bytes;
+	uint32_t left = len;
+	uint16_t k;
+
+	for (k = r->nout; k < r->nseg && left; k++) {
+		uint32_t n = r->seg[k].len < left ? r->seg[k].len : left;
+
+		svq->copy(r->seg[k].hva, src, n);
+		src += n;
+		left -= n;
+	}
+	return len - left;
+}
+
+int svqiso_svq_process_used(struct svqiso_svq *svq)
+{
+	unsigned int done = 0;
+	int mask = 0, ret;
+
+	if (svq->broken)
+		return -EIO;
+	if (!svq->busy_poll)
+		svq_drv_disable_cb(&svq->shadow);
+	for (;;) {
+		struct svq_req *r;
+		uint32_t len, written;
+		uint16_t id;
+
+		ret = svq_drv_get_used(&svq->shadow, &id, &len);
+		if (ret < 0) {
+			/* Completions already copied back still reach the
+			 * guest ring; the shadow ring logged the reason. */
+			if (done && !svq->element_mode)
+				svq_dev_flush(&svq->guest);
+			return svq_fail(svq, true, "%s", svq->shadow.rc.reason);
+		}
+		if (ret == 0) {
+			if (svq->busy_poll || !svq_drv_enable_cb(&svq->shadow))
+				break;
+			svq_drv_disable_cb(&svq->shadow);
+			continue;
+		}
+		/* The driver role checked that @id is in flight. */
+		r = &svq->slot[id];
+		written = len;
+		if (written > r->in_bytes) {
+			/* The device claims more than it could write: believe
+			 * only what fits the writable area. */
+			svq->st.clamped++;
+			written = r->in_bytes;
+		}
+		svq->st.bytes_in += copy_back(svq, r, svq->preserve ? r->in_bytes : written);
+		svq_release(svq, r);
+		svq->st.completions++;
+		if (svq->element_mode) {
+			svq->complete(svq->complete_ctx, r->cookie, written);
+		} else {
+			ret = svq_dev_push(&svq->guest, r->guest_id, written);
+			if (ret)
+				return svq_fail(svq, false, "%s: broken: guest push of %u failed: %d",
+						svq->name, r->guest_id, ret);
+		}
+		done++;
+		if (svq->broken)	/* a completion callback may not, but be safe */
+			return -EIO;
+	}
+
+	if (done && !svq->element_mode) {
+		svq_dev_flush(&svq->guest);
+		if (svq_dev_need_notify(&svq->guest)) {
+			svq->st.calls_sent++;
+			mask |= SVQISO_SIGNAL_GUEST;
+		} else {
+			svq->st.calls_suppressed++;
+		}
+	}
+	/* Room came back: resume what waited for it. */
+	if (done && (svq->held || svq->pend_len)) {
+		ret = svq_drain_avail(svq);
+		if (ret < 0)
+			return ret;
+		mask |= ret;
+	}
+	return mask;
+}

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Test side of the isolation harness: the backend process (spawn, protocol
+ * client) and the isolation inspector (what the backend can reach).
+ */
+#ifndef SVQ_HARNESS_HARNESS_H
+#define SVQ_HARNESS_HARNESS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <svqiso/iso.h>
+#include "proto.h"
+
+/* ---- The backend process ---- */
+
+struct peer {
+	pid_t pid;
+	int sock;		/* our end; close-on-exec */
+	uint64_t seq;
+	pthread_mutex_t lock;	/* region callbacks run on the loop thread */
+	int mode;		/* enum hb_mode it was started with */
+	uint64_t adds, dels;	/* region messages acked with 0 */
+	int last_error;		/* first failed request's -errno */
+};
+
+struct peer_opts {
+	int mode;		/* enum hb_mode */
+	uint64_t after;		/* chains completed honestly before misbehaving */
+	uint64_t seed;
+	uint16_t max_indirect;	/* 0: the ring size */
+	int leak_fd;		/* -1, or an fd left open across exec on purpose */
+};
+
+/*
+ * peer_spawn() - fork and exec the backend (path in $SVQ_BACKEND) with only
+ * its end of a socketpair (and @o->leak_fd, for the negative control).
+ * Return: 0; -ENOENT if SVQ_BACKEND is not set; -errno.
+ */
+int peer_spawn(struct peer *p, const struct peer_opts *o);
+
+/*
+ * peer_stop() - close the socket and reap the backend (SIGKILL after 10 s).
+ * Return: its wait status, or -1 if it was not running.
+ */
+int peer_stop(struct peer *p);
+
+/* Send @m (type set), wait for the ack. Return: the ack's result or -errno. */
+int peer_call(struct peer *p, struct hb_msg *m, const int *fds, unsigned int nfds,
+	      struct hb_msg *ack);
+
+int peer_region_add(struct peer *p, const struct svqiso_region *r);
+int peer_region_del(struct peer *p, uint64_t iova);
+int peer_stats(struct peer *p, struct hb_stats *st);
+
+/* svqiso_region_fn callbacks with a struct peer as ctx. */
+int peer_region_add_cb(void *ctx, const struct svqiso_region *r);
+int peer_region_del_cb(void *ctx, const struct svqiso_region *r);
+
+/* ---- The isolation inspector ---- */
+
+struct inspect_report {
+	unsigned int fds;		/* open fds of the process */
+	unsigned int fd_guest;		/* fds that are guest RAM */
+	unsigned int fd_memfd;		/* fds that are memfds (any) */
+	unsigned int fd_memfd_unknown;	/* memfds that are no isolated region */
+	unsigned int maps;		/* mapping lines */
+	unsigned int map_guest;		/* mappings of guest RAM */
+	unsigned int map_memfd_unknown;	/* memfd mappings of no isolated region */
+	uint64_t map_memfd_bytes;	/* bytes of memfd mappings */
+	char detail[512];		/* the first few findings */
+};
+
+/*
+ * inspect_process() - list what process @pid can reach: every fd (through
+ * /proc/pid/fd, stat() of each) and every mapping (/proc/pid/maps, device and
+ * inode fields), compared with guest RAM (@guest) and the isolated regions
+ * (@allowed, @nallowed stat results of their fds).
+ * Return: 0; -errno if /proc could not be read.
+ */
+int inspect_process(pid_t pid, const struct stat *guest, const struct stat *allowed,
+		    unsigned int nallowed, struct inspect_report *r);
+
+/* Whether @r shows guest RAM anywhere in the process. */
+static inline bool inspect_leaks(const struct inspect_report *r)
+{
+	return r->fd_guest || r->map_guest;
+}
+
+#endif /* SVQ_HARNESS_HARNESS_H */

@@ -1,0 +1,564 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Event loop (lib/loop.c, lib/uring.c) without traffic: opts, mode selection
+ * and the fallback when io_uring is refused, queue registration, stop.
+ * tests/integration/test_relay.c relays requests through real svqs.
+ *
+ * Refusal is simulated with a seccomp filter that fails io_uring_setup(),
+ * installed in a child process so no other test is affected.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+
+#include <svqiso/loop.h>
+#include "loop_priv.h"
+
+/* Linked with -Wl,--wrap=calloc: fail the Nth calloc() from now (1 = next). */
+static unsigned int calloc_fail_in;
+
+void *__real_calloc(size_t nmemb, size_t size);
+void *__wrap_calloc(size_t nmemb, size_t size);
+
+void *__wrap_calloc(size_t nmemb, size_t size)
+{
+	if (calloc_fail_in && --calloc_fail_in == 0)
+		return NULL;
+	return __real_calloc(nmemb, size);
+}
+
+/* Stand-ins: registration never dereferences the svq. */
+static char fake_svq[8];
+#define FAKE_SVQ(i) ((struct svqiso_svq *)&fake_svq[i])
+
+static int logs_info, logs_err;
+static char last_log[256];
+
+static void log_cb(void *ctx, int level, const char *msg)
+{
+	(void)ctx;
+	if (level == SVQISO_LOG_INFO)
+		logs_info++;
+	if (level <= SVQISO_LOG_ERR)
+		logs_err++;
+	snprintf(last_log, sizeof(last_log), "%s", msg);
+}
+
+static int efd(void)
+{
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+	ck_assert_int_ge(fd, 0);
+	return fd;
+}
+
+#ifdef SVQ_HAVE_URING	/* the library's build define, passed to tests too */
+/* Whether the kernel lets this process set up an io_uring at all. */
+static bool kernel_has_uring(void)
+{
+	struct { uint32_t w[30]; } params = { { 0 } };	/* io_uring_params */
+	long fd = syscall(__NR_io_uring_setup, 4, &params);
+
+	if (fd < 0)
+		return false;
+	close((int)fd);
+	return true;
+}
+#endif
+
+/* Whether explicit io_uring must work: built with it and not refused. */
+static bool uring_expected(void)
+{
+#ifdef SVQ_HAVE_URING
+	return kernel_has_uring();
+#else
+	return false;
+#endif
+}
+
+static struct svqiso_loop *loop_new_mode(uint8_t mode, uint32_t max_queues)
+{
+	SVQISO_OPTS(svqiso_loop_opts, o, .mode = mode, .max_queues = max_queues,
+		    .log = log_cb);
+	struct svqiso_loop *loop = NULL;
+
+	ck_assert_int_eq(svqiso_loop_new(&o, &loop), 0);
+	ck_assert_ptr_nonnull(loop);
+	return loop;
+}
+
+/* Modes a test loops over: _i = 0..2. */
+static const uint8_t modes[] = {
+	SVQISO_LOOP_URING, SVQISO_LOOP_EPOLL, SVQISO_LOOP_BUSY_POLL,
+};
+
+static struct svqiso_loop *loop_for_test(int i, uint32_t max_queues)
+{
+	if (modes[i] == SVQISO_LOOP_URING && !uring_expected())
+		return loop_new_mode(SVQISO_LOOP_EPOLL, max_queues);
+	return loop_new_mode(modes[i], max_queues);
+}
+
+/* ---- opts and modes ---- */
+
+START_TEST(test_new_null_opts_auto)
+{
+	struct svqiso_loop *loop = NULL;
+
+	ck_assert_int_eq(svqiso_loop_new(NULL, &loop), 0);
+	/* AUTO never stays AUTO: io_uring where it is allowed, else epoll. */
+	ck_assert_int_eq(svqiso_loop_mode(loop), uring_expected() ? SVQISO_LOOP_URING :
+			 SVQISO_LOOP_EPOLL);
+	svqiso_loop_free(loop);
+}
+END_TEST
+
+START_TEST(test_new_each_mode_kept)
+{
+	SVQISO_OPTS(svqiso_loop_opts, o, .mode = modes[_i]);
+	struct svqiso_loop *loop = NULL;
+
+	if (modes[_i] == SVQISO_LOOP_URING && !uring_expected()) {
+		/* Built without io_uring: -ENOSYS; else the kernel's errno. */
+		ck_assert_int_lt(svqiso_loop_new(&o, &loop), 0);
+		ck_assert_ptr_null(loop);
+		return;
+	}
+	loop = loop_new_mode(modes[_i], 0);
+	ck_assert_int_eq(svqiso_loop_mode(loop), modes[_i]);
+	ck_assert_uint_eq(loop->max_queues, 64);
+	svqiso_loop_free(loop);
+}
+END_TEST
+
+START_TEST(test_new_bad_opts_einval)
+{
+	struct {
+		struct svqiso_loop_opts o;
+		uint64_t extra;
+	} big;
+	struct svqiso_loop *loop = NULL;
+	SVQISO_OPTS(svqiso_loop_opts, o, .mode = 4);
+
+	ck_assert_int_eq(svqiso_loop_new(&o, &loop), -EINVAL);
+	o.mode = 0xff;
+	ck_assert_int_eq(svqiso_loop_new(&o, &loop), -EINVAL);
+	o.mode = SVQISO_LOOP_EPOLL;
+	o.max_queues = 4097;
+	ck_assert_int_eq(svqiso_loop_new(&o, &loop), -EINVAL);
+	o.max_queues = 0;
+	o.sz = 4;
+	ck_assert_int_eq(svqiso_loop_new(&o, &loop), -EINVAL);
+	o.sz = sizeof(o);
+	ck_assert_int_eq(svqiso_loop_new(&o, NULL), -EINVAL);
+	/* A newer caller's field we do not know must be zero. */
+	memset(&big, 0, sizeof(big));
+	big.o.sz = sizeof(big);
+	big.o.mode = SVQISO_LOOP_EPOLL;
+	big.extra = 1;
+	ck_assert_int_eq(svqiso_loop_new(&big.o, &loop), -EINVAL);
+	ck_assert_ptr_null(loop);
+	big.extra = 0;
+	ck_assert_int_eq(svqiso_loop_new(&big.o, &loop), 0);
+	svqiso_loop_free(loop);
+}
+END_TEST
+
+START_TEST(test_new_short_opts_defaults)
+{
+	/* A caller that knows only sz and mode. */
+	struct svqiso_loop_opts o = { .sz = offsetof(struct svqiso_loop_opts, max_queues),
+				      .mode = SVQISO_LOOP_EPOLL,
+				      .max_queues = 3 };	/* not covered by sz */
+	struct svqiso_loop *loop = NULL;
+
+	ck_assert_int_eq(svqiso_loop_new(&o, &loop), 0);
+	ck_assert_int_eq(svqiso_loop_mode(loop), SVQISO_LOOP_EPOLL);
+	ck_assert_uint_eq(loop->max_queues, 64);
+	svqiso_loop_free(loop);
+}
+END_TEST
+
+START_TEST(test_new_calloc_fails_enomem)
+{
+	SVQISO_OPTS(svqiso_loop_opts, o, .mode = modes[_i]);
+	struct svqiso_loop *loop = NULL;
+	unsigned int n;
+	int ret = -ENOMEM;
+
+	if (modes[_i] == SVQISO_LOOP_URING && !uring_expected())
+		return;
+	/* Fail each allocation in turn until new() needs no more. */
+	for (n = 1; n < 16; n++) {
+		calloc_fail_in = n;
+		ret = svqiso_loop_new(&o, &loop);
+		calloc_fail_in = 0;
+		if (!ret)
+			break;
+		ck_assert_int_eq(ret, -ENOMEM);
+		ck_assert_ptr_null(loop);
+	}
+	ck_assert_int_eq(ret, 0);
+	ck_assert_uint_gt(n, 3);	/* the loop, its queue table, touched[] */
+	svqiso_loop_free(loop);
+}
+END_TEST
+
+START_TEST(test_mode_null_einval)
+{
+	ck_assert_int_eq(svqiso_loop_mode(NULL), -EINVAL);
+	ck_assert_int_eq(svqiso_loop_run(NULL), -EINVAL);
+	svqiso_loop_free(NULL);
+	svqiso_loop_stop(NULL);
+}
+END_TEST
+
+/* ---- io_uring refused ---- */
+
+/* Fail io_uring_setup() with @err in this process from now on. */
+static int refuse_uring(int err)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (err & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = SVQ_ARRAY_SIZE(f), .filter = f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		return -errno;
+	return 0;
+}
+
+/* In a child with io_uring refused by @err: explicit URING fails with it,
+ * AUTO falls back to epoll, logs it at INFO, and works. Exit 0 or a step. */
+static int refused_child(int err)
+{
+	SVQISO_OPTS(svqiso_loop_opts, o, .mode = SVQISO_LOOP_URING, .log = log_cb);
+	struct svqiso_loop *loop = NULL;
+
+	if (refuse_uring(err))
+		return 10;
+	if (svqiso_loop_new(&o, &loop) != -err || loop)
+		return 1;
+	o.mode = SVQISO_LOOP_AUTO;
+	logs_info = 0;
+	if (svqiso_loop_new(&o, &loop) || !loop)
+		return 2;
+	if (svqiso_loop_mode(loop) != SVQISO_LOOP_EPOLL)
+		return 3;
+	if (logs_info != 1 || !strstr(last_log, "epoll"))
+		return 4;
+	svqiso_loop_stop(loop);
+	if (svqiso_loop_run(loop))
+		return 5;
+	svqiso_loop_free(loop);
+	return 0;
+}
+
+START_TEST(test_uring_refused_falls_back)
+{
+	static const int errs[] = { ENOSYS, EPERM };
+	int status;
+	pid_t pid;
+
+	if (!uring_expected())
+		return;	/* the fallback is what every loop here does */
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(refused_child(errs[_i]));
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_msg(WEXITSTATUS(status) == 0, "errno %d: step %d failed",
+		      errs[_i], WEXITSTATUS(status));
+}
+END_TEST
+
+/* ---- svqiso_loop_add ---- */
+
+static struct svqiso_loop_queue queue(int i, int gk, int gc, int bk, int bc)
+{
+	SVQISO_OPTS(svqiso_loop_queue, q, .svq = FAKE_SVQ(i), .guest_kick_fd = gk,
+		    .guest_call_fd = gc, .backend_kick_fd = bk,
+		    .backend_call_fd = bc);
+	return q;
+}
+
+START_TEST(test_add_bad_args_einval)
+{
+	struct svqiso_loop *loop = loop_for_test(_i, 0);
+	int gk = efd(), gc = efd(), bk = efd(), bc = efd(), closed = efd();
+	struct svqiso_loop_queue q;
+	struct {
+		struct svqiso_loop_queue q;
+		uint64_t extra;
+	} big;
+
+	close(closed);
+	ck_assert_int_eq(svqiso_loop_add(NULL, &(struct svqiso_loop_queue){ 0 }), -EINVAL);
+	ck_assert_int_eq(svqiso_loop_add(loop, NULL), -EINVAL);
+	q = queue(0, gk, gc, bk, bc);
+	q.svq = NULL;
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), -EINVAL);
+	q = queue(0, gk, gc, -1, bc);
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), -EINVAL);
+	q = queue(0, gk, gc, bk, -1);
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), -EINVAL);
+	q = queue(0, -2, gc, bk, bc);
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), -EINVAL);
+	q = queue(0, gk, -5, bk, bc);
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), -EINVAL);
+	q = queue(0, gk, gc, closed, bc);			/* not open */
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), -EINVAL);
+	q = queue(0, closed, gc, bk, bc);
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), -EINVAL);
+	q = queue(0, bc, gc, bk, bc);				/* one fd, two readers */
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), -EINVAL);
+	q = queue(0, gk, gc, bk, bc);
+	q.sz = 4;
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), -EINVAL);
+	memset(&big, 0, sizeof(big));
+	big.q = queue(0, gk, gc, bk, bc);
+	big.q.sz = sizeof(big);
+	big.extra = 7;
+	ck_assert_int_eq(svqiso_loop_add(loop, &big.q), -EINVAL);
+	ck_assert_uint_eq(loop->nr_queues, 0);
+	big.extra = 0;
+	ck_assert_int_eq(svqiso_loop_add(loop, &big.q), 0);
+	ck_assert_uint_eq(loop->nr_queues, 1);
+
+	svqiso_loop_free(loop);
+	close(gk);
+	close(gc);
+	close(bk);
+	close(bc);
+}
+END_TEST
+
+START_TEST(test_add_element_and_shared_call_ok)
+{
+	struct svqiso_loop *loop = loop_for_test(_i, 0);
+	int irq = efd(), bk = efd(), bc0 = efd(), bc1 = efd(), bc2 = efd(), gk = efd();
+	struct svqiso_loop_queue q;
+
+	/* Element mode: no guest kick fd; no guest call fd either. */
+	q = queue(0, -1, -1, bk, bc0);
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), 0);
+	/* Written fds may be shared (one irqfd, one backend kick fd). */
+	q = queue(1, gk, irq, bk, bc1);
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), 0);
+	q = queue(2, -1, irq, bk, bc2);
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), 0);
+	/* Read fds may not: the reader drains them. */
+	q = queue(3, bc1, irq, bk, efd());
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), -EINVAL);
+	q = queue(3, -1, irq, bk, gk);
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), -EINVAL);
+	ck_assert_uint_eq(loop->nr_queues, 3);
+	svqiso_loop_free(loop);
+}
+END_TEST
+
+START_TEST(test_add_duplicate_eexist_full_enospc)
+{
+	struct svqiso_loop *loop = loop_for_test(_i, 2);
+	struct svqiso_loop_queue q;
+
+	q = queue(0, efd(), efd(), efd(), efd());
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), 0);
+	q = queue(0, efd(), efd(), efd(), efd());
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), -EEXIST);
+	q = queue(1, efd(), efd(), efd(), efd());
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), 0);
+	q = queue(2, efd(), efd(), efd(), efd());
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), -ENOSPC);
+	/* Already there beats full. */
+	q = queue(1, efd(), efd(), efd(), efd());
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), -EEXIST);
+	svqiso_loop_free(loop);
+}
+END_TEST
+
+START_TEST(test_add_epoll_unpollable_fd_einval)
+{
+	struct svqiso_loop *loop = loop_new_mode(SVQISO_LOOP_EPOLL, 0);
+	FILE *f = tmpfile();
+	struct svqiso_loop_queue q;
+
+	ck_assert_ptr_nonnull(f);
+	/* A regular file cannot be watched by epoll (EPERM). */
+	q = queue(0, -1, -1, efd(), fileno(f));
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), -EINVAL);
+	ck_assert_uint_eq(loop->nr_queues, 0);
+	q = queue(0, fileno(f), -1, efd(), efd());
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), -EINVAL);
+	q = queue(0, -1, -1, efd(), efd());
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), 0);
+	fclose(f);
+	svqiso_loop_free(loop);
+}
+END_TEST
+
+/* ---- run / stop ---- */
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+struct runner {
+	struct svqiso_loop *loop;
+	pthread_t th;
+	int ret;
+	double returned;
+};
+
+static void *run_thread(void *arg)
+{
+	struct runner *r = arg;
+
+	r->ret = svqiso_loop_run(r->loop);
+	r->returned = now();
+	return NULL;
+}
+
+static void start(struct runner *r, struct svqiso_loop *loop)
+{
+	r->loop = loop;
+	r->ret = 1;
+	ck_assert_int_eq(pthread_create(&r->th, NULL, run_thread, r), 0);
+	/* Wait until run() is in. */
+	while (!__atomic_load_n(&loop->running, __ATOMIC_ACQUIRE))
+		usleep(100);
+}
+
+START_TEST(test_stop_before_run_returns_at_once)
+{
+	struct svqiso_loop *loop = loop_for_test(_i, 0);
+
+	svqiso_loop_stop(loop);
+	svqiso_loop_stop(loop);	/* twice is once */
+	ck_assert_int_eq(svqiso_loop_run(loop), 0);
+	/* The stop was consumed: the next run waits for a new one. */
+	ck_assert(!__atomic_load_n(&loop->stop, __ATOMIC_ACQUIRE));
+	svqiso_loop_free(loop);
+}
+END_TEST
+
+START_TEST(test_stop_other_thread_returns_promptly)
+{
+	struct svqiso_loop *loop = loop_for_test(_i, 0);
+	struct runner r;
+	double t0;
+	int round;
+
+	for (round = 0; round < 3; round++) {
+		start(&r, loop);
+		usleep(20000);	/* let it sleep in the kernel */
+		t0 = now();
+		svqiso_loop_stop(loop);
+		ck_assert_int_eq(pthread_join(r.th, NULL), 0);
+		ck_assert_int_eq(r.ret, 0);
+		ck_assert_msg(r.returned - t0 < 0.5, "run() took %.3f s to stop",
+			      r.returned - t0);
+	}
+	svqiso_loop_free(loop);
+}
+END_TEST
+
+START_TEST(test_run_twice_ebusy_add_ebusy)
+{
+	struct svqiso_loop *loop = loop_for_test(_i, 0);
+	struct svqiso_loop_queue q = queue(0, efd(), efd(), efd(), efd());
+	struct runner r;
+
+	start(&r, loop);
+	ck_assert_int_eq(svqiso_loop_run(loop), -EBUSY);
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), -EBUSY);
+	svqiso_loop_stop(loop);
+	ck_assert_int_eq(pthread_join(r.th, NULL), 0);
+	ck_assert_int_eq(r.ret, 0);
+	ck_assert_int_eq(svqiso_loop_add(loop, &q), 0);
+	svqiso_loop_free(loop);
+}
+END_TEST
+
+START_TEST(test_idle_loop_sleeps)
+{
+	struct svqiso_loop *loop = loop_for_test(_i, 0);
+	struct runner r;
+
+	if (svqiso_loop_mode(loop) == SVQISO_LOOP_BUSY_POLL) {
+		svqiso_loop_free(loop);
+		return;	/* spinning is the point there */
+	}
+	start(&r, loop);
+	usleep(50000);
+	/* Nothing to do: one wait, at most a spurious second one. */
+	ck_assert_uint_le(__atomic_load_n(&loop->ctr.waits, __ATOMIC_RELAXED), 2);
+	svqiso_loop_stop(loop);
+	ck_assert_int_eq(pthread_join(r.th, NULL), 0);
+	svqiso_loop_free(loop);
+}
+END_TEST
+
+static Suite *loop_suite(void)
+{
+	Suite *s = suite_create("loop");
+	TCase *tc;
+
+	tc = tcase_create("opts");
+	tcase_add_test(tc, test_new_null_opts_auto);
+	tcase_add_loop_test(tc, test_new_each_mode_kept, 0, SVQ_ARRAY_SIZE(modes));
+	tcase_add_test(tc, test_new_bad_opts_einval);
+	tcase_add_test(tc, test_new_short_opts_defaults);
+	tcase_add_loop_test(tc, test_new_calloc_fails_enomem, 0, SVQ_ARRAY_SIZE(modes));
+	tcase_add_test(tc, test_mode_null_einval);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("uring-refused");
+	tcase_add_loop_test(tc, test_uring_refused_falls_back, 0, 2);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("add");
+	tcase_add_loop_test(tc, test_add_bad_args_einval, 0, SVQ_ARRAY_SIZE(modes));
+	tcase_add_loop_test(tc, test_add_element_and_shared_call_ok, 0, SVQ_ARRAY_SIZE(modes));
+	tcase_add_loop_test(tc, test_add_duplicate_eexist_full_enospc, 0, SVQ_ARRAY_SIZE(modes));
+	tcase_add_test(tc, test_add_epoll_unpollable_fd_einval);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("stop");
+	tcase_add_loop_test(tc, test_stop_before_run_returns_at_once, 0, SVQ_ARRAY_SIZE(modes));
+	tcase_add_loop_test(tc, test_stop_other_thread_returns_promptly, 0, SVQ_ARRAY_SIZE(modes));
+	tcase_add_loop_test(tc, test_run_twice_ebusy_add_ebusy, 0, SVQ_ARRAY_SIZE(modes));
+	tcase_add_loop_test(tc, test_idle_loop_sleeps, 0, SVQ_ARRAY_SIZE(modes));
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(loop_suite());
+	int failed;
+
+	srunner_set_tap(sr, "-");
+	srunner_run_all(sr, CK_SILENT);	/* nothing but TAP on stdout */
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

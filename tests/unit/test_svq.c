@@ -1,0 +1,710 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shadow virtqueue (lib/svq.c, avail.c, used.c) in one process.
+ *
+ * The guest is the library's driver role writing a ring into a malloc'd
+ * "guest RAM" served through a svqiso_mem at a non-zero base; the backend is
+ * the library's device role reading the shadow ring through the iso's memory
+ * map, so it only ever sees isolated memory. Hostile-backend cases write the
+ * shadow used ring by hand. The multi-process harness in tests/harness/ does
+ * the same across a process boundary.
+ *
+ * Randomized tests print "# seed=..."; SVQ_TEST_SEED=<seed> replays them.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <check.h>
+
+#include <svqiso/svqiso.h>
+#include <svqiso/iso.h>
+#include <svqiso/pool.h>
+#include <svqiso/copy.h>
+#include <svqiso/svq.h>
+#include "vring.h"
+
+#define GUEST_BASE	0x10000000ull
+#define GUEST_SIZE	(8u << 20)
+#define G_DESC		0x0000u
+#define G_DRIVER	0x4000u
+#define G_DEVICE	0x8000u
+#define G_TABLES	0x10000u	/* guest indirect tables, 64 entries each */
+#define G_DATA		0x100000u
+#define NUM		64
+#define MAX_SEGS	16
+#define DEFAULT_SEED	0x5eedf00dull
+
+static uint64_t seed = DEFAULT_SEED;
+
+static uint64_t rnd(uint64_t *s)
+{
+	/* xorshift64*: cheap and replayable */
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 2685821657736338717ull;
+}
+
+struct fx {
+	uint8_t *guest;			/* guest RAM */
+	struct svqiso_mem *gmem;
+	struct svq_drv gdrv;		/* the guest's driver */
+	struct svqiso_iso *iso;
+	struct svqiso_pool *pool;
+	struct svqiso_svq *svq;
+	struct svqiso_shadow_info info;
+	struct svq_dev backend;		/* the device, on isolated memory */
+	struct svq_seg bseg[MAX_SEGS * 2];
+	int logs;
+	char last_log[256];
+	/* element mode */
+	unsigned int ncomplete;
+	void *cookies[1024];
+	uint32_t lens[1024];
+};
+
+static struct fx F;
+
+static void log_cb(void *ctx, int level, const char *msg)
+{
+	(void)level;
+	(void)ctx;
+	F.logs++;
+	snprintf(F.last_log, sizeof(F.last_log), "%s", msg);
+}
+
+static void complete_cb(void *ctx, void *cookie, uint32_t len)
+{
+	(void)ctx;
+	ck_assert_uint_lt(F.ncomplete, 1024);
+	F.cookies[F.ncomplete] = cookie;
+	F.lens[F.ncomplete] = len;
+	F.ncomplete++;
+}
+
+static void *gpa_hva(uint64_t gpa)
+{
+	return F.guest + (gpa - GUEST_BASE);
+}
+
+/* Set up guest, iso, pool (arena of @pool_size, or memfd if 0) and svq. */
+static void fx_open(uint8_t glayout, uint8_t slayout, uint32_t gfeat,
+		    uint32_t sfeat, uint32_t flags, uint64_t pool_size, int copy)
+{
+	SVQISO_OPTS(svqiso_mem_opts, mo, .log = log_cb);
+	SVQISO_OPTS(svqiso_iso_opts, io, .log = log_cb);
+	SVQISO_OPTS(svqiso_arena_opts, ao, .size = pool_size);
+	struct svqiso_mem_region r = { .gpa = GUEST_BASE, .size = GUEST_SIZE, .fd = -1 };
+	SVQISO_OPTS(svqiso_svq_opts, so,
+		    .flags = flags, .num = NUM, .guest_layout = glayout,
+		    .shadow_layout = slayout, .guest_features = gfeat,
+		    .shadow_features = sfeat, .copy = (uint8_t)copy,
+		    .max_segs = MAX_SEGS * 2,
+		    .guest_ring = { GUEST_BASE + G_DESC, GUEST_BASE + G_DRIVER,
+				    GUEST_BASE + G_DEVICE },
+		    .guest_mem = svqiso_mem_ops(), .complete = complete_cb,
+		    .log = log_cb, .name = "q0");
+	struct svq_drv_cfg dc = {
+		.layout = glayout, .num = NUM, .flags = gfeat,
+	};
+	struct svq_dev_cfg bc;
+
+	memset(&F, 0, sizeof(F));
+	F.guest = aligned_alloc(4096, GUEST_SIZE);
+	ck_assert_ptr_nonnull(F.guest);
+	memset(F.guest, 0, GUEST_SIZE);
+	r.hva = F.guest;
+	ck_assert_int_eq(svqiso_mem_new(&mo, &F.gmem), 0);
+	ck_assert_int_eq(svqiso_mem_add_region(F.gmem, &r), 0);
+	dc.desc = gpa_hva(GUEST_BASE + G_DESC);
+	dc.driver = gpa_hva(GUEST_BASE + G_DRIVER);
+	dc.device = gpa_hva(GUEST_BASE + G_DEVICE);
+	if (!(flags & SVQISO_SVQ_F_ELEMENT))
+		ck_assert_int_eq(svq_drv_init(&F.gdrv, &dc), 0);
+
+	ck_assert_int_eq(svqiso_iso_new(&io, &F.iso), 0);
+	if (pool_size)
+		ck_assert_int_eq(svqiso_pool_new_arena(F.iso, &ao, &F.pool), 0);
+	else
+		ck_assert_int_eq(svqiso_pool_new_memfd(F.iso, &F.pool), 0);
+	so.pool = F.pool;
+	so.guest_mem_ctx = F.gmem;
+	so.iso = F.iso;
+	ck_assert_int_eq(svqiso_svq_new(&so, &F.svq), 0);
+	ck_assert_int_eq(svqiso_svq_get_shadow(F.svq, &F.info), 0);
+
+	bc = (struct svq_dev_cfg){
+		.layout = F.info.layout, .num = F.info.num, .flags = F.info.features,
+		.desc = F.info.iova.desc, .driver = F.info.iova.driver,
+		.device = F.info.iova.device,
+		.mem = svqiso_mem_ops(), .mem_ctx = (void *)svqiso_iso_mem(F.iso),
+		.max_indirect = MAX_SEGS * 2, .name = "backend",
+	};
+	ck_assert_int_eq(svq_dev_init(&F.backend, &bc), 0);
+}
+
+static void fx_close(void)
+{
+	svq_dev_fini(&F.backend);
+	svqiso_svq_free(F.svq);
+	svqiso_pool_free(F.pool);
+	svqiso_iso_free(F.iso);
+	svq_drv_fini(&F.gdrv);
+	svqiso_mem_free(F.gmem);
+	free(F.guest);
+}
+
+/* The backend: pop one chain, check what it reads, fill what it may write. */
+static int backend_serve(uint32_t report_len_delta, uint32_t *len_out,
+			 uint8_t fill)
+{
+	struct svq_elem e = { .seg = F.bseg, .max_seg = MAX_SEGS * 2 };
+	uint32_t written = 0;
+	uint16_t k;
+	int ret = svq_dev_pop(&F.backend, &e);
+
+	if (ret != 1)
+		return ret;
+	for (k = e.nout; k < e.nseg; k++) {
+		memset(e.seg[k].hva, fill, e.seg[k].len);
+		written += e.seg[k].len;
+	}
+	written += report_len_delta;
+	ck_assert_int_eq(svq_dev_push(&F.backend, e.id, written), 0);
+	svq_dev_flush(&F.backend);
+	if (len_out)
+		*len_out = written;
+	return 1;
+}
+
+/* Guest: post one chain of @n segments at @off; readable ones carry @pat. */
+static uint16_t guest_post(unsigned int n, unsigned int nw, uint32_t seglen,
+			   uint64_t off, uint8_t pat, bool ind)
+{
+	struct svq_seg s[MAX_SEGS];
+	struct svq_indirect t;
+	uint16_t id;
+	unsigned int k;
+
+	ck_assert_uint_le(n, MAX_SEGS);
+	for (k = 0; k < n; k++) {
+		s[k].addr = GUEST_BASE + G_DATA + off + (uint64_t)k * seglen;
+		s[k].len = seglen;
+		s[k].write = k >= n - nw;
+		memset(gpa_hva(s[k].addr), s[k].write ? 0xee : pat, seglen);
+	}
+	t = (struct svq_indirect){ .hva = gpa_hva(GUEST_BASE + G_TABLES),
+				   .addr = GUEST_BASE + G_TABLES, .cap = 64 };
+	ck_assert_int_eq(svq_drv_add(&F.gdrv, s, n, ind ? &t : NULL, &id), 0);
+	svq_drv_kick_prepare(&F.gdrv);
+	return id;
+}
+
+/* ---- ring mode, all four layout pairs ---- */
+
+START_TEST(test_ring_mode_roundtrip_matches)
+{
+	uint8_t gl = _i & 1, sl = (_i >> 1) & 1;
+	uint64_t s = seed + _i;
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	unsigned int iter;
+
+	fx_open(gl, sl, SVQISO_RING_F_EVENT_IDX | SVQISO_RING_F_INDIRECT,
+		SVQISO_RING_F_EVENT_IDX | SVQISO_RING_F_INDIRECT, 0, 4 << 20,
+		SVQISO_COPY_AUTO);
+	for (iter = 0; iter < 3000; iter++) {
+		unsigned int n = 1 + rnd(&s) % 8, nw = rnd(&s) % (n + 1);
+		uint32_t seglen = 1 + rnd(&s) % 4096, len, glen;
+		uint8_t pat = (uint8_t)rnd(&s), fill = (uint8_t)(rnd(&s) | 1);
+		uint16_t id = guest_post(n, nw, seglen, 0, pat, rnd(&s) & 1), gid;
+		unsigned int k;
+		int m;
+
+		m = svqiso_svq_process_avail(F.svq);
+		ck_assert_int_ge(m, 0);
+		/* The backend sees the readable bytes, in isolated memory. */
+		{
+			struct svq_elem e = { .seg = F.bseg, .max_seg = MAX_SEGS * 2 };
+
+			ck_assert_int_eq(svq_dev_pop(&F.backend, &e), 1);
+			ck_assert_uint_eq(e.nseg, n);
+			ck_assert_uint_eq(e.out_bytes, (n - nw) * seglen);
+			for (k = 0; k < e.nseg; k++) {
+				const uint8_t *p = e.seg[k].hva;
+
+				ck_assert(p < F.guest || p >= F.guest + GUEST_SIZE);
+				if (!e.seg[k].write)
+					ck_assert(p[0] == pat && p[seglen - 1] == pat);
+				else
+					memset(e.seg[k].hva, fill, e.seg[k].len);
+			}
+			len = nw * seglen;
+			ck_assert_int_eq(svq_dev_push(&F.backend, e.id, len), 0);
+			svq_dev_flush(&F.backend);
+		}
+		m = svqiso_svq_process_used(F.svq);
+		ck_assert_int_ge(m, 0);
+		ck_assert_int_eq(svq_drv_get_used(&F.gdrv, &gid, &glen), 1);
+		ck_assert_uint_eq(gid, id);
+		ck_assert_uint_eq(glen, len);
+		for (k = n - nw; k < n; k++) {
+			const uint8_t *p = gpa_hva(GUEST_BASE + G_DATA + (uint64_t)k * seglen);
+
+			ck_assert(p[0] == fill && p[seglen - 1] == fill);
+		}
+	}
+	ck_assert(!svqiso_svq_is_broken(F.svq));
+	ck_assert_int_eq(svqiso_svq_get_stats(F.svq, &st), 0);
+	ck_assert_uint_eq(st.requests, 3000);
+	ck_assert_uint_eq(st.completions, 3000);
+	ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 0);
+	fx_close();
+}
+END_TEST
+
+/* ---- copy-back policy ---- */
+
+/* A device that under-reports: default copies len bytes, preserve copies all. */
+static void under_report(uint32_t flags, uint8_t want_tail)
+{
+	struct svq_elem e = { .seg = F.bseg, .max_seg = MAX_SEGS * 2 };
+	uint16_t gid;
+	uint32_t glen;
+	uint8_t *w;
+
+	fx_open(SVQISO_LAYOUT_SPLIT, SVQISO_LAYOUT_SPLIT, 0, 0, flags, 1 << 20,
+		SVQISO_COPY_MEMCPY);
+	guest_post(2, 1, 100, 0, 0x11, false);
+	ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	ck_assert_int_eq(svq_dev_pop(&F.backend, &e), 1);
+	/* "preserve" shows the device the guest's current bytes. */
+	ck_assert_uint_eq(((uint8_t *)e.seg[1].hva)[99],
+			  flags & SVQISO_SVQ_F_PRESERVE ? 0xee : 0x00);
+	memset(e.seg[1].hva, 0x77, 100);
+	ck_assert_int_eq(svq_dev_push(&F.backend, e.id, 40), 0);
+	svq_dev_flush(&F.backend);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ck_assert_int_eq(svq_drv_get_used(&F.gdrv, &gid, &glen), 1);
+	ck_assert_uint_eq(glen, 40);
+	w = gpa_hva(GUEST_BASE + G_DATA + 100);
+	ck_assert_uint_eq(w[39], 0x77);
+	ck_assert_uint_eq(w[40], want_tail);
+	ck_assert_uint_eq(w[99], want_tail);
+	fx_close();
+}
+
+START_TEST(test_under_report_default_copies_len_only)
+{
+	under_report(0, 0xee);
+}
+END_TEST
+
+START_TEST(test_under_report_preserve_copies_all)
+{
+	under_report(SVQISO_SVQ_F_PRESERVE, 0x77);
+}
+END_TEST
+
+/* ---- hostile backend ---- */
+
+START_TEST(test_len_past_writable_clamped)
+{
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	uint16_t gid;
+	uint32_t glen, blen;
+	uint8_t *after;
+
+	fx_open(_i, _i, 0, 0, 0, 1 << 20, SVQISO_COPY_MEMCPY);
+	guest_post(2, 1, 100, 0, 0x11, false);
+	after = gpa_hva(GUEST_BASE + G_DATA + 200);
+	memset(after, 0x5a, 4096);
+	ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	ck_assert_int_eq(backend_serve(1000000, &blen, 0x77), 1);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ck_assert_int_eq(svq_drv_get_used(&F.gdrv, &gid, &glen), 1);
+	ck_assert_uint_eq(glen, 100);
+	ck_assert(!svqiso_svq_is_broken(F.svq));
+	ck_assert_int_eq(svqiso_svq_get_stats(F.svq, &st), 0);
+	ck_assert_uint_eq(st.clamped, 1);
+	for (int k = 0; k < 4096; k++)
+		ck_assert_uint_eq(after[k], 0x5a);
+	fx_close();
+}
+END_TEST
+
+/* Write a used entry {id, len} into the shadow ring as a rogue backend. */
+static void rogue_used(uint32_t id, uint32_t len, uint16_t idx_step)
+{
+	if (F.info.layout == SVQISO_LAYOUT_SPLIT) {
+		struct svq_split_used *u = (void *)(uintptr_t)F.info.uaddr.device;
+		uint16_t idx = le16toh(u->idx);
+
+		u->ring[idx % NUM].id = htole32(id);
+		u->ring[idx % NUM].len = htole32(len);
+		__atomic_store_n(&u->idx, htole16(idx + idx_step), __ATOMIC_RELEASE);
+	} else {
+		struct svq_packed_desc *d = (void *)(uintptr_t)F.info.uaddr.desc;
+		uint16_t pos = F.backend.packed.used_idx;
+		uint16_t fl = F.backend.packed.used_wrap_counter ?
+			      SVQ_DESC_F_AVAIL | SVQ_DESC_F_USED : 0;
+
+		d[pos].id = htole16((uint16_t)id);
+		d[pos].len = htole32(len);
+		__atomic_store_n(&d[pos].flags, htole16(fl), __ATOMIC_RELEASE);
+	}
+}
+
+static void expect_broken(const char *rule)
+{
+	ck_assert_int_eq(svqiso_svq_process_used(F.svq), -EIO);
+	ck_assert(svqiso_svq_is_broken(F.svq));
+	ck_assert_ptr_nonnull(strstr(svqiso_svq_broken_reason(F.svq), rule));
+	ck_assert_int_eq(svqiso_svq_process_avail(F.svq), -EIO);
+	ck_assert_int_eq(svqiso_svq_process_used(F.svq), -EIO);
+}
+
+static uint8_t *snap;
+
+static void hostile_setup(uint8_t layout)
+{
+	fx_open(layout, layout, 0, 0, 0, 1 << 20, SVQISO_COPY_MEMCPY);
+	guest_post(2, 1, 100, 0, 0x11, false);
+	guest_post(2, 1, 100, 200, 0x22, false);
+	ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	snap = malloc(GUEST_SIZE);
+	memcpy(snap, F.guest, GUEST_SIZE);
+}
+
+static void hostile_check(void)
+{
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+
+	/* Guest RAM untouched: no copy-back, no used entry pushed. */
+	ck_assert(memcmp(snap, F.guest, GUEST_SIZE) == 0);
+	ck_assert_int_eq(svqiso_svq_get_stats(F.svq, &st), 0);
+	ck_assert_uint_eq(st.errors, 1);
+	/* The guest ring resumes past the two chains of two descriptors the
+	 * svq took: split counts chains, packed descriptors plus wrap bit. */
+	ck_assert_int_eq(svqiso_svq_reset(F.svq, F.info.layout == SVQISO_LAYOUT_PACKED ?
+					  (1u << 15) | 4 : 2), 0);
+	ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 0);
+	ck_assert(!svqiso_svq_is_broken(F.svq));
+	free(snap);
+	fx_close();
+}
+
+START_TEST(test_used_id_never_issued_breaks)
+{
+	hostile_setup(_i);
+	rogue_used(NUM - 1, 10, 1);
+	expect_broken("used-id");
+	hostile_check();
+}
+END_TEST
+
+START_TEST(test_used_id_out_of_range_breaks)
+{
+	hostile_setup(_i);
+	/* split ids are 32 bits on the wire, packed ones 16 */
+	rogue_used(F.info.layout == SVQISO_LAYOUT_SPLIT ? 0x10000 : 0xffff, 10, 1);
+	expect_broken("used-id");
+	hostile_check();
+}
+END_TEST
+
+START_TEST(test_used_duplicate_breaks)
+{
+	struct svq_elem e = { .seg = F.bseg, .max_seg = MAX_SEGS * 2 };
+	uint16_t gid;
+	uint32_t glen;
+
+	hostile_setup(_i);
+	ck_assert_int_eq(svq_dev_pop(&F.backend, &e), 1);
+	ck_assert_int_eq(svq_dev_push(&F.backend, e.id, 0), 0);
+	svq_dev_flush(&F.backend);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ck_assert_int_eq(svq_drv_get_used(&F.gdrv, &gid, &glen), 1);
+	memcpy(snap, F.guest, GUEST_SIZE);
+	/* The same id once more. */
+	rogue_used(e.id, 0, 1);
+	expect_broken("used-id");
+	hostile_check();
+}
+END_TEST
+
+START_TEST(test_used_idx_jump_breaks)
+{
+	hostile_setup(SVQISO_LAYOUT_SPLIT);
+	rogue_used(0, 10, 5);	/* 5 entries with 2 outstanding */
+	expect_broken("used-idx");
+	hostile_check();
+}
+END_TEST
+
+/* ---- guest violations ---- */
+
+START_TEST(test_guest_violation_breaks_with_reason)
+{
+	struct svq_seg s = { .addr = GUEST_BASE + GUEST_SIZE + 4096, .len = 16 };
+	uint16_t id;
+
+	fx_open(_i, _i, 0, 0, 0, 1 << 20, SVQISO_COPY_MEMCPY);
+	ck_assert_int_eq(svq_drv_add(&F.gdrv, &s, 1, NULL, &id), 0);
+	svq_drv_kick_prepare(&F.gdrv);
+	ck_assert_int_eq(svqiso_svq_process_avail(F.svq), -EIO);
+	ck_assert(svqiso_svq_is_broken(F.svq));
+	ck_assert_ptr_nonnull(strstr(svqiso_svq_broken_reason(F.svq), "addr-unmapped"));
+	ck_assert_int_eq(F.logs, 1);
+	ck_assert_int_eq(svq_dev_pop(&F.backend, &(struct svq_elem){ .seg = F.bseg, .max_seg = 4 }), 0);
+	fx_close();
+}
+END_TEST
+
+/* ---- backpressure ---- */
+
+START_TEST(test_pool_full_stalls_then_resumes_in_order)
+{
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	uint16_t ids[NUM], gid;
+	uint32_t glen;
+	unsigned int posted = 0, done = 0, k;
+
+	/* 64 KiB arena, 16 KiB requests: four fit at once. */
+	fx_open(_i & 1, _i >> 1, 0, 0, 0, 64 << 10, SVQISO_COPY_MEMCPY);
+	for (k = 0; k < 32; k++)
+		ids[posted++] = guest_post(1, 1, 16 << 10, (uint64_t)k * (16 << 10),
+					   0, false);
+	ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	while (done < posted) {
+		unsigned int served = 0;
+
+		while (backend_serve(0, NULL, (uint8_t)done) == 1)
+			served++;
+		ck_assert_uint_gt(served, 0);
+		ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+		while (svq_drv_get_used(&F.gdrv, &gid, &glen) == 1) {
+			ck_assert_uint_eq(gid, ids[done]);	/* FIFO device */
+			ck_assert_uint_eq(glen, 16 << 10);
+			done++;
+		}
+	}
+	ck_assert_int_eq(svqiso_svq_get_stats(F.svq, &st), 0);
+	ck_assert_uint_gt(st.pool_stalls, 0);
+	ck_assert_uint_le(st.pool_high_water, 64 << 10);
+	ck_assert_uint_eq(st.requests, 32);
+	ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 0);
+	fx_close();
+}
+END_TEST
+
+START_TEST(test_request_larger_than_pool_breaks)
+{
+	fx_open(0, 0, 0, 0, 0, 64 << 10, SVQISO_COPY_MEMCPY);
+	guest_post(1, 1, 128 << 10, 0, 0, false);
+	ck_assert_int_eq(svqiso_svq_process_avail(F.svq), -EIO);
+	ck_assert_ptr_nonnull(strstr(svqiso_svq_broken_reason(F.svq), "bounce"));
+	fx_close();
+}
+END_TEST
+
+/* ---- per-request memfd pool ---- */
+
+START_TEST(test_memfd_pool_roundtrip)
+{
+	uint16_t gid;
+	uint32_t glen;
+	unsigned int k;
+
+	fx_open(_i, _i, 0, 0, 0, 0, SVQISO_COPY_MEMCPY);
+	for (k = 0; k < 20; k++) {
+		unsigned int nr = svqiso_iso_nr_regions(F.iso);
+
+		guest_post(3, 1, 3000, 0, (uint8_t)k, false);
+		ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+		ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), nr + 1);
+		ck_assert_int_eq(backend_serve(0, NULL, 0x42), 1);
+		ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+		ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), nr);
+		ck_assert_int_eq(svq_drv_get_used(&F.gdrv, &gid, &glen), 1);
+		ck_assert_uint_eq(glen, 3000);
+		ck_assert_uint_eq(*(uint8_t *)gpa_hva(GUEST_BASE + G_DATA + 6000), 0x42);
+	}
+	fx_close();
+}
+END_TEST
+
+/* ---- copy strategies ---- */
+
+START_TEST(test_each_copy_strategy_roundtrip)
+{
+	uint16_t gid;
+	uint32_t glen;
+	uint8_t *w;
+
+	if (!svqiso_copy_supported(_i))
+		return;
+	fx_open(0, 1, 0, 0, 0, 4 << 20, _i);
+	guest_post(2, 1, 1 << 20, 0, 0x31, false);
+	ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	ck_assert_int_eq(backend_serve(0, NULL, 0x64), 1);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ck_assert_int_eq(svq_drv_get_used(&F.gdrv, &gid, &glen), 1);
+	w = gpa_hva(GUEST_BASE + G_DATA + (1 << 20));
+	for (unsigned int k = 0; k < (1u << 20); k++)
+		if (w[k] != 0x64)
+			ck_abort_msg("byte %u is %#x", k, w[k]);
+	fx_close();
+}
+END_TEST
+
+/* ---- element mode ---- */
+
+START_TEST(test_element_mode_completes_with_cookie)
+{
+	uint8_t out[300], in[500];
+	struct iovec o = { out, sizeof(out) }, i = { in, sizeof(in) };
+	unsigned int k;
+
+	fx_open(0, _i, 0, SVQISO_RING_F_INDIRECT, SVQISO_SVQ_F_ELEMENT, 1 << 20,
+		SVQISO_COPY_AUTO);
+	ck_assert_int_eq(svqiso_svq_process_avail(F.svq), -EINVAL);
+	for (k = 0; k < 100; k++) {
+		memset(out, (int)k, sizeof(out));
+		memset(in, 0, sizeof(in));
+		ck_assert_int_ge(svqiso_svq_submit(F.svq, &o, 1, &i, 1,
+						   (void *)(uintptr_t)(k + 1)), 0);
+		ck_assert_int_eq(backend_serve(0, NULL, (uint8_t)(k + 7)), 1);
+		ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+		ck_assert_uint_eq(F.ncomplete, k + 1);
+		ck_assert_ptr_eq(F.cookies[k], (void *)(uintptr_t)(k + 1));
+		ck_assert_uint_eq(F.lens[k], sizeof(in));
+		ck_assert_uint_eq(in[0], (uint8_t)(k + 7));
+		ck_assert_uint_eq(in[sizeof(in) - 1], (uint8_t)(k + 7));
+	}
+	fx_close();
+}
+END_TEST
+
+START_TEST(test_element_mode_bad_submit_rejected)
+{
+	uint8_t b[16];
+	struct iovec z = { b, 0 }, ok = { b, sizeof(b) };
+	unsigned int k;
+
+	fx_open(0, 0, 0, 0, SVQISO_SVQ_F_ELEMENT, 1 << 20, SVQISO_COPY_AUTO);
+	ck_assert_int_eq(svqiso_svq_submit(F.svq, NULL, 0, NULL, 0, NULL), -EINVAL);
+	ck_assert_int_eq(svqiso_svq_submit(F.svq, &z, 1, NULL, 0, NULL), -EINVAL);
+	ck_assert_int_eq(svqiso_svq_submit(F.svq, &ok, MAX_SEGS * 2 + 1, NULL, 0, NULL),
+			 -EINVAL);
+	/* num requests held (backend silent, shadow ring full): -ENOSPC. */
+	for (k = 0; k < 2 * NUM; k++)
+		ck_assert_int_ge(svqiso_svq_submit(F.svq, &ok, 1, NULL, 0, NULL), 0);
+	ck_assert_int_eq(svqiso_svq_submit(F.svq, &ok, 1, NULL, 0, NULL), -ENOSPC);
+	/* reset completes every held request with 0 */
+	ck_assert_int_eq(svqiso_svq_reset(F.svq, 0), 0);
+	ck_assert_uint_eq(F.ncomplete, 2 * NUM);
+	ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 0);
+	fx_close();
+}
+END_TEST
+
+/* ---- opts ---- */
+
+START_TEST(test_bad_opts_rejected)
+{
+	struct svqiso_iso *iso;
+	struct svqiso_svq *svq = NULL;
+	SVQISO_OPTS(svqiso_svq_opts, o, .num = 8, .flags = SVQISO_SVQ_F_ELEMENT,
+		    .complete = complete_cb);
+
+	ck_assert_int_eq(svqiso_iso_new(NULL, &iso), 0);
+	ck_assert_int_eq(svqiso_svq_new(&o, &svq), -EINVAL);	/* no iso */
+	o.iso = iso;
+	o.num = 6;	/* split shadow needs a power of two */
+	ck_assert_int_eq(svqiso_svq_new(&o, &svq), -EINVAL);
+	o.num = 8;
+	o.flags |= 1u << 30;
+	ck_assert_int_eq(svqiso_svq_new(&o, &svq), -EINVAL);
+	o.flags = SVQISO_SVQ_F_ELEMENT;
+	o.copy = 200;
+	ck_assert_int_eq(svqiso_svq_new(&o, &svq), -EINVAL);
+	o.copy = 0;
+	o.flags = 0;	/* ring mode without guest memory */
+	ck_assert_int_eq(svqiso_svq_new(&o, &svq), -EINVAL);
+	o.flags = SVQISO_SVQ_F_ELEMENT;
+	o.shadow_layout = SVQISO_LAYOUT_PACKED;
+	o.num = 6;	/* packed may be any size */
+	ck_assert_int_eq(svqiso_svq_new(&o, &svq), 0);
+	ck_assert_uint_eq(svqiso_iso_nr_regions(iso), 2);	/* ring + pool */
+	svqiso_svq_free(svq);
+	ck_assert_uint_eq(svqiso_iso_nr_regions(iso), 0);
+	svqiso_iso_free(iso);
+}
+END_TEST
+
+static Suite *svq_suite(void)
+{
+	Suite *s = suite_create("svq");
+	TCase *tc;
+
+	tc = tcase_create("ring-mode");
+	tcase_set_timeout(tc, 60);
+	tcase_add_loop_test(tc, test_ring_mode_roundtrip_matches, 0, 4);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("copy-back");
+	tcase_add_test(tc, test_under_report_default_copies_len_only);
+	tcase_add_test(tc, test_under_report_preserve_copies_all);
+	tcase_add_loop_test(tc, test_len_past_writable_clamped, 0, SVQISO_NR_LAYOUTS);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("hostile-backend");
+	tcase_add_loop_test(tc, test_used_id_never_issued_breaks, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_used_id_out_of_range_breaks, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_used_duplicate_breaks, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_test(tc, test_used_idx_jump_breaks);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("hostile-guest");
+	tcase_add_loop_test(tc, test_guest_violation_breaks_with_reason, 0, SVQISO_NR_LAYOUTS);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("pool");
+	tcase_set_timeout(tc, 30);
+	tcase_add_loop_test(tc, test_pool_full_stalls_then_resumes_in_order, 0, 4);
+	tcase_add_test(tc, test_request_larger_than_pool_breaks);
+	tcase_add_loop_test(tc, test_memfd_pool_roundtrip, 0, SVQISO_NR_LAYOUTS);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("copy");
+	tcase_set_timeout(tc, 30);
+	tcase_add_loop_test(tc, test_each_copy_strategy_roundtrip, 0, SVQISO_NR_COPY);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("element-mode");
+	tcase_add_loop_test(tc, test_element_mode_completes_with_cookie, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_test(tc, test_element_mode_bad_submit_rejected);
+	tcase_add_test(tc, test_bad_opts_rejected);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	const char *env = getenv("SVQ_TEST_SEED");
+	SRunner *sr;
+	int failed;
+
+	if (env && *env)
+		seed = strtoull(env, NULL, 0);
+	printf("# seed=%#" PRIx64 "\n", seed);
+	sr = srunner_create(svq_suite());
+	srunner_set_tap(sr, "-");
+	srunner_run_all(sr, CK_SILENT);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
