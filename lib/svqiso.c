@@ -42,3 +42,22 @@ void svq_log(svqiso_log_fn fn, void *ctx, int level, const char *fmt, ...)
 		msg[--n] = '\0';
 	fn(ctx, level, msg);
 }
+
+/*
+ * svq_opts_ok() checks every byte past an opts struct's last field, so no
+ * public opts struct may end in padding: SVQISO_OPTS() copies a compound
+ * literal, whose padding the compiler need not zero.
+ */
+#define SVQ_NO_TAIL_PAD(TYPE)						\
+	_Static_assert(svq_offsetofend(TYPE, TYPE##__last_field) ==	\
+		       sizeof(struct TYPE), #TYPE " must not end in padding")
+
+SVQ_NO_TAIL_PAD(svqiso_mem_ops);
+SVQ_NO_TAIL_PAD(svqiso_mem_opts);
+SVQ_NO_TAIL_PAD(svqiso_iso_opts);
+SVQ_NO_TAIL_PAD(svqiso_pool_ops);
+SVQ_NO_TAIL_PAD(svqiso_arena_opts);
+SVQ_NO_TAIL_PAD(svqiso_svq_opts);
+SVQ_NO_TAIL_PAD(svqiso_svq_stats);
+SVQ_NO_TAIL_PAD(svqiso_loop_opts);
+SVQ_NO_TAIL_PAD(svqiso_loop_queue);

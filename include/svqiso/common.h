@@ -21,9 +21,10 @@ extern "C" {
 /*
  * SVQISO_OPTS - declare and zero an opts struct, then set its size.
  *
- * The whole object, padding included, is zeroed before the designated fields are
- * stored, so a library that knows fewer fields than the caller sees zeros past its
- * last known field.
+ * The object is zeroed before the designated fields are stored, so a library
+ * that knows fewer fields than the caller sees zeros past its last known
+ * field. No public opts struct ends in padding (the library checks this at
+ * build time), since a compiler may copy padding bytes from the literal.
  *
  *	SVQISO_OPTS(svqiso_mem_opts, o, .max_regions = 64);
  */

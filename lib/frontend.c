@@ -1,0 +1,483 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vhost-user frontend session: svqiso facing an unmodified backend with
+ * isolated memory only. See frontend.h.
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "frontend.h"
+#include "vhost_user.h"
+
+struct svq_fe {
+	int sock;		/* -1 once the session is dead */
+	int timeout_ms;
+	bool reply_ack;		/* REPLY_ACK agreed: every request is acked */
+	svqiso_log_fn log;
+	void *log_ctx;
+	uint64_t offered;	/* GET_FEATURES */
+	uint64_t acked;		/* SET_FEATURES */
+	uint64_t protocol;	/* SET_PROTOCOL_FEATURES */
+	unsigned int queue_num;
+	unsigned int mem_slots;
+	/* What the backend holds, for SET_MEM_TABLE and the slot count. */
+	struct svqiso_region *regions;
+	unsigned int nregions;
+};
+
+/* Protocol features svqiso honours; everything else is masked with a log line. */
+#define FE_PROTOCOL_OK ((1ull << SVQ_VU_PROTOCOL_F_MQ) |			\
+			(1ull << SVQ_VU_PROTOCOL_F_REPLY_ACK) |			\
+			(1ull << SVQ_VU_PROTOCOL_F_NET_MTU) |			\
+			(1ull << SVQ_VU_PROTOCOL_F_CONFIG) |			\
+			(1ull << SVQ_VU_PROTOCOL_F_RESET_DEVICE) |		\
+			(1ull << SVQ_VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
+
+static const char *const protocol_names[] = {
+	[SVQ_VU_PROTOCOL_F_MQ] = "MQ",
+	[SVQ_VU_PROTOCOL_F_LOG_SHMFD] = "LOG_SHMFD",
+	[SVQ_VU_PROTOCOL_F_RARP] = "RARP",
+	[SVQ_VU_PROTOCOL_F_REPLY_ACK] = "REPLY_ACK",
+	[SVQ_VU_PROTOCOL_F_NET_MTU] = "NET_MTU",
+	[SVQ_VU_PROTOCOL_F_BACKEND_REQ] = "BACKEND_REQ",
+	[SVQ_VU_PROTOCOL_F_CROSS_ENDIAN] = "CROSS_ENDIAN",
+	[SVQ_VU_PROTOCOL_F_CRYPTO_SESSION] = "CRYPTO_SESSION",
+	[SVQ_VU_PROTOCOL_F_PAGEFAULT] = "PAGEFAULT",
+	[SVQ_VU_PROTOCOL_F_CONFIG] = "CONFIG",
+	[SVQ_VU_PROTOCOL_F_BACKEND_SEND_FD] = "BACKEND_SEND_FD",
+	[SVQ_VU_PROTOCOL_F_HOST_NOTIFIER] = "HOST_NOTIFIER",
+	[SVQ_VU_PROTOCOL_F_INFLIGHT_SHMFD] = "INFLIGHT_SHMFD",
+	[SVQ_VU_PROTOCOL_F_RESET_DEVICE] = "RESET_DEVICE",
+	[SVQ_VU_PROTOCOL_F_INBAND_NOTIFICATIONS] = "INBAND_NOTIFICATIONS",
+	[SVQ_VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS] = "CONFIGURE_MEM_SLOTS",
+	[SVQ_VU_PROTOCOL_F_STATUS] = "STATUS",
+};
+
+/*
+ * Transport bits (24 to 40) the shadow ring implements. ACCESS_PLATFORM
+ * would need an IOTLB, NOTIFICATION_DATA and IN_ORDER promises the shadow
+ * does not keep, LOG_ALL is migration's.
+ */
+#define FE_TRANSPORT_MASK	(((1ull << 41) - 1) & ~((1ull << 24) - 1))
+#define FE_TRANSPORT_OK	((1ull << SVQ_FE_F_NOTIFY_ON_EMPTY) |		\
+			 (1ull << SVQ_FE_F_ANY_LAYOUT) |		\
+			 (1ull << SVQ_FE_F_INDIRECT_DESC) |		\
+			 (1ull << SVQ_FE_F_EVENT_IDX) |			\
+			 (1ull << SVQ_FE_F_VERSION_1) |			\
+			 (1ull << SVQ_FE_F_RING_PACKED) |		\
+			 (1ull << SVQ_FE_F_ORDER_PLATFORM))
+
+static bool has_protocol(const struct svq_fe *fe, unsigned int bit)
+{
+	return fe->protocol & (1ull << bit);
+}
+
+/* The session dies with any error that may leave the stream out of step. */
+static int fe_call(struct svq_fe *fe, struct svq_vu_msg *req,
+		   struct svq_vu_msg *reply)
+{
+	uint32_t request = req->hdr.request;
+	int rc;
+
+	if (fe->sock < 0)
+		return -ENOTCONN;
+	rc = svq_vu_call(fe->sock, req, reply, fe->reply_ack, fe->timeout_ms);
+	if (!rc)
+		return 0;
+	if (rc == -EIO) {
+		svq_log(fe->log, fe->log_ctx, SVQISO_LOG_ERR,
+			"vhost-user: backend refused request %u", request);
+		return rc;
+	}
+	if (rc != -EINVAL) {
+		svq_log(fe->log, fe->log_ctx, SVQISO_LOG_ERR,
+			"vhost-user: request %u failed (%s): session closed",
+			request, strerror(-rc));
+		close(fe->sock);
+		fe->sock = -1;
+	}
+	return rc;
+}
+
+static int fe_get_u64(struct svq_fe *fe, uint32_t request, uint64_t *val)
+{
+	struct svq_vu_msg m, r;
+	int rc;
+
+	svq_vu_msg_init(&m, request, 0);
+	rc = fe_call(fe, &m, &r);
+	if (!rc)
+		*val = r.payload.u64;
+	return rc;
+}
+
+static int fe_set_u64(struct svq_fe *fe, uint32_t request, uint64_t val)
+{
+	struct svq_vu_msg m;
+
+	svq_vu_msg_init(&m, request, sizeof(uint64_t));
+	m.payload.u64 = val;
+	return fe_call(fe, &m, NULL);
+}
+
+static int fe_set_state(struct svq_fe *fe, uint32_t request, unsigned int index,
+			uint32_t num)
+{
+	struct svq_vu_msg m;
+
+	svq_vu_msg_init(&m, request, sizeof(struct svq_vu_vring_state));
+	m.payload.state.index = index;
+	m.payload.state.num = num;
+	return fe_call(fe, &m, NULL);
+}
+
+/* SET_VRING_KICK/CALL: the u64 is the index, bit 8 "no fd". */
+static int fe_set_vring_fd(struct svq_fe *fe, uint32_t request,
+			   unsigned int index, int fd)
+{
+	struct svq_vu_msg m;
+
+	svq_vu_msg_init(&m, request, sizeof(uint64_t));
+	m.payload.u64 = index & SVQ_VU_VRING_IDX_MASK;
+	if (fd < 0) {
+		m.payload.u64 |= SVQ_VU_VRING_NOFD;
+	} else {
+		m.fds[0] = fd;
+		m.nfds = 1;
+	}
+	return fe_call(fe, &m, NULL);
+}
+
+static int fe_negotiate_protocol(struct svq_fe *fe)
+{
+	uint64_t offered, masked, val;
+	unsigned int bit;
+	int rc;
+
+	rc = fe_get_u64(fe, SVQ_VU_GET_PROTOCOL_FEATURES, &offered);
+	if (rc)
+		return rc;
+	masked = offered & ~FE_PROTOCOL_OK;
+	for (bit = 0; bit < 64; bit++) {
+		if (!(masked & (1ull << bit)))
+			continue;
+		svq_log(fe->log, fe->log_ctx, SVQISO_LOG_INFO,
+			"vhost-user: masking protocol feature %s (bit %u): "
+			"not honoured under memory isolation",
+			bit < SVQ_ARRAY_SIZE(protocol_names) && protocol_names[bit] ?
+			protocol_names[bit] : "unknown", bit);
+	}
+	fe->protocol = offered & FE_PROTOCOL_OK;
+	rc = fe_set_u64(fe, SVQ_VU_SET_PROTOCOL_FEATURES, fe->protocol);
+	if (rc)
+		return rc;
+	fe->reply_ack = has_protocol(fe, SVQ_VU_PROTOCOL_F_REPLY_ACK);
+
+	if (has_protocol(fe, SVQ_VU_PROTOCOL_F_MQ)) {
+		rc = fe_get_u64(fe, SVQ_VU_GET_QUEUE_NUM, &val);
+		if (rc)
+			return rc;
+		if (!val || val > 0x100)	/* the index is 8 bits on the wire */
+			return -EPROTO;
+		fe->queue_num = (unsigned int)val;
+	}
+	if (has_protocol(fe, SVQ_VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS)) {
+		rc = fe_get_u64(fe, SVQ_VU_GET_MAX_MEM_SLOTS, &val);
+		if (rc)
+			return rc;
+		if (!val || val > SVQISO_MEM_MAX_REGIONS)
+			return -EPROTO;
+		fe->mem_slots = (unsigned int)val;
+	}
+	return 0;
+}
+
+int svq_fe_connect(const char *path, const struct svq_fe_opts *opts,
+		   struct svq_fe **out)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct svq_vu_msg m;
+	struct svq_fe *fe;
+	int rc;
+
+	if (!path || !out || !SVQ_OPTS_OK(svq_fe_opts, opts) ||
+	    SVQ_OPTS_GET(opts, timeout_ms, 0) < 0 ||
+	    strlen(path) >= sizeof(sa.sun_path))
+		return -EINVAL;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+
+	fe = calloc(1, sizeof(*fe));
+	if (!fe)
+		return -ENOMEM;
+	fe->log = SVQ_OPTS_GET(opts, log, NULL);
+	fe->log_ctx = SVQ_OPTS_GET(opts, log_ctx, NULL);
+	fe->timeout_ms = SVQ_OPTS_GET(opts, timeout_ms, 0);
+	if (!fe->timeout_ms)
+		fe->timeout_ms = SVQ_FE_TIMEOUT_MS;
+	fe->queue_num = 1;
+	fe->mem_slots = SVQ_FE_MAX_TABLE;
+
+	fe->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fe->sock < 0) {
+		rc = -errno;
+		goto err;
+	}
+	if (connect(fe->sock, (struct sockaddr *)&sa, sizeof(sa))) {
+		rc = -errno;
+		goto err;
+	}
+
+	svq_vu_msg_init(&m, SVQ_VU_SET_OWNER, 0);	/* no payload */
+	rc = fe_call(fe, &m, NULL);
+	if (!rc)
+		rc = fe_get_u64(fe, SVQ_VU_GET_FEATURES, &fe->offered);
+	if (!rc && (fe->offered & (1ull << SVQ_VU_F_PROTOCOL_FEATURES)))
+		rc = fe_negotiate_protocol(fe);
+	if (rc)
+		goto err;
+
+	fe->regions = calloc(fe->mem_slots, sizeof(*fe->regions));
+	if (!fe->regions) {
+		rc = -ENOMEM;
+		goto err;
+	}
+	svq_log(fe->log, fe->log_ctx, SVQISO_LOG_DEBUG,
+		"vhost-user: connected: features %#" PRIx64 " protocol %#" PRIx64
+		" queues %u slots %u", fe->offered, fe->protocol, fe->queue_num,
+		fe->mem_slots);
+	*out = fe;
+	return 0;
+err:
+	svq_fe_free(fe);
+	return rc;
+}
+
+void svq_fe_free(struct svq_fe *fe)
+{
+	if (!fe)
+		return;
+	if (fe->sock >= 0)
+		close(fe->sock);
+	free(fe->regions);
+	free(fe);
+}
+
+uint64_t svq_fe_offered_features(const struct svq_fe *fe)
+{
+	return fe ? fe->offered : 0;
+}
+
+uint64_t svq_fe_protocol_features(const struct svq_fe *fe)
+{
+	return fe ? fe->protocol : 0;
+}
+
+unsigned int svq_fe_queue_num(const struct svq_fe *fe)
+{
+	return fe ? fe->queue_num : 0;
+}
+
+unsigned int svq_fe_mem_slots(const struct svq_fe *fe)
+{
+	return fe ? fe->mem_slots : 0;
+}
+
+unsigned int svq_fe_nr_regions(const struct svq_fe *fe)
+{
+	return fe ? fe->nregions : 0;
+}
+
+int svq_fe_set_features(struct svq_fe *fe, uint64_t wanted, uint64_t *agreed)
+{
+	uint64_t features, dropped;
+	unsigned int bit;
+	int rc;
+
+	if (!fe)
+		return -EINVAL;
+	/* Never ask for what was not offered, nor for the vhost-user bits. */
+	wanted &= ~((1ull << SVQ_FE_F_LOG_ALL) |
+		    (1ull << SVQ_VU_F_PROTOCOL_FEATURES));
+	features = wanted & fe->offered;
+	dropped = features & FE_TRANSPORT_MASK & ~FE_TRANSPORT_OK;
+	for (bit = 0; bit < 64; bit++) {
+		if (dropped & (1ull << bit))
+			svq_log(fe->log, fe->log_ctx, SVQISO_LOG_INFO,
+				"vhost-user: masking feature bit %u: not "
+				"implemented by the shadow ring", bit);
+	}
+	features &= ~dropped;
+	if (fe->offered & (1ull << SVQ_VU_F_PROTOCOL_FEATURES))
+		features |= 1ull << SVQ_VU_F_PROTOCOL_FEATURES;
+	rc = fe_set_u64(fe, SVQ_VU_SET_FEATURES, features);
+	if (rc)
+		return rc;
+	fe->acked = features;
+	if (agreed)
+		*agreed = features;
+	return 0;
+}
+
+static void region_to_wire(const struct svqiso_region *r,
+			   struct svq_vu_mem_region *w)
+{
+	w->guest_phys_addr = r->iova;
+	w->memory_size = r->size;
+	w->userspace_addr = (uintptr_t)r->uaddr;
+	w->mmap_offset = r->fd_offset;
+}
+
+/* Without CONFIGURE_MEM_SLOTS the whole table goes every time. */
+static int fe_send_mem_table(struct svq_fe *fe)
+{
+	struct svq_vu_msg m;
+	unsigned int i;
+
+	svq_vu_msg_init(&m, SVQ_VU_SET_MEM_TABLE,
+			offsetof(struct svq_vu_mem_table, regions) +
+			fe->nregions * sizeof(struct svq_vu_mem_region));
+	m.payload.mem.nregions = fe->nregions;
+	for (i = 0; i < fe->nregions; i++) {
+		region_to_wire(&fe->regions[i], &m.payload.mem.regions[i]);
+		m.fds[i] = fe->regions[i].fd;
+	}
+	m.nfds = fe->nregions;
+	return fe_call(fe, &m, NULL);
+}
+
+static int fe_send_mem_reg(struct svq_fe *fe, uint32_t request,
+			   const struct svqiso_region *r)
+{
+	struct svq_vu_msg m;
+
+	svq_vu_msg_init(&m, request, sizeof(struct svq_vu_mem_reg));
+	region_to_wire(r, &m.payload.mem_reg.region);
+	m.fds[0] = r->fd;
+	m.nfds = 1;
+	return fe_call(fe, &m, NULL);
+}
+
+int svq_fe_region_add(void *ctx, const struct svqiso_region *region)
+{
+	struct svq_fe *fe = ctx;
+	int rc;
+
+	if (!fe || !region || region->fd < 0)
+		return -EINVAL;
+	if (fe->sock < 0)
+		return -ENOTCONN;
+	if (fe->nregions >= fe->mem_slots) {
+		svq_log(fe->log, fe->log_ctx, SVQISO_LOG_WARN,
+			"vhost-user: all %u memory slots in use", fe->mem_slots);
+		return -ENOSPC;
+	}
+	fe->regions[fe->nregions++] = *region;
+	if (has_protocol(fe, SVQ_VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
+		rc = fe_send_mem_reg(fe, SVQ_VU_ADD_MEM_REG, region);
+	else
+		rc = fe_send_mem_table(fe);
+	if (rc)
+		fe->nregions--;
+	return rc;
+}
+
+int svq_fe_region_del(void *ctx, const struct svqiso_region *region)
+{
+	struct svq_fe *fe = ctx;
+	unsigned int i;
+
+	if (!fe || !region)
+		return -EINVAL;
+	for (i = 0; i < fe->nregions; i++) {
+		if (fe->regions[i].iova == region->iova)
+			break;
+	}
+	if (i == fe->nregions)
+		return -ENOENT;
+	/* Forget it whatever the backend says: the iso unmaps it next. */
+	memmove(&fe->regions[i], &fe->regions[i + 1],
+		(fe->nregions - i - 1) * sizeof(*fe->regions));
+	fe->nregions--;
+	if (fe->sock < 0)
+		return -ENOTCONN;
+	if (has_protocol(fe, SVQ_VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
+		return fe_send_mem_reg(fe, SVQ_VU_REM_MEM_REG, region);
+	return fe_send_mem_table(fe);
+}
+
+int svq_fe_vring_start(struct svq_fe *fe, unsigned int index,
+		       const struct svqiso_shadow_info *info, int kick_fd,
+		       int call_fd)
+{
+	struct svq_vu_msg m;
+	int rc;
+
+	if (!fe || !info || index >= fe->queue_num || kick_fd < 0)
+		return -EINVAL;
+	if (info->layout == SVQISO_LAYOUT_PACKED &&
+	    !(fe->acked & (1ull << SVQ_FE_F_RING_PACKED)))
+		return -ENOTSUP;
+
+	rc = fe_set_state(fe, SVQ_VU_SET_VRING_NUM, index, info->num);
+	if (rc)
+		return rc;
+
+	/* Wire order: desc, used (device area), avail (driver area). */
+	svq_vu_msg_init(&m, SVQ_VU_SET_VRING_ADDR, sizeof(struct svq_vu_vring_addr));
+	m.payload.addr.index = index;
+	m.payload.addr.desc = info->uaddr.desc;
+	m.payload.addr.used = info->uaddr.device;
+	m.payload.addr.avail = info->uaddr.driver;
+	rc = fe_call(fe, &m, NULL);
+	if (rc)
+		return rc;
+
+	rc = fe_set_state(fe, SVQ_VU_SET_VRING_BASE, index, info->base);
+	if (!rc)
+		rc = fe_set_vring_fd(fe, SVQ_VU_SET_VRING_KICK, index, kick_fd);
+	if (!rc)
+		rc = fe_set_vring_fd(fe, SVQ_VU_SET_VRING_CALL, index, call_fd);
+	if (!rc && (fe->acked & (1ull << SVQ_VU_F_PROTOCOL_FEATURES)))
+		rc = fe_set_state(fe, SVQ_VU_SET_VRING_ENABLE, index, 1);
+	return rc;
+}
+
+int svq_fe_vring_stop(struct svq_fe *fe, unsigned int index, uint32_t *base)
+{
+	struct svq_vu_msg m, r;
+	int rc;
+
+	if (!fe || !base || index >= fe->queue_num)
+		return -EINVAL;
+	svq_vu_msg_init(&m, SVQ_VU_GET_VRING_BASE, sizeof(struct svq_vu_vring_state));
+	m.payload.state.index = index;
+	rc = fe_call(fe, &m, &r);
+	if (rc)
+		return rc;
+	if (r.payload.state.index != index)
+		return -EPROTO;
+	*base = r.payload.state.num;
+	return 0;
+}
+
+int svq_fe_get_config(struct svq_fe *fe, uint32_t offset, void *buf,
+		      uint32_t len)
+{
+	struct svq_vu_msg m, r;
+	int rc;
+
+	if (!fe || !buf || !len || len > SVQ_VU_CONFIG_MAX)
+		return -EINVAL;
+	if (!has_protocol(fe, SVQ_VU_PROTOCOL_F_CONFIG))
+		return -ENOTSUP;
+	svq_vu_msg_init(&m, SVQ_VU_GET_CONFIG, SVQ_VU_CONFIG_HDR_SIZE + len);
+	m.payload.config.offset = offset;
+	m.payload.config.size = len;
+	rc = fe_call(fe, &m, &r);
+	if (!rc)
+		memcpy(buf, r.payload.config.payload, len);
+	return rc;
+}

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vhost-user frontend session, internal: svqiso as the frontend of an
+ * unmodified vhost-user backend, offering it isolated memory only.
+ *
+ *   svq_fe_connect()       socket, SET_OWNER, GET_FEATURES, protocol features
+ *                          (masked to what svqiso can honour), queue count,
+ *                          memory slots
+ *   svq_fe_set_features()  SET_FEATURES with the device features wanted
+ *   svq_fe_region_add/del  svqiso_region_fn callbacks for an iso: every
+ *                          isolated region is registered (ADD/REM_MEM_REG, or
+ *                          SET_MEM_TABLE without CONFIGURE_MEM_SLOTS); guest
+ *                          RAM never is
+ *   svq_fe_vring_start()   NUM, ADDR, BASE, KICK, CALL, ENABLE for one queue
+ *   svq_fe_vring_stop()    GET_VRING_BASE
+ *   svq_fe_get_config()    device config space
+ *
+ * Every wait for the backend is bounded (SVQ_FE_TIMEOUT_MS). After an error
+ * that leaves the socket out of step the session is dead: every call returns
+ * -ENOTCONN until svq_fe_free().
+ *
+ * Thread safety: none; one thread at a time per session, and the region
+ * callbacks run on the thread that drives the iso.
+ */
+#ifndef SVQ_FRONTEND_H
+#define SVQ_FRONTEND_H
+
+#include "internal.h"
+
+#define SVQ_FE_TIMEOUT_MS	5000
+
+/* Transport feature bits the frontend looks at (VIRTIO 1.2, 6). */
+#define SVQ_FE_F_NOTIFY_ON_EMPTY	24
+#define SVQ_FE_F_ANY_LAYOUT		27
+#define SVQ_FE_F_INDIRECT_DESC		28
+#define SVQ_FE_F_EVENT_IDX		29
+#define SVQ_FE_F_VERSION_1		32
+#define SVQ_FE_F_ACCESS_PLATFORM	33
+#define SVQ_FE_F_RING_PACKED		34
+#define SVQ_FE_F_ORDER_PLATFORM		36
+#define SVQ_FE_F_LOG_ALL		26	/* vhost: dirty logging */
+
+/* The most regions one SET_MEM_TABLE carries (and so without mem slots). */
+#define SVQ_FE_MAX_TABLE	8
+
+struct svq_fe_opts {
+	size_t sz;			/* = sizeof(struct svq_fe_opts) */
+	int timeout_ms;			/* per reply; 0: SVQ_FE_TIMEOUT_MS */
+	svqiso_log_fn log;		/* NULL: silent */
+	void *log_ctx;
+};
+#define svq_fe_opts__last_field log_ctx
+/* No padding at the end: SVQISO_OPTS() cannot promise to zero it. */
+_Static_assert(sizeof(struct svq_fe_opts) ==
+	       offsetof(struct svq_fe_opts, log_ctx) + sizeof(void *), "no tail padding");
+
+struct svq_fe;
+
+/*
+ * svq_fe_connect() - connect to the backend listening on unix socket @path
+ * and negotiate everything but the device features: SET_OWNER, GET_FEATURES,
+ * and when the backend offers VHOST_USER_F_PROTOCOL_FEATURES:
+ * GET_PROTOCOL_FEATURES, SET_PROTOCOL_FEATURES with what svqiso honours (each
+ * masked bit logged), GET_QUEUE_NUM (MQ) and GET_MAX_MEM_SLOTS
+ * (CONFIGURE_MEM_SLOTS). REPLY_ACK, when offered, is used from then on.
+ *
+ * Return: 0; -EINVAL (NULL @path or @out, bad opts, path too long), -ENOMEM,
+ * -EPROTO (a reply breaking the protocol, zero queues or slots), -errno from
+ * socket/connect and the codec (-ETIMEDOUT, -ECONNRESET, -EIO for a nack).
+ */
+int svq_fe_connect(const char *path, const struct svq_fe_opts *opts,
+		   struct svq_fe **out);
+
+/* svq_fe_free() - close the session; NULL is a no-op. Regions are not removed. */
+void svq_fe_free(struct svq_fe *fe);
+
+/* What the backend offered, and what was agreed. */
+uint64_t svq_fe_offered_features(const struct svq_fe *fe);
+uint64_t svq_fe_protocol_features(const struct svq_fe *fe);	/* agreed */
+unsigned int svq_fe_queue_num(const struct svq_fe *fe);		/* 1 without MQ */
+unsigned int svq_fe_mem_slots(const struct svq_fe *fe);		/* without slots: 8 */
+
+/*
+ * svq_fe_set_features() - SET_FEATURES with @wanted restricted to what the
+ * backend offered. Device bits pass through untouched; of the transport bits
+ * (24 to 40) only those svqiso's shadow ring implements are kept (each one
+ * dropped is logged); VHOST_F_LOG_ALL is never requested;
+ * VHOST_USER_F_PROTOCOL_FEATURES is added when it was negotiated.
+ * @agreed: NULL, or receives the features sent
+ *
+ * Return: 0; -EINVAL (NULL @fe), -ENOTCONN, the codec's errnos.
+ */
+int svq_fe_set_features(struct svq_fe *fe, uint64_t wanted, uint64_t *agreed);
+
+/*
+ * svq_fe_region_add() / svq_fe_region_del() - svqiso_region_fn callbacks,
+ * @ctx the session: give an iso's region to the backend, or take it back.
+ * Must only run after svq_fe_connect() (create the iso after it).
+ *
+ * Return (add): 0; -ENOSPC (every memory slot is used), -ENOTCONN, the
+ * codec's errnos.
+ */
+int svq_fe_region_add(void *ctx, const struct svqiso_region *region);
+int svq_fe_region_del(void *ctx, const struct svqiso_region *region);
+
+/* Number of regions the backend currently holds from this session. */
+unsigned int svq_fe_nr_regions(const struct svq_fe *fe);
+
+/*
+ * svq_fe_vring_start() - hand queue @index to the backend: SET_VRING_NUM,
+ * SET_VRING_ADDR (@info's uaddr areas), SET_VRING_BASE (@info->base),
+ * SET_VRING_KICK (@kick_fd), SET_VRING_CALL (@call_fd; negative: "no fd",
+ * the backend does not notify), then SET_VRING_ENABLE 1 when protocol
+ * features were negotiated.
+ *
+ * Return: 0; -EINVAL (NULL, @index past the queue count, a negative
+ * @kick_fd), -ENOTSUP (a packed @info the backend did not agree to),
+ * -ENOTCONN, the codec's errnos.
+ */
+int svq_fe_vring_start(struct svq_fe *fe, unsigned int index,
+		       const struct svqiso_shadow_info *info, int kick_fd,
+		       int call_fd);
+
+/*
+ * svq_fe_vring_stop() - GET_VRING_BASE: the backend stops queue @index.
+ * @base: receives the next avail index it would have processed
+ *
+ * Return: 0; -EINVAL, -ENOTCONN, the codec's errnos.
+ */
+int svq_fe_vring_stop(struct svq_fe *fe, unsigned int index, uint32_t *base);
+
+/*
+ * svq_fe_get_config() - read @len bytes of device config space at @offset.
+ *
+ * Return: 0; -EINVAL (NULL, @len 0 or over SVQ_VU_CONFIG_MAX), -ENOTSUP
+ * (CONFIG not negotiated), -ENOTCONN, the codec's errnos.
+ */
+int svq_fe_get_config(struct svq_fe *fe, uint32_t offset, void *buf,
+		      uint32_t len);
+
+#endif /* SVQ_FRONTEND_H */
