@@ -19,7 +19,7 @@ int svq_forward(struct svqiso_svq *svq, struct svq_req *r)
 	const struct svq_indirect *ind = NULL;
 	struct svq_indirect table;
 	struct svqiso_buf buf;
-	uint64_t total = (uint64_t)r->out_bytes + r->in_bytes, off = 0;
+	uint64_t total = (uint64_t)r->out_bytes + r->in_bytes, off = 0, in_use;
 	bool use_ind = r->nseg > 1 && (svq->shadow.rc.flags & SVQ_RING_F_INDIRECT);
 	uint16_t k, id;
 	int err;
@@ -98,8 +98,9 @@ int svq_forward(struct svqiso_svq *svq, struct svq_req *r)
 
 	svq->st.requests++;
 	svq->st.bytes_out += svq->preserve ? total : svq->slot[id].out_bytes;
-	if (svqiso_pool_in_use(svq->pool) > svq->st.pool_high_water)
-		svq->st.pool_high_water = svqiso_pool_in_use(svq->pool);
+	in_use = svqiso_pool_in_use(svq->pool);
+	if (in_use > svq->st.pool_high_water)
+		svq->st.pool_high_water = in_use;
 	return 0;
 }
 

@@ -55,6 +55,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "rng.h"
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -113,34 +115,9 @@ static bool no_uring;
 
 /* ---- Random numbers: splitmix64, one stream per test ---- */
 
-struct rng {
-	uint64_t s;
-};
-
-static uint64_t rng_next(struct rng *r)
-{
-	return echo_mix(r->s += 0x9e3779b97f4a7c15ull);
-}
-
 static void rng_init(struct rng *r, uint64_t tag)
 {
-	r->s = test_seed ^ (tag * 0xd1342543de82ef95ull);
-	rng_next(r);
-}
-
-static uint32_t rng_below(struct rng *r, uint32_t n)
-{
-	return (uint32_t)(((rng_next(r) >> 32) * n) >> 32);
-}
-
-static uint32_t rng_range(struct rng *r, uint32_t lo, uint32_t hi)
-{
-	return lo + rng_below(r, hi - lo + 1);
-}
-
-static bool rng_chance(struct rng *r, uint32_t num, uint32_t den)
-{
-	return rng_below(r, den) < num;
+	rng_seed(r, test_seed, tag);
 }
 
 static void rng_fill(struct rng *r, uint8_t *p, size_t len)

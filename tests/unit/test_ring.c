@@ -21,6 +21,7 @@
 #include <check.h>
 
 #include "vring.h"
+#include "rng.h"
 
 /* ---- Memory: one arena at a non-zero base ---- */
 
@@ -120,40 +121,9 @@ static struct svq_indirect table(unsigned int slot, uint16_t cap)
 
 /* ---- Random numbers: splitmix64, one stream per test ---- */
 
-struct rng {
-	uint64_t s;
-};
-
-static uint64_t rng_next(struct rng *r)
-{
-	uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-/* Each test draws from its own stream, so one replays without the others. */
 static void rng_init(struct rng *r, uint64_t tag)
 {
-	r->s = test_seed ^ (tag * 0xd1342543de82ef95ull);
-	rng_next(r);
-}
-
-/* Uniform in [0, n), n >= 1. */
-static uint32_t rng_below(struct rng *r, uint32_t n)
-{
-	return (uint32_t)(((rng_next(r) >> 32) * n) >> 32);
-}
-
-static uint32_t rng_range(struct rng *r, uint32_t lo, uint32_t hi)
-{
-	return lo + rng_below(r, hi - lo + 1);
-}
-
-static bool rng_chance(struct rng *r, uint32_t num, uint32_t den)
-{
-	return rng_below(r, den) < num;
+	rng_seed(r, test_seed, tag);
 }
 
 /* ---- Positions, wrap counters and the notification rules ---- */
