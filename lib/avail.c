@@ -36,7 +36,9 @@ int svq_forward(struct svqiso_svq *svq, struct svq_req *r)
 		return -ENOSPC;
 
 	err = svqiso_pool_alloc(svq->pool, total, &buf);
-	if (err == -ENOSPC) {
+	/* "Not now" only means something while a completion can still come
+	 * back to free room; with nothing in flight it would wait forever. */
+	if (err == -ENOSPC && svq->shadow.inflight) {
 		svq->st.pool_stalls++;
 		return -ENOSPC;
 	}

@@ -173,33 +173,37 @@ static int ep_ctl(struct svqiso_loop *loop, int op, int fd, uint64_t data)
 	return epoll_ctl(loop->epfd, op, fd, &ev) ? -errno : 0;
 }
 
+/* Register or drop one fd so that *@registered becomes @want. */
+static int ep_sync_fd(struct svqiso_loop *loop, int fd, bool want,
+		      bool *registered, uint64_t data)
+{
+	int err;
+
+	if (want == *registered)
+		return 0;
+	if (*registered) {
+		ep_ctl(loop, EPOLL_CTL_DEL, fd, 0);
+	} else {
+		err = ep_ctl(loop, EPOLL_CTL_ADD, fd, data);
+		if (err)
+			return err;
+	}
+	*registered = want;
+	return 0;
+}
+
 /* Make @q's registrations match what should be polled. */
 static int ep_sync(struct svqiso_loop *loop, struct svq_loop_q *q)
 {
 	uint32_t i = qidx(loop, q);
 	int err;
 
-	if (svq_loop_q_poll_kick(q) != q->ep_kick) {
-		if (q->ep_kick) {
-			ep_ctl(loop, EPOLL_CTL_DEL, q->guest_kick_fd, 0);
-		} else {
-			err = ep_ctl(loop, EPOLL_CTL_ADD, q->guest_kick_fd, EP_DATA(i, 0));
-			if (err)
-				return err;
-		}
-		q->ep_kick = !q->ep_kick;
-	}
-	if (svq_loop_q_poll_call(q) != q->ep_call) {
-		if (q->ep_call) {
-			ep_ctl(loop, EPOLL_CTL_DEL, q->backend_call_fd, 0);
-		} else {
-			err = ep_ctl(loop, EPOLL_CTL_ADD, q->backend_call_fd, EP_DATA(i, 1));
-			if (err)
-				return err;
-		}
-		q->ep_call = !q->ep_call;
-	}
-	return 0;
+	err = ep_sync_fd(loop, q->guest_kick_fd, svq_loop_q_poll_kick(q),
+			 &q->ep_kick, EP_DATA(i, 0));
+	if (err)
+		return err;
+	return ep_sync_fd(loop, q->backend_call_fd, svq_loop_q_poll_call(q),
+			  &q->ep_call, EP_DATA(i, 1));
 }
 
 static int epoll_run(struct svqiso_loop *loop)

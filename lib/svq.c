@@ -285,8 +285,7 @@ void svqiso_svq_free(struct svqiso_svq *svq)
 		svqiso_iso_region_free(svq->iso, svq->ring_region.iova);
 	free_reqs(svq->slot, svq->num);
 	free_reqs(svq->pend, svq->num);
-	if (svq->spare.seg)
-		free(svq->spare.seg);
+	free(svq->spare.seg);
 	free(svq->shadow_seg);
 	free(svq->free_tables);
 	free(svq);

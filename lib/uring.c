@@ -52,6 +52,7 @@ struct read_slot {
 	int fd;
 	uint64_t *buf;
 	bool *armed, *poll;
+	bool *cancel;		/* a cancel of the read is in flight; NULL: never cancelled */
 	unsigned int read_op, poll_op;
 };
 
@@ -121,6 +122,7 @@ static void kick_slot(struct svq_loop_q *q, struct read_slot *s)
 	*s = (struct read_slot){
 		.fd = q->guest_kick_fd, .buf = &q->kick_buf,
 		.armed = &q->kick_armed, .poll = &q->kick_poll,
+		.cancel = &q->kick_cancel,
 		.read_op = OP_KICK_READ, .poll_op = OP_KICK_POLL,
 	};
 }
@@ -130,8 +132,22 @@ static void call_slot(struct svq_loop_q *q, struct read_slot *s)
 	*s = (struct read_slot){
 		.fd = q->backend_call_fd, .buf = &q->call_buf,
 		.armed = &q->call_armed, .poll = &q->call_poll,
+		.cancel = &q->call_cancel,
 		.read_op = OP_CALL_READ, .poll_op = OP_CALL_POLL,
 	};
+}
+
+/* Arm or cancel one read so that it is in flight exactly when @want. */
+static void sync_slot(struct svqiso_loop *loop, struct svq_uring *u, uint32_t i,
+		      const struct read_slot *s, bool want)
+{
+	if (want) {
+		if (!*s->armed)
+			arm_read(loop, u, i, s);
+	} else if (*s->armed && !*s->cancel) {
+		cancel_read(u, i, s);
+		*s->cancel = true;
+	}
 }
 
 /* Make queue @i's reads in flight match what should be watched. */
@@ -141,21 +157,9 @@ static void sync_reads(struct svqiso_loop *loop, struct svq_uring *u, uint32_t i
 	struct read_slot s;
 
 	kick_slot(q, &s);
-	if (svq_loop_q_poll_kick(q)) {
-		if (!q->kick_armed)
-			arm_read(loop, u, i, &s);
-	} else if (q->kick_armed && !q->kick_cancel) {
-		cancel_read(u, i, &s);
-		q->kick_cancel = true;
-	}
+	sync_slot(loop, u, i, &s, svq_loop_q_poll_kick(q));
 	call_slot(q, &s);
-	if (svq_loop_q_poll_call(q)) {
-		if (!q->call_armed)
-			arm_read(loop, u, i, &s);
-	} else if (q->call_armed && !q->call_cancel) {
-		cancel_read(u, i, &s);
-		q->call_cancel = true;
-	}
+	sync_slot(loop, u, i, &s, svq_loop_q_poll_call(q));
 }
 
 static void arm_stop(struct svqiso_loop *loop, struct svq_uring *u)

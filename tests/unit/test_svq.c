@@ -68,6 +68,17 @@ struct fx {
 
 static struct fx F;
 
+/* Set to make the iso refuse new regions, as a frontend whose backend has
+ * no memory slot left would. */
+static bool refuse_regions;
+
+static int region_add_cb(void *ctx, const struct svqiso_region *r)
+{
+	(void)ctx;
+	(void)r;
+	return refuse_regions ? -ENOSPC : 0;
+}
+
 static void log_cb(void *ctx, int level, const char *msg)
 {
 	(void)level;
@@ -95,7 +106,7 @@ static void fx_open(uint8_t glayout, uint8_t slayout, uint32_t gfeat,
 		    uint32_t sfeat, uint32_t flags, uint64_t pool_size, int copy)
 {
 	SVQISO_OPTS(svqiso_mem_opts, mo, .log = log_cb);
-	SVQISO_OPTS(svqiso_iso_opts, io, .log = log_cb);
+	SVQISO_OPTS(svqiso_iso_opts, io, .log = log_cb, .region_add = region_add_cb);
 	SVQISO_OPTS(svqiso_arena_opts, ao, .size = pool_size);
 	struct svqiso_mem_region r = { .gpa = GUEST_BASE, .size = GUEST_SIZE, .fd = -1 };
 	SVQISO_OPTS(svqiso_svq_opts, so,
@@ -113,6 +124,7 @@ static void fx_open(uint8_t glayout, uint8_t slayout, uint32_t gfeat,
 	struct svq_dev_cfg bc;
 
 	memset(&F, 0, sizeof(F));
+	refuse_regions = false;
 	F.guest = aligned_alloc(4096, GUEST_SIZE);
 	ck_assert_ptr_nonnull(F.guest);
 	memset(F.guest, 0, GUEST_SIZE);
@@ -444,6 +456,38 @@ START_TEST(test_used_idx_jump_breaks)
 }
 END_TEST
 
+/* A bad entry after good ones: the good completions still reach the guest. */
+START_TEST(test_used_good_before_bad_still_published)
+{
+	struct svq_elem e = { .seg = F.bseg, .max_seg = MAX_SEGS * 2 };
+	uint16_t gid, first;
+	uint32_t glen;
+
+	hostile_setup(_i);
+	ck_assert_int_eq(svq_dev_pop(&F.backend, &e), 1);
+	first = e.id;
+	memset(e.seg[1].hva, 0x99, e.seg[1].len);
+	ck_assert_int_eq(svq_dev_push(&F.backend, e.id, 100), 0);
+	svq_dev_flush(&F.backend);
+	rogue_used(NUM - 1, 10, 1);
+	ck_assert_int_eq(svqiso_svq_process_used(F.svq), -EIO);
+	ck_assert_ptr_nonnull(strstr(svqiso_svq_broken_reason(F.svq), "used-id"));
+	/* The first request was copied back and is on the guest's used ring. */
+	ck_assert_int_eq(svq_drv_get_used(&F.gdrv, &gid, &glen), 1);
+	ck_assert_uint_eq(glen, 100);
+	ck_assert_uint_eq(*(uint8_t *)gpa_hva(GUEST_BASE + G_DATA + 100), 0x99);
+	ck_assert_int_eq(svq_drv_get_used(&F.gdrv, &gid, &glen), 0);
+	ck_assert_uint_eq(gid, first);
+	/* The second request's writable bytes were never touched. */
+	ck_assert_uint_eq(*(uint8_t *)gpa_hva(GUEST_BASE + G_DATA + 300), 0xee);
+	ck_assert_int_eq(svqiso_svq_reset(F.svq, F.info.layout == SVQISO_LAYOUT_PACKED ?
+					  (1u << 15) | 4 : 2), 0);
+	ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 0);
+	free(snap);
+	fx_close();
+}
+END_TEST
+
 /* ---- guest violations ---- */
 
 START_TEST(test_guest_violation_breaks_with_reason)
@@ -496,6 +540,28 @@ START_TEST(test_pool_full_stalls_then_resumes_in_order)
 	ck_assert_uint_le(st.pool_high_water, 64 << 10);
 	ck_assert_uint_eq(st.requests, 32);
 	ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 0);
+	fx_close();
+}
+END_TEST
+
+/* The pool cannot get memory registered: the queue breaks, nothing is lost
+ * silently and the guest is untouched. */
+START_TEST(test_pool_failure_breaks)
+{
+	uint8_t *before = malloc(GUEST_SIZE);
+
+	fx_open(_i, _i, 0, 0, 0, 0, SVQISO_COPY_MEMCPY);
+	guest_post(2, 1, 100, 0, 0x11, false);
+	memcpy(before, F.guest, GUEST_SIZE);
+	refuse_regions = true;
+	ck_assert_int_eq(svqiso_svq_process_avail(F.svq), -EIO);
+	ck_assert_ptr_nonnull(strstr(svqiso_svq_broken_reason(F.svq), "bounce"));
+	/* Buffers untouched and nothing completed (the ring's notification
+	 * flags may change: that is the device's to write). */
+	ck_assert(memcmp(before + G_DATA, F.guest + G_DATA, GUEST_SIZE - G_DATA) == 0);
+	ck_assert_int_eq(svq_drv_get_used(&F.gdrv, &(uint16_t){ 0 }, &(uint32_t){ 0 }), 0);
+	ck_assert_int_eq(svq_dev_pop(&F.backend, &(struct svq_elem){ .seg = F.bseg, .max_seg = 4 }), 0);
+	free(before);
 	fx_close();
 }
 END_TEST
@@ -666,6 +732,7 @@ static Suite *svq_suite(void)
 	tcase_add_loop_test(tc, test_used_id_out_of_range_breaks, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_loop_test(tc, test_used_duplicate_breaks, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_test(tc, test_used_idx_jump_breaks);
+	tcase_add_loop_test(tc, test_used_good_before_bad_still_published, 0, SVQISO_NR_LAYOUTS);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("hostile-guest");
@@ -676,6 +743,7 @@ static Suite *svq_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, test_pool_full_stalls_then_resumes_in_order, 0, 4);
 	tcase_add_test(tc, test_request_larger_than_pool_breaks);
+	tcase_add_loop_test(tc, test_pool_failure_breaks, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_loop_test(tc, test_memfd_pool_roundtrip, 0, SVQISO_NR_LAYOUTS);
 	suite_add_tcase(s, tc);
 
