@@ -57,11 +57,13 @@ static const char *const protocol_names[] = {
 };
 
 /*
- * Transport bits (24 to 40) the shadow ring implements. ACCESS_PLATFORM
- * would need an IOTLB, NOTIFICATION_DATA and IN_ORDER promises the shadow
- * does not keep, LOG_ALL is migration's.
+ * Transport bits the shadow ring implements. Bits 24 to 41 extend the queue
+ * and negotiation, 42 to 49 are reserved: none of them is device-specific,
+ * so what the shadow ring does not know is masked. ACCESS_PLATFORM would
+ * need an IOTLB, NOTIFICATION_DATA and IN_ORDER promises the shadow does not
+ * keep, LOG_ALL is migration's.
  */
-#define FE_TRANSPORT_MASK	(((1ull << 41) - 1) & ~((1ull << 24) - 1))
+#define FE_TRANSPORT_MASK	(((1ull << 50) - 1) & ~((1ull << 24) - 1))
 #define FE_TRANSPORT_OK	((1ull << SVQ_FE_F_NOTIFY_ON_EMPTY) |		\
 			 (1ull << SVQ_FE_F_ANY_LAYOUT) |		\
 			 (1ull << SVQ_FE_F_INDIRECT_DESC) |		\
@@ -73,6 +75,18 @@ static const char *const protocol_names[] = {
 static bool has_protocol(const struct svq_fe *fe, unsigned int bit)
 {
 	return fe->protocol & (1ull << bit);
+}
+
+/* End the session: every later call returns -ENOTCONN. */
+static int fe_kill(struct svq_fe *fe, uint32_t request, int rc)
+{
+	svq_log(fe->log, fe->log_ctx, SVQISO_LOG_ERR,
+		"vhost-user: request %u failed (%s): session closed",
+		request, strerror(-rc));
+	if (fe->sock >= 0)
+		close(fe->sock);
+	fe->sock = -1;
+	return rc;
 }
 
 /* The session dies with any error that may leave the stream out of step. */
@@ -92,13 +106,8 @@ static int fe_call(struct svq_fe *fe, struct svq_vu_msg *req,
 			"vhost-user: backend refused request %u", request);
 		return rc;
 	}
-	if (rc != -EINVAL) {
-		svq_log(fe->log, fe->log_ctx, SVQISO_LOG_ERR,
-			"vhost-user: request %u failed (%s): session closed",
-			request, strerror(-rc));
-		close(fe->sock);
-		fe->sock = -1;
-	}
+	if (rc != -EINVAL)
+		return fe_kill(fe, request, rc);
 	return rc;
 }
 
@@ -181,37 +190,43 @@ static int fe_negotiate_protocol(struct svq_fe *fe)
 		if (rc)
 			return rc;
 		if (!val || val > 0x100)	/* the index is 8 bits on the wire */
-			return -EPROTO;
+			return fe_kill(fe, SVQ_VU_GET_QUEUE_NUM, -EPROTO);
 		fe->queue_num = (unsigned int)val;
 	}
 	if (has_protocol(fe, SVQ_VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS)) {
 		rc = fe_get_u64(fe, SVQ_VU_GET_MAX_MEM_SLOTS, &val);
 		if (rc)
 			return rc;
-		if (!val || val > SVQISO_MEM_MAX_REGIONS)
-			return -EPROTO;
+		if (!val)
+			return fe_kill(fe, SVQ_VU_GET_MAX_MEM_SLOTS, -EPROTO);
+		/* More slots than a memory map can hold are of no use. */
+		if (val > SVQISO_MEM_MAX_REGIONS)
+			val = SVQISO_MEM_MAX_REGIONS;
 		fe->mem_slots = (unsigned int)val;
 	}
 	return 0;
 }
 
-int svq_fe_connect(const char *path, const struct svq_fe_opts *opts,
+static bool fe_opts_ok(const struct svq_fe_opts *opts)
+{
+	return SVQ_OPTS_OK(svq_fe_opts, opts) &&
+	       SVQ_OPTS_GET(opts, timeout_ms, 0) >= 0;
+}
+
+/* Negotiate over @sock, which the new session owns from here on. */
+static int fe_open(int sock, const struct svq_fe_opts *opts,
 		   struct svq_fe **out)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct svq_vu_msg m;
 	struct svq_fe *fe;
 	int rc;
 
-	if (!path || !out || !SVQ_OPTS_OK(svq_fe_opts, opts) ||
-	    SVQ_OPTS_GET(opts, timeout_ms, 0) < 0 ||
-	    strlen(path) >= sizeof(sa.sun_path))
-		return -EINVAL;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-
 	fe = calloc(1, sizeof(*fe));
-	if (!fe)
+	if (!fe) {
+		close(sock);
 		return -ENOMEM;
+	}
+	fe->sock = sock;
 	fe->log = SVQ_OPTS_GET(opts, log, NULL);
 	fe->log_ctx = SVQ_OPTS_GET(opts, log_ctx, NULL);
 	fe->timeout_ms = SVQ_OPTS_GET(opts, timeout_ms, 0);
@@ -219,16 +234,6 @@ int svq_fe_connect(const char *path, const struct svq_fe_opts *opts,
 		fe->timeout_ms = SVQ_FE_TIMEOUT_MS;
 	fe->queue_num = 1;
 	fe->mem_slots = SVQ_FE_MAX_TABLE;
-
-	fe->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fe->sock < 0) {
-		rc = -errno;
-		goto err;
-	}
-	if (connect(fe->sock, (struct sockaddr *)&sa, sizeof(sa))) {
-		rc = -errno;
-		goto err;
-	}
 
 	svq_vu_msg_init(&m, SVQ_VU_SET_OWNER, 0);	/* no payload */
 	rc = fe_call(fe, &m, NULL);
@@ -255,6 +260,40 @@ err:
 	return rc;
 }
 
+int svq_fe_connect(const char *path, const struct svq_fe_opts *opts,
+		   struct svq_fe **out)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int sock, rc;
+
+	if (!path || !out || !fe_opts_ok(opts) ||
+	    strlen(path) >= sizeof(sa.sun_path))
+		return -EINVAL;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+
+	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (sock < 0)
+		return -errno;
+	if (connect(sock, (struct sockaddr *)&sa, sizeof(sa))) {
+		rc = -errno;
+		close(sock);
+		return rc;
+	}
+	return fe_open(sock, opts, out);
+}
+
+int svq_fe_connect_fd(int sock, const struct svq_fe_opts *opts,
+		      struct svq_fe **out)
+{
+	if (sock < 0)
+		return -EINVAL;
+	if (!out || !fe_opts_ok(opts)) {
+		close(sock);
+		return -EINVAL;
+	}
+	return fe_open(sock, opts, out);
+}
+
 void svq_fe_free(struct svq_fe *fe)
 {
 	if (!fe)
@@ -268,6 +307,11 @@ void svq_fe_free(struct svq_fe *fe)
 uint64_t svq_fe_offered_features(const struct svq_fe *fe)
 {
 	return fe ? fe->offered : 0;
+}
+
+uint64_t svq_fe_acked_features(const struct svq_fe *fe)
+{
+	return fe ? fe->acked : 0;
 }
 
 uint64_t svq_fe_protocol_features(const struct svq_fe *fe)
@@ -298,9 +342,13 @@ int svq_fe_set_features(struct svq_fe *fe, uint64_t wanted, uint64_t *agreed)
 
 	if (!fe)
 		return -EINVAL;
-	/* Never ask for what was not offered, nor for the vhost-user bits. */
-	wanted &= ~((1ull << SVQ_FE_F_LOG_ALL) |
-		    (1ull << SVQ_VU_F_PROTOCOL_FEATURES));
+	if (fe->sock < 0)
+		return -ENOTCONN;
+	/*
+	 * Never ask for what was not offered; PROTOCOL_FEATURES is ours to set.
+	 * LOG_ALL is a transport bit the shadow ring lacks: dropped below.
+	 */
+	wanted &= ~(1ull << SVQ_VU_F_PROTOCOL_FEATURES);
 	features = wanted & fe->offered;
 	dropped = features & FE_TRANSPORT_MASK & ~FE_TRANSPORT_OK;
 	for (bit = 0; bit < 64; bit++) {
@@ -348,6 +396,10 @@ static int fe_send_mem_table(struct svq_fe *fe)
 	return fe_call(fe, &m, NULL);
 }
 
+/*
+ * REM_MEM_REG carries the fd too: the spec lets a backend accept one, and
+ * libvhost-user as in QEMU 7.2 refuses the message without it.
+ */
 static int fe_send_mem_reg(struct svq_fe *fe, uint32_t request,
 			   const struct svqiso_region *r)
 {
@@ -417,6 +469,8 @@ int svq_fe_vring_start(struct svq_fe *fe, unsigned int index,
 
 	if (!fe || !info || index >= fe->queue_num || kick_fd < 0)
 		return -EINVAL;
+	if (fe->sock < 0)
+		return -ENOTCONN;
 	if (info->layout == SVQISO_LAYOUT_PACKED &&
 	    !(fe->acked & (1ull << SVQ_FE_F_RING_PACKED)))
 		return -ENOTSUP;
@@ -458,7 +512,7 @@ int svq_fe_vring_stop(struct svq_fe *fe, unsigned int index, uint32_t *base)
 	if (rc)
 		return rc;
 	if (r.payload.state.index != index)
-		return -EPROTO;
+		return fe_kill(fe, SVQ_VU_GET_VRING_BASE, -EPROTO);
 	*base = r.payload.state.num;
 	return 0;
 }
@@ -471,6 +525,8 @@ int svq_fe_get_config(struct svq_fe *fe, uint32_t offset, void *buf,
 
 	if (!fe || !buf || !len || len > SVQ_VU_CONFIG_MAX)
 		return -EINVAL;
+	if (fe->sock < 0)
+		return -ENOTCONN;
 	if (!has_protocol(fe, SVQ_VU_PROTOCOL_F_CONFIG))
 		return -ENOTSUP;
 	svq_vu_msg_init(&m, SVQ_VU_GET_CONFIG, SVQ_VU_CONFIG_HDR_SIZE + len);
@@ -480,4 +536,53 @@ int svq_fe_get_config(struct svq_fe *fe, uint32_t offset, void *buf,
 	if (!rc)
 		memcpy(buf, r.payload.config.payload, len);
 	return rc;
+}
+
+int svq_fe_set_config(struct svq_fe *fe, uint32_t offset, const void *buf,
+		      uint32_t len, uint32_t flags)
+{
+	struct svq_vu_msg m;
+
+	if (!fe || !buf || !len || len > SVQ_VU_CONFIG_MAX ||
+	    offset > UINT32_MAX - len || (flags & ~SVQ_VU_CONFIG_F_MIGRATION))
+		return -EINVAL;
+	if (fe->sock < 0)
+		return -ENOTCONN;
+	if (!has_protocol(fe, SVQ_VU_PROTOCOL_F_CONFIG))
+		return -ENOTSUP;
+	svq_vu_msg_init(&m, SVQ_VU_SET_CONFIG, SVQ_VU_CONFIG_HDR_SIZE + len);
+	m.payload.config.offset = offset;
+	m.payload.config.size = len;
+	m.payload.config.flags = flags;
+	memcpy(m.payload.config.payload, buf, len);
+	return fe_call(fe, &m, NULL);
+}
+
+int svq_fe_vring_enable(struct svq_fe *fe, unsigned int index, bool on)
+{
+	if (!fe || index >= fe->queue_num)
+		return -EINVAL;
+	if (fe->sock < 0)
+		return -ENOTCONN;
+	/* Without protocol features a ring is enabled once it has a kick fd. */
+	if (!(fe->acked & (1ull << SVQ_VU_F_PROTOCOL_FEATURES)))
+		return 0;
+	return fe_set_state(fe, SVQ_VU_SET_VRING_ENABLE, index, on);
+}
+
+int svq_fe_reset(struct svq_fe *fe)
+{
+	struct svq_vu_msg m;
+	int rc;
+
+	if (!fe)
+		return -EINVAL;
+	svq_vu_msg_init(&m, has_protocol(fe, SVQ_VU_PROTOCOL_F_RESET_DEVICE) ?
+			SVQ_VU_RESET_DEVICE : SVQ_VU_RESET_OWNER, 0);
+	rc = fe_call(fe, &m, NULL);
+	if (rc)
+		return rc;
+	/* The device is back to its initial state: features are renegotiated. */
+	fe->acked = 0;
+	return 0;
 }

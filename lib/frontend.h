@@ -13,7 +13,9 @@
  *                          RAM never is
  *   svq_fe_vring_start()   NUM, ADDR, BASE, KICK, CALL, ENABLE for one queue
  *   svq_fe_vring_stop()    GET_VRING_BASE
- *   svq_fe_get_config()    device config space
+ *   svq_fe_get_config()    device config space; svq_fe_set_config() writes it
+ *   svq_fe_vring_enable()  SET_VRING_ENABLE alone
+ *   svq_fe_reset()         RESET_DEVICE, or RESET_OWNER without it
  *
  * Every wait for the backend is bounded (SVQ_FE_TIMEOUT_MS). After an error
  * that leaves the socket out of step the session is dead: every call returns
@@ -65,11 +67,23 @@ struct svq_fe;
  * (CONFIGURE_MEM_SLOTS). REPLY_ACK, when offered, is used from then on.
  *
  * Return: 0; -EINVAL (NULL @path or @out, bad opts, path too long), -ENOMEM,
- * -EPROTO (a reply breaking the protocol, zero queues or slots), -errno from
+ * -EPROTO (a reply breaking the protocol, zero or over 256 queues, zero
+ * slots; more slots than SVQISO_MEM_MAX_REGIONS are clamped), -errno from
  * socket/connect and the codec (-ETIMEDOUT, -ECONNRESET, -EIO for a nack).
  */
 int svq_fe_connect(const char *path, const struct svq_fe_opts *opts,
 		   struct svq_fe **out);
+
+/*
+ * svq_fe_connect_fd() - like svq_fe_connect() over @sock, a stream socket
+ * already connected to the backend. The session owns @sock from the call on:
+ * it is closed on error too.
+ *
+ * Return: as svq_fe_connect(); -EINVAL also for a negative @sock (then
+ * nothing is closed).
+ */
+int svq_fe_connect_fd(int sock, const struct svq_fe_opts *opts,
+		      struct svq_fe **out);
 
 /* svq_fe_free() - close the session; NULL is a no-op. Regions are not removed. */
 void svq_fe_free(struct svq_fe *fe);
@@ -77,14 +91,17 @@ void svq_fe_free(struct svq_fe *fe);
 /* What the backend offered, and what was agreed. */
 uint64_t svq_fe_offered_features(const struct svq_fe *fe);
 uint64_t svq_fe_protocol_features(const struct svq_fe *fe);	/* agreed */
+/* Features SET_FEATURES sent; 0 before it and after svq_fe_reset(). */
+uint64_t svq_fe_acked_features(const struct svq_fe *fe);
 unsigned int svq_fe_queue_num(const struct svq_fe *fe);		/* 1 without MQ */
 unsigned int svq_fe_mem_slots(const struct svq_fe *fe);		/* without slots: 8 */
 
 /*
  * svq_fe_set_features() - SET_FEATURES with @wanted restricted to what the
- * backend offered. Device bits pass through untouched; of the transport bits
- * (24 to 40) only those svqiso's shadow ring implements are kept (each one
- * dropped is logged); VHOST_F_LOG_ALL is never requested;
+ * backend offered. Device bits (0 to 23, 50 to 63) pass through untouched;
+ * of bits 24 to 49 (transport and reserved) only those svqiso's shadow ring
+ * implements are kept, each one dropped is logged, VHOST_F_LOG_ALL included
+ * (it is never requested);
  * VHOST_USER_F_PROTOCOL_FEATURES is added when it was negotiated.
  * @agreed: NULL, or receives the features sent
  *
@@ -125,7 +142,8 @@ int svq_fe_vring_start(struct svq_fe *fe, unsigned int index,
  * svq_fe_vring_stop() - GET_VRING_BASE: the backend stops queue @index.
  * @base: receives the next avail index it would have processed
  *
- * Return: 0; -EINVAL, -ENOTCONN, the codec's errnos.
+ * Return: 0; -EINVAL, -ENOTCONN, -EPROTO (the reply names another queue),
+ * the codec's errnos.
  */
 int svq_fe_vring_stop(struct svq_fe *fe, unsigned int index, uint32_t *base);
 
@@ -137,5 +155,36 @@ int svq_fe_vring_stop(struct svq_fe *fe, unsigned int index, uint32_t *base);
  */
 int svq_fe_get_config(struct svq_fe *fe, uint32_t offset, void *buf,
 		      uint32_t len);
+
+/*
+ * svq_fe_set_config() - SET_CONFIG: write @len bytes of device config space
+ * at @offset. @flags is the vhost-user config flags word:
+ * 0, or SVQ_VU_CONFIG_F_MIGRATION (1).
+ *
+ * Return: 0; -EINVAL (NULL, @len 0 or over SVQ_VU_CONFIG_MAX, @offset + @len
+ * past 4 GiB, unknown @flags), -ENOTCONN, -ENOTSUP (CONFIG not negotiated),
+ * the codec's errnos (-EIO: the backend refused it, with REPLY_ACK).
+ */
+int svq_fe_set_config(struct svq_fe *fe, uint32_t offset, const void *buf,
+		      uint32_t len, uint32_t flags);
+
+/*
+ * svq_fe_vring_enable() - SET_VRING_ENABLE @on for queue @index, when
+ * VHOST_USER_F_PROTOCOL_FEATURES was acked; otherwise nothing is sent (the
+ * ring is enabled by its kick fd) and 0 returned.
+ *
+ * Return: 0; -EINVAL (NULL, @index past the queue count), -ENOTCONN, the
+ * codec's errnos.
+ */
+int svq_fe_vring_enable(struct svq_fe *fe, unsigned int index, bool on);
+
+/*
+ * svq_fe_reset() - reset the device: RESET_DEVICE when that protocol feature
+ * was agreed, else RESET_OWNER. Acked features are cleared (call
+ * svq_fe_set_features() again); memory regions stay registered.
+ *
+ * Return: 0; -EINVAL (NULL), -ENOTCONN, the codec's errnos.
+ */
+int svq_fe_reset(struct svq_fe *fe);
 
 #endif /* SVQ_FRONTEND_H */

@@ -136,6 +136,7 @@ struct svq_vu_config {
 	uint8_t payload[SVQ_VU_CONFIG_MAX];
 };
 #define SVQ_VU_CONFIG_HDR_SIZE 12
+#define SVQ_VU_CONFIG_F_MIGRATION	(1u << 0)	/* SET_CONFIG flags */
 
 union svq_vu_payload {
 	uint64_t u64;
