@@ -149,6 +149,8 @@ static int drain_ring(struct svqiso_svq *svq)
 		svq_dev_disable_notify(&svq->guest);
 	for (;;) {
 		if (!svq->held) {
+			if (svq->paused)
+				break;
 			e = (struct svq_elem){ .seg = svq->spare.seg,
 					       .max_seg = svq->max_segs };
 			ret = svq_dev_pop(&svq->guest, &e);

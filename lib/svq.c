@@ -317,6 +317,29 @@ int svqiso_svq_set_busy_poll(struct svqiso_svq *svq, bool on)
 	return 0;
 }
 
+int svqiso_svq_pause(struct svqiso_svq *svq, bool paused)
+{
+	if (!svq)
+		return -EINVAL;
+	svq->paused = paused;
+	return 0;
+}
+
+unsigned int svqiso_svq_in_flight(const struct svqiso_svq *svq)
+{
+	if (!svq)
+		return 0;
+	return (unsigned int)svq->shadow.inflight + svq->held + svq->pend_len;
+}
+
+int svqiso_svq_guest_base(const struct svqiso_svq *svq, uint32_t *base)
+{
+	if (!svq || !base || svq->element_mode)
+		return -EINVAL;
+	*base = svq_dev_get_base(&svq->guest);
+	return 0;
+}
+
 bool svqiso_svq_is_broken(const struct svqiso_svq *svq)
 {
 	return svq->broken;

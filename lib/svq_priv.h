@@ -34,6 +34,7 @@ struct svqiso_svq {
 	bool element_mode;
 	bool preserve;
 	bool busy_poll;
+	bool paused;			/* take no new guest chain */
 	bool broken;
 	char reason[192];
 	const char *name;

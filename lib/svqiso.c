@@ -61,3 +61,6 @@ SVQ_NO_TAIL_PAD(svqiso_svq_opts);
 SVQ_NO_TAIL_PAD(svqiso_svq_stats);
 SVQ_NO_TAIL_PAD(svqiso_loop_opts);
 SVQ_NO_TAIL_PAD(svqiso_loop_queue);
+SVQ_NO_TAIL_PAD(svqiso_vu_opts);
+SVQ_NO_TAIL_PAD(svqiso_vu_queue);
+SVQ_NO_TAIL_PAD(svqiso_vu_info);

@@ -168,6 +168,36 @@ SVQISO_API int svqiso_svq_submit(struct svqiso_svq *svq,
  */
 SVQISO_API int svqiso_svq_set_busy_poll(struct svqiso_svq *svq, bool on);
 
+/**
+ * svqiso_svq_pause() - with @paused, take no new chain from the guest ring:
+ * process_avail() takes none, and process_used() forwards only a chain
+ * already taken that was waiting for bounce space. Completions go on. A VMM
+ * stopping a queue pauses it, then runs process_used() until
+ * svqiso_svq_in_flight() is 0, so nothing the guest handed over is lost.
+ * Reset keeps the setting.
+ *
+ * Return: 0; -EINVAL (NULL @svq).
+ */
+SVQISO_API int svqiso_svq_pause(struct svqiso_svq *svq, bool paused);
+
+/**
+ * svqiso_svq_in_flight() - requests taken from the guest (popped, or
+ * submitted in element mode) and not yet completed; 0 for NULL.
+ */
+SVQISO_API unsigned int svqiso_svq_in_flight(const struct svqiso_svq *svq);
+
+/**
+ * svqiso_svq_guest_base() - ring mode: the guest ring's vring base as
+ * GET_VRING_BASE reports it (split: next avail index; packed: next avail
+ * index | wrap counter << 15), the value to hand to svqiso_svq_reset() to go
+ * on where it stopped. Chains taken and not completed are counted as taken:
+ * the base is only a clean restart point when svqiso_svq_in_flight() is 0.
+ *
+ * Return: 0; -EINVAL (NULL arguments, element mode).
+ */
+SVQISO_API int svqiso_svq_guest_base(const struct svqiso_svq *svq,
+				     uint32_t *base);
+
 /** svqiso_svq_is_broken() - whether a violation stopped the queue. */
 SVQISO_API bool svqiso_svq_is_broken(const struct svqiso_svq *svq);
 

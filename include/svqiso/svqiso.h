@@ -11,5 +11,6 @@
 #include <svqiso/pool.h>
 #include <svqiso/svq.h>
 #include <svqiso/loop.h>
+#include <svqiso/vu.h>
 
 #endif /* SVQISO_SVQISO_H */

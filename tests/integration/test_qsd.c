@@ -37,14 +37,12 @@
 #include <svqiso/svq.h>
 #include "frontend.h"
 #include "vhost_user.h"
+#include "qsd.h"
 
-#define QSD		"qemu-storage-daemon"
 #define IMG_SIZE	(16u << 20)
 #define SECTOR		512u
 #define NUM		128
 #define ARENA_SIZE	(1u << 20)
-#define START_MS	10000		/* for the socket to appear */
-#define STOP_MS		5000		/* SIGTERM, then SIGKILL */
 #define IO_MS		5000		/* per request */
 #define PATTERN		0x9e3779b97f4a7c15ull
 
@@ -61,10 +59,7 @@ struct blk_hdr {
 };
 
 static struct {
-	char dir[64];
-	char img[96];
-	char sock[96];
-	pid_t pid;
+	struct qsd d;
 	/* the session */
 	struct svq_fe *fe;
 	struct svqiso_iso *iso;
@@ -81,8 +76,7 @@ static struct {
 	/* log */
 	unsigned int masked;
 	char logbuf[4096];
-	char setup_err[128];	/* why the unchecked setup failed */
-} F = { .pid = -1, .kick = -1, .call = -1 };
+} F = { .d.pid = -1, .kick = -1, .call = -1 };
 
 static uint64_t pattern_word(uint64_t off)
 {
@@ -109,170 +103,32 @@ static void complete_cb(void *ctx, void *cookie, uint32_t len)
 	F.len = len;
 }
 
-static void sleep_ms(long ms)
+static void fill_pattern(uint64_t off, void *buf, uint64_t len)
 {
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000 };
+	uint64_t *w = buf, i;
 
-	nanosleep(&ts, NULL);
+	for (i = 0; i < len / 8; i++)
+		w[i] = pattern_word(off + i * 8);
 }
 
-static bool on_path(const char *name)
-{
-	const char *path = getenv("PATH");
-	char buf[4096];
-
-	while (path && *path) {
-		size_t n = strcspn(path, ":");
-
-		if (n && snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, path, name) <
-		    (int)sizeof(buf) && !access(buf, X_OK))
-			return true;
-		path += n;
-		if (*path == ':')
-			path++;
-	}
-	return false;
-}
-
-/* Idempotent; runs from the teardown and at exit of a failed test. */
-static void qsd_stop(void)
-{
-	int status, waited;
-
-	if (F.pid <= 0)
-		return;
-	kill(F.pid, SIGTERM);
-	for (waited = 0; waited < STOP_MS; waited += 10) {
-		if (waitpid(F.pid, &status, WNOHANG) == F.pid)
-			goto out;
-		sleep_ms(10);
-	}
-	kill(F.pid, SIGKILL);
-	waitpid(F.pid, &status, 0);
-out:
-	F.pid = -1;
-}
-
-static void cleanup_files(void)
-{
-	if (!F.dir[0])
-		return;
-	unlink(F.sock);
-	unlink(F.img);
-	rmdir(F.dir);
-	F.dir[0] = 0;
-}
-
-/* The unchecked fixture runs in the runner: no ck_assert, errors to setup_err. */
-static int make_image(void)
-{
-	uint64_t *buf = malloc(1 << 20);
-	uint64_t off, i;
-	int fd, rc = 0;
-
-	if (!buf)
-		return -ENOMEM;
-	fd = open(F.img, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		free(buf);
-		return -errno;
-	}
-	for (off = 0; off < IMG_SIZE && !rc; off += 1 << 20) {
-		for (i = 0; i < (1 << 20) / 8; i++)
-			buf[i] = pattern_word(off + i * 8);
-		if (pwrite(fd, buf, 1 << 20, (off_t)off) != 1 << 20)
-			rc = -EIO;
-	}
-	close(fd);
-	free(buf);
-	return rc;
-}
-
-static int qsd_start(void)
-{
-	char a_file[160], a_export[256];
-	pid_t parent = getpid();
-	struct stat st;
-	int waited, status;
-
-	snprintf(a_file, sizeof(a_file),
-		 "driver=file,node-name=file0,filename=%s", F.img);
-	snprintf(a_export, sizeof(a_export),
-		 "type=vhost-user-blk,id=exp0,addr.type=unix,addr.path=%s,"
-		 "node-name=disk0,writable=on,num-queues=2", F.sock);
-	F.pid = fork();
-	if (F.pid < 0)
-		return -errno;
-	if (F.pid == 0) {
-		char *argv[] = {
-			QSD, "--blockdev", a_file,
-			"--blockdev", "driver=raw,node-name=disk0,file=file0",
-			"--export", a_export, NULL,
-		};
-
-		/* Dies with the test process, whatever ends it. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		dup2(STDERR_FILENO, STDOUT_FILENO);	/* keep TAP clean */
-		execvp(QSD, argv);
-		_exit(127);
-	}
-	for (waited = 0; waited < START_MS; waited += 10) {
-		if (!stat(F.sock, &st) && S_ISSOCK(st.st_mode))
-			return 0;
-		if (waitpid(F.pid, &status, WNOHANG) == F.pid) {
-			F.pid = -1;
-			snprintf(F.setup_err, sizeof(F.setup_err),
-				 QSD " exited early (status %#x)", status);
-			return -ECHILD;
-		}
-		sleep_ms(10);
-	}
-	snprintf(F.setup_err, sizeof(F.setup_err),
-		 QSD " socket did not appear in %d ms", START_MS);
-	return -ETIMEDOUT;
-}
-
+/* The unchecked fixture runs in the runner: no ck_assert, errors in F.d.err. */
 static void daemon_setup(void)
 {
-	const char *tmp = getenv("TMPDIR");
-	int rc;
+	struct qsd_cfg c = { .img_size = IMG_SIZE, .fill = fill_pattern };
 
-	F.setup_err[0] = 0;
-	snprintf(F.dir, sizeof(F.dir), "%s/svqiso-qsd-XXXXXX",
-		 tmp && *tmp && strlen(tmp) < 32 ? tmp : "/tmp");
-	if (!mkdtemp(F.dir)) {
-		snprintf(F.setup_err, sizeof(F.setup_err), "mkdtemp: %s",
-			 strerror(errno));
-		F.dir[0] = 0;
-		return;
-	}
-	snprintf(F.img, sizeof(F.img), "%s/disk.img", F.dir);
-	snprintf(F.sock, sizeof(F.sock), "%s/vhost.sock", F.dir);
-	rc = make_image();
-	if (rc) {
-		snprintf(F.setup_err, sizeof(F.setup_err), "image: %s",
-			 strerror(-rc));
-		return;
-	}
-	rc = qsd_start();
-	if (rc && !F.setup_err[0])
-		snprintf(F.setup_err, sizeof(F.setup_err), "starting " QSD ": %s",
-			 strerror(-rc));
+	qsd_setup(&F.d, &c);
 }
 
 static void daemon_teardown(void)
 {
-	qsd_stop();
-	cleanup_files();
+	qsd_teardown(&F.d);
 }
 
 /* Checked fixture, in each test's process: the session only. */
 static void setup(void)
 {
-	ck_assert_msg(!F.setup_err[0], "%s", F.setup_err);
-	ck_assert_int_gt(F.pid, 0);
+	ck_assert_msg(!F.d.err[0], "%s", F.d.err);
+	ck_assert_int_gt(F.d.pid, 0);
 	F.masked = 0;
 	F.logbuf[0] = 0;
 }
@@ -303,7 +159,7 @@ static void fe_open(void)
 {
 	SVQISO_OPTS(svq_fe_opts, o, .log = log_cb);
 
-	ck_assert_int_eq(svq_fe_connect(F.sock, &o, &F.fe), 0);
+	ck_assert_int_eq(svq_fe_connect(F.d.sock, &o, &F.fe), 0);
 	ck_assert_int_eq(svq_fe_set_features(F.fe,
 		svq_fe_offered_features(F.fe) & ~(1ull << SVQ_FE_F_RING_PACKED),
 		&F.features), 0);
@@ -480,7 +336,7 @@ START_TEST(test_bad_arguments_rejected)
 	uint32_t base;
 
 	ck_assert_int_eq(svq_fe_connect(NULL, NULL, &fe), -EINVAL);
-	ck_assert_int_eq(svq_fe_connect(F.sock, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(svq_fe_connect(F.d.sock, NULL, NULL), -EINVAL);
 	ck_assert_int_lt(svq_fe_connect("/nonexistent/svqiso.sock", NULL, &fe), 0);
 	ck_assert_ptr_null(fe);
 	fe_open();
@@ -523,7 +379,7 @@ START_TEST(test_read_write_flush_reach_the_image)
 		ck_assert_uint_eq(buf[i], (uint8_t)(i * 31 + 7));
 
 	/* ... and from the file itself; the neighbours are untouched */
-	fd = open(F.img, O_RDONLY | O_CLOEXEC);
+	fd = open(F.d.img, O_RDONLY | O_CLOEXEC);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(pread(fd, disk, len, (off_t)(sector * SECTOR)), (ssize_t)len);
 	ck_assert_int_eq(memcmp(disk, buf, len), 0);
@@ -572,7 +428,7 @@ static unsigned int daemon_memfd(uint64_t *bytes, unsigned int *lines)
 	}
 	*bytes = 0;
 	*lines = 0;
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)F.pid);
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)F.d.pid);
 	f = fopen(path, "re");
 	ck_assert_ptr_nonnull(f);
 	while (fgets(line, sizeof(line), f)) {
@@ -678,8 +534,8 @@ int main(void)
 	SRunner *sr;
 	int failed;
 
-	if (!on_path(QSD)) {
-		printf("1..0 # SKIP " QSD " not installed\n");
+	if (!qsd_on_path(QSD_BIN)) {
+		printf("1..0 # SKIP " QSD_BIN " not installed\n");
 		return EXIT_SUCCESS;
 	}
 	sr = srunner_create(qsd_suite());

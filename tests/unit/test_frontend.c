@@ -5,8 +5,9 @@
  * format with plain recvmsg/write, answers like a well-behaved backend, and
  * misbehaves once on demand. It records every message it receives, with the
  * identity (st_dev, st_ino) of every fd that came along; the test checks the
- * record after joining it. Every wait is bounded: replies by TIMEOUT_MS, the
- * fake backend's reads by PEER_WAIT_MS, the join by JOIN_S.
+ * record after joining it. Every wait is bounded: replies by REPLY_MS (by
+ * TIMEOUT_MS where the fake backend stays silent), the fake backend's reads
+ * by PEER_WAIT_MS, the join by JOIN_S.
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -27,7 +28,9 @@
 #include "vhost_user.h"
 #include "fds.h"
 
-#define TIMEOUT_MS	200	/* the frontend's wait for a reply */
+#define TIMEOUT_MS	200	/* the frontend's wait for a silent backend */
+#define REPLY_MS	5000	/* its wait for one that answers (a loaded CI
+				 * machine may take a while to schedule it) */
 #define PEER_WAIT_MS	5000	/* the fake backend's wait for a request */
 #define JOIN_S		5
 
@@ -260,7 +263,8 @@ static bool peer_answer(const struct rec *r)
 		struct svq_vu_hdr hdr;
 		uint8_t payload[2048];
 	} out;
-	union svq_vu_payload *p = (union svq_vu_payload *)out.payload;
+	/* Built aligned, then copied to the wire position (offset 12). */
+	union svq_vu_payload pl, *p = &pl;
 	enum fault fault = F_NONE;
 	uint32_t size = sizeof(uint64_t), off, len;
 
@@ -272,7 +276,9 @@ static bool peer_answer(const struct rec *r)
 		P.fault_req = 0;	/* once */
 	}
 
+	_Static_assert(sizeof(pl) <= sizeof(out.payload), "payload fits");
 	memset(&out, 0, sizeof(out));
+	memset(&pl, 0, sizeof(pl));
 	out.hdr.request = r->hdr.request;
 	out.hdr.flags = SVQ_VU_VERSION | SVQ_VU_FLAG_REPLY;
 	switch (r->hdr.request) {
@@ -310,6 +316,7 @@ static bool peer_answer(const struct rec *r)
 		break;
 	}
 	out.hdr.size = size;
+	memcpy(out.payload, &pl, sizeof(pl));
 
 	switch (fault) {
 	case F_NONE:
@@ -417,11 +424,15 @@ static void peer_join(void)
 	ck_assert_uint_eq(mock_count_fds(), fds_before);
 }
 
+/* The reply wait of the next fe_connect(): short only where none comes. */
+static int fe_timeout = REPLY_MS;
+
 static struct svq_fe *fe_connect(int expect)
 {
-	SVQISO_OPTS(svq_fe_opts, o, .timeout_ms = TIMEOUT_MS, .log = log_cb);
+	SVQISO_OPTS(svq_fe_opts, o, .timeout_ms = fe_timeout, .log = log_cb);
 	struct svq_fe *fe = NULL;
 
+	fe_timeout = REPLY_MS;	/* one connect only */
 	ck_assert_int_eq(svq_fe_connect_fd(peer_start(), &o, &fe), expect);
 	if (expect)
 		ck_assert_ptr_null(fe);
@@ -532,6 +543,7 @@ START_TEST(test_malformed_reply_exact_errno_session_dead)
 	uint8_t buf[8];
 	uint32_t base = 0;
 	int64_t t0, elapsed;
+	int wait_ms;
 	bool at_connect;
 	int rc = 0, expect;
 
@@ -551,6 +563,11 @@ START_TEST(test_malformed_reply_exact_errno_session_dead)
 	P.fault_req = req;
 	P.fault = fault;
 
+	/* Short where no reply comes; a silent fault after connect needs
+	 * the replies before it, so it gets a little longer. */
+	wait_ms = fault != F_SILENT ? REPLY_MS : at_connect ? TIMEOUT_MS :
+		  5 * TIMEOUT_MS;
+	fe_timeout = wait_ms;
 	t0 = now_ms();
 	if (at_connect) {
 		fe = fe_connect(expect);
@@ -570,8 +587,8 @@ START_TEST(test_malformed_reply_exact_errno_session_dead)
 		      req, fault_names[fault], rc, expect);
 	/* Bounded: the reply wait, not the backend, decides. */
 	if (fault == F_SILENT) {
-		ck_assert_int_ge(elapsed, TIMEOUT_MS - 10);
-		ck_assert_int_lt(elapsed, TIMEOUT_MS + 1000);
+		ck_assert_int_ge(elapsed, wait_ms - 10);
+		ck_assert_int_lt(elapsed, wait_ms + 1000);
 	}
 
 	if (fault == F_NACK) {

@@ -17,7 +17,7 @@
 #include <unistd.h>
 #include <sys/sysmacros.h>
 
-#include "harness.h"
+#include "inspect.h"
 
 static void note(struct inspect_report *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vhost-user adapter for C frontends that own their vhost-user session
+ * (cloud-hypervisor style). The VMM hands over its guest RAM regions, each
+ * queue's guest ring and its guest kick and call eventfds; the adapter talks
+ * to the unmodified backend and relays every request through a shadow
+ * virtqueue on a thread of its own. The backend only ever receives isolated
+ * memory: the shadow rings and one bounce arena per queue.
+ *
+ *   svqiso_vu_connect()       socket, SET_OWNER, features, protocol features
+ *   svqiso_vu_get_features()  what the VMM may offer its guest
+ *   svqiso_vu_set_features()  what the guest driver accepted
+ *   svqiso_vu_add_region()    guest RAM (isolated mode: never sent)
+ *   svqiso_vu_queue_start()   a guest ring and its eventfds: the queue runs
+ *   svqiso_vu_queue_stop()    drain, GET_VRING_BASE: the guest vring base
+ *   svqiso_vu_free()
+ *
+ * Stopping a queue loses nothing: the adapter stops taking guest requests,
+ * waits (bounded) until every request it took has completed to the guest,
+ * then stops the backend's ring. Requests the guest posted meanwhile stay in
+ * its ring; svqiso_vu_queue_start() at the returned base picks them up.
+ *
+ * SVQISO_VU_DIRECT registers guest RAM and hands the guest rings and
+ * eventfds to the backend unchanged, as plain vhost-user does. It gives no
+ * isolation; it exists to measure isolation against.
+ *
+ * Thread safety: the adapter's relay thread runs the queues; every
+ * svqiso_vu_* call must come from one thread at a time (the VMM's control
+ * thread). Calls that change queues or memory pause the relay thread and
+ * resume it before they return.
+ */
+#ifndef SVQISO_VU_H
+#define SVQISO_VU_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <svqiso/common.h>
+#include <svqiso/mem.h>
+#include <svqiso/svq.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum svqiso_vu_mode {
+	SVQISO_VU_ISOLATED = 0,		/* shadow virtqueues, isolated memory */
+	SVQISO_VU_DIRECT = 1,		/* plain vhost-user: guest RAM shared */
+};
+
+/* Adapter flags */
+#define SVQISO_VU_F_PRESERVE	(1u << 0)	/* copy-back policy "preserve" */
+#define SVQISO_VU_F_NO_INDIRECT	(1u << 1)	/* shadow rings: no indirect */
+#define SVQISO_VU_F_NO_EVENT_IDX (1u << 2)	/* shadow rings: no event idx */
+
+struct svqiso_vu_opts {
+	size_t sz;			/* = sizeof(struct svqiso_vu_opts) */
+	const char *path;		/* the backend's unix socket; NULL: @fd */
+	svqiso_log_fn log;		/* NULL: silent */
+	void *log_ctx;
+	uint64_t pool_size;		/* bounce arena per queue;
+					 * 0: SVQISO_ARENA_DEFAULT_SIZE */
+	int fd;				/* with @path NULL: a connected socket,
+					 * owned by the adapter from the call on */
+	uint32_t flags;			/* SVQISO_VU_F_* */
+	int timeout_ms;			/* per backend reply, and for a queue to
+					 * drain when stopped; 0: 5000 */
+	uint8_t mode;			/* enum svqiso_vu_mode */
+	uint8_t loop_mode;		/* enum svqiso_loop_mode */
+	uint8_t copy;			/* enum svqiso_copy_kind */
+	uint8_t shadow_layout;		/* enum svqiso_layout; packed only if
+					 * the backend offers it */
+};
+#define svqiso_vu_opts__last_field shadow_layout
+
+struct svqiso_vu;
+
+/**
+ * svqiso_vu_connect() - connect to the backend and negotiate everything but
+ * the device features (see svqiso_vu_set_features()). Protocol features
+ * svqiso cannot honour under isolation are masked, each with a log line.
+ *
+ * Return: 0; -EINVAL (bad opts, no socket), -ENOTSUP (a packed shadow ring
+ * the backend does not offer), -ENOMEM, -EPROTO (a reply breaking the
+ * protocol), -ETIMEDOUT, -ECONNRESET, -errno from socket/connect.
+ */
+SVQISO_API int svqiso_vu_connect(const struct svqiso_vu_opts *opts,
+				 struct svqiso_vu **out);
+
+/**
+ * svqiso_vu_free() - stop the relay, release every queue and isolated
+ * region and close the session. Requests still in flight are dropped: stop
+ * the queues first to complete them. NULL is a no-op.
+ */
+SVQISO_API void svqiso_vu_free(struct svqiso_vu *vu);
+
+/**
+ * svqiso_vu_get_features() - the virtio features the VMM may offer its
+ * guest. Device-specific bits are the backend's, untouched. Isolated mode:
+ * INDIRECT_DESC, EVENT_IDX and RING_PACKED are offered whatever the backend
+ * does (svqiso serves the guest ring itself), VERSION_1, ANY_LAYOUT and
+ * ORDER_PLATFORM as the backend offers them, no other transport bit. Direct
+ * mode: the backend's transport bits less those svqiso masks. Never
+ * VHOST_F_LOG_ALL or VHOST_USER_F_PROTOCOL_FEATURES. 0 for NULL.
+ */
+SVQISO_API uint64_t svqiso_vu_get_features(const struct svqiso_vu *vu);
+
+/**
+ * svqiso_vu_set_features() - the features the guest driver accepted, a
+ * subset of svqiso_vu_get_features(). The backend gets SET_FEATURES with the
+ * device bits as given; in isolated mode the transport bits are those of
+ * the shadow rings (INDIRECT_DESC and EVENT_IDX as the backend offers them,
+ * unless disabled by flags), which need not match the guest's.
+ *
+ * Return: 0; -EINVAL (NULL, bits not offered, a queue running), -ENOTCONN,
+ * the session's errnos.
+ */
+SVQISO_API int svqiso_vu_set_features(struct svqiso_vu *vu, uint64_t features);
+
+/**
+ * svqiso_vu_add_region() - a guest RAM region. Isolated mode: it only
+ * enters the adapter's memory map. Direct mode: it is registered with the
+ * backend (it needs an fd). May be called while queues run.
+ *
+ * Return: 0; -EINVAL (NULL, direct mode without an fd), the errnos of
+ * svqiso_mem_add_region(), -ENOSPC (no backend memory slot), the session's.
+ */
+SVQISO_API int svqiso_vu_add_region(struct svqiso_vu *vu,
+				    const struct svqiso_mem_region *region);
+
+/**
+ * svqiso_vu_del_region() - remove the guest RAM region based at @gpa.
+ *
+ * Return: 0; -EINVAL (NULL), -ENOENT, -EBUSY (a queue is running: stop the
+ * queues first, since requests in flight may point into the region).
+ */
+SVQISO_API int svqiso_vu_del_region(struct svqiso_vu *vu, uint64_t gpa);
+
+/* struct svqiso_vu_queue - one guest queue, as the guest driver set it up. */
+struct svqiso_vu_queue {
+	size_t sz;			/* = sizeof(struct svqiso_vu_queue) */
+	struct svqiso_vring_addr ring;	/* guest physical addresses */
+	uint16_t num;			/* ring size */
+	uint8_t layout;			/* enum svqiso_layout: must agree with
+					 * RING_PACKED in the features */
+	uint32_t base;			/* vring base: 0 for a fresh split ring,
+					 * 1 << 15 for a fresh packed one, or
+					 * what svqiso_vu_queue_stop() returned */
+	int kick_fd;			/* guest kick eventfd (svqiso reads it) */
+	int call_fd;			/* guest interrupt eventfd (svqiso
+					 * writes it); -1: none */
+};
+#define svqiso_vu_queue__last_field call_fd
+
+/**
+ * svqiso_vu_queue_start() - start queue @index: isolated mode creates (or
+ * resets) its shadow virtqueue and bounce arena, hands the shadow ring to
+ * the backend and relays; direct mode hands the guest ring itself. The
+ * fds stay the caller's; keep them open until the queue is stopped.
+ *
+ * Return: 0; -EINVAL (NULL or bad struct, @index past the backend's queue
+ * count, features not set, layout disagreeing with the features, bad
+ * fds), -EBUSY (already running), -EFAULT (ring not in guest RAM), the
+ * svq's, pool's and session's errnos.
+ */
+SVQISO_API int svqiso_vu_queue_start(struct svqiso_vu *vu, unsigned int index,
+				     const struct svqiso_vu_queue *q);
+
+/**
+ * svqiso_vu_queue_stop() - stop queue @index without losing a request, and
+ * report the guest ring's vring base for a later svqiso_vu_queue_start().
+ * Isolated mode: stop taking guest requests, wait up to the adapter's
+ * timeout for every request taken to complete to the guest, then
+ * SET_VRING_ENABLE 0 and GET_VRING_BASE on the shadow ring. Direct mode:
+ * SET_VRING_ENABLE 0 and GET_VRING_BASE; the backend's base is the guest's.
+ *
+ * Return: 0; -EINVAL (NULL, @index not running), -ETIMEDOUT (requests still
+ * in flight: the queue stays running but takes nothing new; call again),
+ * -EIO (the queue is broken; the base is where it broke), the session's
+ * errnos.
+ */
+SVQISO_API int svqiso_vu_queue_stop(struct svqiso_vu *vu, unsigned int index,
+				    uint32_t *base);
+
+/**
+ * svqiso_vu_queue_broken() - whether queue @index stopped relaying on a
+ * protocol violation, and why; NULL if not broken (or no such queue). The
+ * string lives until the queue is started again or the adapter is freed.
+ */
+SVQISO_API const char *svqiso_vu_queue_broken(const struct svqiso_vu *vu,
+					      unsigned int index);
+
+/**
+ * svqiso_vu_get_queue_stats() - queue @index's counters, kept across stop
+ * and start on the same guest ring (a new ring, or new features, start them
+ * afresh). While the queue runs they are read without stopping it, so they
+ * may be a moment old.
+ *
+ * Return: 0; -EINVAL (NULL, sz too small), -ENOENT (never started),
+ * -ENOTSUP (direct mode: nothing is counted).
+ */
+SVQISO_API int svqiso_vu_get_queue_stats(const struct svqiso_vu *vu,
+					 unsigned int index,
+					 struct svqiso_svq_stats *st);
+
+/* struct svqiso_vu_info - the session, and what the backend can see. */
+struct svqiso_vu_info {
+	size_t sz;			/* = sizeof(struct svqiso_vu_info) */
+	uint64_t backend_features;	/* GET_FEATURES */
+	uint64_t acked_features;	/* SET_FEATURES (0 before) */
+	uint64_t protocol_features;	/* agreed */
+	uint64_t guest_bytes;		/* guest RAM added */
+	uint64_t backend_bytes;		/* memory registered with the backend */
+	uint32_t queues;		/* the backend's queue count */
+	uint32_t mem_slots;		/* the backend's memory slots */
+	uint32_t guest_regions;
+	uint32_t backend_regions;	/* regions registered with the backend */
+	uint32_t running;		/* queues running */
+	uint32_t mode;			/* enum svqiso_vu_mode */
+};
+#define svqiso_vu_info__last_field mode
+
+/**
+ * svqiso_vu_get_info() - fill @info; fields past @info->sz are left alone.
+ *
+ * Return: 0; -EINVAL (NULL, sz too small).
+ */
+SVQISO_API int svqiso_vu_get_info(const struct svqiso_vu *vu,
+				  struct svqiso_vu_info *info);
+
+/**
+ * svqiso_vu_get_config() / svqiso_vu_set_config() - device config space
+ * (GET_CONFIG / SET_CONFIG), @len bytes at @offset.
+ *
+ * Return: 0; -EINVAL, -ENOTSUP (the backend has no CONFIG), the session's
+ * errnos.
+ */
+SVQISO_API int svqiso_vu_get_config(struct svqiso_vu *vu, uint32_t offset,
+				    void *buf, uint32_t len);
+SVQISO_API int svqiso_vu_set_config(struct svqiso_vu *vu, uint32_t offset,
+				    const void *buf, uint32_t len);
+
+/**
+ * svqiso_vu_reset() - device reset: stop every queue (requests that do not
+ * complete within the timeout are dropped), reset the backend (RESET_DEVICE,
+ * or RESET_OWNER without it) and forget the features. Guest RAM stays.
+ *
+ * Return: 0; -EINVAL (NULL), the session's errnos.
+ */
+SVQISO_API int svqiso_vu_reset(struct svqiso_vu *vu);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SVQISO_VU_H */

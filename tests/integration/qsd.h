@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A qemu-storage-daemon for tests: a raw image in a fresh temporary
+ * directory ($TMPDIR, else /dev/shm when writable, else /tmp), exported as
+ * vhost-user-blk on a unix socket there, started with fork+exec and stopped
+ * by pid. The daemon gets SIGKILL if the process
+ * that started it dies, so a crashed test leaves none behind.
+ *
+ * No Check assertions: the launcher runs in unchecked fixtures, and reports
+ * why it failed in qsd->err.
+ */
+#ifndef SVQ_TESTS_QSD_H
+#define SVQ_TESTS_QSD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define QSD_BIN		"qemu-storage-daemon"
+
+struct qsd_cfg {
+	uint64_t img_size;		/* bytes */
+	/* Image content: fill(off, buf, len) for each chunk; NULL: zeros. */
+	void (*fill)(uint64_t off, void *buf, uint64_t len);
+	unsigned int num_queues;	/* 0: 2 */
+	bool null_driver;		/* null-co: no image, no disk cost */
+	bool discard;			/* discard=unmap: discards punch holes */
+};
+
+struct qsd {
+	char dir[64];
+	char img[96];
+	char sock[96];
+	pid_t pid;			/* -1: not running */
+	char err[160];			/* why qsd_setup() failed */
+};
+
+/* Whether @name is an executable on PATH. */
+bool qsd_on_path(const char *name);
+
+/*
+ * qsd_setup() - make the directory and image, start the daemon, wait for its
+ * socket. Return: 0; -errno, with qsd->err saying what failed.
+ */
+int qsd_setup(struct qsd *q, const struct qsd_cfg *cfg);
+
+/* Stop the daemon (SIGTERM, then SIGKILL); idempotent. */
+void qsd_stop(struct qsd *q);
+
+/* Stop it and remove the image, socket and directory; idempotent. */
+void qsd_teardown(struct qsd *q);
+
+#endif /* SVQ_TESTS_QSD_H */
