@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared by the benchmark programs: clocks, medians, the machine line, JSON
+ * lines and markdown output, a syscall counter and CPU pinning.
+ *
+ * Every benchmark program takes --out DIR (default bench/results) and
+ * --quick (a brief run that only shows the program works, for CI). It
+ * writes DIR/<name>.jsonl, one JSON object per figure, each naming the
+ * machine, compiler, build type and git revision; DIR/<name>.md, its
+ * section of the summary; and any DIR/<name>-*.dat tables for plots.
+ */
+#ifndef SVQ_BENCH_H
+#define SVQ_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct bench {
+	const char *name;	/* e.g. "copy" */
+	const char *out_dir;
+	bool quick;
+	FILE *jsonl;
+	FILE *md;
+	char machine[512];	/* JSON members naming the machine, no braces */
+	char machine_md[512];	/* the same for a markdown line */
+};
+
+/*
+ * bench_init() - parse the common options (--out DIR, --quick; others are
+ * left in argv for the program, which gets the new argc), create DIR and
+ * open the output files.
+ * Return: 0, or -errno after printing why.
+ */
+int bench_init(struct bench *b, const char *name, int *argc, char **argv);
+void bench_fini(struct bench *b);
+
+/* Open DIR/<name>-<what>.dat for writing; NULL after printing why. */
+FILE *bench_dat(struct bench *b, const char *what);
+
+/*
+ * bench_json() - one figure: a JSON object with the machine members and
+ * @fmt's members (printf-style, without braces), as a line of <name>.jsonl.
+ */
+void bench_json(struct bench *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* bench_md() - printf to <name>.md. */
+void bench_md(struct bench *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+uint64_t bench_now_ns(void);
+
+/* Median of @n values (sorts @v in place). */
+double bench_median(double *v, unsigned int n);
+
+/* Pin the calling thread to CPU @cpu modulo the CPUs online. */
+int bench_pin(int cpu);
+int bench_ncpus(void);
+
+/*
+ * Syscall counter: every system call entered by this process's threads
+ * (including ones created later), through the raw_syscalls:sys_enter
+ * tracepoint. Unavailable without tracefs access or perf permissions:
+ * bench_sys_open() then returns a negative errno and reads give -1.
+ */
+int bench_sys_open(void);
+int64_t bench_sys_read(int fd);
+
+#endif /* SVQ_BENCH_H */

@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared by the benchmark programs; see bench.h. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/perf_event.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include <svqiso/svqiso.h>
+#include "bench.h"
+
+#ifndef BENCH_BUILDTYPE
+#define BENCH_BUILDTYPE "unknown"
+#endif
+
+static void cpu_model(char *buf, size_t len)
+{
+	char line[256];
+	FILE *f = fopen("/proc/cpuinfo", "re");
+
+	snprintf(buf, len, "unknown");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *v;
+
+		if (strncmp(line, "model name", 10) || !(v = strchr(line, ':')))
+			continue;
+		v++;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		v[strcspn(v, "\n")] = 0;
+		snprintf(buf, len, "%s", v);
+		break;
+	}
+	fclose(f);
+}
+
+/* JSON string content: quotes, backslashes and controls dropped. */
+static void json_clean(char *s)
+{
+	char *d = s;
+
+	for (; *s; s++)
+		if (*s != '"' && *s != '\\' && (unsigned char)*s >= 0x20)
+			*d++ = *s;
+	*d = 0;
+}
+
+static int mkdir_p(const char *path)
+{
+	char buf[512];
+	size_t i;
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (i = 1; buf[i]; i++) {
+		if (buf[i] != '/')
+			continue;
+		buf[i] = 0;
+		if (mkdir(buf, 0755) && errno != EEXIST)
+			return -errno;
+		buf[i] = '/';
+	}
+	if (mkdir(buf, 0755) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static FILE *open_out(struct bench *b, const char *suffix)
+{
+	char path[768];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s%s", b->out_dir, b->name, suffix);
+	f = fopen(path, "we");
+	if (!f)
+		fprintf(stderr, "%s: %s: %s\n", b->name, path, strerror(errno));
+	return f;
+}
+
+int bench_init(struct bench *b, const char *name, int *argc, char **argv)
+{
+	const char *rev = getenv("BENCH_REV");
+	char cpu[160], compiler[96], revbuf[64];
+	int i, j, rc;
+
+	memset(b, 0, sizeof(*b));
+	b->name = name;
+	b->out_dir = "bench/results";
+	for (i = 1, j = 1; i < *argc; i++) {
+		if (!strcmp(argv[i], "--quick")) {
+			b->quick = true;
+		} else if (!strcmp(argv[i], "--out") && i + 1 < *argc) {
+			b->out_dir = argv[++i];
+		} else {
+			argv[j++] = argv[i];
+		}
+	}
+	*argc = j;
+	argv[j] = NULL;
+
+	rc = mkdir_p(b->out_dir);
+	if (rc) {
+		fprintf(stderr, "%s: %s: %s\n", name, b->out_dir, strerror(-rc));
+		return rc;
+	}
+	b->jsonl = open_out(b, ".jsonl");
+	b->md = open_out(b, ".md");
+	if (!b->jsonl || !b->md) {
+		bench_fini(b);
+		return -EIO;
+	}
+	cpu_model(cpu, sizeof(cpu));
+	snprintf(compiler, sizeof(compiler), "gcc %s", __VERSION__);
+	snprintf(revbuf, sizeof(revbuf), "%s", rev && *rev ? rev : "unknown");
+	json_clean(cpu);
+	json_clean(compiler);
+	json_clean(revbuf);
+	snprintf(b->machine, sizeof(b->machine),
+		 "\"machine\":{\"cpu\":\"%s\",\"cores\":%d,\"compiler\":\"%s\","
+		 "\"build\":\"%s\",\"rev\":\"%s\",\"libsvqiso\":\"%s\"},"
+		 "\"quick\":%s", cpu, bench_ncpus(), compiler, BENCH_BUILDTYPE,
+		 revbuf, svqiso_version(), b->quick ? "true" : "false");
+	snprintf(b->machine_md, sizeof(b->machine_md),
+		 "%s, %d cores; %s, %s build; revision %s%s", cpu, bench_ncpus(),
+		 compiler, BENCH_BUILDTYPE, revbuf, b->quick ? "; QUICK RUN" : "");
+	return 0;
+}
+
+void bench_fini(struct bench *b)
+{
+	if (b->jsonl)
+		fclose(b->jsonl);
+	if (b->md)
+		fclose(b->md);
+	b->jsonl = b->md = NULL;
+}
+
+FILE *bench_dat(struct bench *b, const char *what)
+{
+	char suffix[128];
+
+	snprintf(suffix, sizeof(suffix), "-%s.dat", what);
+	return open_out(b, suffix);
+}
+
+void bench_json(struct bench *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(b->jsonl, "{\"bench\":\"%s\",%s,", b->name, b->machine);
+	va_start(ap, fmt);
+	vfprintf(b->jsonl, fmt, ap);
+	va_end(ap);
+	fputs("}\n", b->jsonl);
+	fflush(b->jsonl);
+}
+
+void bench_md(struct bench *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfprintf(b->md, fmt, ap);
+	va_end(ap);
+	fflush(b->md);
+}
+
+uint64_t bench_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+double bench_median(double *v, unsigned int n)
+{
+	if (!n)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int bench_ncpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (int)n : 1;
+}
+
+int bench_pin(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu % bench_ncpus(), &set);
+	return sched_setaffinity(0, sizeof(set), &set) ? -errno : 0;
+}
+
+static int tracepoint_id(const char *event)
+{
+	static const char *const roots[] = { "/sys/kernel/tracing/events",
+					     "/sys/kernel/debug/tracing/events" };
+	char path[256], buf[32];
+	unsigned int i;
+
+	for (i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/%s/id", roots[i], event);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof(buf), f)) {
+			fclose(f);
+			return atoi(buf);
+		}
+		fclose(f);
+	}
+	return -ENOENT;
+}
+
+int bench_sys_open(void)
+{
+	struct perf_event_attr a = {
+		.type = PERF_TYPE_TRACEPOINT,
+		.size = sizeof(a),
+		.inherit = 1,
+		.exclude_kernel = 0,
+	};
+	int id = tracepoint_id("raw_syscalls/sys_enter");
+	long fd;
+
+	if (id < 0)
+		return id;
+	a.config = (uint64_t)id;
+	fd = syscall(SYS_perf_event_open, &a, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+	return fd < 0 ? -errno : (int)fd;
+}
+
+int64_t bench_sys_read(int fd)
+{
+	uint64_t v;
+
+	if (fd < 0 || read(fd, &v, sizeof(v)) != sizeof(v))
+		return -1;
+	return (int64_t)v;
+}
