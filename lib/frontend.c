@@ -329,6 +329,11 @@ unsigned int svq_fe_mem_slots(const struct svq_fe *fe)
 	return fe ? fe->mem_slots : 0;
 }
 
+int svq_fe_fd(const struct svq_fe *fe)
+{
+	return fe ? fe->sock : -1;
+}
+
 unsigned int svq_fe_nr_regions(const struct svq_fe *fe)
 {
 	return fe ? fe->nregions : 0;

@@ -124,6 +124,12 @@ int svq_fe_region_del(void *ctx, const struct svqiso_region *region);
 unsigned int svq_fe_nr_regions(const struct svq_fe *fe);
 
 /*
+ * svq_fe_fd() - the session's socket, to poll for the backend hanging up
+ * (never to read or write); -1 once the session is dead.
+ */
+int svq_fe_fd(const struct svq_fe *fe);
+
+/*
  * svq_fe_vring_start() - hand queue @index to the backend: SET_VRING_NUM,
  * SET_VRING_ADDR (@info's uaddr areas), SET_VRING_BASE (@info->base),
  * SET_VRING_KICK (@kick_fd), SET_VRING_CALL (@call_fd; negative: "no fd",

@@ -11,6 +11,7 @@
  * took from an eventfd but did not act on would be lost across that, so
  * each resume first runs both handlers of every running queue once.
  */
+#define _GNU_SOURCE	/* POLLRDHUP */
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -713,7 +714,10 @@ static int64_t now_ms(void)
 static int queue_drain(struct svqiso_vu *vu, struct vu_queue *q)
 {
 	int64_t deadline = now_ms() + vu->timeout_ms;
-	struct pollfd pfd = { .fd = q->backend_call, .events = POLLIN };
+	struct pollfd pfd[2] = {
+		{ .fd = q->backend_call, .events = POLLIN },
+		{ .fd = svq_fe_fd(vu->fe), .events = POLLRDHUP },
+	};
 
 	svqiso_svq_pause(q->svq, true);
 	for (;;) {
@@ -724,11 +728,15 @@ static int queue_drain(struct svqiso_vu *vu, struct vu_queue *q)
 			return -EIO;
 		if (!svqiso_svq_in_flight(q->svq))
 			return 0;
+		/* A backend that hung up completes nothing more. */
+		if (pfd[1].fd < 0 ||
+		    (pfd[1].revents & (POLLRDHUP | POLLHUP | POLLERR)))
+			return -ECONNRESET;
 		left = deadline - now_ms();
 		if (left <= 0)
 			return -ETIMEDOUT;
 		/* Short slices: a backend may publish without notifying. */
-		poll(&pfd, 1, left < 10 ? (int)left : 10);
+		poll(pfd, 2, left < 10 ? (int)left : 10);
 	}
 }
 
@@ -752,6 +760,15 @@ int svqiso_vu_queue_stop(struct svqiso_vu *vu, unsigned int index,
 	}
 
 	rc = queue_drain(vu, q);
+	if (rc == -ECONNRESET) {
+		/* What it held is gone with it: the queue stops here. */
+		svq_log(vu->log, vu->log_ctx, SVQISO_LOG_ERR,
+			"vu: queue %u: the backend hung up with %u requests in "
+			"flight", index, svqiso_svq_in_flight(q->svq));
+		q->state = VU_Q_IDLE;
+		svqiso_svq_guest_base(q->svq, base);
+		goto out;
+	}
 	if (rc == -ETIMEDOUT) {
 		svq_log(vu->log, vu->log_ctx, SVQISO_LOG_WARN,
 			"vu: queue %u: %u requests still in flight after %d ms",

@@ -176,8 +176,9 @@ SVQISO_API int svqiso_vu_queue_start(struct svqiso_vu *vu, unsigned int index,
  *
  * Return: 0; -EINVAL (NULL, @index not running), -ETIMEDOUT (requests still
  * in flight: the queue stays running but takes nothing new; call again),
- * -EIO (the queue is broken; the base is where it broke), the session's
- * errnos.
+ * -ECONNRESET (the backend hung up with requests in flight, which are lost
+ * with it: the queue is stopped, *@base counts them as taken), -EIO (the
+ * queue is broken; the base is where it broke), the session's errnos.
  */
 SVQISO_API int svqiso_vu_queue_stop(struct svqiso_vu *vu, unsigned int index,
 				    uint32_t *base);

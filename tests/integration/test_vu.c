@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -629,6 +630,96 @@ START_TEST(test_reset_then_reuse)
 }
 END_TEST
 
+/* Dead: a zombie waiting for the runner to reap it, or gone. */
+static bool daemon_gone(pid_t pid)
+{
+	char path[64], buf[256], *p;
+	FILE *f;
+	bool gone = true;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return true;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
+		gone = p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+	fclose(f);
+	return gone;
+}
+
+/*
+ * The backend dies mid-workload: nothing hangs and nothing crashes. The
+ * guest's requests stop completing, a queue stop sees the hang-up at once
+ * and says so, and the adapter is freed cleanly.
+ */
+START_TEST(test_backend_death_is_bounded)
+{
+	SVQISO_OPTS(svqiso_vu_opts, o, .path = D.sock, .log = log_cb,
+		    .timeout_ms = 500);
+	struct blkq_opts qo = { .num = NUM, .indirect = true, .event_idx = true,
+				.max_segs = 8 };
+	struct svqiso_vu_queue c;
+	struct blkwork_opts wo;
+	struct blkwork_result res;
+	unsigned int i;
+	uint64_t t0, ms;
+	uint32_t base;
+	int rc;
+
+	F.gm = gmem_new(GUEST_GPA, GUEST_SIZE, 2);
+	ck_assert_ptr_nonnull(F.gm);
+	for (i = 0; i < NQ; i++)
+		ck_assert_int_eq(blkq_new(F.gm, &qo, &F.q[i]), 0);
+	ck_assert_int_eq(svqiso_vu_connect(&o, &F.vu), 0);
+	ck_assert_int_eq(svqiso_vu_set_features(F.vu, svqiso_vu_get_features(F.vu) &
+						~(1ull << F_PACKED)), 0);
+	for (i = 0; i < gmem_nr_regions(F.gm); i++) {
+		struct svqiso_mem_region r;
+
+		ck_assert_int_eq(gmem_region(F.gm, i, &r), 0);
+		ck_assert_int_eq(svqiso_vu_add_region(F.vu, &r), 0);
+	}
+	for (i = 0; i < NQ; i++) {
+		queue_cfg(i, 0, &c);
+		ck_assert_int_eq(svqiso_vu_queue_start(F.vu, i, &c), 0);
+	}
+	blkwork_opts_init(&wo);
+	wo.queues = F.q;
+	wo.nqueues = NQ;
+	wo.depth = DEPTH;
+	wo.max_len = 64 << 10;
+	wo.capacity = IMG_SIZE;
+	wo.seed = seed;
+	wo.timeout_ms = 1000;
+	ck_assert_int_eq(blkwork_new(&wo, &F.w), 0);
+	ck_assert_int_eq(blkwork_run(F.w, scaled(500), &res), 0);
+	ck_assert_uint_eq(res.bad_status, 0);
+
+	/* Work in flight, then the daemon is killed (the runner reaps it). */
+	ck_assert_int_eq(kill(D.pid, SIGKILL), 0);
+	for (i = 0; i < 200 && !daemon_gone(D.pid); i++)
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	ck_assert(daemon_gone(D.pid));
+	rc = blkwork_run(F.w, 1000, &res);
+	ck_assert_int_eq(rc, -ETIMEDOUT);
+	t0 = (uint64_t)time(NULL);
+	for (i = 0; i < NQ; i++) {
+		rc = svqiso_vu_queue_stop(F.vu, i, &base);
+		/* Seen at once, not after the drain timeout. */
+		ck_assert_int_eq(rc, -ECONNRESET);
+		ck_assert_ptr_nonnull(strstr(F.logbuf, "hung up"));
+	}
+	ms = ((uint64_t)time(NULL) - t0) * 1000;
+	ck_assert_uint_le(ms, 1000);
+	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, 0, &base), -EINVAL);	/* stopped */
+	t0 = (uint64_t)time(NULL);
+	svqiso_vu_free(F.vu);
+	F.vu = NULL;
+	ck_assert_uint_le((uint64_t)time(NULL) - t0, 3);
+	fx_close();
+}
+END_TEST
+
 static Suite *vu_suite(void)
 {
 	Suite *s = suite_create("vu");
@@ -659,6 +750,13 @@ static Suite *vu_suite(void)
 	tcase_add_test(tc, test_misuse_rejected);
 	tcase_add_test(tc, test_config_space);
 	tcase_add_test(tc, test_reset_then_reuse);
+	suite_add_tcase(s, tc);
+
+	/* Last: it kills its daemon. */
+	tc = tcase_create("backend-death");
+	tcase_add_unchecked_fixture(tc, daemon_setup, daemon_teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_backend_death_is_bounded);
 	suite_add_tcase(s, tc);
 	return s;
 }
