@@ -1,0 +1,791 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_e2e: the cost of isolation end to end. A guest virtio-blk driver
+ * (the driver model of tests/guest) drives qemu-storage-daemon's null-co
+ * device through the vhost-user adapter, once in direct mode (plain
+ * vhost-user: the daemon maps guest RAM) and once isolated (shadow
+ * virtqueues and bounce buffers), interleaved per configuration and
+ * repeated; each figure is the median over the repeats.
+ *
+ *   bench_e2e [--out DIR] [--quick] [--loop uring|epoll|busy]
+ *             [--copy auto|memcpy|movsb|nt] [--queues 1|2]
+ *             [--secs S] [--repeats N]
+ *
+ * The guest runs one tight loop on one thread over its queues: submit until
+ * the depth is reached, wait for the call eventfd with poll(), collect,
+ * resubmit. Nothing is verified in the timed path but the status byte. One
+ * guest thread leaves the two cores of a small machine to the daemon's
+ * main loop and the adapter's relay thread while the guest sleeps in
+ * poll(); a "-spin" configuration polls the used ring instead, to show what
+ * interrupt delivery costs at depth 1.
+ *
+ * Exit status: 0, 1 on an error (I/O failure, bad status, counters that
+ * disagree), 77 when qemu-storage-daemon is not on PATH.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <svqiso/svqiso.h>
+#include "bench.h"
+#include "guest.h"
+#include "qsd.h"
+
+#define GUEST_GPA	0x40000000ull
+#define GUEST_SIZE	(64ull << 20)
+#define DISK_SIZE	(1ull << 30)
+#define RING_NUM	256
+#define MAX_QD		32
+#define MAX_QUEUES	2
+#define MAX_REPEATS	15
+#define F_RING_PACKED	(1ull << 34)
+#define STALL_NS	10000000000ull	/* no completion this long: give up */
+
+struct cfg {
+	const char *name;	/* one word: a plot label */
+	const char *rw;		/* "randread", "randwrite", "read", "write" */
+	uint32_t bs;
+	unsigned int qd;
+	bool write;
+	bool seq;
+	bool spin;		/* poll the used ring instead of sleeping */
+	bool quick;		/* also in a --quick run */
+};
+
+static const struct cfg cfgs[] = {
+	{ "4k-randread-qd1", "randread", 4096, 1, false, false, false, true },
+	{ "4k-randwrite-qd1", "randwrite", 4096, 1, true, false, false, false },
+	{ "4k-randread-qd1-spin", "randread", 4096, 1, false, false, true, false },
+	{ "4k-randread-qd32", "randread", 4096, 32, false, false, false, true },
+	{ "4k-randwrite-qd32", "randwrite", 4096, 32, true, false, false, false },
+	{ "128k-read-qd32", "read", 131072, 32, false, true, false, true },
+	{ "128k-write-qd32", "write", 131072, 32, true, true, false, false },
+};
+#define NR_CFGS (sizeof(cfgs) / sizeof(cfgs[0]))
+
+static const struct {
+	const char *name;
+	uint8_t mode;
+} modes[] = {
+	{ "direct", SVQISO_VU_DIRECT },
+	{ "isolated", SVQISO_VU_ISOLATED },
+};
+
+/* Medians over the repeats of one configuration in one mode. */
+struct figure {
+	double iops, gbps, lat_us;
+	double sys_req;			/* all of this process */
+	double vmm_req;			/* less the guest driver's own */
+	bool have_sys;
+};
+
+static struct {
+	struct bench b;
+	struct qsd qsd;
+	struct gmem *gm;
+	uint64_t buf_gpa[MAX_QD];	/* one data buffer per slot */
+	int sys_fd;
+	uint8_t loop_mode;
+	const char *loop_name;
+	uint8_t copy;
+	unsigned int nq;
+	uint64_t run_ns, warm_ns;
+	unsigned int repeats;
+} G = { .sys_fd = -1, .loop_name = "auto", .nq = 1 };
+
+static void log_cb(void *ctx, int level, const char *msg)
+{
+	(void)ctx;
+	if (level <= SVQISO_LOG_WARN)
+		fprintf(stderr, "bench_e2e: svqiso: %s\n", msg);
+}
+
+/* ---- One adapter session: connect, guest queues, stop, free ---- */
+
+struct sess {
+	uint8_t mode;
+	struct svqiso_vu *vu;
+	struct blkq *q[MAX_QUEUES];
+	uint64_t top;			/* guest allocator before the rings */
+};
+
+static int sess_open(struct sess *s, uint8_t mode)
+{
+	SVQISO_OPTS(svqiso_vu_opts, vo, .path = G.qsd.sock, .mode = mode,
+		    .log = log_cb, .timeout_ms = 10000,
+		    .loop_mode = G.loop_mode, .copy = G.copy);
+	struct blkq_opts qo = { .num = RING_NUM, .indirect = true,
+				.event_idx = true, .max_segs = 4 };
+	unsigned int i;
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	s->mode = mode;
+	s->top = gmem_alloc_top(G.gm);
+	rc = svqiso_vu_connect(&vo, &s->vu);
+	if (rc) {
+		fprintf(stderr, "bench_e2e: connect: %s\n", strerror(-rc));
+		return rc;
+	}
+	rc = svqiso_vu_set_features(s->vu, svqiso_vu_get_features(s->vu) &
+					   ~F_RING_PACKED);
+	for (i = 0; i < gmem_nr_regions(G.gm) && !rc; i++) {
+		struct svqiso_mem_region r;
+
+		gmem_region(G.gm, i, &r);
+		rc = svqiso_vu_add_region(s->vu, &r);
+	}
+	for (i = 0; i < G.nq && !rc; i++) {
+		struct svqiso_vu_queue c;
+
+		rc = blkq_new(G.gm, &qo, &s->q[i]);
+		if (rc)
+			break;
+		c = (struct svqiso_vu_queue){
+			.sz = sizeof(c), .ring = blkq_addr(s->q[i]),
+			.num = blkq_num(s->q[i]), .layout = blkq_layout(s->q[i]),
+			.base = blkq_fresh_base(s->q[i]),
+			.kick_fd = blkq_kick_fd(s->q[i]),
+			.call_fd = blkq_call_fd(s->q[i]),
+		};
+		rc = svqiso_vu_queue_start(s->vu, i, &c);
+	}
+	if (rc)
+		fprintf(stderr, "bench_e2e: session setup: %s\n", strerror(-rc));
+	return rc;
+}
+
+/*
+ * Stop the queues, check that the adapter relayed exactly what the guest
+ * saw complete (isolated mode), and free everything; the rings' guest RAM
+ * is reused by the next session.
+ */
+static int sess_close(struct sess *s)
+{
+	struct svqiso_svq_stats st;
+	unsigned int i;
+	uint32_t base;
+	int rc = 0, err;
+
+	for (i = 0; i < G.nq && s->vu && s->q[i]; i++) {
+		struct blkq_stats gs;
+
+		err = svqiso_vu_queue_stop(s->vu, i, &base);
+		if (err) {
+			fprintf(stderr, "bench_e2e: queue %u stop: %s\n", i,
+				strerror(-err));
+			rc = rc ? rc : err;
+			continue;
+		}
+		if (s->mode != SVQISO_VU_ISOLATED)
+			continue;
+		memset(&st, 0, sizeof(st));
+		st.sz = sizeof(st);
+		err = svqiso_vu_get_queue_stats(s->vu, i, &st);
+		blkq_get_stats(s->q[i], &gs);
+		if (err || st.requests != st.completions || st.errors ||
+		    st.completions != gs.completed) {
+			fprintf(stderr, "bench_e2e: queue %u counters: %s, %" PRIu64
+				" relayed, %" PRIu64 " completed, %" PRIu64
+				" errors; the guest saw %" PRIu64 "\n", i,
+				strerror(-err), st.requests, st.completions,
+				st.errors, gs.completed);
+			rc = rc ? rc : -EPROTO;
+		}
+	}
+	svqiso_vu_free(s->vu);
+	for (i = 0; i < G.nq; i++)
+		blkq_free(s->q[i]);
+	gmem_set_alloc_top(G.gm, s->top);
+	memset(s, 0, sizeof(*s));
+	return rc;
+}
+
+/* ---- The guest's loop ---- */
+
+struct run {
+	const struct cfg *c;
+	struct sess *s;
+	unsigned int free[MAX_QD];	/* slots not in flight */
+	unsigned int nfree;
+	uint64_t t0[MAX_QD];		/* submit time per slot */
+	uint64_t rng, next_sector;
+	uint64_t done, bad, lat_ns;
+	uint64_t guest_sys;		/* poll() and read() calls made here */
+	uint32_t bad_len;		/* used_len of the first bad one */
+	uint8_t bad_status;
+};
+
+static uint64_t rnd(uint64_t *s)
+{
+	/* xorshift64*: cheap, and good enough to scatter offsets. */
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545f4914f6cdd1dull;
+}
+
+static void done_cb(void *ctx, void *cookie, uint8_t status, uint32_t used_len)
+{
+	struct run *r = ctx;
+	unsigned int slot = (unsigned int)(uintptr_t)cookie - 1;
+	uint32_t want = r->c->write ? 1 : r->c->bs + 1;
+
+	r->lat_ns += bench_now_ns() - r->t0[slot];
+	r->done++;
+	if (status != VIRTIO_BLK_S_OK || used_len < want) {
+		if (!r->bad) {
+			r->bad_status = status;
+			r->bad_len = used_len;
+		}
+		r->bad++;
+	}
+	r->free[r->nfree++] = slot;
+}
+
+static int submit(struct run *r)
+{
+	const struct cfg *c = r->c;
+	unsigned int slot = r->free[--r->nfree];
+	uint64_t spr = c->bs / BLK_SECTOR_SIZE, nblocks = DISK_SIZE / c->bs;
+	struct blkq_seg seg = { .gpa = G.buf_gpa[slot], .len = c->bs };
+	struct blkq_req req = {
+		.type = c->write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN,
+		.seg = &seg, .nseg = 1,
+		.cookie = (void *)(uintptr_t)(slot + 1),
+	};
+	int rc;
+
+	if (c->seq) {
+		req.sector = r->next_sector;
+		r->next_sector = (r->next_sector + spr) % (nblocks * spr);
+	} else {
+		req.sector = rnd(&r->rng) % nblocks * spr;
+	}
+	r->t0[slot] = bench_now_ns();
+	/* Slot i always goes to queue i % nq: the depth is spread evenly
+	 * (at depth 1 only the first queue works). */
+	rc = blkq_submit(r->s->q[slot % G.nq], &req);
+	if (rc) {
+		r->free[r->nfree++] = slot;
+		fprintf(stderr, "bench_e2e: submit: %s\n", strerror(-rc));
+	}
+	return rc;
+}
+
+static unsigned int inflight(const struct run *r)
+{
+	return r->c->qd - r->nfree;
+}
+
+/* Wait for completions on any queue and collect them; 0 or -errno. */
+static int reap(struct run *r)
+{
+	struct pollfd pfd[MAX_QUEUES];
+	unsigned int i;
+	int n, got;
+
+	if (r->c->spin) {
+		for (i = 0; i < G.nq; i++) {
+			got = blkq_collect(r->s->q[i], done_cb, r);
+			if (got < 0)
+				return got;
+		}
+		return 0;
+	}
+	for (i = 0; i < G.nq; i++) {
+		pfd[i].fd = blkq_call_fd(r->s->q[i]);
+		pfd[i].events = POLLIN;
+		pfd[i].revents = 0;
+	}
+	n = poll(pfd, G.nq, 1000);
+	r->guest_sys++;
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	for (i = 0; i < G.nq && n > 0; i++) {
+		uint64_t cnt;
+
+		if (!(pfd[i].revents & POLLIN))
+			continue;
+		/* Drain the eventfd before collecting, so a later call is seen. */
+		r->guest_sys++;
+		if (read(pfd[i].fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+			return -errno;
+		got = blkq_collect(r->s->q[i], done_cb, r);
+		if (got < 0)
+			return got;
+	}
+	return 0;
+}
+
+/*
+ * Keep qd requests in flight until @ns have passed (or @max requests were
+ * submitted), then let the last ones complete. *@elapsed is the time from
+ * the first submission to the last completion.
+ */
+static int drive(struct run *r, uint64_t ns, uint64_t max, uint64_t *elapsed)
+{
+	uint64_t start = bench_now_ns(), end = start + ns, submitted = 0;
+	uint64_t last = start, seen = 0, now;
+	int rc = 0;
+
+	r->done = r->lat_ns = r->guest_sys = 0;
+	for (;;) {
+		now = bench_now_ns();
+		while (r->nfree && now < end && submitted < max) {
+			rc = submit(r);
+			if (rc)
+				goto out;
+			submitted++;
+		}
+		if (!inflight(r))
+			break;
+		rc = reap(r);
+		if (rc) {
+			fprintf(stderr, "bench_e2e: collect: %s\n", strerror(-rc));
+			goto out;
+		}
+		if (r->done != seen) {
+			seen = r->done;
+			last = bench_now_ns();
+		} else if (bench_now_ns() - last > STALL_NS) {
+			fprintf(stderr, "bench_e2e: %s: no completion for %llu s\n",
+				r->c->name, STALL_NS / 1000000000ull);
+			rc = -ETIMEDOUT;
+			goto out;
+		}
+	}
+out:
+	*elapsed = last - start;
+	return rc;
+}
+
+static void run_init(struct run *r, const struct cfg *c, struct sess *s,
+		     uint64_t seed)
+{
+	unsigned int i;
+
+	memset(r, 0, sizeof(*r));
+	r->c = c;
+	r->s = s;
+	r->rng = seed | 1;
+	for (i = 0; i < c->qd; i++)
+		r->free[r->nfree++] = c->qd - 1 - i;
+}
+
+static uint64_t guest_kicks(const struct sess *s)
+{
+	struct blkq_stats st;
+	uint64_t n = 0;
+	unsigned int i;
+
+	for (i = 0; i < G.nq; i++) {
+		blkq_get_stats(s->q[i], &st);
+		n += st.kicks;
+	}
+	return n;
+}
+
+/*
+ * One repeat of @c in @mode: a fresh session, a warm-up, the timed run.
+ * Syscalls: @sys_req counts the whole process; @vmm_req leaves out the
+ * guest driver's own (its poll(), read() and kick write() calls, which a
+ * real guest would make inside the VM), so it is the adapter's share.
+ */
+static int measure(const struct cfg *c, uint8_t mode, unsigned int rep,
+		   double *iops, double *lat_us, double *sys_req,
+		   double *vmm_req, bool *have_sys)
+{
+	struct sess s;
+	struct run r;
+	uint64_t elapsed, k0, k1;
+	int64_t s0, s1;
+	int rc, err;
+
+	rc = sess_open(&s, mode);
+	if (rc)
+		goto out;
+	run_init(&r, c, &s, 0x9e3779b97f4a7c15ull * (rep + 1));
+	rc = drive(&r, G.warm_ns, UINT64_MAX, &elapsed);
+	if (rc)
+		goto out;
+	k0 = guest_kicks(&s);
+	s0 = bench_sys_read(G.sys_fd);
+	rc = drive(&r, G.run_ns, UINT64_MAX, &elapsed);
+	s1 = bench_sys_read(G.sys_fd);
+	k1 = guest_kicks(&s);
+	if (rc)
+		goto out;
+	if (r.bad) {
+		fprintf(stderr, "bench_e2e: %s %s: %" PRIu64 " requests failed "
+			"(first: status %u, used length %u)\n", c->name,
+			mode == SVQISO_VU_DIRECT ? "direct" : "isolated", r.bad,
+			r.bad_status, r.bad_len);
+		rc = -EIO;
+		goto out;
+	}
+	*iops = elapsed ? (double)r.done * 1e9 / (double)elapsed : 0;
+	*lat_us = r.done ? (double)r.lat_ns / (double)r.done / 1000 : 0;
+	*have_sys = s0 >= 0 && s1 >= s0 && r.done;
+	*sys_req = *have_sys ? (double)(s1 - s0) / (double)r.done : 0;
+	*vmm_req = *have_sys ? ((double)(s1 - s0) - (double)r.guest_sys -
+				(double)(k1 - k0)) / (double)r.done : 0;
+out:
+	err = sess_close(&s);
+	return rc ? rc : err;
+}
+
+/*
+ * Outside any timed path: a few reads and writes in each mode must complete
+ * with status OK and the device's used length, and (in sess_close()) the
+ * isolated queues' counters must show every request relayed and completed
+ * and no error.
+ */
+static int sanity(void)
+{
+	static const struct cfg chk[] = {
+		{ "check-write", "write", 4096, 4, true, true, false, true },
+		{ "check-read", "read", 4096, 4, false, true, false, true },
+	};
+	unsigned int m, i;
+	int rc = 0, err;
+
+	for (m = 0; m < 2 && !rc; m++) {
+		struct sess s;
+
+		rc = sess_open(&s, modes[m].mode);
+		for (i = 0; i < 2 && !rc; i++) {
+			struct run r;
+			uint64_t elapsed;
+
+			run_init(&r, &chk[i], &s, 1);
+			rc = drive(&r, UINT64_MAX / 4, 64, &elapsed);
+			if (!rc && (r.bad || r.done != 64)) {
+				fprintf(stderr, "bench_e2e: %s check, %s: %" PRIu64
+					" of 64 completed, %" PRIu64 " bad (status "
+					"%u, used length %u)\n", modes[m].name,
+					chk[i].name, r.done, r.bad, r.bad_status,
+					r.bad_len);
+				rc = -EIO;
+			}
+		}
+		err = sess_close(&s);
+		rc = rc ? rc : err;
+	}
+	return rc;
+}
+
+/* ---- Output ---- */
+
+static void report(const struct cfg *c, const struct figure f[2])
+{
+	unsigned int m;
+	double ratio = f[0].iops > 0 ? f[1].iops / f[0].iops : 0;
+
+	for (m = 0; m < 2; m++) {
+		char sys[32] = "null", vmm[32] = "null";
+
+		if (f[m].have_sys) {
+			snprintf(sys, sizeof(sys), "%.4f", f[m].sys_req);
+			snprintf(vmm, sizeof(vmm), "%.4f", f[m].vmm_req);
+		}
+		bench_json(&G.b, "\"config\":\"%s\",\"mode\":\"%s\",\"rw\":\"%s\","
+			   "\"bs\":%u,\"qd\":%u,\"queues\":%u,\"wait\":\"%s\","
+			   "\"loop\":\"%s\",\"copy\":\"%s\",\"secs\":%.3f,"
+			   "\"repeats\":%u,\"iops\":%.0f,\"gbps\":%.4f,"
+			   "\"lat_us\":%.2f,\"syscalls_per_req\":%s,"
+			   "\"vmm_syscalls_per_req\":%s",
+			   c->name, modes[m].name, c->rw, c->bs, c->qd, G.nq,
+			   c->spin ? "spin" : "eventfd", G.loop_name,
+			   svqiso_copy_name(G.copy), (double)G.run_ns / 1e9,
+			   G.repeats, f[m].iops, f[m].gbps, f[m].lat_us, sys, vmm);
+	}
+	bench_json(&G.b, "\"config\":\"%s\",\"mode\":\"isolated/direct\","
+		   "\"ratio\":%.4f", c->name, ratio);
+	printf("%-22s direct %9.0f IOPS %7.3f GB/s %8.1f us | isolated %9.0f "
+	       "IOPS %7.3f GB/s %8.1f us | ratio %.3f\n", c->name, f[0].iops,
+	       f[0].gbps, f[0].lat_us, f[1].iops, f[1].gbps, f[1].lat_us, ratio);
+	fflush(stdout);
+}
+
+static void fmt_sys(char *buf, size_t len, const struct figure *f)
+{
+	if (f->have_sys)
+		snprintf(buf, len, "%.3f (%.3f)", f->sys_req, f->vmm_req);
+	else
+		snprintf(buf, len, "n/a");
+}
+
+static void target(const char *what, double v, double limit, bool above,
+		   bool have)
+{
+	if (!have) {
+		bench_md(&G.b, "- SKIP: %s (not measured)\n", what);
+		return;
+	}
+	bench_md(&G.b, "- %s: %s: %.3f (target %s %.2f)\n",
+		 (above ? v >= limit : v < limit) ? "PASS" : "MISS", what, v,
+		 above ? ">=" : "<", limit);
+}
+
+static void write_md(const bool *ran, struct figure (*f)[2])
+{
+	unsigned int i;
+
+	bench_md(&G.b, "## End to end: qemu-storage-daemon, null-co device\n\n");
+	bench_md(&G.b, "A guest virtio-blk driver model drives an unmodified "
+		 "qemu-storage-daemon exporting a 1 GiB null-co device (no disk "
+		 "cost) through the vhost-user adapter: *direct* is plain "
+		 "vhost-user (the daemon maps guest RAM), *isolated* relays "
+		 "every request through a shadow virtqueue and bounce buffers. "
+		 "One guest thread, %u queue%s of %u entries (indirect "
+		 "descriptors, event idx), waiting for the call eventfd with "
+		 "poll() (\"-spin\": polling the used ring, no syscalls); "
+		 "adapter loop %s, copy %s. Each figure is the median of %u "
+		 "run%s of %.2f s, direct and isolated interleaved. Latency is "
+		 "the mean from submission to collection. Syscalls per request "
+		 "count every thread of this process, the guest driver's and "
+		 "the adapter's relay thread (the daemon is another process); in "
+		 "brackets the adapter's share alone, without the guest's "
+		 "poll(), read() and kicks, which a real guest makes inside the "
+		 "VM.\n\n",
+		 G.nq, G.nq > 1 ? "s" : "", RING_NUM, G.loop_name,
+		 svqiso_copy_name(G.copy), G.repeats, G.repeats > 1 ? "s" : "",
+		 (double)G.run_ns / 1e9);
+	bench_md(&G.b, "| config | direct IOPS | isolated IOPS | isolated/direct "
+		 "| direct GB/s | isolated GB/s | direct lat us | isolated lat us "
+		 "| direct sys/req | isolated sys/req |\n");
+	bench_md(&G.b, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+	for (i = 0; i < NR_CFGS; i++) {
+		char sd[48], si[48];
+
+		if (!ran[i])
+			continue;
+		fmt_sys(sd, sizeof(sd), &f[i][0]);
+		fmt_sys(si, sizeof(si), &f[i][1]);
+		bench_md(&G.b, "| %s | %.0f | %.0f | %.3f | %.3f | %.3f | %.1f | "
+			 "%.1f | %s | %s |\n", cfgs[i].name, f[i][0].iops,
+			 f[i][1].iops, f[i][0].iops > 0 ?
+			 f[i][1].iops / f[i][0].iops : 0, f[i][0].gbps,
+			 f[i][1].gbps, f[i][0].lat_us, f[i][1].lat_us, sd, si);
+	}
+	bench_md(&G.b, "\nTargets:\n\n");
+	for (i = 0; i < NR_CFGS; i++) {
+		const struct cfg *c = &cfgs[i];
+		double ratio = f[i][0].iops > 0 ? f[i][1].iops / f[i][0].iops : 0;
+		char what[128];
+
+		if (!ran[i] || c->spin)
+			continue;
+		if (c->bs == 4096 && c->qd == 32 && !c->write) {
+			snprintf(what, sizeof(what), "e2e %s isolated/direct IOPS",
+				 c->name);
+			target(what, ratio, 0.9, true, true);
+		}
+		if (c->seq) {
+			snprintf(what, sizeof(what), "e2e %s isolated/direct IOPS",
+				 c->name);
+			target(what, ratio, 0.85, true, true);
+		}
+		if (c->qd == 32) {
+			snprintf(what, sizeof(what), "e2e %s isolated adapter "
+				 "syscalls per request", c->name);
+			target(what, f[i][1].vmm_req, 0.2, false,
+			       f[i][1].have_sys);
+		}
+	}
+	bench_md(&G.b, "\n");
+}
+
+static int write_dat(const bool *ran, struct figure (*f)[2])
+{
+	FILE *iops = bench_dat(&G.b, "iops"), *ratio = bench_dat(&G.b, "ratio");
+	unsigned int i;
+	int rc = 0;
+
+	if (!iops || !ratio) {
+		rc = -EIO;
+		goto out;
+	}
+	fprintf(iops, "# config direct isolated\n");
+	fprintf(ratio, "# config isolated/direct\n");
+	for (i = 0; i < NR_CFGS; i++) {
+		if (!ran[i])
+			continue;
+		fprintf(iops, "%s %.0f %.0f\n", cfgs[i].name, f[i][0].iops,
+			f[i][1].iops);
+		fprintf(ratio, "%s %.4f\n", cfgs[i].name, f[i][0].iops > 0 ?
+			f[i][1].iops / f[i][0].iops : 0);
+	}
+out:
+	if (iops)
+		fclose(iops);
+	if (ratio)
+		fclose(ratio);
+	return rc;
+}
+
+/* ---- main ---- */
+
+static int parse(int argc, char **argv)
+{
+	static const char *const loops[] = { "auto", "uring", "epoll", "busy" };
+	double secs = 0;
+	int i, k;
+
+	for (i = 1; i < argc; i++) {
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!v)
+			return -EINVAL;
+		if (!strcmp(argv[i], "--loop")) {
+			for (k = 0; k < 4 && strcmp(v, loops[k]); k++)
+				;
+			if (k == 4)
+				return -EINVAL;
+			G.loop_mode = (uint8_t)k;	/* enum svqiso_loop_mode order */
+			G.loop_name = loops[k];
+		} else if (!strcmp(argv[i], "--copy")) {
+			for (k = 0; k < SVQISO_NR_COPY &&
+				    strcmp(v, svqiso_copy_name(k)); k++)
+				;
+			if (k == SVQISO_NR_COPY)
+				return -EINVAL;
+			if (!svqiso_copy_supported(k)) {
+				fprintf(stderr, "bench_e2e: copy %s is not usable "
+					"on this CPU\n", v);
+				return -ENOTSUP;
+			}
+			G.copy = (uint8_t)k;
+		} else if (!strcmp(argv[i], "--queues")) {
+			G.nq = (unsigned int)atoi(v);
+			if (G.nq < 1 || G.nq > MAX_QUEUES)
+				return -EINVAL;
+		} else if (!strcmp(argv[i], "--secs")) {
+			secs = atof(v);
+			if (secs <= 0 || secs > 3600)
+				return -EINVAL;
+		} else if (!strcmp(argv[i], "--repeats")) {
+			G.repeats = (unsigned int)atoi(v);
+			if (G.repeats < 1 || G.repeats > MAX_REPEATS)
+				return -EINVAL;
+		} else {
+			return -EINVAL;
+		}
+		i++;
+	}
+	if (!G.repeats)
+		G.repeats = G.b.quick ? 1 : 3;
+	if (secs <= 0)
+		secs = G.b.quick ? 0.1 : 2;
+	G.run_ns = (uint64_t)(secs * 1e9);
+	G.warm_ns = G.run_ns / 10;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct qsd_cfg qc = { .img_size = DISK_SIZE, .num_queues = 2,
+			      .null_driver = true };
+	static struct figure fig[NR_CFGS][2];
+	bool ran[NR_CFGS] = { false };
+	unsigned int i, rep, k;
+	int rc;
+
+	if (bench_init(&G.b, "e2e", &argc, argv))
+		return 1;
+	if (parse(argc, argv)) {
+		fprintf(stderr, "usage: %s [--out DIR] [--quick] "
+			"[--loop auto|uring|epoll|busy] "
+			"[--copy auto|memcpy|movsb|nt] [--queues 1|2] "
+			"[--secs S] [--repeats 1..%d]\n", argv[0], MAX_REPEATS);
+		bench_fini(&G.b);
+		return 1;
+	}
+	if (!qsd_on_path(QSD_BIN)) {
+		fprintf(stderr, "bench_e2e: %s not on PATH, skipping\n", QSD_BIN);
+		bench_fini(&G.b);
+		return 77;
+	}
+	rc = qsd_setup(&G.qsd, &qc);
+	if (rc) {
+		fprintf(stderr, "bench_e2e: qemu-storage-daemon: %s\n", G.qsd.err);
+		goto out;
+	}
+	/*
+	 * After the daemon's fork (the counter follows children too) and
+	 * before the adapter's relay thread exists, so that one is counted.
+	 */
+	G.sys_fd = bench_sys_open();
+	if (G.sys_fd < 0)
+		fprintf(stderr, "bench_e2e: no syscall counter (%s); syscalls "
+			"per request are not reported\n", strerror(-G.sys_fd));
+	G.gm = gmem_new(GUEST_GPA, GUEST_SIZE, 2);
+	if (!G.gm) {
+		rc = -errno;
+		fprintf(stderr, "bench_e2e: guest RAM: %s\n", strerror(errno));
+		goto out;
+	}
+	/* Data buffers first, each within one region, so a request is one
+	 * guest segment; the rings of each session come after them. */
+	for (i = 0; i < MAX_QD; i++) {
+		G.buf_gpa[i] = gmem_alloc_contig(G.gm, 128 << 10, 4096);
+		if (!G.buf_gpa[i]) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	rc = sanity();
+	if (rc)
+		goto out;
+
+	for (i = 0; i < NR_CFGS; i++) {
+		const struct cfg *c = &cfgs[i];
+		double iops[2][MAX_REPEATS], lat[2][MAX_REPEATS];
+		double sys[2][MAX_REPEATS], vmm[2][MAX_REPEATS];
+		bool have_sys[2] = { true, true };
+
+		if (G.b.quick && !c->quick)
+			continue;
+		for (rep = 0; rep < G.repeats; rep++) {
+			/* Alternate the order so drift hits both modes alike. */
+			for (k = 0; k < 2; k++) {
+				unsigned int m = (k + rep) % 2;
+				bool hs = false;
+
+				rc = measure(c, modes[m].mode, rep, &iops[m][rep],
+					     &lat[m][rep], &sys[m][rep],
+					     &vmm[m][rep], &hs);
+				if (rc)
+					goto out;
+				have_sys[m] = have_sys[m] && hs;
+			}
+		}
+		for (k = 0; k < 2; k++) {
+			struct figure *f = &fig[i][k];
+
+			f->iops = bench_median(iops[k], G.repeats);
+			f->gbps = f->iops * c->bs / 1e9;
+			f->lat_us = bench_median(lat[k], G.repeats);
+			f->have_sys = have_sys[k];
+			f->sys_req = have_sys[k] ? bench_median(sys[k], G.repeats) : 0;
+			f->vmm_req = have_sys[k] ? bench_median(vmm[k], G.repeats) : 0;
+		}
+		ran[i] = true;
+		report(c, fig[i]);
+	}
+	write_md(ran, fig);
+	rc = write_dat(ran, fig);
+out:
+	gmem_free(G.gm);
+	qsd_teardown(&G.qsd);
+	if (G.sys_fd >= 0)
+		close(G.sys_fd);
+	bench_fini(&G.b);
+	return rc ? 1 : 0;
+}
