@@ -2,7 +2,8 @@
 /*
  * bench_e2e: the cost of isolation end to end. A guest virtio-blk driver
  * (the driver model of tests/guest) drives qemu-storage-daemon's null-co
- * device through the vhost-user adapter, once in direct mode (plain
+ * device (read-zeroes=on: a read writes every byte it returns, as a disk's
+ * DMA would; a write is dropped unread) through the vhost-user adapter, once in direct mode (plain
  * vhost-user: the daemon maps guest RAM) and once isolated (shadow
  * virtqueues and bounce buffers), interleaved per configuration and
  * repeated; each figure is the median over the repeats.
@@ -540,7 +541,9 @@ static void write_md(const bool *ran, struct figure (*f)[2])
 	bench_md(&G.b, "## End to end: qemu-storage-daemon, null-co device\n\n");
 	bench_md(&G.b, "A guest virtio-blk driver model drives an unmodified "
 		 "qemu-storage-daemon exporting a 1 GiB null-co device (no disk "
-		 "cost) through the vhost-user adapter: *direct* is plain "
+		 "cost; read-zeroes=on, so a read writes every byte it returns "
+		 "as a disk's DMA would, and a write is dropped unread) through "
+		 "the vhost-user adapter: *direct* is plain "
 		 "vhost-user (the daemon maps guest RAM), *isolated* relays "
 		 "every request through a shadow virtqueue and bounce buffers. "
 		 "One guest thread, %u queue%s of %u entries (indirect "
@@ -691,7 +694,7 @@ static int parse(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	struct qsd_cfg qc = { .img_size = DISK_SIZE, .num_queues = 2,
-			      .null_driver = true };
+			      .null_driver = true, .read_zeroes = true };
 	static struct figure fig[NR_CFGS][2];
 	bool ran[NR_CFGS] = { false };
 	unsigned int i, rep, k;

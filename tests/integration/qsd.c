@@ -86,8 +86,9 @@ static int start(struct qsd *q, const struct qsd_cfg *cfg)
 
 	if (cfg->null_driver)
 		snprintf(a_file, sizeof(a_file),
-			 "driver=null-co,node-name=file0,size=%llu",
-			 (unsigned long long)cfg->img_size);
+			 "driver=null-co,node-name=file0,size=%llu%s",
+			 (unsigned long long)cfg->img_size,
+			 cfg->read_zeroes ? ",read-zeroes=on" : "");
 	else
 		snprintf(a_file, sizeof(a_file),
 			 "driver=file,node-name=file0,filename=%s%s", q->img, unmap);

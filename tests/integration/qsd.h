@@ -24,6 +24,9 @@ struct qsd_cfg {
 	void (*fill)(uint64_t off, void *buf, uint64_t len);
 	unsigned int num_queues;	/* 0: 2 */
 	bool null_driver;		/* null-co: no image, no disk cost */
+	bool read_zeroes;		/* null-co: reads fill the buffer with
+					 * zeros (as a disk's DMA writes it)
+					 * instead of leaving it untouched */
 	bool discard;			/* discard=unmap: discards punch holes */
 };
 
