@@ -10,7 +10,7 @@
  *
  *   bench_e2e [--out DIR] [--quick] [--loop uring|epoll|busy]
  *             [--copy auto|memcpy|movsb|nt] [--queues 1|2]
- *             [--secs S] [--repeats N]
+ *             [--secs S] [--repeats N] [--only CONFIG]
  *
  * The guest runs one tight loop on one thread over its queues: submit until
  * the depth is reached, wait for the call eventfd with poll(), collect,
@@ -95,6 +95,7 @@ static struct {
 	const char *loop_name;
 	uint8_t copy;
 	unsigned int nq;
+	const char *only;		/* --only: one configuration by name */
 	uint64_t run_ns, warm_ns;
 	unsigned int repeats;
 } G = { .sys_fd = -1, .loop_name = "auto", .nq = 1 };
@@ -673,6 +674,12 @@ static int parse(int argc, char **argv)
 			secs = atof(v);
 			if (secs <= 0 || secs > 3600)
 				return -EINVAL;
+		} else if (!strcmp(argv[i], "--only")) {
+			for (k = 0; k < (int)NR_CFGS && strcmp(v, cfgs[k].name); k++)
+				;
+			if (k == (int)NR_CFGS)
+				return -EINVAL;
+			G.only = v;
 		} else if (!strcmp(argv[i], "--repeats")) {
 			G.repeats = (unsigned int)atoi(v);
 			if (G.repeats < 1 || G.repeats > MAX_REPEATS)
@@ -706,7 +713,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s [--out DIR] [--quick] "
 			"[--loop auto|uring|epoll|busy] "
 			"[--copy auto|memcpy|movsb|nt] [--queues 1|2] "
-			"[--secs S] [--repeats 1..%d]\n", argv[0], MAX_REPEATS);
+			"[--secs S] [--repeats 1..%d] [--only CONFIG]\n", argv[0],
+			MAX_REPEATS);
 		bench_fini(&G.b);
 		return 1;
 	}
@@ -753,7 +761,7 @@ int main(int argc, char **argv)
 		double sys[2][MAX_REPEATS], vmm[2][MAX_REPEATS];
 		bool have_sys[2] = { true, true };
 
-		if (G.b.quick && !c->quick)
+		if (G.only ? strcmp(G.only, c->name) : G.b.quick && !c->quick)
 			continue;
 		for (rep = 0; rep < G.repeats; rep++) {
 			/* Alternate the order so drift hits both modes alike. */
