@@ -10,7 +10,7 @@
  *
  *   bench_e2e [--out DIR] [--quick] [--loop uring|epoll|busy]
  *             [--copy auto|memcpy|movsb|nt] [--queues 1|2]
- *             [--secs S] [--repeats N] [--only CONFIG]
+ *             [--secs S] [--repeats N] [--only CONFIG,...] [--lazy-kicks]
  *
  * The guest runs one tight loop on one thread over its queues: submit until
  * the depth is reached, wait for the call eventfd with poll(), collect,
@@ -96,6 +96,7 @@ static struct {
 	uint8_t copy;
 	unsigned int nq;
 	const char *only;		/* --only: one configuration by name */
+	bool lazy;			/* --lazy-kicks: SVQISO_VU_F_LAZY_KICKS */
 	uint64_t run_ns, warm_ns;
 	unsigned int repeats;
 } G = { .sys_fd = -1, .loop_name = "auto", .nq = 1 };
@@ -120,7 +121,8 @@ static int sess_open(struct sess *s, uint8_t mode)
 {
 	SVQISO_OPTS(svqiso_vu_opts, vo, .path = G.qsd.sock, .mode = mode,
 		    .log = log_cb, .timeout_ms = 10000,
-		    .loop_mode = G.loop_mode, .copy = G.copy);
+		    .loop_mode = G.loop_mode, .copy = G.copy,
+		    .flags = G.lazy ? SVQISO_VU_F_LAZY_KICKS : 0);
 	struct blkq_opts qo = { .num = RING_NUM, .indirect = true,
 				.event_idx = true, .max_segs = 4 };
 	unsigned int i;
@@ -501,11 +503,12 @@ static void report(const struct cfg *c, const struct figure f[2])
 			   "\"loop\":\"%s\",\"copy\":\"%s\",\"secs\":%.3f,"
 			   "\"repeats\":%u,\"iops\":%.0f,\"gbps\":%.4f,"
 			   "\"lat_us\":%.2f,\"syscalls_per_req\":%s,"
-			   "\"vmm_syscalls_per_req\":%s",
+			   "\"vmm_syscalls_per_req\":%s,\"lazy_kicks\":%s",
 			   c->name, modes[m].name, c->rw, c->bs, c->qd, G.nq,
 			   c->spin ? "spin" : "eventfd", G.loop_name,
 			   svqiso_copy_name(G.copy), (double)G.run_ns / 1e9,
-			   G.repeats, f[m].iops, f[m].gbps, f[m].lat_us, sys, vmm);
+			   G.repeats, f[m].iops, f[m].gbps, f[m].lat_us, sys, vmm,
+			   G.lazy ? "true" : "false");
 	}
 	bench_json(&G.b, "\"config\":\"%s\",\"mode\":\"isolated/direct\","
 		   "\"ratio\":%.4f", c->name, ratio);
@@ -530,16 +533,17 @@ static void target(const char *what, double v, double limit, bool above,
 		bench_md(&G.b, "- SKIP: %s (not measured)\n", what);
 		return;
 	}
-	bench_md(&G.b, "- %s: %s: %.3f (target %s %.2f)\n",
-		 (above ? v >= limit : v < limit) ? "PASS" : "MISS", what, v,
-		 above ? ">=" : "<", limit);
+	bench_md(&G.b, "- %s: %s%s: %.3f (target %s %.2f)\n",
+		 (above ? v >= limit : v < limit) ? "PASS" : "MISS", what,
+		 G.lazy ? " (lazy kicks)" : "", v, above ? ">=" : "<", limit);
 }
 
 static void write_md(const bool *ran, struct figure (*f)[2])
 {
 	unsigned int i;
 
-	bench_md(&G.b, "## End to end: qemu-storage-daemon, null-co device\n\n");
+	bench_md(&G.b, "## End to end: qemu-storage-daemon, null-co device%s\n\n",
+		 G.lazy ? ", lazy kicks" : "");
 	bench_md(&G.b, "A guest virtio-blk driver model drives an unmodified "
 		 "qemu-storage-daemon exporting a 1 GiB null-co device (no disk "
 		 "cost; read-zeroes=on, so a read writes every byte it returns "
@@ -557,10 +561,13 @@ static void write_md(const bool *ran, struct figure (*f)[2])
 		 "the adapter's relay thread (the daemon is another process); in "
 		 "brackets the adapter's share alone, without the guest's "
 		 "poll(), read() and kicks, which a real guest makes inside the "
-		 "VM.\n\n",
+		 "VM.%s\n\n",
 		 G.nq, G.nq > 1 ? "s" : "", RING_NUM, G.loop_name,
 		 svqiso_copy_name(G.copy), G.repeats, G.repeats > 1 ? "s" : "",
-		 (double)G.run_ns / 1e9);
+		 (double)G.run_ns / 1e9, G.lazy ? " Isolated with lazy kicks "
+		 "(SVQISO_VU_F_LAZY_KICKS): while the daemon holds requests the "
+		 "guest is asked for no kicks, and the relay takes what it posts "
+		 "when the next completion comes." : "");
 	bench_md(&G.b, "| config | direct IOPS | isolated IOPS | isolated/direct "
 		 "| direct GB/s | isolated GB/s | direct lat us | isolated lat us "
 		 "| direct sys/req | isolated sys/req |\n");
@@ -636,6 +643,24 @@ out:
 
 /* ---- main ---- */
 
+/* Whether --only names @name in its comma-separated list. */
+static bool selected(const char *name)
+{
+	const char *p = G.only;
+	size_t n = strlen(name);
+
+	while (p && *p) {
+		size_t len = strcspn(p, ",");
+
+		if (len == n && !strncmp(p, name, n))
+			return true;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return false;
+}
+
 static int parse(int argc, char **argv)
 {
 	static const char *const loops[] = { "auto", "uring", "epoll", "busy" };
@@ -645,6 +670,10 @@ static int parse(int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 
+		if (!strcmp(argv[i], "--lazy-kicks")) {
+			G.lazy = true;
+			continue;	/* no value */
+		}
 		if (!v)
 			return -EINVAL;
 		if (!strcmp(argv[i], "--loop")) {
@@ -675,11 +704,11 @@ static int parse(int argc, char **argv)
 			if (secs <= 0 || secs > 3600)
 				return -EINVAL;
 		} else if (!strcmp(argv[i], "--only")) {
-			for (k = 0; k < (int)NR_CFGS && strcmp(v, cfgs[k].name); k++)
+			G.only = v;
+			for (k = 0; k < (int)NR_CFGS && !selected(cfgs[k].name); k++)
 				;
 			if (k == (int)NR_CFGS)
 				return -EINVAL;
-			G.only = v;
 		} else if (!strcmp(argv[i], "--repeats")) {
 			G.repeats = (unsigned int)atoi(v);
 			if (G.repeats < 1 || G.repeats > MAX_REPEATS)
@@ -707,13 +736,18 @@ int main(int argc, char **argv)
 	unsigned int i, rep, k;
 	int rc;
 
-	if (bench_init(&G.b, "e2e", &argc, argv))
+	for (i = 1; i < (unsigned int)argc; i++)
+		if (!strcmp(argv[i], "--lazy-kicks"))
+			G.lazy = true;
+	/* Its own result files, beside the default run's. */
+	if (bench_init(&G.b, G.lazy ? "e2e-lazy" : "e2e", &argc, argv))
 		return 1;
 	if (parse(argc, argv)) {
 		fprintf(stderr, "usage: %s [--out DIR] [--quick] "
 			"[--loop auto|uring|epoll|busy] "
 			"[--copy auto|memcpy|movsb|nt] [--queues 1|2] "
-			"[--secs S] [--repeats 1..%d] [--only CONFIG]\n", argv[0],
+			"[--secs S] [--repeats 1..%d] [--only CONFIG,...] "
+			"[--lazy-kicks]\n", argv[0],
 			MAX_REPEATS);
 		bench_fini(&G.b);
 		return 1;
@@ -761,7 +795,7 @@ int main(int argc, char **argv)
 		double sys[2][MAX_REPEATS], vmm[2][MAX_REPEATS];
 		bool have_sys[2] = { true, true };
 
-		if (G.only ? strcmp(G.only, c->name) : G.b.quick && !c->quick)
+		if (G.only ? !selected(c->name) : G.b.quick && !c->quick)
 			continue;
 		for (rep = 0; rep < G.repeats; rep++) {
 			/* Alternate the order so drift hits both modes alike. */

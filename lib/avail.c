@@ -158,7 +158,11 @@ static int drain_ring(struct svqiso_svq *svq)
 				return svq_fail(svq, true, "%s", svq->guest.rc.reason);
 			if (ret == 0) {
 				/* Empty: ask for kicks, then look once more so
-				 * a chain added meanwhile is not stranded. */
+				 * a chain added meanwhile is not stranded. With
+				 * lazy kicks and requests at the backend, its
+				 * next completion brings us back instead. */
+				if (svq->lazy_kicks && svq->shadow.inflight)
+					break;
 				if (svq->busy_poll || !svq_dev_enable_notify(&svq->guest))
 					break;
 				svq_dev_disable_notify(&svq->guest);

@@ -103,7 +103,8 @@ static void free_reqs(struct svq_req *r, unsigned int n)
 
 int svqiso_svq_new(const struct svqiso_svq_opts *opts, struct svqiso_svq **out)
 {
-	const uint32_t all_flags = SVQISO_SVQ_F_ELEMENT | SVQISO_SVQ_F_PRESERVE;
+	const uint32_t all_flags = SVQISO_SVQ_F_ELEMENT | SVQISO_SVQ_F_PRESERVE |
+				   SVQISO_SVQ_F_LAZY_KICKS;
 	const uint32_t all_features = SVQISO_RING_F_EVENT_IDX | SVQISO_RING_F_INDIRECT;
 	struct svqiso_svq *svq;
 	struct ring_layout l;
@@ -136,6 +137,8 @@ int svqiso_svq_new(const struct svqiso_svq_opts *opts, struct svqiso_svq **out)
 	svq->max_segs = opts->max_segs ? opts->max_segs : DEFAULT_MAX_SEGS;
 	svq->element_mode = opts->flags & SVQISO_SVQ_F_ELEMENT;
 	svq->preserve = opts->flags & SVQISO_SVQ_F_PRESERVE;
+	svq->lazy_kicks = (opts->flags & SVQISO_SVQ_F_LAZY_KICKS) &&
+			  !(opts->flags & SVQISO_SVQ_F_ELEMENT);
 	svq->name = SVQ_OPTS_GET(opts, name, NULL) ? opts->name : "svq";
 	svq->log = opts->log;
 	svq->log_ctx = opts->log_ctx;

@@ -33,6 +33,7 @@ struct svqiso_svq {
 	uint16_t max_segs;
 	bool element_mode;
 	bool preserve;
+	bool lazy_kicks;		/* SVQISO_SVQ_F_LAZY_KICKS, ring mode */
 	bool busy_poll;
 	bool paused;			/* take no new guest chain */
 	bool broken;

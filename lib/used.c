@@ -99,8 +99,10 @@ int svqiso_svq_process_used(struct svqiso_svq *svq)
 			svq->st.calls_suppressed++;
 		}
 	}
-	/* Room came back: resume what waited for it. */
-	if (done && (svq->held || svq->pend_len)) {
+	/* Room came back: resume what waited for it. With lazy kicks the
+	 * guest did not kick for what it posted meanwhile: take it now, and
+	 * ask for kicks again once nothing is in flight. */
+	if ((done && (svq->held || svq->pend_len)) || svq->lazy_kicks) {
 		ret = svq_drain_avail(svq);
 		if (ret < 0)
 			return ret;

@@ -259,7 +259,8 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 	    SVQ_OPTS_GET(opts, timeout_ms, 0) < 0 ||
 	    (SVQ_OPTS_GET(opts, flags, 0) & ~(SVQISO_VU_F_PRESERVE |
 					       SVQISO_VU_F_NO_INDIRECT |
-					       SVQISO_VU_F_NO_EVENT_IDX))) {
+					       SVQISO_VU_F_NO_EVENT_IDX |
+					       SVQISO_VU_F_LAZY_KICKS))) {
 		if (!path)
 			close(fd);
 		return -EINVAL;
@@ -563,8 +564,10 @@ static int queue_prepare_svq(struct svqiso_vu *vu, unsigned int index,
 	snprintf(q->name, sizeof(q->name), "vu-q%u", index);
 	{
 		SVQISO_OPTS(svqiso_svq_opts, so,
-			    .flags = vu->flags & SVQISO_VU_F_PRESERVE ?
-				     SVQISO_SVQ_F_PRESERVE : 0,
+			    .flags = (vu->flags & SVQISO_VU_F_PRESERVE ?
+				      SVQISO_SVQ_F_PRESERVE : 0) |
+				     (vu->flags & SVQISO_VU_F_LAZY_KICKS ?
+				      SVQISO_SVQ_F_LAZY_KICKS : 0),
 			    .num = cfg->num, .guest_layout = cfg->layout,
 			    .shadow_layout = vu->shadow_layout,
 			    .guest_features = gfeat, .shadow_features = sfeat,

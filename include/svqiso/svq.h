@@ -43,6 +43,13 @@ extern "C" {
 /* svq flags */
 #define SVQISO_SVQ_F_ELEMENT	(1u << 0)	/* element mode: no guest ring */
 #define SVQISO_SVQ_F_PRESERVE	(1u << 1)	/* copy-back policy "preserve" */
+/*
+ * Ring mode: while the backend holds requests, ask the guest for no kicks;
+ * process_used() takes what the guest posted meanwhile. Fewer wake-ups under
+ * load, but a chain posted while others are in flight waits for the next
+ * completion: up to one backend service time of extra latency.
+ */
+#define SVQISO_SVQ_F_LAZY_KICKS	(1u << 2)
 
 /* What the caller must signal, returned by the process functions. */
 #define SVQISO_SIGNAL_BACKEND	(1 << 0)	/* kick the backend */

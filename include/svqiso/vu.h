@@ -52,6 +52,7 @@ enum svqiso_vu_mode {
 #define SVQISO_VU_F_PRESERVE	(1u << 0)	/* copy-back policy "preserve" */
 #define SVQISO_VU_F_NO_INDIRECT	(1u << 1)	/* shadow rings: no indirect */
 #define SVQISO_VU_F_NO_EVENT_IDX (1u << 2)	/* shadow rings: no event idx */
+#define SVQISO_VU_F_LAZY_KICKS	(1u << 3)	/* SVQISO_SVQ_F_LAZY_KICKS */
 
 struct svqiso_vu_opts {
 	size_t sz;			/* = sizeof(struct svqiso_vu_opts) */

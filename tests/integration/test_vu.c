@@ -123,13 +123,17 @@ struct variant {
 	bool packed;			/* guest ring */
 	bool indirect;			/* both rings */
 	bool event_idx;			/* both rings */
+	bool lazy;			/* SVQISO_VU_F_LAZY_KICKS */
 };
 
 static void variant_of(int i, struct variant *v)
 {
+	/* Lazy kicks on half of them, split and packed, each feature on
+	 * and off: the parity of the other three bits. */
 	*v = (struct variant){ .mode = SVQISO_VU_ISOLATED,
 			       .indirect = i & 1, .event_idx = i & 2,
-			       .packed = i & 4 };
+			       .packed = i & 4,
+			       .lazy = ((i ^ i >> 1 ^ i >> 2) & 1) };
 }
 
 static void adapter_open(const struct variant *v)
@@ -143,6 +147,8 @@ static void adapter_open(const struct variant *v)
 		o.flags |= SVQISO_VU_F_NO_INDIRECT;
 	if (!v->event_idx)
 		o.flags |= SVQISO_VU_F_NO_EVENT_IDX;
+	if (v->lazy)
+		o.flags |= SVQISO_VU_F_LAZY_KICKS;
 	ck_assert_int_eq(svqiso_vu_connect(&o, &F.vu), 0);
 	offer = svqiso_vu_get_features(F.vu);
 	feat = offer;
@@ -314,8 +320,8 @@ START_TEST(test_isolated_workload)
 	unsigned int i;
 
 	variant_of(_i, &v);
-	fprintf(stderr, "# guest %s, indirect %d, event idx %d\n",
-		v.packed ? "packed" : "split", v.indirect, v.event_idx);
+	fprintf(stderr, "# guest %s, indirect %d, event idx %d, lazy kicks %d\n",
+		v.packed ? "packed" : "split", v.indirect, v.event_idx, v.lazy);
 	fx_open(&v);
 	work_new(DEPTH);
 	inspect_daemon();
@@ -384,7 +390,7 @@ START_TEST(test_stop_restart_loses_nothing)
 	struct runner r = { .n = scaled(REQUESTS / 2),
 			    .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct variant v = { .mode = SVQISO_VU_ISOLATED, .packed = _i,
-			     .indirect = true, .event_idx = true };
+			     .indirect = true, .event_idx = true, .lazy = _i };
 	struct svqiso_svq_stats st = { .sz = sizeof(st) };
 	struct svqiso_vu_queue c;
 	unsigned int restarts = 0, busy = 0, i;

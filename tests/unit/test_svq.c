@@ -60,6 +60,8 @@ struct fx {
 	struct svq_seg bseg[MAX_SEGS * 2];
 	int logs;
 	char last_log[256];
+	bool last_kick;			/* the device wanted a kick for the
+					 * last guest_post() */
 	/* element mode */
 	unsigned int ncomplete;
 	void *cookies[1024];
@@ -211,7 +213,7 @@ static uint16_t guest_post(unsigned int n, unsigned int nw, uint32_t seglen,
 	t = (struct svq_indirect){ .hva = gpa_hva(GUEST_BASE + G_TABLES),
 				   .addr = GUEST_BASE + G_TABLES, .cap = 64 };
 	ck_assert_int_eq(svq_drv_add(&F.gdrv, s, n, ind ? &t : NULL, &id), 0);
-	svq_drv_kick_prepare(&F.gdrv);
+	F.last_kick = svq_drv_kick_prepare(&F.gdrv);
 	return id;
 }
 
@@ -629,6 +631,59 @@ START_TEST(test_pause_drain_reset_resume_loses_nothing)
 }
 END_TEST
 
+/*
+ * Lazy kicks: while the backend holds requests the guest is asked for no
+ * kick, and what it posts meanwhile is taken by process_used(); once nothing
+ * is in flight kicks are asked for again, and no chain is stranded. Without
+ * the flag the guest is asked to kick at once.
+ */
+START_TEST(test_lazy_kicks_take_chains_on_completion)
+{
+	bool lazy = _i & 1;
+	uint8_t layout = (uint8_t)(_i >> 1);
+	struct svq_elem e = { .seg = F.bseg, .max_seg = MAX_SEGS * 2 };
+	uint16_t gid;
+	uint32_t glen;
+	unsigned int done = 0;
+
+	fx_open(layout, layout, SVQISO_RING_F_EVENT_IDX, SVQISO_RING_F_EVENT_IDX,
+		lazy ? SVQISO_SVQ_F_LAZY_KICKS : 0, 1 << 20, SVQISO_COPY_MEMCPY);
+	guest_post(1, 1, 512, 0, 0, false);
+	guest_post(1, 1, 512, 512, 0, false);
+	ck_assert_int_eq(svqiso_svq_process_avail(F.svq), SVQISO_SIGNAL_BACKEND);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 2);
+
+	/* A third chain while two are at the backend. */
+	guest_post(1, 1, 512, 1024, 0, false);
+	ck_assert(F.last_kick == !lazy);
+	if (!lazy)
+		ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+
+	/* One completion: with lazy kicks it also forwards the third. */
+	ck_assert_int_eq(backend_serve(0, NULL, 0x11), 1);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 2);
+	while (backend_serve(0, NULL, 0x11) == 1)
+		;
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 0);
+	while (svq_drv_get_used(&F.gdrv, &gid, &glen) == 1)
+		done++;
+	ck_assert_uint_eq(done, 3);
+	ck_assert_int_eq(svq_dev_pop(&F.backend, &e), 0);
+
+	/* Nothing in flight: the guest is asked to kick again. */
+	guest_post(1, 1, 512, 1536, 0, false);
+	ck_assert(F.last_kick);
+	ck_assert_int_eq(svqiso_svq_process_avail(F.svq), SVQISO_SIGNAL_BACKEND);
+	ck_assert_int_eq(backend_serve(0, NULL, 0x11), 1);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ck_assert_int_eq(svq_drv_get_used(&F.gdrv, &gid, &glen), 1);
+	ck_assert(!svqiso_svq_is_broken(F.svq));
+	fx_close();
+}
+END_TEST
+
 /* The pool cannot get memory registered: the queue breaks, nothing is lost
  * silently and the guest is untouched. */
 START_TEST(test_pool_failure_breaks)
@@ -828,6 +883,7 @@ static Suite *svq_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, test_pool_full_stalls_then_resumes_in_order, 0, 4);
 	tcase_add_loop_test(tc, test_pause_drain_reset_resume_loses_nothing, 0, 4);
+	tcase_add_loop_test(tc, test_lazy_kicks_take_chains_on_completion, 0, 4);
 	tcase_add_test(tc, test_request_larger_than_pool_breaks);
 	tcase_add_loop_test(tc, test_pool_failure_breaks, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_loop_test(tc, test_memfd_pool_roundtrip, 0, SVQISO_NR_LAYOUTS);
