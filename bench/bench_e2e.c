@@ -719,7 +719,7 @@ static int parse(int argc, char **argv)
 		i++;
 	}
 	if (!G.repeats)
-		G.repeats = G.b.quick ? 1 : 3;
+		G.repeats = G.b.quick ? 1 : 5;
 	if (secs <= 0)
 		secs = G.b.quick ? 0.1 : 2;
 	G.run_ns = (uint64_t)(secs * 1e9);

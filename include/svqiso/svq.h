@@ -47,7 +47,9 @@ extern "C" {
  * Ring mode: while the backend holds requests, ask the guest for no kicks;
  * process_used() takes what the guest posted meanwhile. Fewer wake-ups under
  * load, but a chain posted while others are in flight waits for the next
- * completion: up to one backend service time of extra latency.
+ * completion: up to one backend service time of extra latency, and a
+ * backend that finishes its batch early idles meanwhile. Whether it pays
+ * depends on the workload; bench_e2e --lazy-kicks measures it.
  */
 #define SVQISO_SVQ_F_LAZY_KICKS	(1u << 2)
 
