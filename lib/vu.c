@@ -130,11 +130,10 @@ static void drain_fd(int fd)
 }
 
 /* Run both handlers once; signal what they ask for. Return: -EIO if broken. */
-static int queue_poke(struct svqiso_vu *vu, struct vu_queue *q, bool take)
+static int queue_poke(struct vu_queue *q, bool take)
 {
 	int used, avail = 0;
 
-	(void)vu;
 	used = svqiso_svq_process_used(q->svq);
 	if (used >= 0 && take)
 		avail = svqiso_svq_process_avail(q->svq);
@@ -167,7 +166,7 @@ static int relay_resume(struct svqiso_vu *vu)
 
 		if (q->state != VU_Q_RUNNING || svqiso_svq_is_broken(q->svq))
 			continue;
-		if (queue_poke(vu, q, true))
+		if (queue_poke(q, true))
 			continue;	/* logged by the svq */
 		n++;
 	}
@@ -333,9 +332,8 @@ err:
 	return rc;
 }
 
-static void queue_release(struct svqiso_vu *vu, struct vu_queue *q)
+static void queue_release(struct vu_queue *q)
 {
-	(void)vu;
 	svqiso_svq_free(q->svq);
 	q->svq = NULL;
 	svqiso_pool_free(q->pool);
@@ -356,7 +354,7 @@ void svqiso_vu_free(struct svqiso_vu *vu)
 	relay_pause(vu);
 	vu->closing = true;
 	for (i = 0; i < vu->nq; i++)
-		queue_release(vu, &vu->q[i]);
+		queue_release(&vu->q[i]);
 	free(vu->q);
 	svqiso_iso_free(vu->iso);
 	svqiso_mem_free(vu->mem);
@@ -727,7 +725,7 @@ static int queue_drain(struct svqiso_vu *vu, struct vu_queue *q)
 		int64_t left;
 
 		drain_fd(q->backend_call);
-		if (queue_poke(vu, q, false))
+		if (queue_poke(q, false))
 			return -EIO;
 		if (!svqiso_svq_in_flight(q->svq))
 			return 0;

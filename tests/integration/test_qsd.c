@@ -38,6 +38,7 @@
 #include "frontend.h"
 #include "vhost_user.h"
 #include "qsd.h"
+#include "inspect.h"
 
 #define IMG_SIZE	(16u << 20)
 #define SECTOR		512u
@@ -406,49 +407,26 @@ START_TEST(test_read_write_flush_reach_the_image)
 END_TEST
 
 /*
- * Sum the daemon's memfd mappings into *@bytes; return how many are no iso
- * region (by inode, against the fds of the iso's live regions).
+ * What the daemon can reach, against the iso's live regions: every memfd it
+ * maps or holds must be one of them. Return: bytes of its memfd mappings.
  */
-static unsigned int daemon_memfd(uint64_t *bytes, unsigned int *lines)
+static uint64_t daemon_memfd(void)
 {
-	uint64_t start, end, off, ino;
+	struct stat allowed[16], none = { 0 };
+	struct inspect_report rep;
 	struct svqiso_region r;
-	unsigned int i, n = svqiso_iso_nr_regions(F.iso), foreign = 0;
-	ino_t inos[16];
-	char path[64], line[512];
-	FILE *f;
+	unsigned int i, n = svqiso_iso_nr_regions(F.iso);
 
-	ck_assert_uint_le(n, SVQ_ARRAY_SIZE(inos));
+	ck_assert_uint_le(n, SVQ_ARRAY_SIZE(allowed));
 	for (i = 0; i < n; i++) {
-		struct stat st;
-
 		ck_assert_int_eq(svqiso_iso_get_region(F.iso, i, &r), 0);
-		ck_assert_int_eq(fstat(r.fd, &st), 0);
-		inos[i] = st.st_ino;
+		ck_assert_int_eq(fstat(r.fd, &allowed[i]), 0);
 	}
-	*bytes = 0;
-	*lines = 0;
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)F.d.pid);
-	f = fopen(path, "re");
-	ck_assert_ptr_nonnull(f);
-	while (fgets(line, sizeof(line), f)) {
-		if (!strstr(line, "memfd:"))
-			continue;
-		ck_assert_int_eq(sscanf(line, "%" SCNx64 "-%" SCNx64 " %*s %" SCNx64
-					" %*s %" SCNu64, &start, &end, &off, &ino), 4);
-		(*lines)++;
-		*bytes += end - start;
-		for (i = 0; i < n; i++) {
-			if (inos[i] == (ino_t)ino)
-				break;
-		}
-		if (i == n) {
-			foreign++;
-			fprintf(stderr, "# not an iso region: %s", line);
-		}
-	}
-	fclose(f);
-	return foreign;
+	/* The "guest" here is malloc'd memory: no file to look for. */
+	ck_assert_int_eq(inspect_process(F.d.pid, &none, allowed, n, &rep), 0);
+	ck_assert_msg(!rep.map_memfd_unknown && !rep.fd_memfd_unknown,
+		      "not an iso region: %s", rep.detail);
+	return rep.map_memfd_bytes;
 }
 
 static uint64_t iso_bytes(void)
@@ -472,7 +450,6 @@ START_TEST(test_daemon_maps_only_isolated_memory)
 {
 	uint8_t *buf = malloc(8192);
 	struct svqiso_region extra;
-	unsigned int lines;
 	uint64_t bytes, before;
 
 	ck_assert_ptr_nonnull(buf);
@@ -480,23 +457,21 @@ START_TEST(test_daemon_maps_only_isolated_memory)
 	ck_assert_uint_eq(blk_rw(VIRTIO_BLK_T_IN, 0, buf, 8192), VIRTIO_BLK_S_OK);
 	check_pattern(buf, 0, 8192);
 
-	ck_assert_uint_eq(daemon_memfd(&bytes, &lines), 0);
-	fprintf(stderr, "# daemon memfd mappings: %u lines, %" PRIu64 " bytes; "
-		"iso: %u regions, %" PRIu64 " bytes\n", lines, bytes,
+	bytes = daemon_memfd();
+	fprintf(stderr, "# daemon memfd mappings: %" PRIu64 " bytes; iso: %u "
+		"regions, %" PRIu64 " bytes\n", bytes,
 		svqiso_iso_nr_regions(F.iso), iso_bytes());
 	ck_assert_uint_eq(bytes, iso_bytes());
-	ck_assert_uint_ge(lines, 2);	/* shadow ring, arena */
+	ck_assert_uint_ge(svqiso_iso_nr_regions(F.iso), 2);	/* shadow ring, arena */
 	before = bytes;
 
 	ck_assert_int_eq(svqiso_iso_region_new(F.iso, 3 << 20, &extra), 0);
 	ck_assert_uint_eq(svq_fe_nr_regions(F.fe), svqiso_iso_nr_regions(F.iso));
-	ck_assert_uint_eq(daemon_memfd(&bytes, &lines), 0);
-	ck_assert_uint_eq(bytes, before + extra.size);
+	ck_assert_uint_eq(daemon_memfd(), before + extra.size);
 
 	ck_assert_int_eq(svqiso_iso_region_free(F.iso, extra.iova), 0);
 	ck_assert_uint_eq(svq_fe_nr_regions(F.fe), svqiso_iso_nr_regions(F.iso));
-	ck_assert_uint_eq(daemon_memfd(&bytes, &lines), 0);
-	ck_assert_uint_eq(bytes, before);
+	ck_assert_uint_eq(daemon_memfd(), before);
 
 	/* the queue still works */
 	ck_assert_uint_eq(blk_rw(VIRTIO_BLK_T_IN, 8, buf, 512), VIRTIO_BLK_S_OK);

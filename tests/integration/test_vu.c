@@ -124,6 +124,7 @@ struct variant {
 	bool indirect;			/* both rings */
 	bool event_idx;			/* both rings */
 	bool lazy;			/* SVQISO_VU_F_LAZY_KICKS */
+	int timeout_ms;			/* the adapter's; 0: 10 s */
 };
 
 static void variant_of(int i, struct variant *v)
@@ -139,7 +140,8 @@ static void variant_of(int i, struct variant *v)
 static void adapter_open(const struct variant *v)
 {
 	SVQISO_OPTS(svqiso_vu_opts, o, .path = D.sock, .mode = v->mode,
-		    .log = log_cb, .timeout_ms = 10000);
+		    .log = log_cb,
+		    .timeout_ms = v->timeout_ms ? v->timeout_ms : 10000);
 	uint64_t offer, feat;
 	unsigned int i;
 
@@ -434,6 +436,56 @@ START_TEST(test_stop_restart_loses_nothing)
 	check_result(&r.res, r.n);
 	ck_assert_uint_ge(restarts, 5);
 	ck_assert_uint_ge(busy, 1);
+	stop_all();
+	check_image();
+	fx_close();
+}
+END_TEST
+
+/*
+ * A backend that is alive but completes nothing (stopped with SIGSTOP): a
+ * queue stop gives up after the adapter's timeout with -ETIMEDOUT, leaves
+ * the queue running and taking nothing new, and succeeds once the backend
+ * goes on; no request is lost.
+ */
+START_TEST(test_stop_times_out_on_a_stalled_backend)
+{
+	struct runner r = { .n = scaled(4000), .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct variant v = { .mode = SVQISO_VU_ISOLATED, .indirect = true,
+			     .event_idx = true, .timeout_ms = 300 };
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	struct svqiso_vu_info info = { .sz = sizeof(info) };
+	struct svqiso_vu_queue c;
+	uint64_t held;
+	uint32_t base;
+	pthread_t t;
+
+	fx_open(&v);
+	work_new(DEPTH);
+	F.ticks = 1;
+	ck_assert_int_eq(pthread_create(&t, NULL, run_thread, &r), 0);
+	nanosleep(&(struct timespec){ 0, 100000000 }, NULL);
+	ck_assert_int_eq(kill(D.pid, SIGSTOP), 0);
+	/* Let the relay hand the frozen daemon what the guest has posted. */
+	nanosleep(&(struct timespec){ 0, 50000000 }, NULL);
+	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, 0, &st), 0);
+	held = st.requests - st.completions;
+	ck_assert_uint_gt(held, 0);
+
+	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, 0, &base), -ETIMEDOUT);
+	ck_assert_ptr_nonnull(strstr(F.logbuf, "still in flight"));
+	ck_assert_int_eq(svqiso_vu_get_info(F.vu, &info), 0);
+	ck_assert_uint_eq(info.running, NQ);	/* still running */
+	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, 0, &st), 0);
+	ck_assert_uint_eq(st.requests - st.completions, held);	/* nothing dropped */
+
+	ck_assert_int_eq(kill(D.pid, SIGCONT), 0);
+	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, 0, &base), 0);
+	queue_cfg(0, base, &c);
+	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), 0);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(r.rc, 0);
+	check_result(&r.res, r.n);
 	stop_all();
 	check_image();
 	fx_close();
@@ -741,6 +793,7 @@ static Suite *vu_suite(void)
 	tcase_add_unchecked_fixture(tc, daemon_setup, daemon_teardown);
 	tcase_set_timeout(tc, 600);
 	tcase_add_loop_test(tc, test_stop_restart_loses_nothing, 0, 2);
+	tcase_add_test(tc, test_stop_times_out_on_a_stalled_backend);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("direct");
