@@ -34,13 +34,18 @@
  *   bench_e2e [--out DIR] [--quick] [--loop uring|epoll|busy]
  *             [--copy auto|memcpy|movsb|nt] [--queues 1|2]
  *             [--secs S] [--repeats N] [--only CONFIG,...] [--lazy-kicks]
+ *             [--no-touch] [--modes direct,isolated,isolated-inline]
  *
  * The guest runs one tight loop on one thread over its queues: submit until
  * the depth is reached, wait for the call eventfd (inline: the backend's)
- * with poll(), collect, resubmit. Nothing is verified in the timed path but
- * the status byte. One guest thread leaves the two cores of a small machine
- * to the daemon's main loop and the adapter's relay thread while the guest
- * sleeps in poll(); a "-spin" configuration polls the used ring instead
+ * with poll(), collect, resubmit. By default the guest touches its data as
+ * a real one would: it fills a write buffer before posting it and reads
+ * every byte of a read buffer after completion (checking the zeros that
+ * read-zeroes=on returns), so the cache traffic of copying shows;
+ * --no-touch leaves the data alone. Beyond that only the status byte and
+ * used length are checked. One guest thread leaves the two cores of a
+ * small machine to the daemon's main loop and the adapter's relay thread
+ * while the guest sleeps in poll(); a "-spin" configuration polls the used ring instead
  * (inline: calling svqiso_vu_queue_process() each time round), to show
  * what interrupt delivery costs at depth 1.
  *
@@ -120,6 +125,9 @@ static struct {
 	struct qsd qsd;
 	struct gmem *gm;
 	uint64_t buf_gpa[MAX_QD];	/* one data buffer per slot */
+	uint64_t *buf[MAX_QD];		/* the same, in this process */
+	bool touch;			/* the guest writes and reads its data */
+	bool mode_on[NR_MODES];		/* --modes; all by default */
 	int sys_fd;
 	uint8_t loop_mode;
 	const char *loop_name;
@@ -129,7 +137,7 @@ static struct {
 	bool lazy;			/* --lazy-kicks: SVQISO_VU_F_LAZY_KICKS */
 	uint64_t run_ns, warm_ns;
 	unsigned int repeats;
-} G = { .sys_fd = -1, .loop_name = "auto", .nq = 1 };
+} G = { .sys_fd = -1, .loop_name = "auto", .nq = 1, .touch = true };
 
 static void log_cb(void *ctx, int level, const char *msg)
 {
@@ -287,6 +295,7 @@ struct run {
 	uint64_t guest_sys;		/* poll() and read() calls made here */
 	uint32_t bad_len;		/* used_len of the first bad one */
 	uint8_t bad_status;
+	uint64_t bad_data;		/* touched reads that were not zeros */
 };
 
 static uint64_t rnd(uint64_t *s)
@@ -306,6 +315,17 @@ static void done_cb(void *ctx, void *cookie, uint8_t status, uint32_t used_len)
 
 	r->lat_ns += bench_now_ns() - r->t0[slot];
 	r->done++;
+	if (G.touch && !r->c->write && status == VIRTIO_BLK_S_OK) {
+		/* The guest consumes what it read: read-zeroes=on fills the
+		 * whole buffer with zeros, whatever it held before. */
+		const uint64_t *p = G.buf[slot];
+		uint64_t acc = 0;
+		uint32_t k;
+
+		for (k = 0; k < r->c->bs / 8; k++)
+			acc |= p[k];
+		r->bad_data += acc != 0;
+	}
 	if (status != VIRTIO_BLK_S_OK || used_len < want) {
 		if (!r->bad) {
 			r->bad_status = status;
@@ -329,6 +349,9 @@ static int submit(struct run *r)
 	};
 	int rc;
 
+	/* The guest produces what it writes (a byte that changes). */
+	if (G.touch && c->write)
+		memset(G.buf[slot], (int)(r->done & 0xff) | 1, c->bs);
 	if (c->seq) {
 		req.sector = r->next_sector;
 		r->next_sector = (r->next_sector + spr) % (nblocks * spr);
@@ -521,6 +544,13 @@ static int measure(const struct cfg *c, unsigned int m, unsigned int rep,
 		rc = -EIO;
 		goto out;
 	}
+	if (r.bad_data) {
+		fprintf(stderr, "bench_e2e: %s %s: %" PRIu64 " reads returned "
+			"data other than zeros\n", c->name, modes[m].name,
+			r.bad_data);
+		rc = -EIO;
+		goto out;
+	}
 	*iops = elapsed ? (double)r.done * 1e9 / (double)elapsed : 0;
 	*lat_us = r.done ? (double)r.lat_ns / (double)r.done / 1000 : 0;
 	*have_sys = s0 >= 0 && s1 >= s0 && r.done;
@@ -557,12 +587,12 @@ static int sanity(void)
 
 			run_init(&r, &chk[i], &s, 1);
 			rc = drive(&r, UINT64_MAX / 4, 64, &elapsed);
-			if (!rc && (r.bad || r.done != 64)) {
+			if (!rc && (r.bad || r.bad_data || r.done != 64)) {
 				fprintf(stderr, "bench_e2e: %s check, %s: %" PRIu64
 					" of 64 completed, %" PRIu64 " bad (status "
-					"%u, used length %u)\n", modes[m].name,
-					chk[i].name, r.done, r.bad, r.bad_status,
-					r.bad_len);
+					"%u, used length %u), %" PRIu64 " reads not "
+					"zeros\n", modes[m].name, chk[i].name, r.done,
+					r.bad, r.bad_status, r.bad_len, r.bad_data);
 				rc = -EIO;
 			}
 		}
@@ -586,6 +616,8 @@ static void report(const struct cfg *c, const struct figure *f)
 	for (m = 0; m < NR_MODES; m++) {
 		char sys[32] = "null", vmm[32] = "null";
 
+		if (!G.mode_on[m])
+			continue;
 		if (f[m].have_sys) {
 			snprintf(sys, sizeof(sys), "%.4f", f[m].sys_req);
 			snprintf(vmm, sizeof(vmm), "%.4f", f[m].vmm_req);
@@ -595,20 +627,26 @@ static void report(const struct cfg *c, const struct figure *f)
 			   "\"loop\":\"%s\",\"copy\":\"%s\",\"secs\":%.3f,"
 			   "\"repeats\":%u,\"iops\":%.0f,\"gbps\":%.4f,"
 			   "\"lat_us\":%.2f,\"syscalls_per_req\":%s,"
-			   "\"vmm_syscalls_per_req\":%s,\"lazy_kicks\":%s",
+			   "\"vmm_syscalls_per_req\":%s,\"lazy_kicks\":%s,"
+			   "\"touch\":%s",
 			   c->name, modes[m].name, c->rw, c->bs, c->qd, G.nq,
 			   c->spin ? "spin" : "eventfd",
 			   modes[m].inline_loop ? "external" : G.loop_name,
 			   svqiso_copy_name(G.copy), (double)G.run_ns / 1e9,
 			   G.repeats, f[m].iops, f[m].gbps, f[m].lat_us, sys, vmm,
-			   G.lazy ? "true" : "false");
+			   G.lazy ? "true" : "false", G.touch ? "true" : "false");
 	}
-	for (m = 1; m < NR_MODES; m++)
+	for (m = 1; m < NR_MODES; m++) {
+		if (!G.mode_on[m] || !G.mode_on[M_DIRECT])
+			continue;
 		bench_json(&G.b, "\"config\":\"%s\",\"mode\":\"%s/direct\","
 			   "\"ratio\":%.4f", c->name, modes[m].name,
 			   ratio_of(f, m));
+	}
 	printf("%-22s", c->name);
 	for (m = 0; m < NR_MODES; m++) {
+		if (!G.mode_on[m])
+			continue;
 		printf(" | %s %.0f IOPS %.3f GB/s %.1f us", modes[m].name,
 		       f[m].iops, f[m].gbps, f[m].lat_us);
 		if (m != M_DIRECT)
@@ -664,14 +702,18 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 		 "One guest thread, %u queue%s of %u entries (indirect "
 		 "descriptors, event idx), waiting with poll() (\"-spin\": "
 		 "polling the used ring, inline also calling process(), no "
-		 "sleep); adapter loop %s, copy %s. Each figure is the median "
+		 "sleep); %s; adapter loop %s, copy %s. Each figure is the median "
 		 "of %u run%s of %.2f s, the three modes interleaved. Latency is "
 		 "the mean from submission to collection. Syscalls per request "
 		 "count every thread of this process, the guest driver's and "
 		 "the adapter's (the daemon is another process); in brackets "
 		 "the adapter's share alone, without the guest's poll(), read() "
 		 "and kick writes, which a real guest makes inside the VM.%s\n\n",
-		 G.nq, G.nq > 1 ? "s" : "", RING_NUM, G.loop_name,
+		 G.nq, G.nq > 1 ? "s" : "", RING_NUM, G.touch ?
+		 "the guest touches its data (fills each write buffer before "
+		 "posting it, reads every byte of a read buffer after it "
+		 "completes and checks it is zeros)" : "the guest touches no "
+		 "data (--no-touch)", G.loop_name,
 		 svqiso_copy_name(G.copy), G.repeats, G.repeats > 1 ? "s" : "",
 		 (double)G.run_ns / 1e9, G.lazy ? " Isolated with lazy kicks "
 		 "(SVQISO_VU_F_LAZY_KICKS): while the daemon holds requests the "
@@ -704,11 +746,17 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 		if (!ran[i] || c->spin)
 			continue;
 		for (m = 1; m < NR_MODES; m++) {
+			if (!G.mode_on[m]) {
+				snprintf(what, sizeof(what), "e2e %s %s",
+					 c->name, modes[m].label);
+				target(what, 0, 0, true, false);
+				continue;
+			}
 			if ((c->bs == 4096 && c->qd == 32 && !c->write) || c->seq) {
 				snprintf(what, sizeof(what), "e2e %s %s/direct IOPS",
 					 c->name, modes[m].label);
 				target(what, ratio_of(f[i], m), c->seq ? 0.85 : 0.9,
-				       true, true);
+				       true, G.mode_on[M_DIRECT]);
 			}
 			if (c->qd == 32) {
 				snprintf(what, sizeof(what), "e2e %s %s adapter "
@@ -788,12 +836,18 @@ static int parse(int argc, char **argv)
 	double secs = 0;
 	int i, k;
 
+	for (k = 0; k < (int)NR_MODES; k++)
+		G.mode_on[k] = true;
 	for (i = 1; i < argc; i++) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (!strcmp(argv[i], "--lazy-kicks")) {
 			G.lazy = true;
 			continue;	/* no value */
+		}
+		if (!strcmp(argv[i], "--no-touch")) {
+			G.touch = false;
+			continue;
 		}
 		if (!v)
 			return -EINVAL;
@@ -830,6 +884,22 @@ static int parse(int argc, char **argv)
 				;
 			if (k == (int)NR_CFGS)
 				return -EINVAL;
+		} else if (!strcmp(argv[i], "--modes")) {
+			const char *p = v;
+
+			memset(G.mode_on, 0, sizeof(G.mode_on));
+			while (*p) {
+				size_t len = strcspn(p, ",");
+
+				for (k = 0; k < (int)NR_MODES &&
+					    (strlen(modes[k].name) != len ||
+					     strncmp(p, modes[k].name, len)); k++)
+					;
+				if (k == (int)NR_MODES)
+					return -EINVAL;
+				G.mode_on[k] = true;
+				p += len + (p[len] == ',');
+			}
 		} else if (!strcmp(argv[i], "--repeats")) {
 			G.repeats = (unsigned int)atoi(v);
 			if (G.repeats < 1 || G.repeats > MAX_REPEATS)
@@ -868,7 +938,7 @@ int main(int argc, char **argv)
 			"[--loop auto|uring|epoll|busy] "
 			"[--copy auto|memcpy|movsb|nt] [--queues 1|2] "
 			"[--secs S] [--repeats 1..%d] [--only CONFIG,...] "
-			"[--lazy-kicks]\n", argv[0],
+			"[--lazy-kicks] [--no-touch] [--modes MODE,...]\n", argv[0],
 			MAX_REPEATS);
 		bench_fini(&G.b);
 		return 1;
@@ -901,7 +971,9 @@ int main(int argc, char **argv)
 	 * guest segment; the rings of each session come after them. */
 	for (i = 0; i < MAX_QD; i++) {
 		G.buf_gpa[i] = gmem_alloc_contig(G.gm, 128 << 10, 4096);
-		if (!G.buf_gpa[i]) {
+		G.buf[i] = G.buf_gpa[i] ? gmem_hva(G.gm, G.buf_gpa[i], 128 << 10) :
+			   NULL;
+		if (!G.buf[i]) {
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -923,6 +995,9 @@ int main(int argc, char **argv)
 			for (k = 0; k < NR_MODES; k++) {
 				unsigned int m = (k + rep) % NR_MODES;
 				bool hs = false;
+
+				if (!G.mode_on[m])
+					continue;
 
 				rc = measure(c, m, rep, &iops[m][rep],
 					     &lat[m][rep], &sys[m][rep],
