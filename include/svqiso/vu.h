@@ -4,7 +4,8 @@
  * (cloud-hypervisor style). The VMM hands over its guest RAM regions, each
  * queue's guest ring and its guest kick and call eventfds; the adapter talks
  * to the unmodified backend and relays every request through a shadow
- * virtqueue on a thread of its own. The backend only ever receives isolated
+ * virtqueue on a thread of its own (or on the VMM's threads, with
+ * SVQISO_VU_F_EXTERNAL_LOOP). The backend only ever receives isolated
  * memory: the shadow rings and one bounce arena per queue.
  *
  *   svqiso_vu_connect()       socket, SET_OWNER, features, protocol features
@@ -13,6 +14,8 @@
  *   svqiso_vu_add_region()    guest RAM (isolated mode: never sent)
  *   svqiso_vu_queue_start()   a guest ring and its eventfds: the queue runs
  *   svqiso_vu_queue_stop()    drain, GET_VRING_BASE: the guest vring base
+ *   svqiso_vu_queue_kick()    external loop: the guest notified
+ *   svqiso_vu_queue_process() external loop: the backend called
  *   svqiso_vu_free()
  *
  * Stopping a queue loses nothing: the adapter stops taking guest requests,
@@ -28,9 +31,8 @@
  * queue from its own event loop, or on the thread that sees the guest's
  * notify (a vCPU thread handling the notify exit):
  *
- *   guest notify                 -> svqiso_vu_queue_kick()
- *   svqiso_vu_queue_backend_fd()
- *   readable (the backend's call) -> svqiso_vu_queue_process()
+ *   the guest's notify                     -> svqiso_vu_queue_kick()
+ *   svqiso_vu_queue_backend_fd() readable  -> svqiso_vu_queue_process()
  *
  * Both return what was asked for as SVQISO_SIGNAL_*; the adapter has written
  * the backend's kick eventfd and the guest's call eventfd itself, unless the
