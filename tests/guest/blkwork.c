@@ -576,6 +576,8 @@ int blkwork_run(struct blkwork *w, uint64_t nrequests, struct blkwork_result *re
 				err = w->o.wake(w->o.wake_ctx, i);
 				if (err < 0)
 					goto out;
+				if (!err)
+					continue;	/* no interrupt */
 				err = 0;
 			} else if (read(pfd[i].fd, &cnt, sizeof(cnt)) < 0 &&
 				   errno != EAGAIN) {

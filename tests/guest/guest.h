@@ -287,9 +287,11 @@ struct blkwork_opts {
 	/*
 	 * Interrupt delivery run by the caller (a VMM's loop on the guest's
 	 * thread): with @wake set, blkwork_run() polls @wait_fds[i] (NULL:
-	 * the call fds) and, when one is readable, calls @wake for queue i
-	 * (it must reset the fd) instead of reading it, then collects queue
-	 * i. A negative return ends the run with that error.
+	 * the call fds; the array must outlive the workload) and, when one
+	 * is readable, calls @wake for queue i (it must reset the fd)
+	 * instead of reading it. A positive return means the guest got an
+	 * interrupt: queue i is collected; 0: it is not; a negative one ends
+	 * the run with that error.
 	 */
 	const int *wait_fds;
 	int (*wake)(void *ctx, unsigned int queue);
