@@ -115,6 +115,7 @@ static const struct {
 /* Medians over the repeats of one configuration in one mode. */
 struct figure {
 	double iops, gbps, lat_us;
+	double iops_min, iops_max;	/* the spread over the repeats */
 	double sys_req;			/* all of this process */
 	double vmm_req;			/* less the guest driver's own */
 	bool have_sys;
@@ -625,7 +626,8 @@ static void report(const struct cfg *c, const struct figure *f)
 		bench_json(&G.b, "\"config\":\"%s\",\"mode\":\"%s\",\"rw\":\"%s\","
 			   "\"bs\":%u,\"qd\":%u,\"queues\":%u,\"wait\":\"%s\","
 			   "\"loop\":\"%s\",\"copy\":\"%s\",\"secs\":%.3f,"
-			   "\"repeats\":%u,\"iops\":%.0f,\"gbps\":%.4f,"
+			   "\"repeats\":%u,\"iops\":%.0f,\"iops_min\":%.0f,"
+			   "\"iops_max\":%.0f,\"gbps\":%.4f,"
 			   "\"lat_us\":%.2f,\"syscalls_per_req\":%s,"
 			   "\"vmm_syscalls_per_req\":%s,\"lazy_kicks\":%s,"
 			   "\"touch\":%s",
@@ -633,7 +635,8 @@ static void report(const struct cfg *c, const struct figure *f)
 			   c->spin ? "spin" : "eventfd",
 			   modes[m].inline_loop ? "external" : G.loop_name,
 			   svqiso_copy_name(G.copy), (double)G.run_ns / 1e9,
-			   G.repeats, f[m].iops, f[m].gbps, f[m].lat_us, sys, vmm,
+			   G.repeats, f[m].iops, f[m].iops_min, f[m].iops_max,
+			   f[m].gbps, f[m].lat_us, sys, vmm,
 			   G.lazy ? "true" : "false", G.touch ? "true" : "false");
 	}
 	for (m = 1; m < NR_MODES; m++) {
@@ -1010,7 +1013,9 @@ int main(int argc, char **argv)
 		for (k = 0; k < NR_MODES; k++) {
 			struct figure *f = &fig[i][k];
 
-			f->iops = bench_median(iops[k], G.repeats);
+			f->iops = bench_median(iops[k], G.repeats);	/* sorts */
+			f->iops_min = iops[k][0];
+			f->iops_max = iops[k][G.repeats - 1];
 			f->gbps = f->iops * c->bs / 1e9;
 			f->lat_us = bench_median(lat[k], G.repeats);
 			f->have_sys = have_sys[k];
