@@ -3,22 +3,51 @@
  * bench_e2e: the cost of isolation end to end. A guest virtio-blk driver
  * (the driver model of tests/guest) drives qemu-storage-daemon's null-co
  * device (read-zeroes=on: a read writes every byte it returns, as a disk's
- * DMA would; a write is dropped unread) through the vhost-user adapter, once in direct mode (plain
- * vhost-user: the daemon maps guest RAM) and once isolated (shadow
- * virtqueues and bounce buffers), interleaved per configuration and
- * repeated; each figure is the median over the repeats.
+ * DMA would; a write is dropped unread) through the vhost-user adapter in
+ * three modes, interleaved per configuration and repeated; each figure is
+ * the median over the repeats:
+ *
+ *   direct           plain vhost-user (the daemon maps guest RAM), the
+ *                    comparison.
+ *   isolated         shadow virtqueues and bounce buffers on the
+ *                    adapter's relay thread: guest kick eventfd ->
+ *                    relay -> daemon -> relay -> guest call eventfd, four
+ *                    wake-ups per batch against direct's two.
+ *   isolated-inline  SVQISO_VU_F_EXTERNAL_LOOP, no relay thread. The guest
+ *                    thread calls svqiso_vu_queue_kick() where it would
+ *                    write its kick eventfd: a notify the VMM handles
+ *                    synchronously on the vCPU thread that exits on it
+ *                    (copy-in and the backend kick on that thread). For
+ *                    completions it sleeps in poll() on the backend's call
+ *                    fd (svqiso_vu_queue_backend_fd()) and, when woken,
+ *                    calls svqiso_vu_queue_process() (call_fd -1) and
+ *                    collects only if that asks for a guest interrupt.
+ *                    Caveat: only the notify side is realistic. In a KVM
+ *                    VM a vCPU waiting for an interrupt is halted in the
+ *                    kernel and does not return to userspace on a backend
+ *                    eventfd, so a VMM would run process() on one of its
+ *                    own threads (an iothread or main loop) and inject the
+ *                    interrupt from there: one more wake-up than modelled
+ *                    here. Inline is the best case for the adapter, relay
+ *                    the worst; a VMM lands in between.
  *
  *   bench_e2e [--out DIR] [--quick] [--loop uring|epoll|busy]
  *             [--copy auto|memcpy|movsb|nt] [--queues 1|2]
  *             [--secs S] [--repeats N] [--only CONFIG,...] [--lazy-kicks]
+ *             [--no-touch] [--modes direct,isolated,isolated-inline]
  *
  * The guest runs one tight loop on one thread over its queues: submit until
- * the depth is reached, wait for the call eventfd with poll(), collect,
- * resubmit. Nothing is verified in the timed path but the status byte. One
- * guest thread leaves the two cores of a small machine to the daemon's
- * main loop and the adapter's relay thread while the guest sleeps in
- * poll(); a "-spin" configuration polls the used ring instead, to show what
- * interrupt delivery costs at depth 1.
+ * the depth is reached, wait for the call eventfd (inline: the backend's)
+ * with poll(), collect, resubmit. By default the guest touches its data as
+ * a real one would: it fills a write buffer before posting it and reads
+ * every byte of a read buffer after completion (checking the zeros that
+ * read-zeroes=on returns), so the cache traffic of copying shows;
+ * --no-touch leaves the data alone. Beyond that only the status byte and
+ * used length are checked. One guest thread leaves the two cores of a
+ * small machine to the daemon's main loop and the adapter's relay thread
+ * while the guest sleeps in poll(); a "-spin" configuration polls the used ring instead
+ * (inline: calling svqiso_vu_queue_process() each time round), to show
+ * what interrupt delivery costs at depth 1.
  *
  * Exit status: 0, 1 on an error (I/O failure, bad status, counters that
  * disagree), 77 when qemu-storage-daemon is not on PATH.
@@ -71,15 +100,22 @@ static const struct cfg cfgs[] = {
 
 static const struct {
 	const char *name;
+	const char *label;	/* in Targets lines */
 	uint8_t mode;
+	bool inline_loop;	/* SVQISO_VU_F_EXTERNAL_LOOP, driven inline */
 } modes[] = {
-	{ "direct", SVQISO_VU_DIRECT },
-	{ "isolated", SVQISO_VU_ISOLATED },
+	{ "direct", "direct", SVQISO_VU_DIRECT, false },
+	{ "isolated", "isolated (relay thread)", SVQISO_VU_ISOLATED, false },
+	{ "isolated-inline", "isolated-inline (external loop, notify on the "
+	  "guest thread)", SVQISO_VU_ISOLATED, true },
 };
+#define NR_MODES	(sizeof(modes) / sizeof(modes[0]))
+#define M_DIRECT	0
 
 /* Medians over the repeats of one configuration in one mode. */
 struct figure {
 	double iops, gbps, lat_us;
+	double iops_min, iops_max;	/* the spread over the repeats */
 	double sys_req;			/* all of this process */
 	double vmm_req;			/* less the guest driver's own */
 	bool have_sys;
@@ -90,6 +126,9 @@ static struct {
 	struct qsd qsd;
 	struct gmem *gm;
 	uint64_t buf_gpa[MAX_QD];	/* one data buffer per slot */
+	uint64_t *buf[MAX_QD];		/* the same, in this process */
+	bool touch;			/* the guest writes and reads its data */
+	bool mode_on[NR_MODES];		/* --modes; all by default */
 	int sys_fd;
 	uint8_t loop_mode;
 	const char *loop_name;
@@ -99,7 +138,7 @@ static struct {
 	bool lazy;			/* --lazy-kicks: SVQISO_VU_F_LAZY_KICKS */
 	uint64_t run_ns, warm_ns;
 	unsigned int repeats;
-} G = { .sys_fd = -1, .loop_name = "auto", .nq = 1 };
+} G = { .sys_fd = -1, .loop_name = "auto", .nq = 1, .touch = true };
 
 static void log_cb(void *ctx, int level, const char *msg)
 {
@@ -111,25 +150,46 @@ static void log_cb(void *ctx, int level, const char *msg)
 /* ---- One adapter session: connect, guest queues, stop, free ---- */
 
 struct sess {
+	unsigned int m;			/* index in modes[] */
 	uint8_t mode;
+	bool inline_loop;
 	struct svqiso_vu *vu;
 	struct blkq *q[MAX_QUEUES];
+	int backend_fd[MAX_QUEUES];	/* inline: what the guest thread polls */
+	int kick_err;			/* inline: first svqiso_vu_queue_kick() error */
 	uint64_t top;			/* guest allocator before the rings */
 };
 
-static int sess_open(struct sess *s, uint8_t mode)
+/* Inline: the guest's notify, handled on its own thread as on a vCPU exit. */
+static void inline_notify(void *ctx, struct blkq *q)
 {
-	SVQISO_OPTS(svqiso_vu_opts, vo, .path = G.qsd.sock, .mode = mode,
+	struct sess *s = ctx;
+	unsigned int i;
+	int rc;
+
+	for (i = 0; i < G.nq && s->q[i] != q; i++)
+		;
+	rc = svqiso_vu_queue_kick(s->vu, i);
+	if (rc < 0 && !s->kick_err)
+		s->kick_err = rc;
+}
+
+static int sess_open(struct sess *s, unsigned int m)
+{
+	SVQISO_OPTS(svqiso_vu_opts, vo, .path = G.qsd.sock, .mode = modes[m].mode,
 		    .log = log_cb, .timeout_ms = 10000,
 		    .loop_mode = G.loop_mode, .copy = G.copy,
-		    .flags = G.lazy ? SVQISO_VU_F_LAZY_KICKS : 0);
+		    .flags = (G.lazy ? SVQISO_VU_F_LAZY_KICKS : 0) |
+			     (modes[m].inline_loop ? SVQISO_VU_F_EXTERNAL_LOOP : 0));
 	struct blkq_opts qo = { .num = RING_NUM, .indirect = true,
 				.event_idx = true, .max_segs = 4 };
 	unsigned int i;
 	int rc;
 
 	memset(s, 0, sizeof(*s));
-	s->mode = mode;
+	s->m = m;
+	s->mode = modes[m].mode;
+	s->inline_loop = modes[m].inline_loop;
 	s->top = gmem_alloc_top(G.gm);
 	rc = svqiso_vu_connect(&vo, &s->vu);
 	if (rc) {
@@ -157,7 +217,15 @@ static int sess_open(struct sess *s, uint8_t mode)
 			.kick_fd = blkq_kick_fd(s->q[i]),
 			.call_fd = blkq_call_fd(s->q[i]),
 		};
+		if (s->inline_loop) {
+			c.kick_fd = c.call_fd = -1;
+			blkq_set_notify(s->q[i], inline_notify, s);
+		}
 		rc = svqiso_vu_queue_start(s->vu, i, &c);
+		if (!rc && s->inline_loop) {
+			s->backend_fd[i] = svqiso_vu_queue_backend_fd(s->vu, i);
+			rc = s->backend_fd[i] < 0 ? s->backend_fd[i] : 0;
+		}
 	}
 	if (rc)
 		fprintf(stderr, "bench_e2e: session setup: %s\n", strerror(-rc));
@@ -176,6 +244,11 @@ static int sess_close(struct sess *s)
 	uint32_t base;
 	int rc = 0, err;
 
+	if (s->kick_err) {
+		fprintf(stderr, "bench_e2e: svqiso_vu_queue_kick: %s\n",
+			strerror(-s->kick_err));
+		rc = s->kick_err;
+	}
 	for (i = 0; i < G.nq && s->vu && s->q[i]; i++) {
 		struct blkq_stats gs;
 
@@ -223,6 +296,7 @@ struct run {
 	uint64_t guest_sys;		/* poll() and read() calls made here */
 	uint32_t bad_len;		/* used_len of the first bad one */
 	uint8_t bad_status;
+	uint64_t bad_data;		/* touched reads that were not zeros */
 };
 
 static uint64_t rnd(uint64_t *s)
@@ -242,6 +316,17 @@ static void done_cb(void *ctx, void *cookie, uint8_t status, uint32_t used_len)
 
 	r->lat_ns += bench_now_ns() - r->t0[slot];
 	r->done++;
+	if (G.touch && !r->c->write && status == VIRTIO_BLK_S_OK) {
+		/* The guest consumes what it read: read-zeroes=on fills the
+		 * whole buffer with zeros, whatever it held before. */
+		const uint64_t *p = G.buf[slot];
+		uint64_t acc = 0;
+		uint32_t k;
+
+		for (k = 0; k < r->c->bs / 8; k++)
+			acc |= p[k];
+		r->bad_data += acc != 0;
+	}
 	if (status != VIRTIO_BLK_S_OK || used_len < want) {
 		if (!r->bad) {
 			r->bad_status = status;
@@ -265,6 +350,9 @@ static int submit(struct run *r)
 	};
 	int rc;
 
+	/* The guest produces what it writes (a byte that changes). */
+	if (G.touch && c->write)
+		memset(G.buf[slot], (int)(r->done & 0xff) | 1, c->bs);
 	if (c->seq) {
 		req.sector = r->next_sector;
 		r->next_sector = (r->next_sector + spr) % (nblocks * spr);
@@ -296,6 +384,12 @@ static int reap(struct run *r)
 
 	if (r->c->spin) {
 		for (i = 0; i < G.nq; i++) {
+			/* Inline: nothing else runs the queue; the VMM polls. */
+			if (r->s->inline_loop) {
+				got = svqiso_vu_queue_process(r->s->vu, i);
+				if (got < 0)
+					return got;
+			}
 			got = blkq_collect(r->s->q[i], done_cb, r);
 			if (got < 0)
 				return got;
@@ -303,7 +397,8 @@ static int reap(struct run *r)
 		return 0;
 	}
 	for (i = 0; i < G.nq; i++) {
-		pfd[i].fd = blkq_call_fd(r->s->q[i]);
+		pfd[i].fd = r->s->inline_loop ? r->s->backend_fd[i] :
+			    blkq_call_fd(r->s->q[i]);
 		pfd[i].events = POLLIN;
 		pfd[i].revents = 0;
 	}
@@ -316,6 +411,19 @@ static int reap(struct run *r)
 
 		if (!(pfd[i].revents & POLLIN))
 			continue;
+		if (r->s->inline_loop) {
+			/* The VMM's part: its eventfd read and copy-back. */
+			got = svqiso_vu_queue_process(r->s->vu, i);
+			if (got < 0)
+				return got;
+			/* The guest runs only on an interrupt. */
+			if (!(got & SVQISO_SIGNAL_GUEST))
+				continue;
+			got = blkq_collect(r->s->q[i], done_cb, r);
+			if (got < 0)
+				return got;
+			continue;
+		}
 		/* Drain the eventfd before collecting, so a later call is seen. */
 		r->guest_sys++;
 		if (read(pfd[i].fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
@@ -396,12 +504,14 @@ static uint64_t guest_kicks(const struct sess *s)
 }
 
 /*
- * One repeat of @c in @mode: a fresh session, a warm-up, the timed run.
- * Syscalls: @sys_req counts the whole process; @vmm_req leaves out the
+ * One repeat of @c in modes[@m]: a fresh session, a warm-up, the timed
+ * run. Syscalls: @sys_req counts the whole process; @vmm_req leaves out the
  * guest driver's own (its poll(), read() and kick write() calls, which a
  * real guest would make inside the VM), so it is the adapter's share.
+ * Inline, the guest's notify is a call, not a write, and the eventfd read
+ * and backend kicks are the adapter's: only the poll() is left out.
  */
-static int measure(const struct cfg *c, uint8_t mode, unsigned int rep,
+static int measure(const struct cfg *c, unsigned int m, unsigned int rep,
 		   double *iops, double *lat_us, double *sys_req,
 		   double *vmm_req, bool *have_sys)
 {
@@ -411,7 +521,7 @@ static int measure(const struct cfg *c, uint8_t mode, unsigned int rep,
 	int64_t s0, s1;
 	int rc, err;
 
-	rc = sess_open(&s, mode);
+	rc = sess_open(&s, m);
 	if (rc)
 		goto out;
 	run_init(&r, c, &s, 0x9e3779b97f4a7c15ull * (rep + 1));
@@ -423,13 +533,22 @@ static int measure(const struct cfg *c, uint8_t mode, unsigned int rep,
 	rc = drive(&r, G.run_ns, UINT64_MAX, &elapsed);
 	s1 = bench_sys_read(G.sys_fd);
 	k1 = guest_kicks(&s);
+	if (s.inline_loop)
+		k1 = k0;
 	if (rc)
 		goto out;
 	if (r.bad) {
 		fprintf(stderr, "bench_e2e: %s %s: %" PRIu64 " requests failed "
 			"(first: status %u, used length %u)\n", c->name,
-			mode == SVQISO_VU_DIRECT ? "direct" : "isolated", r.bad,
+			modes[m].name, r.bad,
 			r.bad_status, r.bad_len);
+		rc = -EIO;
+		goto out;
+	}
+	if (r.bad_data) {
+		fprintf(stderr, "bench_e2e: %s %s: %" PRIu64 " reads returned "
+			"data other than zeros\n", c->name, modes[m].name,
+			r.bad_data);
 		rc = -EIO;
 		goto out;
 	}
@@ -459,22 +578,22 @@ static int sanity(void)
 	unsigned int m, i;
 	int rc = 0, err;
 
-	for (m = 0; m < 2 && !rc; m++) {
+	for (m = 0; m < NR_MODES && !rc; m++) {
 		struct sess s;
 
-		rc = sess_open(&s, modes[m].mode);
+		rc = sess_open(&s, m);
 		for (i = 0; i < 2 && !rc; i++) {
 			struct run r;
 			uint64_t elapsed;
 
 			run_init(&r, &chk[i], &s, 1);
 			rc = drive(&r, UINT64_MAX / 4, 64, &elapsed);
-			if (!rc && (r.bad || r.done != 64)) {
+			if (!rc && (r.bad || r.bad_data || r.done != 64)) {
 				fprintf(stderr, "bench_e2e: %s check, %s: %" PRIu64
 					" of 64 completed, %" PRIu64 " bad (status "
-					"%u, used length %u)\n", modes[m].name,
-					chk[i].name, r.done, r.bad, r.bad_status,
-					r.bad_len);
+					"%u, used length %u), %" PRIu64 " reads not "
+					"zeros\n", modes[m].name, chk[i].name, r.done,
+					r.bad, r.bad_status, r.bad_len, r.bad_data);
 				rc = -EIO;
 			}
 		}
@@ -486,14 +605,20 @@ static int sanity(void)
 
 /* ---- Output ---- */
 
-static void report(const struct cfg *c, const struct figure f[2])
+static double ratio_of(const struct figure *f, unsigned int m)
+{
+	return f[M_DIRECT].iops > 0 ? f[m].iops / f[M_DIRECT].iops : 0;
+}
+
+static void report(const struct cfg *c, const struct figure *f)
 {
 	unsigned int m;
-	double ratio = f[0].iops > 0 ? f[1].iops / f[0].iops : 0;
 
-	for (m = 0; m < 2; m++) {
+	for (m = 0; m < NR_MODES; m++) {
 		char sys[32] = "null", vmm[32] = "null";
 
+		if (!G.mode_on[m])
+			continue;
 		if (f[m].have_sys) {
 			snprintf(sys, sizeof(sys), "%.4f", f[m].sys_req);
 			snprintf(vmm, sizeof(vmm), "%.4f", f[m].vmm_req);
@@ -501,20 +626,36 @@ static void report(const struct cfg *c, const struct figure f[2])
 		bench_json(&G.b, "\"config\":\"%s\",\"mode\":\"%s\",\"rw\":\"%s\","
 			   "\"bs\":%u,\"qd\":%u,\"queues\":%u,\"wait\":\"%s\","
 			   "\"loop\":\"%s\",\"copy\":\"%s\",\"secs\":%.3f,"
-			   "\"repeats\":%u,\"iops\":%.0f,\"gbps\":%.4f,"
+			   "\"repeats\":%u,\"iops\":%.0f,\"iops_min\":%.0f,"
+			   "\"iops_max\":%.0f,\"gbps\":%.4f,"
 			   "\"lat_us\":%.2f,\"syscalls_per_req\":%s,"
-			   "\"vmm_syscalls_per_req\":%s,\"lazy_kicks\":%s",
+			   "\"vmm_syscalls_per_req\":%s,\"lazy_kicks\":%s,"
+			   "\"touch\":%s",
 			   c->name, modes[m].name, c->rw, c->bs, c->qd, G.nq,
-			   c->spin ? "spin" : "eventfd", G.loop_name,
+			   c->spin ? "spin" : "eventfd",
+			   modes[m].inline_loop ? "external" : G.loop_name,
 			   svqiso_copy_name(G.copy), (double)G.run_ns / 1e9,
-			   G.repeats, f[m].iops, f[m].gbps, f[m].lat_us, sys, vmm,
-			   G.lazy ? "true" : "false");
+			   G.repeats, f[m].iops, f[m].iops_min, f[m].iops_max,
+			   f[m].gbps, f[m].lat_us, sys, vmm,
+			   G.lazy ? "true" : "false", G.touch ? "true" : "false");
 	}
-	bench_json(&G.b, "\"config\":\"%s\",\"mode\":\"isolated/direct\","
-		   "\"ratio\":%.4f", c->name, ratio);
-	printf("%-22s direct %9.0f IOPS %7.3f GB/s %8.1f us | isolated %9.0f "
-	       "IOPS %7.3f GB/s %8.1f us | ratio %.3f\n", c->name, f[0].iops,
-	       f[0].gbps, f[0].lat_us, f[1].iops, f[1].gbps, f[1].lat_us, ratio);
+	for (m = 1; m < NR_MODES; m++) {
+		if (!G.mode_on[m] || !G.mode_on[M_DIRECT])
+			continue;
+		bench_json(&G.b, "\"config\":\"%s\",\"mode\":\"%s/direct\","
+			   "\"ratio\":%.4f", c->name, modes[m].name,
+			   ratio_of(f, m));
+	}
+	printf("%-22s", c->name);
+	for (m = 0; m < NR_MODES; m++) {
+		if (!G.mode_on[m])
+			continue;
+		printf(" | %s %.0f IOPS %.3f GB/s %.1f us", modes[m].name,
+		       f[m].iops, f[m].gbps, f[m].lat_us);
+		if (m != M_DIRECT)
+			printf(" (%.3f)", ratio_of(f, m));
+	}
+	printf("\n");
 	fflush(stdout);
 }
 
@@ -538,9 +679,9 @@ static void target(const char *what, double v, double limit, bool above,
 		 G.lazy ? " (lazy kicks)" : "", v, above ? ">=" : "<", limit);
 }
 
-static void write_md(const bool *ran, struct figure (*f)[2])
+static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 {
-	unsigned int i;
+	unsigned int i, m;
 
 	bench_md(&G.b, "## End to end: qemu-storage-daemon, null-co device%s\n\n",
 		 G.lazy ? ", lazy kicks" : "");
@@ -549,89 +690,120 @@ static void write_md(const bool *ran, struct figure (*f)[2])
 		 "cost; read-zeroes=on, so a read writes every byte it returns "
 		 "as a disk's DMA would, and a write is dropped unread) through "
 		 "the vhost-user adapter: *direct* is plain "
-		 "vhost-user (the daemon maps guest RAM), *isolated* relays "
-		 "every request through a shadow virtqueue and bounce buffers. "
+		 "vhost-user (the daemon maps guest RAM); *isolated* relays "
+		 "every request through a shadow virtqueue and bounce buffers "
+		 "on the adapter's relay thread; *isolated-inline* is the same "
+		 "isolation with no relay thread (SVQISO_VU_F_EXTERNAL_LOOP): "
+		 "the guest thread calls svqiso_vu_queue_kick() where it would "
+		 "write its kick eventfd (a notify the VMM handles on the vCPU "
+		 "thread), sleeps in poll() on the backend's call eventfd and "
+		 "calls svqiso_vu_queue_process() before collecting. Inline is "
+		 "the adapter's best case and relay its worst: in a KVM VM a "
+		 "halted vCPU does not return to userspace on a backend "
+		 "eventfd, so a VMM runs process() on a thread of its own (one "
+		 "more wake-up than inline). "
 		 "One guest thread, %u queue%s of %u entries (indirect "
-		 "descriptors, event idx), waiting for the call eventfd with "
-		 "poll() (\"-spin\": polling the used ring, no syscalls); "
-		 "adapter loop %s, copy %s. Each figure is the median of %u "
-		 "run%s of %.2f s, direct and isolated interleaved. Latency is "
+		 "descriptors, event idx), waiting with poll() (\"-spin\": "
+		 "polling the used ring, inline also calling process(), no "
+		 "sleep); %s; adapter loop %s, copy %s. Each figure is the median "
+		 "of %u run%s of %.2f s, the three modes interleaved. Latency is "
 		 "the mean from submission to collection. Syscalls per request "
 		 "count every thread of this process, the guest driver's and "
-		 "the adapter's relay thread (the daemon is another process); in "
-		 "brackets the adapter's share alone, without the guest's "
-		 "poll(), read() and kicks, which a real guest makes inside the "
-		 "VM.%s\n\n",
-		 G.nq, G.nq > 1 ? "s" : "", RING_NUM, G.loop_name,
+		 "the adapter's (the daemon is another process); in brackets "
+		 "the adapter's share alone, without the guest's poll(), read() "
+		 "and kick writes, which a real guest makes inside the VM.%s\n\n",
+		 G.nq, G.nq > 1 ? "s" : "", RING_NUM, G.touch ?
+		 "the guest touches its data (fills each write buffer before "
+		 "posting it, reads every byte of a read buffer after it "
+		 "completes and checks it is zeros)" : "the guest touches no "
+		 "data (--no-touch)", G.loop_name,
 		 svqiso_copy_name(G.copy), G.repeats, G.repeats > 1 ? "s" : "",
 		 (double)G.run_ns / 1e9, G.lazy ? " Isolated with lazy kicks "
 		 "(SVQISO_VU_F_LAZY_KICKS): while the daemon holds requests the "
-		 "guest is asked for no kicks, and the relay takes what it posts "
-		 "when the next completion comes." : "");
+		 "guest is asked for no kicks, and the adapter takes what it "
+		 "posts when the next completion comes." : "");
 	bench_md(&G.b, "| config | direct IOPS | isolated IOPS | isolated/direct "
-		 "| direct GB/s | isolated GB/s | direct lat us | isolated lat us "
-		 "| direct sys/req | isolated sys/req |\n");
-	bench_md(&G.b, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+		 "| inline IOPS | inline/direct | direct lat us | isolated lat us "
+		 "| inline lat us | direct sys/req | isolated sys/req "
+		 "| inline sys/req |\n");
+	bench_md(&G.b, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
 	for (i = 0; i < NR_CFGS; i++) {
-		char sd[48], si[48];
+		char sys[NR_MODES][48];
 
 		if (!ran[i])
 			continue;
-		fmt_sys(sd, sizeof(sd), &f[i][0]);
-		fmt_sys(si, sizeof(si), &f[i][1]);
-		bench_md(&G.b, "| %s | %.0f | %.0f | %.3f | %.3f | %.3f | %.1f | "
-			 "%.1f | %s | %s |\n", cfgs[i].name, f[i][0].iops,
-			 f[i][1].iops, f[i][0].iops > 0 ?
-			 f[i][1].iops / f[i][0].iops : 0, f[i][0].gbps,
-			 f[i][1].gbps, f[i][0].lat_us, f[i][1].lat_us, sd, si);
+		for (m = 0; m < NR_MODES; m++)
+			fmt_sys(sys[m], sizeof(sys[m]), &f[i][m]);
+		bench_md(&G.b, "| %s | %.0f | %.0f | %.3f | %.0f | %.3f | %.1f | "
+			 "%.1f | %.1f | %s | %s | %s |\n", cfgs[i].name,
+			 f[i][0].iops, f[i][1].iops, ratio_of(f[i], 1),
+			 f[i][2].iops, ratio_of(f[i], 2), f[i][0].lat_us,
+			 f[i][1].lat_us, f[i][2].lat_us, sys[0], sys[1], sys[2]);
 	}
-	bench_md(&G.b, "\nTargets:\n\n");
+	bench_md(&G.b, "\nTargets (isolated: relay thread; isolated-inline: "
+		 "external loop, the adapter's best case):\n\n");
 	for (i = 0; i < NR_CFGS; i++) {
 		const struct cfg *c = &cfgs[i];
-		double ratio = f[i][0].iops > 0 ? f[i][1].iops / f[i][0].iops : 0;
-		char what[128];
+		char what[192];
 
 		if (!ran[i] || c->spin)
 			continue;
-		if (c->bs == 4096 && c->qd == 32 && !c->write) {
-			snprintf(what, sizeof(what), "e2e %s isolated/direct IOPS",
-				 c->name);
-			target(what, ratio, 0.9, true, true);
-		}
-		if (c->seq) {
-			snprintf(what, sizeof(what), "e2e %s isolated/direct IOPS",
-				 c->name);
-			target(what, ratio, 0.85, true, true);
-		}
-		if (c->qd == 32) {
-			snprintf(what, sizeof(what), "e2e %s isolated adapter "
-				 "syscalls per request", c->name);
-			target(what, f[i][1].vmm_req, 0.2, false,
-			       f[i][1].have_sys);
+		for (m = 1; m < NR_MODES; m++) {
+			if (!G.mode_on[m]) {
+				snprintf(what, sizeof(what), "e2e %s %s",
+					 c->name, modes[m].label);
+				target(what, 0, 0, true, false);
+				continue;
+			}
+			if ((c->bs == 4096 && c->qd == 32 && !c->write) || c->seq) {
+				snprintf(what, sizeof(what), "e2e %s %s/direct IOPS",
+					 c->name, modes[m].label);
+				target(what, ratio_of(f[i], m), c->seq ? 0.85 : 0.9,
+				       true, G.mode_on[M_DIRECT]);
+			}
+			if (c->qd == 32) {
+				snprintf(what, sizeof(what), "e2e %s %s adapter "
+					 "syscalls per request", c->name,
+					 modes[m].label);
+				target(what, f[i][m].vmm_req, 0.2, false,
+				       f[i][m].have_sys);
+			}
 		}
 	}
 	bench_md(&G.b, "\n");
 }
 
-static int write_dat(const bool *ran, struct figure (*f)[2])
+static int write_dat(const bool *ran, struct figure (*f)[NR_MODES])
 {
 	FILE *iops = bench_dat(&G.b, "iops"), *ratio = bench_dat(&G.b, "ratio");
-	unsigned int i;
+	unsigned int i, m;
 	int rc = 0;
 
 	if (!iops || !ratio) {
 		rc = -EIO;
 		goto out;
 	}
-	fprintf(iops, "# config direct isolated\n");
-	fprintf(ratio, "# config isolated/direct\n");
+	fprintf(iops, "# config");
+	fprintf(ratio, "# config");
+	for (m = 0; m < NR_MODES; m++) {
+		fprintf(iops, " %s", modes[m].name);
+		if (m != M_DIRECT)
+			fprintf(ratio, " %s/direct", modes[m].name);
+	}
+	fprintf(iops, "\n");
+	fprintf(ratio, "\n");
 	for (i = 0; i < NR_CFGS; i++) {
 		if (!ran[i])
 			continue;
-		fprintf(iops, "%s %.0f %.0f\n", cfgs[i].name, f[i][0].iops,
-			f[i][1].iops);
-		fprintf(ratio, "%s %.4f\n", cfgs[i].name, f[i][0].iops > 0 ?
-			f[i][1].iops / f[i][0].iops : 0);
+		fprintf(iops, "%s", cfgs[i].name);
+		fprintf(ratio, "%s", cfgs[i].name);
+		for (m = 0; m < NR_MODES; m++) {
+			fprintf(iops, " %.0f", f[i][m].iops);
+			if (m != M_DIRECT)
+				fprintf(ratio, " %.4f", ratio_of(f[i], m));
+		}
+		fprintf(iops, "\n");
+		fprintf(ratio, "\n");
 	}
 out:
 	if (iops)
@@ -667,12 +839,18 @@ static int parse(int argc, char **argv)
 	double secs = 0;
 	int i, k;
 
+	for (k = 0; k < (int)NR_MODES; k++)
+		G.mode_on[k] = true;
 	for (i = 1; i < argc; i++) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (!strcmp(argv[i], "--lazy-kicks")) {
 			G.lazy = true;
 			continue;	/* no value */
+		}
+		if (!strcmp(argv[i], "--no-touch")) {
+			G.touch = false;
+			continue;
 		}
 		if (!v)
 			return -EINVAL;
@@ -709,6 +887,22 @@ static int parse(int argc, char **argv)
 				;
 			if (k == (int)NR_CFGS)
 				return -EINVAL;
+		} else if (!strcmp(argv[i], "--modes")) {
+			const char *p = v;
+
+			memset(G.mode_on, 0, sizeof(G.mode_on));
+			while (*p) {
+				size_t len = strcspn(p, ",");
+
+				for (k = 0; k < (int)NR_MODES &&
+					    (strlen(modes[k].name) != len ||
+					     strncmp(p, modes[k].name, len)); k++)
+					;
+				if (k == (int)NR_MODES)
+					return -EINVAL;
+				G.mode_on[k] = true;
+				p += len + (p[len] == ',');
+			}
 		} else if (!strcmp(argv[i], "--repeats")) {
 			G.repeats = (unsigned int)atoi(v);
 			if (G.repeats < 1 || G.repeats > MAX_REPEATS)
@@ -731,7 +925,7 @@ int main(int argc, char **argv)
 {
 	struct qsd_cfg qc = { .img_size = DISK_SIZE, .num_queues = 2,
 			      .null_driver = true, .read_zeroes = true };
-	static struct figure fig[NR_CFGS][2];
+	static struct figure fig[NR_CFGS][NR_MODES];
 	bool ran[NR_CFGS] = { false };
 	unsigned int i, rep, k;
 	int rc;
@@ -747,7 +941,7 @@ int main(int argc, char **argv)
 			"[--loop auto|uring|epoll|busy] "
 			"[--copy auto|memcpy|movsb|nt] [--queues 1|2] "
 			"[--secs S] [--repeats 1..%d] [--only CONFIG,...] "
-			"[--lazy-kicks]\n", argv[0],
+			"[--lazy-kicks] [--no-touch] [--modes MODE,...]\n", argv[0],
 			MAX_REPEATS);
 		bench_fini(&G.b);
 		return 1;
@@ -780,7 +974,9 @@ int main(int argc, char **argv)
 	 * guest segment; the rings of each session come after them. */
 	for (i = 0; i < MAX_QD; i++) {
 		G.buf_gpa[i] = gmem_alloc_contig(G.gm, 128 << 10, 4096);
-		if (!G.buf_gpa[i]) {
+		G.buf[i] = G.buf_gpa[i] ? gmem_hva(G.gm, G.buf_gpa[i], 128 << 10) :
+			   NULL;
+		if (!G.buf[i]) {
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -791,19 +987,22 @@ int main(int argc, char **argv)
 
 	for (i = 0; i < NR_CFGS; i++) {
 		const struct cfg *c = &cfgs[i];
-		double iops[2][MAX_REPEATS], lat[2][MAX_REPEATS];
-		double sys[2][MAX_REPEATS], vmm[2][MAX_REPEATS];
-		bool have_sys[2] = { true, true };
+		double iops[NR_MODES][MAX_REPEATS], lat[NR_MODES][MAX_REPEATS];
+		double sys[NR_MODES][MAX_REPEATS], vmm[NR_MODES][MAX_REPEATS];
+		bool have_sys[NR_MODES] = { true, true, true };
 
 		if (G.only ? !selected(c->name) : G.b.quick && !c->quick)
 			continue;
 		for (rep = 0; rep < G.repeats; rep++) {
-			/* Alternate the order so drift hits both modes alike. */
-			for (k = 0; k < 2; k++) {
-				unsigned int m = (k + rep) % 2;
+			/* Rotate the order so drift hits every mode alike. */
+			for (k = 0; k < NR_MODES; k++) {
+				unsigned int m = (k + rep) % NR_MODES;
 				bool hs = false;
 
-				rc = measure(c, modes[m].mode, rep, &iops[m][rep],
+				if (!G.mode_on[m])
+					continue;
+
+				rc = measure(c, m, rep, &iops[m][rep],
 					     &lat[m][rep], &sys[m][rep],
 					     &vmm[m][rep], &hs);
 				if (rc)
@@ -811,10 +1010,12 @@ int main(int argc, char **argv)
 				have_sys[m] = have_sys[m] && hs;
 			}
 		}
-		for (k = 0; k < 2; k++) {
+		for (k = 0; k < NR_MODES; k++) {
 			struct figure *f = &fig[i][k];
 
-			f->iops = bench_median(iops[k], G.repeats);
+			f->iops = bench_median(iops[k], G.repeats);	/* sorts */
+			f->iops_min = iops[k][0];
+			f->iops_max = iops[k][G.repeats - 1];
 			f->gbps = f->iops * c->bs / 1e9;
 			f->lat_us = bench_median(lat[k], G.repeats);
 			f->have_sys = have_sys[k];

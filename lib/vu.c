@@ -10,6 +10,10 @@
  * then build a fresh loop and start a fresh thread. A wake-up the old loop
  * took from an eventfd but did not act on would be lost across that, so
  * each resume first runs both handlers of every running queue once.
+ *
+ * With SVQISO_VU_F_EXTERNAL_LOOP there is no thread: relay_pause() and
+ * relay_resume() do nothing, and the VMM's thread runs the same handlers
+ * through svqiso_vu_queue_kick() and svqiso_vu_queue_process().
  */
 #define _GNU_SOURCE	/* POLLRDHUP */
 #include <fcntl.h>
@@ -86,6 +90,11 @@ struct svqiso_vu {
 	pthread_t thread;
 };
 
+static bool external_loop(const struct svqiso_vu *vu)
+{
+	return vu->flags & SVQISO_VU_F_EXTERNAL_LOOP;
+}
+
 /* ---- relay thread ---- */
 
 static void *relay_main(void *arg)
@@ -159,7 +168,7 @@ static int relay_resume(struct svqiso_vu *vu)
 	unsigned int i, n = 0;
 	int rc;
 
-	if (vu->mode == SVQISO_VU_DIRECT)
+	if (vu->mode == SVQISO_VU_DIRECT || external_loop(vu))
 		return 0;
 	for (i = 0; i < vu->nq; i++) {
 		struct vu_queue *q = &vu->q[i];
@@ -259,7 +268,8 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 	    (SVQ_OPTS_GET(opts, flags, 0) & ~(SVQISO_VU_F_PRESERVE |
 					       SVQISO_VU_F_NO_INDIRECT |
 					       SVQISO_VU_F_NO_EVENT_IDX |
-					       SVQISO_VU_F_LAZY_KICKS))) {
+					       SVQISO_VU_F_LAZY_KICKS |
+					       SVQISO_VU_F_EXTERNAL_LOOP))) {
 		if (!path)
 			close(fd);
 		return -EINVAL;
@@ -642,13 +652,19 @@ int svqiso_vu_queue_start(struct svqiso_vu *vu, unsigned int index,
 	struct svqiso_shadow_info info;
 	struct svqiso_svq *old = NULL;
 	struct vu_queue *q;
-	bool packed_acked;
+	bool packed_acked, ext;
 	int rc, ret;
 
 	if (!vu || !cfg || !SVQ_OPTS_OK(svqiso_vu_queue, cfg) ||
 	    cfg->sz < svq_offsetofend(svqiso_vu_queue, call_fd) ||
-	    index >= vu->nq || !vu->features_set || cfg->kick_fd < 0 ||
+	    index >= vu->nq || !vu->features_set || cfg->kick_fd < -1 ||
 	    cfg->call_fd < -1 || cfg->layout >= SVQISO_NR_LAYOUTS)
+		return -EINVAL;
+	/* The external loop reads no guest kick fd; nothing else runs
+	 * without one. A bad call fd is refused as the relay's loop does. */
+	ext = external_loop(vu) && vu->mode == SVQISO_VU_ISOLATED;
+	if ((cfg->kick_fd < 0 && !ext) ||
+	    (ext && cfg->call_fd >= 0 && fcntl(cfg->call_fd, F_GETFD) < 0))
 		return -EINVAL;
 	packed_acked = vu->guest_features & VU_BIT(SVQ_FE_F_RING_PACKED);
 	if (packed_acked != (cfg->layout == SVQISO_LAYOUT_PACKED))
@@ -687,6 +703,10 @@ int svqiso_vu_queue_start(struct svqiso_vu *vu, unsigned int index,
 	if (rc)
 		goto out;
 	q->state = VU_Q_RUNNING;
+	/* What the guest posted while the queue was stopped: no kick for it
+	 * got through. A broken guest ring shows in the next kick's -EIO. */
+	if (ext)
+		queue_poke(q, true);
 out:
 	ret = relay_resume(vu);
 	if (!rc && ret) {
@@ -790,6 +810,68 @@ int svqiso_vu_queue_stop(struct svqiso_vu *vu, unsigned int index,
 out:
 	relay_resume(vu);
 	return rc;
+}
+
+/* ---- external loop ---- */
+
+int svqiso_vu_queue_backend_fd(const struct svqiso_vu *vu, unsigned int index)
+{
+	if (!vu || index >= vu->nq || !external_loop(vu))
+		return -EINVAL;
+	if (vu->mode == SVQISO_VU_DIRECT)
+		return -ENOTSUP;
+	return vu->q[index].backend_call >= 0 ? vu->q[index].backend_call : -ENOENT;
+}
+
+/* The running isolated queue @index of an external-loop adapter. */
+static int external_queue(struct svqiso_vu *vu, unsigned int index,
+			  struct vu_queue **q)
+{
+	if (!vu || index >= vu->nq || !external_loop(vu))
+		return -EINVAL;
+	if (vu->mode == SVQISO_VU_DIRECT)
+		return -ENOTSUP;
+	if (vu->q[index].state != VU_Q_RUNNING)
+		return -EINVAL;
+	*q = &vu->q[index];
+	return 0;
+}
+
+static int queue_signal(struct vu_queue *q, int mask)
+{
+	if (mask < 0)
+		return -EIO;	/* the svq logged why */
+	if (mask & SVQISO_SIGNAL_BACKEND)
+		signal_fd(q->backend_kick);
+	if (mask & SVQISO_SIGNAL_GUEST)
+		signal_fd(q->cfg.call_fd);
+	return mask;
+}
+
+int svqiso_vu_queue_kick(struct svqiso_vu *vu, unsigned int index)
+{
+	struct vu_queue *q;
+	int rc = external_queue(vu, index, &q);
+
+	if (rc)
+		return rc;
+	return queue_signal(q, svqiso_svq_process_avail(q->svq));
+}
+
+int svqiso_vu_queue_process(struct svqiso_vu *vu, unsigned int index)
+{
+	struct vu_queue *q;
+	uint64_t v;
+	ssize_t n;
+	int rc = external_queue(vu, index, &q);
+
+	if (rc)
+		return rc;
+	/* Before collecting, so a call made meanwhile stays pending. One read
+	 * resets a (non-semaphore) eventfd; EAGAIN: a spurious wake-up. */
+	n = read(q->backend_call, &v, sizeof(v));
+	(void)n;
+	return queue_signal(q, svqiso_svq_process_used(q->svq));
 }
 
 const char *svqiso_vu_queue_broken(const struct svqiso_vu *vu,

@@ -4,7 +4,8 @@
  * (cloud-hypervisor style). The VMM hands over its guest RAM regions, each
  * queue's guest ring and its guest kick and call eventfds; the adapter talks
  * to the unmodified backend and relays every request through a shadow
- * virtqueue on a thread of its own. The backend only ever receives isolated
+ * virtqueue on a thread of its own (or on the VMM's threads, with
+ * SVQISO_VU_F_EXTERNAL_LOOP). The backend only ever receives isolated
  * memory: the shadow rings and one bounce arena per queue.
  *
  *   svqiso_vu_connect()       socket, SET_OWNER, features, protocol features
@@ -13,6 +14,8 @@
  *   svqiso_vu_add_region()    guest RAM (isolated mode: never sent)
  *   svqiso_vu_queue_start()   a guest ring and its eventfds: the queue runs
  *   svqiso_vu_queue_stop()    drain, GET_VRING_BASE: the guest vring base
+ *   svqiso_vu_queue_kick()    external loop: the guest notified
+ *   svqiso_vu_queue_process() external loop: the backend called
  *   svqiso_vu_free()
  *
  * Stopping a queue loses nothing: the adapter stops taking guest requests,
@@ -24,10 +27,30 @@
  * eventfds to the backend unchanged, as plain vhost-user does. It gives no
  * isolation; it exists to measure isolation against.
  *
- * Thread safety: the adapter's relay thread runs the queues; every
- * svqiso_vu_* call must come from one thread at a time (the VMM's control
- * thread). Calls that change queues or memory pause the relay thread and
- * resume it before they return.
+ * SVQISO_VU_F_EXTERNAL_LOOP starts no thread: the VMM runs each isolated
+ * queue from its own event loop, or on the thread that sees the guest's
+ * notify (a vCPU thread handling the notify exit):
+ *
+ *   the guest's notify                     -> svqiso_vu_queue_kick()
+ *   svqiso_vu_queue_backend_fd() readable  -> svqiso_vu_queue_process()
+ *
+ * Both return what was asked for as SVQISO_SIGNAL_*; the adapter has written
+ * the backend's kick eventfd and the guest's call eventfd itself, unless the
+ * queue's call_fd is -1: then the VMM injects the interrupt when
+ * SVQISO_SIGNAL_GUEST is set. A queue stop drains by itself as in relay mode.
+ *
+ * Thread safety: relay mode: the adapter's relay thread runs the queues;
+ * every svqiso_vu_* call must come from one thread at a time (the VMM's
+ * control thread). Calls that change queues or memory pause the relay
+ * thread and resume it before they return.
+ * External loop: svqiso_vu_queue_kick() and svqiso_vu_queue_process() on one
+ * queue must be serialized by the VMM (distinct queues may run on distinct
+ * threads). No other svqiso_vu_* call may run concurrently with them on any
+ * queue, save svqiso_vu_queue_backend_fd(), svqiso_vu_queue_broken(),
+ * svqiso_vu_get_queue_stats() and svqiso_vu_get_info(), which only read:
+ * quiesce the queues (as a VMM does for a memory or device change) around
+ * svqiso_vu_queue_start(), svqiso_vu_queue_stop(), svqiso_vu_add_region(),
+ * svqiso_vu_del_region(), svqiso_vu_reset() and svqiso_vu_free().
  */
 #ifndef SVQISO_VU_H
 #define SVQISO_VU_H
@@ -53,6 +76,9 @@ enum svqiso_vu_mode {
 #define SVQISO_VU_F_NO_INDIRECT	(1u << 1)	/* shadow rings: no indirect */
 #define SVQISO_VU_F_NO_EVENT_IDX (1u << 2)	/* shadow rings: no event idx */
 #define SVQISO_VU_F_LAZY_KICKS	(1u << 3)	/* SVQISO_SVQ_F_LAZY_KICKS */
+#define SVQISO_VU_F_EXTERNAL_LOOP (1u << 4)	/* no relay thread: the VMM
+						 * calls svqiso_vu_queue_kick()
+						 * and _process() */
 
 struct svqiso_vu_opts {
 	size_t sz;			/* = sizeof(struct svqiso_vu_opts) */
@@ -147,9 +173,12 @@ struct svqiso_vu_queue {
 	uint32_t base;			/* vring base: 0 for a fresh split ring,
 					 * 1 << 15 for a fresh packed one, or
 					 * what svqiso_vu_queue_stop() returned */
-	int kick_fd;			/* guest kick eventfd (svqiso reads it) */
+	int kick_fd;			/* guest kick eventfd (svqiso reads it);
+					 * external loop (isolated): ignored,
+					 * may be -1 */
 	int call_fd;			/* guest interrupt eventfd (svqiso
-					 * writes it); -1: none */
+					 * writes it); -1: none (external
+					 * loop: the VMM injects it) */
 };
 #define svqiso_vu_queue__last_field call_fd
 
@@ -158,6 +187,9 @@ struct svqiso_vu_queue {
  * resets) its shadow virtqueue and bounce arena, hands the shadow ring to
  * the backend and relays; direct mode hands the guest ring itself. The
  * fds stay the caller's; keep them open until the queue is stopped.
+ *
+ * External loop: the queue takes what the guest made available while it
+ * was stopped (a kick then got -EINVAL), as a svqiso_vu_queue_kick() would.
  *
  * Return: 0; -EINVAL (NULL or bad struct, @index past the backend's queue
  * count, features not set, layout disagreeing with the features, bad
@@ -174,6 +206,9 @@ SVQISO_API int svqiso_vu_queue_start(struct svqiso_vu *vu, unsigned int index,
  * timeout for every request taken to complete to the guest, then
  * SET_VRING_ENABLE 0 and GET_VRING_BASE on the shadow ring. Direct mode:
  * SET_VRING_ENABLE 0 and GET_VRING_BASE; the backend's base is the guest's.
+ * External loop: the stop polls the backend's call eventfd and processes
+ * completions itself, on the calling thread; with call_fd -1, what it
+ * completed to the guest is not signalled: inject an interrupt after it.
  *
  * Return: 0; -EINVAL (NULL, @index not running), -ETIMEDOUT (requests still
  * in flight: the queue stays running but takes nothing new; call again),
@@ -183,6 +218,56 @@ SVQISO_API int svqiso_vu_queue_start(struct svqiso_vu *vu, unsigned int index,
  */
 SVQISO_API int svqiso_vu_queue_stop(struct svqiso_vu *vu, unsigned int index,
 				    uint32_t *base);
+
+/**
+ * svqiso_vu_queue_backend_fd() - external loop: the eventfd the backend
+ * signals completions on for queue @index. When it is readable, call
+ * svqiso_vu_queue_process(); the adapter reads it there, so the VMM only
+ * polls it (level-triggered, or edge-triggered with a process per edge).
+ * It is made at the queue's first start and stays the same, across stops
+ * and starts, until svqiso_vu_free().
+ *
+ * Return: the fd (>= 0); -EINVAL (NULL, @index past the queue count, an
+ * adapter without SVQISO_VU_F_EXTERNAL_LOOP), -ENOTSUP (direct mode: the
+ * backend signals the guest's call_fd itself), -ENOENT (never started).
+ */
+SVQISO_API int svqiso_vu_queue_backend_fd(const struct svqiso_vu *vu,
+					  unsigned int index);
+
+/**
+ * svqiso_vu_queue_kick() - external loop: the guest notified queue @index.
+ * Take every chain it made available (until the ring is empty or the bounce
+ * arena is full: those are taken as completions free space) and forward
+ * them, kicking the backend when the shadow ring asks for it.
+ *
+ * Return: a mask of SVQISO_SIGNAL_* (what was asked for; the adapter wrote
+ * the eventfds, all but a call_fd of -1); -EINVAL (NULL, @index past the
+ * queue count or not running, an adapter without
+ * SVQISO_VU_F_EXTERNAL_LOOP), -ENOTSUP (direct mode: the guest kicks the
+ * backend itself), -EIO (the queue is broken, see svqiso_vu_queue_broken();
+ * until it is stopped and started again).
+ *
+ * Context: serialized with svqiso_vu_queue_process() on the same queue by
+ * the caller; never sleeps (one eventfd write at most).
+ */
+SVQISO_API int svqiso_vu_queue_kick(struct svqiso_vu *vu, unsigned int index);
+
+/**
+ * svqiso_vu_queue_process() - external loop: the backend signalled queue
+ * @index. Reset its call eventfd (non-blocking), collect every completion,
+ * copy data back and complete to the guest; then forward chains that waited
+ * for bounce space, kicking the backend if needed. The guest's call_fd is
+ * written when the guest ring asks for a notification; with call_fd -1 the
+ * VMM injects the interrupt on SVQISO_SIGNAL_GUEST. A spurious call (nothing
+ * completed) is harmless and returns 0.
+ *
+ * Return: a mask of SVQISO_SIGNAL_*, as svqiso_vu_queue_kick(); the same
+ * errnos.
+ *
+ * Context: as svqiso_vu_queue_kick(); at most one eventfd read and two
+ * writes.
+ */
+SVQISO_API int svqiso_vu_queue_process(struct svqiso_vu *vu, unsigned int index);
 
 /**
  * svqiso_vu_queue_broken() - whether queue @index stopped relaying on a

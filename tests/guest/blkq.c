@@ -86,6 +86,8 @@ struct blkq {
 	uint64_t rng;
 	int kick_fd;
 	int call_fd;
+	blkq_notify_fn notify;		/* NULL: write kick_fd */
+	void *notify_ctx;
 	bool broken;
 	struct svqiso_vring_addr addr;
 
@@ -289,10 +291,21 @@ void blkq_get_stats(const struct blkq *q, struct blkq_stats *st)
 	*st = q->st;
 }
 
+void blkq_set_notify(struct blkq *q, blkq_notify_fn fn, void *ctx)
+{
+	q->notify = fn;
+	q->notify_ctx = ctx;
+}
+
 static void kick(struct blkq *q)
 {
 	uint64_t one = 1;
 
+	if (q->notify) {
+		q->st.kicks++;
+		q->notify(q->notify_ctx, q);
+		return;
+	}
 	/* A full counter (EAGAIN) still leaves the fd readable: kick seen. */
 	if (write(q->kick_fd, &one, sizeof(one)) == sizeof(one) || errno == EAGAIN)
 		q->st.kicks++;

@@ -536,7 +536,7 @@ int blkwork_run(struct blkwork *w, uint64_t nrequests, struct blkwork_result *re
 	if (!pfd)
 		return -ENOMEM;
 	for (i = 0; i < nq; i++) {
-		pfd[i].fd = blkq_call_fd(w->qs[i].q);
+		pfd[i].fd = w->o.wait_fds ? w->o.wait_fds[i] : blkq_call_fd(w->qs[i].q);
 		pfd[i].events = POLLIN;
 	}
 	while (left || w->inflight) {
@@ -572,7 +572,15 @@ int blkwork_run(struct blkwork *w, uint64_t nrequests, struct blkwork_result *re
 			if (!(pfd[i].revents & POLLIN))
 				continue;
 			/* Drain before collecting, so a later interrupt is seen. */
-			if (read(pfd[i].fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN) {
+			if (w->o.wake) {
+				err = w->o.wake(w->o.wake_ctx, i);
+				if (err < 0)
+					goto out;
+				if (!err)
+					continue;	/* no interrupt */
+				err = 0;
+			} else if (read(pfd[i].fd, &cnt, sizeof(cnt)) < 0 &&
+				   errno != EAGAIN) {
 				err = -errno;
 				goto out;
 			}

@@ -228,6 +228,15 @@ int blkq_kick_fd(const struct blkq *q);
 int blkq_call_fd(const struct blkq *q);
 /** blkq_fresh_base() - vring base of a new ring: split 0, packed 1u << 15. */
 uint32_t blkq_fresh_base(const struct blkq *q);
+/*
+ * blkq_notify_fn - the driver notifies the device, in place of the kick
+ * eventfd write: a notify the VMM handles on the vCPU thread that made it.
+ */
+typedef void (*blkq_notify_fn)(void *ctx, struct blkq *q);
+
+/** blkq_set_notify() - notify through @fn from now on; NULL: the kick fd. */
+void blkq_set_notify(struct blkq *q, blkq_notify_fn fn, void *ctx);
+
 /** blkq_inflight() - requests submitted and not yet collected. */
 unsigned int blkq_inflight(const struct blkq *q);
 void blkq_get_stats(const struct blkq *q, struct blkq_stats *st);
@@ -275,6 +284,18 @@ struct blkwork_opts {
 	blkwork_tick_fn tick;		/* every ~256 completions; may be NULL */
 	void *tick_ctx;
 	int init_fd;			/* initial disk content; -1: zeros */
+	/*
+	 * Interrupt delivery run by the caller (a VMM's loop on the guest's
+	 * thread): with @wake set, blkwork_run() polls @wait_fds[i] (NULL:
+	 * the call fds; the array must outlive the workload) and, when one
+	 * is readable, calls @wake for queue i (it must reset the fd)
+	 * instead of reading it. A positive return means the guest got an
+	 * interrupt: queue i is collected; 0: it is not; a negative one ends
+	 * the run with that error.
+	 */
+	const int *wait_fds;
+	int (*wake)(void *ctx, unsigned int queue);
+	void *wake_ctx;
 };
 
 /** blkwork_opts_init() - defaults, and init_fd -1. */

@@ -17,6 +17,13 @@
  *  - direct: the comparison mode works, and the same inspection sees guest
  *    RAM in the daemon (the inspector can fail).
  *  - api: errors for misuse, config space, reset.
+ *  - external loop (SVQISO_VU_F_EXTERNAL_LOOP): no relay thread; the guest's
+ *    thread runs the queues as a VMM handling notifies on the vCPU thread
+ *    would: a notify calls svqiso_vu_queue_kick(), and the guest sleeps in
+ *    poll() on the backend's call fds and calls svqiso_vu_queue_process()
+ *    before collecting. The same workload and checks, stop/restart from that
+ *    thread with requests in flight, misuse, a broken guest ring, and a
+ *    backend killed mid-flight.
  *
  * SVQ_TEST_SEED replays the workload; SVQ_TEST_SCALE scales request counts.
  * Skips (TAP "1..0 # SKIP") when qemu-storage-daemon is not on PATH.
@@ -31,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
@@ -76,6 +84,16 @@ static struct {
 	unsigned int inspections;
 	bool expect_guest_mapped;	/* direct mode */
 	char logbuf[2048];
+	/* External loop */
+	bool external;
+	bool ext_call_fd;		/* the guest's call fd; else -1 */
+	int backend_fd[NQ];
+	int notify_err;			/* first svqiso_vu_queue_kick() error */
+	uint64_t notifies, wakes, guest_irqs;
+	unsigned int restart_every;	/* wake-ups between a stop/restart */
+	unsigned int wake_ticks;
+	unsigned int restarts, restarts_busy;
+	unsigned int work_timeout_ms;	/* 0: 30 s */
 } F = { .img_fd = -1 };
 
 static void log_cb(void *ctx, int level, const char *msg)
@@ -125,6 +143,8 @@ struct variant {
 	bool event_idx;			/* both rings */
 	bool lazy;			/* SVQISO_VU_F_LAZY_KICKS */
 	int timeout_ms;			/* the adapter's; 0: 10 s */
+	bool external;			/* SVQISO_VU_F_EXTERNAL_LOOP */
+	bool call_fd;			/* external: the guest's call fd, not -1 */
 };
 
 static void variant_of(int i, struct variant *v)
@@ -151,6 +171,8 @@ static void adapter_open(const struct variant *v)
 		o.flags |= SVQISO_VU_F_NO_EVENT_IDX;
 	if (v->lazy)
 		o.flags |= SVQISO_VU_F_LAZY_KICKS;
+	if (v->external)
+		o.flags |= SVQISO_VU_F_EXTERNAL_LOOP;
 	ck_assert_int_eq(svqiso_vu_connect(&o, &F.vu), 0);
 	offer = svqiso_vu_get_features(F.vu);
 	feat = offer;
@@ -176,6 +198,96 @@ static void queue_cfg(unsigned int i, uint32_t base, struct svqiso_vu_queue *c)
 		.layout = blkq_layout(F.q[i]), .base = base,
 		.kick_fd = blkq_kick_fd(F.q[i]), .call_fd = blkq_call_fd(F.q[i]),
 	};
+	if (F.external) {
+		/* The VMM is called on a notify, and injects interrupts itself
+		 * unless it hands the adapter an irqfd. */
+		c->kick_fd = -1;
+		if (!F.ext_call_fd)
+			c->call_fd = -1;
+	}
+}
+
+/* ---- the external loop, run on the guest's thread ---- */
+
+static unsigned int queue_index(const struct blkq *q)
+{
+	unsigned int i;
+
+	for (i = 0; i < NQ && F.q[i] != q; i++)
+		;
+	return i;
+}
+
+/* The guest's notify, handled synchronously as on a vCPU exit. */
+static void ext_notify(void *ctx, struct blkq *q)
+{
+	int rc = svqiso_vu_queue_kick(F.vu, queue_index(q));
+
+	(void)ctx;
+	F.notifies++;
+	if (rc < 0 && !F.notify_err)
+		F.notify_err = rc;
+}
+
+static void ext_restart(unsigned int i)
+{
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	struct svqiso_vu_queue c;
+	uint32_t base;
+
+	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, i, &st), 0);
+	F.restarts_busy += st.requests != st.completions;
+	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, i, &base), 0);
+	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, i, &st), 0);
+	ck_assert_uint_eq(st.requests, st.completions);	/* drained */
+	/* Stopped: a notify now is refused (the start takes what it missed). */
+	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, i), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_queue_process(F.vu, i), -EINVAL);
+	queue_cfg(i, base, &c);
+	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, i, &c), 0);
+	ck_assert_int_eq(svqiso_vu_queue_backend_fd(F.vu, i), F.backend_fd[i]);
+	F.restarts++;
+}
+
+/*
+ * The backend's call fd of queue @i was readable. The guest collects only
+ * on an interrupt, as a real one does: its call fd written by the adapter,
+ * or (call_fd -1) one the VMM injects because process() asked for it. A
+ * notification the adapter fails to ask for stalls the workload.
+ */
+static int ext_wake(void *ctx, unsigned int i)
+{
+	bool inject = false;
+	uint64_t cnt;
+	int rc;
+
+	(void)ctx;
+	/* Before processing: what the backend just completed is still in
+	 * flight for the adapter, and the stop has to complete it. With
+	 * call_fd -1 the stop's completions are the VMM's to signal. */
+	if (F.restart_every && ++F.wake_ticks % F.restart_every == 0) {
+		ext_restart(i);
+		inject = true;
+	}
+	rc = svqiso_vu_queue_process(F.vu, i);
+	if (rc < 0)
+		return rc;
+	F.wakes++;
+	F.guest_irqs += (rc & SVQISO_SIGNAL_GUEST) != 0;
+	if (F.ext_call_fd)
+		return read(blkq_call_fd(F.q[i]), &cnt, sizeof(cnt)) == sizeof(cnt);
+	return inject || (rc & SVQISO_SIGNAL_GUEST);
+}
+
+static void ext_attach(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < NQ; i++) {
+		F.backend_fd[i] = svqiso_vu_queue_backend_fd(F.vu, i);
+		ck_assert_int_ge(F.backend_fd[i], 0);
+		blkq_set_notify(F.q[i], ext_notify, NULL);
+	}
 }
 
 static void fx_open(const struct variant *v)
@@ -188,6 +300,12 @@ static void fx_open(const struct variant *v)
 
 	F.logbuf[0] = 0;
 	F.ticks = F.inspections = 0;
+	F.external = v->external;
+	F.ext_call_fd = v->call_fd;
+	F.notify_err = 0;
+	F.notifies = F.wakes = F.guest_irqs = 0;
+	F.restart_every = F.restarts = F.restarts_busy = F.wake_ticks = 0;
+	F.work_timeout_ms = 0;
 	F.expect_guest_mapped = v->mode == SVQISO_VU_DIRECT;
 	F.gm = gmem_new(GUEST_GPA, GUEST_SIZE, 2);
 	ck_assert_ptr_nonnull(F.gm);
@@ -201,6 +319,8 @@ static void fx_open(const struct variant *v)
 		queue_cfg(i, blkq_fresh_base(F.q[i]), &c);
 		ck_assert_int_eq(svqiso_vu_queue_start(F.vu, i, &c), 0);
 	}
+	if (v->external)
+		ext_attach();
 	F.img_fd = open(D.img, O_RDONLY | O_CLOEXEC);
 	ck_assert_int_ge(F.img_fd, 0);
 }
@@ -270,9 +390,13 @@ static void work_new(unsigned int depth)
 	o.max_segs = 8;
 	o.discard_zeroes = true;	/* discard=unmap on a raw file */
 	o.seed = seed;
-	o.timeout_ms = 30000;
+	o.timeout_ms = F.work_timeout_ms ? F.work_timeout_ms : 30000;
 	o.tick = tick;
 	o.init_fd = F.img_fd;
+	if (F.external) {
+		o.wait_fds = F.backend_fd;
+		o.wake = ext_wake;
+	}
 	ck_assert_int_eq(blkwork_new(&o, &F.w), 0);
 }
 
@@ -456,7 +580,8 @@ START_TEST(test_stop_times_out_on_a_stalled_backend)
 	struct svqiso_svq_stats st = { .sz = sizeof(st) };
 	struct svqiso_vu_info info = { .sz = sizeof(info) };
 	struct svqiso_vu_queue c;
-	uint64_t held;
+	uint64_t held = 0;
+	unsigned int i;
 	uint32_t base;
 	pthread_t t;
 
@@ -466,10 +591,15 @@ START_TEST(test_stop_times_out_on_a_stalled_backend)
 	ck_assert_int_eq(pthread_create(&t, NULL, run_thread, &r), 0);
 	nanosleep(&(struct timespec){ 0, 100000000 }, NULL);
 	ck_assert_int_eq(kill(D.pid, SIGSTOP), 0);
-	/* Let the relay hand the frozen daemon what the guest has posted. */
-	nanosleep(&(struct timespec){ 0, 50000000 }, NULL);
-	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, 0, &st), 0);
-	held = st.requests - st.completions;
+	/* Let the relay hand the frozen daemon what the guest has posted
+	 * (bounded: a loaded machine may take a while to run them). */
+	for (i = 0; i < 200; i++) {
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+		ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, 0, &st), 0);
+		held = st.requests - st.completions;
+		if (i >= 4 && held)
+			break;
+	}
 	ck_assert_uint_gt(held, 0);
 
 	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, 0, &base), -ETIMEDOUT);
@@ -477,7 +607,13 @@ START_TEST(test_stop_times_out_on_a_stalled_backend)
 	ck_assert_int_eq(svqiso_vu_get_info(F.vu, &info), 0);
 	ck_assert_uint_eq(info.running, NQ);	/* still running */
 	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, 0, &st), 0);
-	ck_assert_uint_eq(st.requests - st.completions, held);	/* nothing dropped */
+	/* Nothing dropped; the guest may have posted more before the stop. */
+	ck_assert_uint_ge(st.requests - st.completions, held);
+	/* Paused: it takes nothing new now. */
+	held = st.requests - st.completions;
+	nanosleep(&(struct timespec){ 0, 50000000 }, NULL);
+	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, 0, &st), 0);
+	ck_assert_uint_eq(st.requests - st.completions, held);
 
 	ck_assert_int_eq(kill(D.pid, SIGCONT), 0);
 	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, 0, &base), 0);
@@ -488,6 +624,235 @@ START_TEST(test_stop_times_out_on_a_stalled_backend)
 	check_result(&r.res, r.n);
 	stop_all();
 	check_image();
+	fx_close();
+}
+END_TEST
+
+/* ---- external loop: the guest's thread runs the queues ---- */
+
+static unsigned int nr_threads(void)
+{
+	char line[128];
+	unsigned int n = 0;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Threads: %u", &n) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/*
+ * The workload of test_isolated_workload with no relay thread: split guest
+ * with an irqfd the adapter writes, packed guest with call_fd -1 (the
+ * process mask says when to interrupt) and lazy kicks.
+ */
+START_TEST(test_external_workload)
+{
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	struct blkwork_result res;
+	struct variant v = { .mode = SVQISO_VU_ISOLATED, .external = true,
+			     .packed = _i, .indirect = true, .event_idx = !_i,
+			     .lazy = _i, .call_fd = !_i };
+	uint64_t n = scaled(REQUESTS), reqs = 0, cnt;
+	unsigned int i;
+
+	fprintf(stderr, "# external loop: guest %s, event idx %d, lazy kicks %d, "
+		"call fd %s\n", v.packed ? "packed" : "split", v.event_idx,
+		v.lazy, v.call_fd ? "the guest's" : "-1");
+	fx_open(&v);
+	ck_assert_uint_eq(nr_threads(), 1);	/* no relay thread */
+	work_new(DEPTH);
+	inspect_daemon();
+	ck_assert_int_eq(blkwork_run(F.w, n, &res), 0);
+	check_result(&res, n);
+	ck_assert_uint_gt(res.flushes, 0);
+	ck_assert_uint_gt(res.discards, 0);
+	ck_assert_uint_gt(res.write_zeroes, 0);
+	inspect_daemon();
+	ck_assert_int_eq(F.notify_err, 0);
+	ck_assert_uint_gt(F.notifies, 0);
+	ck_assert_uint_gt(F.wakes, 0);
+	ck_assert_uint_gt(F.guest_irqs, 0);
+	fprintf(stderr, "# %" PRIu64 " notifies, %" PRIu64 " backend calls, %"
+		PRIu64 " guest interrupts asked for\n", F.notifies, F.wakes,
+		F.guest_irqs);
+	for (i = 0; i < NQ; i++) {
+		/* Never written when it was not handed over. */
+		if (!v.call_fd)
+			ck_assert_int_lt(read(blkq_call_fd(F.q[i]), &cnt,
+					      sizeof(cnt)), 0);
+	}
+	ck_assert_uint_eq(nr_threads(), 1);
+	stop_all();
+	check_image();
+	for (i = 0; i < NQ; i++) {
+		ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, i, &st), 0);
+		ck_assert_uint_eq(st.requests, st.completions);
+		ck_assert_uint_eq(st.errors, 0);
+		ck_assert_ptr_null(svqiso_vu_queue_broken(F.vu, i));
+		reqs += st.requests;
+	}
+	ck_assert_uint_eq(reqs, n);
+	fx_close();
+}
+END_TEST
+
+/*
+ * Stop and restart from the thread that drives the queues (the contract:
+ * never concurrently with kick/process), on a backend call, so with
+ * requests in flight: the stop drains them by itself; nothing is lost.
+ */
+START_TEST(test_external_stop_restart_loses_nothing)
+{
+	struct variant v = { .mode = SVQISO_VU_ISOLATED, .external = true,
+			     .packed = _i, .indirect = true, .event_idx = true,
+			     .call_fd = _i };
+	struct blkwork_result res;
+	uint64_t n = scaled(REQUESTS / 2);
+
+	fx_open(&v);
+	work_new(DEPTH);
+	F.ticks = 1;
+	F.restart_every = 20;
+	ck_assert_int_eq(blkwork_run(F.w, n, &res), 0);
+	fprintf(stderr, "# %u stops and restarts, %u with requests in flight\n",
+		F.restarts, F.restarts_busy);
+	check_result(&res, n);
+	ck_assert_int_eq(F.notify_err, 0);
+	ck_assert_uint_ge(F.restarts, 5);
+	ck_assert_uint_ge(F.restarts_busy, F.restarts / 2);
+	F.restart_every = 0;
+	stop_all();
+	check_image();
+	fx_close();
+}
+END_TEST
+
+static void count_ok(void *ctx, void *cookie, uint8_t status, uint32_t len)
+{
+	(void)cookie;
+	(void)len;
+	*(unsigned int *)ctx += status == VIRTIO_BLK_S_OK;
+}
+
+START_TEST(test_external_misuse_rejected)
+{
+	struct variant relay = { .mode = SVQISO_VU_ISOLATED, .indirect = true,
+				 .event_idx = true };
+	struct variant direct = { .mode = SVQISO_VU_DIRECT, .indirect = true,
+				  .event_idx = true, .external = true };
+	struct variant ext = { .mode = SVQISO_VU_ISOLATED, .indirect = true,
+			       .event_idx = true, .external = true };
+	struct blkq_opts qo = { .num = NUM, .indirect = true, .event_idx = true,
+				.max_segs = 8 };
+	struct svqiso_vu_queue c;
+	struct blkq_req flush = { .type = VIRTIO_BLK_T_FLUSH };
+	uint16_t bad_idx = htole16(NUM + 5);
+	struct pollfd pfd = { .events = POLLIN };
+	unsigned int ok = 0, i;
+	uint32_t base;
+	int fd, closed, rc, mask = 0;
+
+	F.gm = gmem_new(GUEST_GPA, GUEST_SIZE, 2);
+	ck_assert_ptr_nonnull(F.gm);
+	ck_assert_int_eq(blkq_new(F.gm, &qo, &F.q[0]), 0);
+	ck_assert_int_eq(blkq_new(F.gm, &qo, &F.q[1]), 0);
+
+	/* A relay-mode adapter: its thread runs the queues. */
+	adapter_open(&relay);
+	queue_cfg(0, 0, &c);
+	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), 0);
+	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, 0), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_queue_process(F.vu, 0), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_queue_backend_fd(F.vu, 0), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, 0, &base), 0);
+	svqiso_vu_free(F.vu);
+
+	/* Direct mode: the backend has the guest's own eventfds. */
+	adapter_open(&direct);
+	ck_assert_int_eq(svqiso_vu_queue_backend_fd(F.vu, 0), -ENOTSUP);
+	queue_cfg(0, 0, &c);
+	c.kick_fd = -1;
+	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), -EINVAL);
+	queue_cfg(0, 0, &c);
+	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), 0);
+	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, 0), -ENOTSUP);
+	ck_assert_int_eq(svqiso_vu_queue_process(F.vu, 0), -ENOTSUP);
+	ck_assert_int_eq(svqiso_vu_queue_backend_fd(F.vu, 0), -ENOTSUP);
+	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, 0, &base), 0);
+	svqiso_vu_free(F.vu);
+
+	/* External loop. */
+	F.external = true;
+	adapter_open(&ext);
+	ck_assert_int_eq(svqiso_vu_queue_kick(NULL, 0), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_queue_process(NULL, 0), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_queue_backend_fd(NULL, 0), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_queue_backend_fd(F.vu, 0), -ENOENT);
+	ck_assert_int_eq(svqiso_vu_queue_backend_fd(F.vu, NQ), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, 0), -EINVAL);	/* stopped */
+	ck_assert_int_eq(svqiso_vu_queue_process(F.vu, 0), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, NQ), -EINVAL);	/* index */
+	ck_assert_int_eq(svqiso_vu_queue_process(F.vu, NQ), -EINVAL);
+	queue_cfg(0, 0, &c);
+	c.kick_fd = -2;
+	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), -EINVAL);
+	closed = eventfd(0, EFD_CLOEXEC);
+	ck_assert_int_ge(closed, 0);
+	close(closed);
+	queue_cfg(0, 0, &c);
+	c.call_fd = closed;
+	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), -EINVAL);
+	queue_cfg(0, 0, &c);
+	ck_assert_int_eq(c.kick_fd, -1);
+	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), 0);
+	ck_assert_uint_eq(nr_threads(), 1);
+	fd = svqiso_vu_queue_backend_fd(F.vu, 0);
+	ck_assert_int_ge(fd, 0);
+	pfd.fd = fd;
+	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, 0), 0);	/* nothing posted */
+	ck_assert_int_eq(svqiso_vu_queue_process(F.vu, 0), 0);	/* spurious */
+	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, 1), -EINVAL);	/* not started */
+	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, 0, &base), 0);
+	ck_assert_uint_eq(base, 0);
+	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, 0), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_queue_process(F.vu, 0), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_queue_backend_fd(F.vu, 0), fd);	/* kept */
+
+	/* Posted while stopped: the notify is refused, the start takes it. */
+	blkq_set_notify(F.q[0], ext_notify, NULL);
+	ck_assert_int_eq(blkq_submit(F.q[0], &flush), 0);
+	ck_assert_int_eq(F.notify_err, -EINVAL);
+	queue_cfg(0, base, &c);
+	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), 0);
+	/* The backend may also call for nothing (a spurious wake-up). */
+	for (i = 0; i < 50 && !ok; i++) {
+		if (poll(&pfd, 1, 100) != 1)
+			continue;
+		rc = svqiso_vu_queue_process(F.vu, 0);
+		ck_assert_int_ge(rc, 0);
+		mask |= rc;
+		ck_assert_int_ge(blkq_collect(F.q[0], count_ok, &ok), 0);
+	}
+	ck_assert_uint_eq(ok, 1);
+	ck_assert_int_eq(mask, SVQISO_SIGNAL_GUEST);
+	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, 0, &base), 0);
+	ck_assert_uint_eq(base, 1);
+
+	/* A hostile guest: an avail index too far ahead breaks the queue. */
+	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), 0);
+	ck_assert_int_eq(gmem_write(F.gm, blkq_addr(F.q[0]).driver + 2, &bad_idx,
+				    sizeof(bad_idx)), 0);
+	ck_assert_ptr_null(svqiso_vu_queue_broken(F.vu, 0));
+	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, 0), -EIO);
+	ck_assert_ptr_nonnull(svqiso_vu_queue_broken(F.vu, 0));
+	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, 0), -EIO);
+	ck_assert_int_eq(svqiso_vu_queue_process(F.vu, 0), -EIO);
+	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, 0, &base), -EIO);
+	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, 0), -EINVAL);	/* stopped */
 	fx_close();
 }
 END_TEST
@@ -778,6 +1143,52 @@ START_TEST(test_backend_death_is_bounded)
 }
 END_TEST
 
+/*
+ * External loop: the backend dies with requests in flight. The guest's
+ * notifies keep being taken (nothing completes them), a process call finds
+ * nothing, and the stop sees the hang-up at once: -ECONNRESET.
+ */
+START_TEST(test_external_backend_death_is_bounded)
+{
+	struct variant v = { .mode = SVQISO_VU_ISOLATED, .external = true,
+			     .indirect = true, .event_idx = true,
+			     .timeout_ms = 500 };
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	struct blkwork_result res;
+	uint64_t held = 0, t0;
+	unsigned int i;
+	uint32_t base;
+
+	fx_open(&v);
+	F.work_timeout_ms = 1000;
+	work_new(DEPTH);
+	F.ticks = 1;
+	ck_assert_int_eq(blkwork_run(F.w, scaled(500), &res), 0);
+	ck_assert_uint_eq(res.bad_status, 0);
+
+	ck_assert_int_eq(kill(D.pid, SIGKILL), 0);
+	for (i = 0; i < 200 && !daemon_gone(D.pid); i++)
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	ck_assert(daemon_gone(D.pid));
+	ck_assert_int_eq(blkwork_run(F.w, 1000, &res), -ETIMEDOUT);
+	ck_assert_int_eq(F.notify_err, 0);
+	for (i = 0; i < NQ; i++) {
+		ck_assert_int_eq(svqiso_vu_queue_process(F.vu, i), 0);
+		ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, i, &st), 0);
+		held += st.requests - st.completions;
+	}
+	ck_assert_uint_gt(held, 0);
+	t0 = (uint64_t)time(NULL);
+	for (i = 0; i < NQ; i++) {
+		ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, i, &base), -ECONNRESET);
+		ck_assert_ptr_nonnull(strstr(F.logbuf, "hung up"));
+	}
+	ck_assert_uint_le((uint64_t)time(NULL) - t0, 1);
+	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, 0), -EINVAL);	/* stopped */
+	fx_close();
+}
+END_TEST
+
 static Suite *vu_suite(void)
 {
 	Suite *s = suite_create("vu");
@@ -811,11 +1222,24 @@ static Suite *vu_suite(void)
 	tcase_add_test(tc, test_reset_then_reuse);
 	suite_add_tcase(s, tc);
 
-	/* Last: it kills its daemon. */
+	tc = tcase_create("external");
+	tcase_add_unchecked_fixture(tc, daemon_setup, daemon_teardown);
+	tcase_set_timeout(tc, 300);
+	tcase_add_loop_test(tc, test_external_workload, 0, 2);
+	tcase_add_loop_test(tc, test_external_stop_restart_loses_nothing, 0, 2);
+	tcase_add_test(tc, test_external_misuse_rejected);
+	suite_add_tcase(s, tc);
+
+	/* Last: they kill their daemon, each its own. */
 	tc = tcase_create("backend-death");
 	tcase_add_unchecked_fixture(tc, daemon_setup, daemon_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_backend_death_is_bounded);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("backend-death-external");
+	tcase_add_unchecked_fixture(tc, daemon_setup, daemon_teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_external_backend_death_is_bounded);
 	suite_add_tcase(s, tc);
 	return s;
 }
