@@ -7,6 +7,15 @@
 #include <endian.h>
 #include "chain.h"
 
+/* Through the built-in map without an indirect call or a search when the
+ * last region hit still holds @a; any other ops through their pointer. */
+static inline void *translate(struct svq_dev *vq, uint64_t a, uint64_t *n)
+{
+	if (vq->map)
+		return svq_mem_lookup_hint(vq->map, a, n, &vq->hint);
+	return vq->mem->translate(vq->mem_ctx, a, n);
+}
+
 int svq_chain_buf(struct svq_chain *c, uint64_t addr, uint32_t len, bool write)
 {
 	struct svq_dev *vq = c->vq;
@@ -32,7 +41,7 @@ int svq_chain_buf(struct svq_chain *c, uint64_t addr, uint32_t len, bool write)
 
 	while (left) {
 		uint64_t n = left;
-		void *hva = vq->mem->translate(vq->mem_ctx, a, &n);
+		void *hva = translate(vq, a, &n);
 		struct svq_seg *s;
 
 		if (unlikely(!hva || n == 0))
@@ -76,7 +85,7 @@ static int copy_table(struct svq_chain *c, uint64_t addr, uint32_t len, void *ds
 
 	while (left) {
 		uint64_t n = left;
-		const void *hva = vq->mem->translate(vq->mem_ctx, a, &n);
+		const void *hva = translate(vq, a, &n);
 
 		if (unlikely(!hva || n == 0))
 			return svq_ring_fail(&vq->rc, SVQ_RULE_ADDR_UNMAPPED,
