@@ -57,7 +57,7 @@
  * request, minus the copies' share.
  *
  * The copies' share is their cost under the cache conditions of the run,
- * calibrated per configuration and copy strategy just before its runs (see
+ * calibrated per configuration and copy strategy just before each run (see
  * calibrate()): copy-out writes arena lines the backend's CPU touched last,
  * copy-back reads arena lines the backend's CPU has just written, and a
  * hot-cache copy of one buffer over and over costs neither, so subtracting
@@ -698,6 +698,7 @@ struct result {
 	double rps, ns_req, sys_req, ins_req;	/* NAN: not measured */
 	double ovh_ns;		/* svq time minus the copies at calibrated cost */
 	double ovh_hot_ns;	/* the same minus the copies at hot-cache speed */
+	double rtt_ns;		/* xcpu_rtt_ns() just before the run */
 };
 
 /* Hot-cache ns to copy @len bytes with @kind: the copies' share of svq time. */
@@ -868,6 +869,56 @@ out:
 	return ret;
 }
 
+/*
+ * Round trip of one cache line between CPU 0 and CPU 1, ns: a thread on CPU 1
+ * answers each of this thread's stores with its own. On a virtual machine
+ * the host may place the two CPUs on hyperthreads of one core or on
+ * separate cores, and move them while the program runs: this tells which
+ * way every run went (it changes the figures by a factor of two or more).
+ */
+struct pingpong {
+	uint32_t ball;
+	uint32_t rounds;
+};
+
+static void *pong(void *arg)
+{
+	struct pingpong *p = arg;
+	uint32_t i;
+
+	bench_pin(1);
+	for (i = 1; i <= p->rounds; i++) {
+		while (__atomic_load_n(&p->ball, __ATOMIC_ACQUIRE) != 2 * i - 1)
+			cpu_relax();
+		__atomic_store_n(&p->ball, 2 * i, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+static double xcpu_rtt_ns(void)
+{
+	static struct pingpong p __attribute__((aligned(64)));
+	uint64_t t0 = 0, t1;
+	pthread_t th;
+	uint32_t i;
+
+	p.ball = 0;
+	p.rounds = 2000;
+	if (pthread_create(&th, NULL, pong, &p))
+		return NAN;
+	/* The first rounds wait for the thread to start and settle. */
+	for (i = 1; i <= p.rounds; i++) {
+		if (i == 1001)
+			t0 = bench_now_ns();
+		__atomic_store_n(&p.ball, 2 * i - 1, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&p.ball, __ATOMIC_ACQUIRE) != 2 * i)
+			cpu_relax();
+	}
+	t1 = bench_now_ns();
+	pthread_join(th, NULL);
+	return (double)(t1 - t0) / 1000;
+}
+
 /* Drive until everything posted is complete (posting stopped). */
 static void drain(struct run *r, bool lockstep)
 {
@@ -899,6 +950,7 @@ static int timed_run(const struct mode *mode, uint32_t size, unsigned int depth,
 	double reqs;
 	int ret;
 
+	res->rtt_ns = xcpu_rtt_ns();
 	ret = run_open(&r, mode, size, depth, layout, dir, touch);
 	if (ret) {
 		fprintf(stderr, "svq: %s setup: %s\n", mode->name, strerror(-ret));
@@ -1127,12 +1179,13 @@ static void report_json(struct bench *b, const struct result *x, unsigned int l,
 
 	for (m = 0; m < nmodes; m++) {
 		bool iso = modes[m].kind != K_DIRECT;
-		char sys[32], ins[32], ovh[32], hot[32], rat[32];
+		char sys[32], ins[32], ovh[32], hot[32], rat[32], rtt[32];
 
 		json_num(sys, sizeof(sys), x[m].sys_req, "%.4f");
 		json_num(ins, sizeof(ins), x[m].ins_req, "%.0f");
 		json_num(ovh, sizeof(ovh), iso ? x[m].ovh_ns : NAN, "%.1f");
 		json_num(hot, sizeof(hot), iso ? x[m].ovh_hot_ns : NAN, "%.1f");
+		json_num(rtt, sizeof(rtt), x[m].rtt_ns, "%.0f");
 		json_num(rat, sizeof(rat), iso ? ratio(&x[m], &x[0]) : NAN, "%.3f");
 		bench_json(b, "\"figure\":\"svq\",\"mode\":\"%s\",\"pool\":\"%s\","
 			   "\"copy\":\"%s\",\"bytes\":%u,\"depth\":%u,"
@@ -1142,13 +1195,14 @@ static void report_json(struct bench *b, const struct result *x, unsigned int l,
 			   "\"gbps\":%.3f,\"ns_per_req\":%.1f,"
 			   "\"syscalls_per_req\":%s,\"instructions_per_req\":%s,"
 			   "\"ratio_vs_direct\":%s,\"svq_overhead_ns\":%s,"
-			   "\"svq_overhead_hot_copy_ns\":%s",
+			   "\"svq_overhead_hot_copy_ns\":%s,"
+			   "\"xcpu_round_trip_ns\":%s",
 			   modes[m].name, pool_name(&modes[m]),
 			   iso ? svqiso_copy_name(modes[m].copy) : "none",
 			   sizes[s], depths[q], layout_name((uint8_t)l),
 			   dir_name[dir], touched ? "true" : "false", NUM, repeat,
 			   (double)ns / 1e6, x[m].rps, x[m].rps * sizes[s] / 1e9,
-			   x[m].ns_req, sys, ins, rat, ovh, hot);
+			   x[m].ns_req, sys, ins, rat, ovh, hot, rtt);
 	}
 }
 
@@ -1359,7 +1413,7 @@ static void report(struct bench *b, unsigned int repeat, uint64_t ns, enum dir d
 		 "process_avail/process_used calls that moved requests, per "
 		 "request, minus the cost of the bytes those calls copied (svq "
 		 "counters). That cost is calibrated per configuration and copy "
-		 "strategy in the same run, under the cache conditions of the run: "
+		 "strategy just before each run, under the cache conditions of the run: "
 		 "the data flow is replayed without rings (the guest's buffers, an "
 		 "arena of the same size handed out first in, first out, a thread "
 		 "on the backend's CPU reading and writing each piece between the "
@@ -1384,16 +1438,16 @@ static int run_config(unsigned int l, unsigned int s, unsigned int q,
 	unsigned int r, m;
 	int ret;
 
-	for (m = 0; m < nmodes; m++) {
-		if (modes[m].kind == K_DIRECT)
-			continue;
-		ret = calibrate(modes[m].copy, sizes[s], depths[q], dir, touched,
-				calib_ns, &cc[m]);
-		if (ret)
-			return ret;
-	}
 	for (r = 0; r < repeat; r++)
 		for (m = 0; m < nmodes; m++) {
+			/* Right before each run: how fast data moves between
+			 * the CPUs changes over time on a virtual machine. */
+			if (modes[m].kind != K_DIRECT) {
+				ret = calibrate(modes[m].copy, sizes[s], depths[q],
+						dir, touched, calib_ns, &cc[m]);
+				if (ret)
+					return ret;
+			}
 			ret = timed_run(&modes[m], sizes[s], depths[q], (uint8_t)l,
 					dir, touched, &cc[m], ns, &v[m][r]);
 			if (ret)
@@ -1401,10 +1455,11 @@ static int run_config(unsigned int l, unsigned int s, unsigned int q,
 			if (verbose)
 				fprintf(stderr, "svq: %s %u B QD%u %s%s run %u: %.0f "
 					"req/s, svq %.0f ns/req excl. copy (hot-copy "
-					"method %.0f)\n", layout_name((uint8_t)l),
-					sizes[s], depths[q], modes[m].name,
-					touched ? "" : " no-touch", r, v[m][r].rps,
-					v[m][r].ovh_ns, v[m][r].ovh_hot_ns);
+					"method %.0f), cross-CPU round trip %.0f ns\n",
+					layout_name((uint8_t)l), sizes[s], depths[q],
+					modes[m].name, touched ? "" : " no-touch", r,
+					v[m][r].rps, v[m][r].ovh_ns, v[m][r].ovh_hot_ns,
+					v[m][r].rtt_ns);
 		}
 	for (m = 0; m < nmodes; m++) {
 		struct result *x = &med_out[m];
@@ -1417,6 +1472,7 @@ static int run_config(unsigned int l, unsigned int s, unsigned int q,
 			median_of(v[m], repeat, offsetof(struct result, ovh_ns));
 		x->ovh_hot_ns = modes[m].kind == K_DIRECT ? NAN :
 			median_of(v[m], repeat, offsetof(struct result, ovh_hot_ns));
+		x->rtt_ns = median_of(v[m], repeat, offsetof(struct result, rtt_ns));
 	}
 	fprintf(stderr, "svq: %s %u B QD%u%s done\n", layout_name((uint8_t)l),
 		sizes[s], depths[q], touched ? "" : " no-touch");
