@@ -105,7 +105,7 @@ int svq_forward(struct svqiso_svq *svq, struct svq_req *r)
 		r->table = SVQ_NO_TABLE;
 	}
 	r->buf = buf;
-	svq_req_swap(&svq->slot[id], r);
+	svq_req_move(&svq->slot[id], r);
 
 	svq->st.requests++;
 	svq->st.bytes_out += svq->preserve ? total : svq->slot[id].out_bytes;
