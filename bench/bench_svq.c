@@ -750,6 +750,34 @@ static double hot_copy_ns(int kind, uint32_t len)
 }
 
 /*
+ * What reading the clock adds to an interval it times: the median of empty
+ * intervals. Each timed svq call carries one such share, which is the
+ * clock's time, not the svq's.
+ */
+static double clock_pair_ns(void)
+{
+	static double v;
+	double x[101];
+	unsigned int i, j;
+
+	if (v > 0)
+		return v;
+	for (i = 0; i < 101; i++) {
+		uint64_t t0 = bench_now_ns(), t1 = t0;
+
+		for (j = 0; j < 100; j++) {
+			t0 = bench_now_ns();
+			t1 = bench_now_ns();
+		}
+		x[i] = (double)(t1 - t0);
+	}
+	v = bench_median(x, 101);
+	if (v <= 0)
+		v = 1e-9;	/* a coarse clock: nothing to take off */
+	return v;
+}
+
+/*
  * Copy calibration: what the svq's two copies cost under the cache
  * conditions they meet in the run, so that subtracting them leaves the svq's
  * own work. A hot-cache figure is wrong both ways: copy-back reads bounce
@@ -758,7 +786,7 @@ static double hot_copy_ns(int kind, uint32_t len)
  * transfers that a hot loop over one buffer never pays.
  *
  * So the data flow of the run is replayed without any ring: @depth requests
- * per batch, directions as in the run, each given the next 64-byte aligned
+ * per batch (fewer when they would exceed 128 KiB), directions as in the run, each given the next 64-byte aligned
  * piece of an arena-sized buffer first in, first out, as the arena pool
  * hands them out. For each batch this thread (CPU 0, as the svq) copies the
  * writes' guest buffers into the arena (timed: copy-out; with touch the
@@ -772,6 +800,8 @@ struct copy_cost {
 	double out_ns_b;	/* copy-out, guest to arena: ns per byte */
 	double back_ns_b;	/* copy-back, arena to guest: ns per byte */
 };
+
+#define CALIB_BATCH_BYTES (128u << 10)
 
 struct calib {
 	uint32_t size;
@@ -806,11 +836,19 @@ static void *calib_remote(void *arg)
 static int calibrate(int kind, uint32_t size, unsigned int depth, enum dir dir,
 		     bool touch, uint64_t ns, struct copy_cost *cc)
 {
-	struct calib c = { .size = size, .n = depth };
+	/* Batches of at most CALIB_BATCH_BYTES: the run moves one request at
+	 * a time through a pipeline, and a batch of 32 MiB would push the
+	 * first pieces out of every cache before they are copied back. */
+	struct calib c = { .size = size,
+			   .n = size >= CALIB_BATCH_BYTES ? 1 :
+				CALIB_BATCH_BYTES / size < depth ?
+				CALIB_BATCH_BYTES / size : depth };
 	uint64_t cap = (arena_bytes(size, depth) + 4095) & ~4095ull;
 	uint64_t need = (size + 63ull) & ~63ull, head = 0, k = 0, batches = 0;
-	uint64_t t_out = 0, t_back = 0, b_out = 0, b_back = 0, start, t0;
-	uint8_t *guest;
+	uint64_t b_out = 0, b_back = 0, start, t0, t;
+	double t_out = 0, t_back = 0;
+	uint8_t *guest, *gp[MAX_DEPTH];
+	unsigned int g = 0, w;
 	volatile uint64_t sink = 0;
 	pthread_t th;
 	unsigned int j;
@@ -831,44 +869,53 @@ static int calibrate(int kind, uint32_t size, unsigned int depth, enum dir dir,
 		goto out;
 	start = bench_now_ns();
 	do {
-		for (j = 0; j < depth; j++, k++) {
+		for (j = 0; j < c.n; j++, k++) {
+			gp[j] = guest + (size_t)((g + j) % depth) * size;
 			c.write[j] = dir == DIR_WRITE || (dir == DIR_MIX && !(k & 1));
 			if (head + need > cap)
 				head = 0;
 			c.off[j] = head;
 			head += need;
 			if (c.write[j] && touch)
-				memset(guest + (size_t)j * size, (int)(k & 0xff), size);
+				memset(gp[j], (int)(k & 0xff), size);
 		}
+		/* Each timed batch less what the clock adds to it. */
 		t0 = bench_now_ns();
-		for (j = 0; j < depth; j++)
+		for (j = 0, w = 0; j < c.n; j++)
 			if (c.write[j]) {
-				svqiso_copy(kind, c.arena + c.off[j],
-					    guest + (size_t)j * size, size);
-				b_out += size;
+				svqiso_copy(kind, c.arena + c.off[j], gp[j], size);
+				w++;
 			}
-		t_out += bench_now_ns() - t0;
+		t = bench_now_ns() - t0;
+		if (w) {
+			t_out += (double)t - clock_pair_ns();
+			b_out += (uint64_t)w * size;
+		}
 		__atomic_store_n(&c.go, 1, __ATOMIC_RELEASE);
 		while (__atomic_load_n(&c.go, __ATOMIC_ACQUIRE))
 			cpu_relax();
 		t0 = bench_now_ns();
-		for (j = 0; j < depth; j++)
+		for (j = 0, w = 0; j < c.n; j++)
 			if (!c.write[j]) {
-				svqiso_copy(kind, guest + (size_t)j * size,
-					    c.arena + c.off[j], size);
-				b_back += size;
+				svqiso_copy(kind, gp[j], c.arena + c.off[j], size);
+				w++;
 			}
-		t_back += bench_now_ns() - t0;
+		t = bench_now_ns() - t0;
+		if (w) {
+			t_back += (double)t - clock_pair_ns();
+			b_back += (uint64_t)w * size;
+		}
 		if (touch)
-			for (j = 0; j < depth; j++)
+			for (j = 0; j < c.n; j++)
 				if (!c.write[j])
-					sink += read_all(guest + (size_t)j * size, size);
+					sink += read_all(gp[j], size);
+		g = (g + c.n) % depth;
 		batches++;
 	} while (bench_now_ns() - start < ns || batches < 4);
 	__atomic_store_n(&c.go, -1, __ATOMIC_RELEASE);
 	pthread_join(th, NULL);
-	cc->out_ns_b = b_out ? (double)t_out / (double)b_out : 0;
-	cc->back_ns_b = b_back ? (double)t_back / (double)b_back : 0;
+	cc->out_ns_b = b_out ? t_out / (double)b_out : 0;
+	cc->back_ns_b = b_back ? t_back / (double)b_back : 0;
 out:
 	free(c.arena);
 	free(c.disk);
@@ -925,34 +972,6 @@ static double xcpu_rtt_ns(void)
 	t1 = bench_now_ns();
 	pthread_join(th, NULL);
 	return (double)(t1 - t0) / 1000;
-}
-
-/*
- * What reading the clock adds to an interval it times: the median of empty
- * intervals. Each timed svq call carries one such share, which is the
- * clock's time, not the svq's.
- */
-static double clock_pair_ns(void)
-{
-	static double v;
-	double x[101];
-	unsigned int i, j;
-
-	if (v > 0)
-		return v;
-	for (i = 0; i < 101; i++) {
-		uint64_t t0 = bench_now_ns(), t1 = t0;
-
-		for (j = 0; j < 100; j++) {
-			t0 = bench_now_ns();
-			t1 = bench_now_ns();
-		}
-		x[i] = (double)(t1 - t0);
-	}
-	v = bench_median(x, 101);
-	if (v <= 0)
-		v = 1e-9;	/* a coarse clock: nothing to take off */
-	return v;
 }
 
 /* Drive until everything posted is complete (posting stopped). */
@@ -1298,8 +1317,9 @@ static void report_md_table(struct bench *b, unsigned int l, unsigned int q,
 	for (m = 0; m < nmodes; m++)
 		bench_md(b, " %s |", modes[m].name);
 	bench_md(b, " syscalls/req (%s, memfd) | svq ns/req excl. copy (%s) |"
-		 " same, hot-copy method |\n|---:|", modes[ia].name, modes[ia].name);
-	for (m = 0; m < nmodes + 3; m++)
+		 " same, hot-copy method | CPU round trip ns |\n|---:|",
+		 modes[ia].name, modes[ia].name);
+	for (m = 0; m < nmodes + 4; m++)
 		bench_md(b, "---:|");
 	bench_md(b, "\n");
 	for (s = 0; s < NR_SZ; s++) {
@@ -1317,7 +1337,8 @@ static void report_md_table(struct bench *b, unsigned int l, unsigned int q,
 			bench_md(b, " n/a |");
 		else
 			bench_md(b, " %.3f, %.1f |", x[ia].sys_req, x[im].sys_req);
-		bench_md(b, " %.0f | %.0f |\n", x[ia].ovh_ns, x[ia].ovh_hot_ns);
+		bench_md(b, " %.0f | %.0f | %.0f |\n", x[ia].ovh_ns, x[ia].ovh_hot_ns,
+			 x[0].rtt_ns);
 	}
 	bench_md(b, "\n");
 }
@@ -1436,16 +1457,17 @@ static void report(struct bench *b, unsigned int repeat, uint64_t ns, enum dir d
 	if (nt_measured[0] || nt_measured[1]) {
 		bench_md(b, "### 4 KiB, queue depth 32, guest not touching its "
 			 "data (--no-touch)\n\n| layout | direct | %s | ratio | "
-			 "svq ns/req excl. copy | same, hot-copy method |\n"
-			 "|---|---:|---:|---:|---:|---:|\n", modes[ia].name);
+			 "svq ns/req excl. copy | same, hot-copy method | "
+			 "CPU round trip ns |\n"
+			 "|---|---:|---:|---:|---:|---:|---:|\n", modes[ia].name);
 		for (l = 0; l < SVQISO_NR_LAYOUTS; l++) {
 			const struct result *y = nt_med[l];
 
 			if (nt_measured[l])
-				bench_md(b, "| %s | %.1f | %.1f | %.2f | %.0f | %.0f |\n",
+				bench_md(b, "| %s | %.1f | %.1f | %.2f | %.0f | %.0f | %.0f |\n",
 					 layout_name((uint8_t)l), y[0].rps / 1e3,
 					 y[ia].rps / 1e3, ratio(&y[ia], &y[0]),
-					 y[ia].ovh_ns, y[ia].ovh_hot_ns);
+					 y[ia].ovh_ns, y[ia].ovh_hot_ns, y[0].rtt_ns);
 		}
 		bench_md(b, "\n");
 	}
@@ -1454,18 +1476,28 @@ static void report(struct bench *b, unsigned int repeat, uint64_t ns, enum dir d
 		 "process_avail/process_used calls that moved requests, per "
 		 "request, minus the cost of the bytes those calls copied (svq "
 		 "counters). That cost is calibrated per configuration and copy "
-		 "strategy just before each run, under the cache conditions of the run: "
-		 "the data flow is replayed without rings (the guest's buffers, an "
-		 "arena of the same size handed out first in, first out, a thread "
-		 "on the backend's CPU reading and writing each piece between the "
-		 "copies), and copy-out (guest to arena, whose lines the other CPU "
-		 "touched last) and copy-back (arena to guest, lines the other CPU "
-		 "just wrote) are timed separately. What the clock reads add to each "
-		 "timed call (the median empty interval) is taken off too. The "
-		 "hot-copy method, kept for comparison, subtracts the bytes at the speed of copying one hot "
-		 "buffer over and over, which is too cheap for copy-back and so "
-		 "charges the cross-core transfers to the svq. Instructions per "
-		 "request: %s.\n\n", ins_fd >= 0 ? "hardware counter" :
+		 "strategy just before each run, under the cache conditions of the "
+		 "run: the data flow is replayed without rings (the guest's "
+		 "buffers, an arena of the same size handed out first in, first "
+		 "out, in batches of at most 128 KiB, a thread on the backend's CPU "
+		 "reading and writing each piece between the copies), and copy-out "
+		 "(guest to arena, whose lines the other CPU touched last) and "
+		 "copy-back (arena to guest, lines the other CPU just wrote) are "
+		 "timed separately. What the clock reads add to each timed call "
+		 "(the median empty interval) is taken off too. The replay cannot "
+		 "catch everything the run's copies meet (the backend working at "
+		 "the same time, the rings' own lines), so for large buffers, where "
+		 "the copies are nearly all of the svq's time, the remainder is "
+		 "small against their noise and can come out negative. The "
+		 "hot-copy method, kept for comparison, subtracts the bytes at the "
+		 "speed of copying one hot buffer over and over, which is too cheap "
+		 "for copy-back and so charges the cross-core transfers to the svq. "
+		 "CPU round trip: one cache line's round trip between the two CPUs "
+		 "just before the direct runs (median); on this virtual machine the "
+		 "host moves the two CPUs between placements that differ by a "
+		 "factor of several, and every figure moves with it, so compare "
+		 "only rows of like round trips. Instructions per request: %s.\n\n",
+		 ins_fd >= 0 ? "hardware counter" :
 		 "no hardware counter on this machine; use --only ... --requests N "
 		 "under callgrind");
 }
