@@ -37,18 +37,46 @@
  * checks that no segment it is given points into guest RAM. Any error makes
  * the program fail.
  *
+ * The guest touches its data as an application does: it writes the whole
+ * buffer of a write request just before posting it and reads the whole
+ * buffer of a read request after completion. That decides where the data's
+ * cache lines are when the other side needs them: without it, in direct
+ * mode the backend's copy meets guest buffers no other CPU touched, while
+ * the isolated modes still move every byte between the CPUs, which
+ * flatters direct access. --no-touch gives the old behaviour (only both
+ * ends marked and checked); a full run measures 4 KiB QD32 that way too
+ * and reports it beside the targets.
+ *
  * Every configuration (size, queue depth, layout) runs each mode for a fixed
  * time, modes interleaved, repeated; figures are medians. Reported per mode:
  * requests/s, GB/s, ns per request, system calls per request (through the
  * raw_syscalls tracepoint), instructions per request (hardware counter, null
  * where the machine has none), the ratio to direct measured in the same run
- * and, in the isolated modes, the driver thread's time inside
- * process_avail()/process_used() per request minus the copies' share.
+ * and, in the isolated modes, the svq overhead: the driver thread's time
+ * inside process_avail()/process_used() calls that moved requests, per
+ * request, minus the copies' share and minus what the clock reads add to
+ * each timed call (the median of empty intervals, clock_pair_ns()).
+ *
+ * The copies' share is their cost under the cache conditions of the run,
+ * calibrated per configuration and copy strategy just before each run (see
+ * calibrate()): copy-out writes arena lines the backend's CPU touched last,
+ * copy-back reads arena lines the backend's CPU has just written, and a
+ * hot-cache copy of one buffer over and over costs neither, so subtracting
+ * the copies at hot-cache speed (the method before, still reported as
+ * svq_overhead_hot_copy_ns) charges the cross-core transfers of the data to
+ * the svq. The calibrated share is measured apart from the run, without the
+ * rings' own traffic, so the overhead still holds whatever the run's copies
+ * paid beyond that replay.
  *
  * Options (besides --out DIR and --quick):
  *   --time MS        length of one timed run (default 1000; --quick: 30)
  *   --repeat N       runs per mode and configuration (default 3; --quick: 1)
  *   --dir mix|read|write
+ *   --no-touch       the guest does not touch its data (see above)
+ *   --config SIZE,DEPTH,LAYOUT
+ *                    time only this configuration (a size and depth of the
+ *                    tables), e.g. "--config 4096,32,split"
+ *   --verbose        every timed run on stderr, to see the noise
  *   --only MODE,SIZE,DEPTH,LAYOUT --requests N
  *                    run exactly N requests of one configuration, e.g.
  *                    "--only arena-auto,4096,32,split --requests 100000",
@@ -300,6 +328,7 @@ struct run {
 	unsigned int depth;
 	uint8_t layout;
 	enum dir dir;
+	bool touch;		/* the guest writes/reads whole buffers */
 
 	uint8_t *guest;
 	size_t guest_size;
@@ -318,7 +347,9 @@ struct run {
 	uint16_t id_slot[NUM];
 	uint64_t posted, completed, wseq, rseq, limit;
 	uint64_t svq_ns;	/* in process_avail/used calls that made progress */
+	uint64_t svq_calls;	/* those calls, each timed by one clock pair */
 	uint64_t errors;
+	uint64_t sink;		/* what the guest read, so the reads happen */
 };
 
 static int send_ctl(struct run *r, const struct ctl_msg *m, int fd)
@@ -374,6 +405,12 @@ static void *gpa_hva(struct run *r, uint64_t gpa)
 	return r->guest + (gpa - GUEST_BASE);
 }
 
+/* Bytes of the arena pool for one run: room for twice the queue, and slack. */
+static uint64_t arena_bytes(uint32_t size, unsigned int depth)
+{
+	return 2ull * depth * size + (1u << 20);
+}
+
 static void run_close(struct run *r)
 {
 	if (r->be_ok)
@@ -405,7 +442,7 @@ static void run_close(struct run *r)
 }
 
 static int run_open(struct run *r, const struct mode *mode, uint32_t size,
-		    unsigned int depth, uint8_t layout, enum dir dir)
+		    unsigned int depth, uint8_t layout, enum dir dir, bool touch)
 {
 	struct svqiso_mem_region gr = { .gpa = GUEST_BASE, .fd = -1 };
 	SVQISO_OPTS(svqiso_iso_opts, io, .region_add = region_add,
@@ -431,6 +468,7 @@ static int run_open(struct run *r, const struct mode *mode, uint32_t size,
 	r->depth = depth;
 	r->layout = layout;
 	r->dir = dir;
+	r->touch = touch;
 	for (i = 0; i < depth; i++)
 		r->free_slot[i] = depth - 1 - i;
 	r->nfree = depth;
@@ -478,7 +516,7 @@ static int run_open(struct run *r, const struct mode *mode, uint32_t size,
 		if (ret)
 			return ret;
 		if (mode->kind == K_ARENA) {
-			ao.size = 2ull * depth * size + (1u << 20);
+			ao.size = arena_bytes(size, depth);
 			ret = svqiso_pool_new_arena(r->iso, &ao, &r->pool);
 		} else {
 			ret = svqiso_pool_new_memfd(r->iso, &r->pool);
@@ -530,8 +568,12 @@ static void guest_post(struct run *r)
 			    (r->dir == DIR_MIX && !(r->posted & 1));
 		seg.write = !sl->write;
 		if (sl->write) {
-			/* The data is "already there"; mark both ends. */
 			sl->seq = ++r->wseq;
+			/* As an application does: the whole buffer is written
+			 * just before it is posted. --no-touch: the data is
+			 * "already there" and only both ends are marked. */
+			if (r->touch)
+				memset(p, (int)(sl->seq & 0xff), r->size);
 			memcpy(p, &sl->seq, SEQ_BYTES);
 			memcpy(p + r->size - SEQ_BYTES, &sl->seq, SEQ_BYTES);
 		} else {
@@ -548,6 +590,21 @@ static void guest_post(struct run *r)
 	}
 	if (any)
 		svq_drv_kick_prepare(&r->gdrv);
+}
+
+/* Read every byte of @p (an application consuming its data). */
+static uint64_t read_all(const uint8_t *p, uint32_t len)
+{
+	uint64_t x = 0, w;
+	uint32_t i;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		memcpy(&w, p + i, 8);
+		x ^= w;
+	}
+	for (; i < len; i++)
+		x ^= p[i];
+	return x;
 }
 
 /* Guest: collect completions and check what reads brought back. */
@@ -570,6 +627,8 @@ static void guest_collect(struct run *r)
 			memcpy(&tail, p + r->size - SEQ_BYTES, SEQ_BYTES);
 			if (len != r->size || head != sl->seq || tail != sl->seq)
 				r->errors++;
+			if (r->touch)	/* the application reads what came in */
+				r->sink += read_all(p, r->size);
 		} else if (len != 0) {
 			r->errors++;
 		}
@@ -590,12 +649,18 @@ static void vmm_step(struct run *r)
 		r->errors++;
 	t1 = bench_now_ns();
 	if (svqiso_svq_in_flight(r->svq) != before)
+	{
 		r->svq_ns += t1 - t0;
+		r->svq_calls++;
+	}
 	before = svqiso_svq_in_flight(r->svq);
 	if (svqiso_svq_process_used(r->svq) < 0)
 		r->errors++;
 	if (svqiso_svq_in_flight(r->svq) != before)
+	{
 		r->svq_ns += bench_now_ns() - t1;
+		r->svq_calls++;
+	}
 }
 
 /* One turn of the driver thread; @lockstep also serves as the backend. */
@@ -638,7 +703,10 @@ static int instructions_open(void)
 }
 
 struct result {
-	double rps, ns_req, sys_req, ins_req, ovh_ns;	/* NAN: not measured */
+	double rps, ns_req, sys_req, ins_req;	/* NAN: not measured */
+	double ovh_ns;		/* svq time minus the copies at calibrated cost */
+	double ovh_hot_ns;	/* the same minus the copies at hot-cache speed */
+	double rtt_ns;		/* xcpu_rtt_ns() just before the run */
 };
 
 /* Hot-cache ns to copy @len bytes with @kind: the copies' share of svq time. */
@@ -681,6 +749,231 @@ static double hot_copy_ns(int kind, uint32_t len)
 	return bench_median(v, 5);
 }
 
+/*
+ * What reading the clock adds to an interval it times: the median of empty
+ * intervals. Each timed svq call carries one such share, which is the
+ * clock's time, not the svq's.
+ */
+static double clock_pair_ns(void)
+{
+	static double v;
+	double x[101];
+	unsigned int i, j;
+
+	if (v > 0)
+		return v;
+	for (i = 0; i < 101; i++) {
+		uint64_t t0 = bench_now_ns(), t1 = t0;
+
+		for (j = 0; j < 100; j++) {
+			t0 = bench_now_ns();
+			t1 = bench_now_ns();
+		}
+		x[i] = (double)(t1 - t0);
+	}
+	v = bench_median(x, 101);
+	if (v <= 0)
+		v = 1e-9;	/* a coarse clock: nothing to take off */
+	return v;
+}
+
+/*
+ * Copy calibration: what the svq's two copies cost under the cache
+ * conditions they meet in the run, so that subtracting them leaves the svq's
+ * own work. A hot-cache figure is wrong both ways: copy-back reads bounce
+ * lines the backend just wrote on the other CPU, and copy-out writes bounce
+ * lines the backend last read or wrote there, a round of cross-core
+ * transfers that a hot loop over one buffer never pays.
+ *
+ * So the data flow of the run is replayed without any ring: @depth requests
+ * per batch (fewer when they would exceed 128 KiB), directions as in the run, each given the next 64-byte aligned
+ * piece of an arena-sized buffer first in, first out, as the arena pool
+ * hands them out. For each batch this thread (CPU 0, as the svq) copies the
+ * writes' guest buffers into the arena (timed: copy-out; with touch the
+ * guest wrote them just before), a thread on CPU 1 (as the backend) copies
+ * the writes' pieces out to a disk buffer and the reads' pieces in from it
+ * with memcpy, and then this thread copies the reads' pieces back to the
+ * guest buffers (timed: copy-back; with touch the guest then reads them,
+ * untimed). The costs are ns per byte over every batch of @ns.
+ */
+struct copy_cost {
+	double out_ns_b;	/* copy-out, guest to arena: ns per byte */
+	double back_ns_b;	/* copy-back, arena to guest: ns per byte */
+};
+
+#define CALIB_BATCH_BYTES (128u << 10)
+
+struct calib {
+	uint32_t size;
+	unsigned int n;			/* requests in this batch */
+	uint8_t *arena, *disk;
+	uint64_t off[MAX_DEPTH];
+	bool write[MAX_DEPTH];
+	int go;				/* 1: serve the batch; 0: done; -1: quit */
+};
+
+static void *calib_remote(void *arg)
+{
+	struct calib *c = arg;
+	unsigned int j;
+	int go;
+
+	bench_pin(1);
+	for (;;) {
+		while (!(go = __atomic_load_n(&c->go, __ATOMIC_ACQUIRE)))
+			cpu_relax();
+		if (go < 0)
+			return NULL;
+		for (j = 0; j < c->n; j++)
+			if (c->write[j])
+				memcpy(c->disk, c->arena + c->off[j], c->size);
+			else
+				memcpy(c->arena + c->off[j], c->disk, c->size);
+		__atomic_store_n(&c->go, 0, __ATOMIC_RELEASE);
+	}
+}
+
+static int calibrate(int kind, uint32_t size, unsigned int depth, enum dir dir,
+		     bool touch, uint64_t ns, struct copy_cost *cc)
+{
+	/* Batches of at most CALIB_BATCH_BYTES: the run moves one request at
+	 * a time through a pipeline, and a batch of 32 MiB would push the
+	 * first pieces out of every cache before they are copied back. */
+	struct calib c = { .size = size,
+			   .n = size >= CALIB_BATCH_BYTES ? 1 :
+				CALIB_BATCH_BYTES / size < depth ?
+				CALIB_BATCH_BYTES / size : depth };
+	uint64_t cap = (arena_bytes(size, depth) + 4095) & ~4095ull;
+	uint64_t need = (size + 63ull) & ~63ull, head = 0, k = 0, batches = 0;
+	uint64_t b_out = 0, b_back = 0, start, t0, t;
+	double t_out = 0, t_back = 0;
+	uint8_t *guest, *gp[MAX_DEPTH];
+	unsigned int g = 0, w;
+	volatile uint64_t sink = 0;
+	pthread_t th;
+	unsigned int j;
+	int ret;
+
+	c.arena = aligned_alloc(4096, cap);
+	c.disk = malloc(size);
+	guest = aligned_alloc(4096, (size_t)depth * size);
+	if (!c.arena || !c.disk || !guest) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	memset(c.arena, 0, cap);
+	memset(c.disk, 0x3c, size);
+	memset(guest, 0, (size_t)depth * size);
+	ret = -pthread_create(&th, NULL, calib_remote, &c);
+	if (ret)
+		goto out;
+	start = bench_now_ns();
+	do {
+		for (j = 0; j < c.n; j++, k++) {
+			gp[j] = guest + (size_t)((g + j) % depth) * size;
+			c.write[j] = dir == DIR_WRITE || (dir == DIR_MIX && !(k & 1));
+			if (head + need > cap)
+				head = 0;
+			c.off[j] = head;
+			head += need;
+			if (c.write[j] && touch)
+				memset(gp[j], (int)(k & 0xff), size);
+		}
+		/* Each timed batch less what the clock adds to it. */
+		t0 = bench_now_ns();
+		for (j = 0, w = 0; j < c.n; j++)
+			if (c.write[j]) {
+				svqiso_copy(kind, c.arena + c.off[j], gp[j], size);
+				w++;
+			}
+		t = bench_now_ns() - t0;
+		if (w) {
+			t_out += (double)t - clock_pair_ns();
+			b_out += (uint64_t)w * size;
+		}
+		__atomic_store_n(&c.go, 1, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&c.go, __ATOMIC_ACQUIRE))
+			cpu_relax();
+		t0 = bench_now_ns();
+		for (j = 0, w = 0; j < c.n; j++)
+			if (!c.write[j]) {
+				svqiso_copy(kind, gp[j], c.arena + c.off[j], size);
+				w++;
+			}
+		t = bench_now_ns() - t0;
+		if (w) {
+			t_back += (double)t - clock_pair_ns();
+			b_back += (uint64_t)w * size;
+		}
+		if (touch)
+			for (j = 0; j < c.n; j++)
+				if (!c.write[j])
+					sink += read_all(gp[j], size);
+		g = (g + c.n) % depth;
+		batches++;
+	} while (bench_now_ns() - start < ns || batches < 4);
+	__atomic_store_n(&c.go, -1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	cc->out_ns_b = b_out ? t_out / (double)b_out : 0;
+	cc->back_ns_b = b_back ? t_back / (double)b_back : 0;
+out:
+	free(c.arena);
+	free(c.disk);
+	free(guest);
+	(void)sink;
+	return ret;
+}
+
+/*
+ * Round trip of one cache line between CPU 0 and CPU 1, ns: a thread on CPU 1
+ * answers each of this thread's stores with its own. On a virtual machine
+ * the host may place the two CPUs on hyperthreads of one core or on
+ * separate cores, and move them while the program runs: this tells which
+ * way every run went (it changes the figures by a factor of two or more).
+ */
+struct pingpong {
+	uint32_t ball;
+	uint32_t rounds;
+};
+
+static void *pong(void *arg)
+{
+	struct pingpong *p = arg;
+	uint32_t i;
+
+	bench_pin(1);
+	for (i = 1; i <= p->rounds; i++) {
+		while (__atomic_load_n(&p->ball, __ATOMIC_ACQUIRE) != 2 * i - 1)
+			cpu_relax();
+		__atomic_store_n(&p->ball, 2 * i, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+static double xcpu_rtt_ns(void)
+{
+	static struct pingpong p __attribute__((aligned(64)));
+	uint64_t t0 = 0, t1;
+	pthread_t th;
+	uint32_t i;
+
+	p.ball = 0;
+	p.rounds = 2000;
+	if (pthread_create(&th, NULL, pong, &p))
+		return NAN;
+	/* The first rounds wait for the thread to start and settle. */
+	for (i = 1; i <= p.rounds; i++) {
+		if (i == 1001)
+			t0 = bench_now_ns();
+		__atomic_store_n(&p.ball, 2 * i - 1, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&p.ball, __ATOMIC_ACQUIRE) != 2 * i)
+			cpu_relax();
+	}
+	t1 = bench_now_ns();
+	pthread_join(th, NULL);
+	return (double)(t1 - t0) / 1000;
+}
+
 /* Drive until everything posted is complete (posting stopped). */
 static void drain(struct run *r, bool lockstep)
 {
@@ -702,16 +995,18 @@ static void drain(struct run *r, bool lockstep)
  * Return: 0 and *@res, or -errno / -EIO on a data or protocol error.
  */
 static int timed_run(const struct mode *mode, uint32_t size, unsigned int depth,
-		     uint8_t layout, enum dir dir, uint64_t ns, struct result *res)
+		     uint8_t layout, enum dir dir, bool touch,
+		     const struct copy_cost *cc, uint64_t ns, struct result *res)
 {
 	struct svqiso_svq_stats st0 = { .sz = sizeof(st0) }, st1 = { .sz = sizeof(st1) };
 	static struct run r;
-	uint64_t t0, t1, c0, svq0, it = 0;
+	uint64_t t0, t1, c0, svq0, calls0, it = 0;
 	int64_t sys0, sys1, ins0, ins1;
 	double reqs;
 	int ret;
 
-	ret = run_open(&r, mode, size, depth, layout, dir);
+	res->rtt_ns = xcpu_rtt_ns();
+	ret = run_open(&r, mode, size, depth, layout, dir, touch);
 	if (ret) {
 		fprintf(stderr, "svq: %s setup: %s\n", mode->name, strerror(-ret));
 		run_close(&r);
@@ -734,6 +1029,7 @@ static int timed_run(const struct mode *mode, uint32_t size, unsigned int depth,
 		svqiso_svq_get_stats(r.svq, &st0);
 	c0 = r.completed;
 	svq0 = r.svq_ns;
+	calls0 = r.svq_calls;
 	sys0 = bench_sys_read(sys_fd);
 	ins0 = bench_sys_read(ins_fd);
 	t0 = bench_now_ns();
@@ -778,25 +1074,32 @@ static int timed_run(const struct mode *mode, uint32_t size, unsigned int depth,
 	res->sys_req = sys0 >= 0 && sys1 >= 0 ? (double)(sys1 - sys0) / reqs : NAN;
 	res->ins_req = ins0 >= 0 && ins1 >= 0 ? (double)(ins1 - ins0) / reqs : NAN;
 	res->ovh_ns = NAN;
+	res->ovh_hot_ns = NAN;
 	if (mode->kind != K_DIRECT) {
-		double copied = (double)(st1.bytes_out - st0.bytes_out +
-					 st1.bytes_in - st0.bytes_in);
-		double per_byte = hot_copy_ns(mode->copy, size) / size;
+		double out = (double)(st1.bytes_out - st0.bytes_out);
+		double back = (double)(st1.bytes_in - st0.bytes_in);
+		double hot = hot_copy_ns(mode->copy, size) / size;
+		double t = (double)(r.svq_ns - svq0);
+		/* What the clock itself adds to each timed call. */
+		double clk = (double)(r.svq_calls - calls0) * clock_pair_ns();
 
-		res->ovh_ns = ((double)(r.svq_ns - svq0) - copied * per_byte) / reqs;
+		res->ovh_ns = (t - clk - out * cc->out_ns_b -
+			       back * cc->back_ns_b) / reqs;
+		/* The method before, unchanged, for comparison. */
+		res->ovh_hot_ns = (t - (out + back) * hot) / reqs;
 	}
 	return 0;
 }
 
 /* --only: exactly @n requests, backend stepped in turn, no timing loop. */
 static int counted_run(const struct mode *mode, uint32_t size, unsigned int depth,
-		       uint8_t layout, enum dir dir, uint64_t n)
+		       uint8_t layout, enum dir dir, bool touch, uint64_t n)
 {
 	static struct run r;
 	uint64_t t0, t1;
 	int ret;
 
-	ret = run_open(&r, mode, size, depth, layout, dir);
+	ret = run_open(&r, mode, size, depth, layout, dir, touch);
 	if (ret) {
 		fprintf(stderr, "svq: %s setup: %s\n", mode->name, strerror(-ret));
 		run_close(&r);
@@ -880,6 +1183,12 @@ static const char *layout_name(uint8_t l)
 /* Medians per [layout][size][depth][mode]; measured false where not run. */
 static struct result med[SVQISO_NR_LAYOUTS][NR_SZ][NR_QD][MAX_MODES];
 static bool measured[SVQISO_NR_LAYOUTS][NR_SZ][NR_QD];
+/* Whether the guest touches its data in med[] (the default); if it does,
+ * 4 KiB QD32 also runs without touching, into nt_med[layout]. */
+static bool touch = true;
+static bool verbose;	/* --verbose: every run on stderr */
+static struct result nt_med[SVQISO_NR_LAYOUTS][MAX_MODES];
+static bool nt_measured[SVQISO_NR_LAYOUTS];
 
 static double median_of(const struct result *v, unsigned int n, size_t off)
 {
@@ -922,34 +1231,38 @@ static double ratio(const struct result *x, const struct result *direct)
 }
 
 /* One JSON line per mode of one configuration. */
-static void report_json(struct bench *b, unsigned int l, unsigned int s,
-			unsigned int q, unsigned int repeat, uint64_t ns,
-			enum dir dir)
+static void report_json(struct bench *b, const struct result *x, unsigned int l,
+			unsigned int s, unsigned int q, unsigned int repeat,
+			uint64_t ns, enum dir dir, bool touched)
 {
-	const struct result *x = med[l][s][q];
 	unsigned int m;
 
 	for (m = 0; m < nmodes; m++) {
 		bool iso = modes[m].kind != K_DIRECT;
-		char sys[32], ins[32], ovh[32], rat[32];
+		char sys[32], ins[32], ovh[32], hot[32], rat[32], rtt[32];
 
 		json_num(sys, sizeof(sys), x[m].sys_req, "%.4f");
 		json_num(ins, sizeof(ins), x[m].ins_req, "%.0f");
 		json_num(ovh, sizeof(ovh), iso ? x[m].ovh_ns : NAN, "%.1f");
+		json_num(hot, sizeof(hot), iso ? x[m].ovh_hot_ns : NAN, "%.1f");
+		json_num(rtt, sizeof(rtt), x[m].rtt_ns, "%.0f");
 		json_num(rat, sizeof(rat), iso ? ratio(&x[m], &x[0]) : NAN, "%.3f");
 		bench_json(b, "\"figure\":\"svq\",\"mode\":\"%s\",\"pool\":\"%s\","
 			   "\"copy\":\"%s\",\"bytes\":%u,\"depth\":%u,"
-			   "\"layout\":\"%s\",\"dir\":\"%s\",\"ring\":%u,"
+			   "\"layout\":\"%s\",\"dir\":\"%s\",\"touch\":%s,"
+			   "\"ring\":%u,"
 			   "\"repeat\":%u,\"run_ms\":%.0f,\"rps\":%.0f,"
 			   "\"gbps\":%.3f,\"ns_per_req\":%.1f,"
 			   "\"syscalls_per_req\":%s,\"instructions_per_req\":%s,"
-			   "\"ratio_vs_direct\":%s,\"svq_overhead_ns\":%s",
+			   "\"ratio_vs_direct\":%s,\"svq_overhead_ns\":%s,"
+			   "\"svq_overhead_hot_copy_ns\":%s,"
+			   "\"xcpu_round_trip_ns\":%s",
 			   modes[m].name, pool_name(&modes[m]),
 			   iso ? svqiso_copy_name(modes[m].copy) : "none",
 			   sizes[s], depths[q], layout_name((uint8_t)l),
-			   dir_name[dir], NUM, repeat, (double)ns / 1e6,
-			   x[m].rps, x[m].rps * sizes[s] / 1e9, x[m].ns_req,
-			   sys, ins, rat, ovh);
+			   dir_name[dir], touched ? "true" : "false", NUM, repeat,
+			   (double)ns / 1e6, x[m].rps, x[m].rps * sizes[s] / 1e9,
+			   x[m].ns_req, sys, ins, rat, ovh, hot, rtt);
 	}
 }
 
@@ -1003,9 +1316,10 @@ static void report_md_table(struct bench *b, unsigned int l, unsigned int q,
 		 layout_name((uint8_t)l), depths[q]);
 	for (m = 0; m < nmodes; m++)
 		bench_md(b, " %s |", modes[m].name);
-	bench_md(b, " syscalls/req (%s, memfd) | svq ns/req excl. copy (%s) |\n|---:|",
+	bench_md(b, " syscalls/req (%s, memfd) | svq ns/req excl. copy (%s) |"
+		 " same, hot-copy method | CPU round trip ns |\n|---:|",
 		 modes[ia].name, modes[ia].name);
-	for (m = 0; m < nmodes + 2; m++)
+	for (m = 0; m < nmodes + 4; m++)
 		bench_md(b, "---:|");
 	bench_md(b, "\n");
 	for (s = 0; s < NR_SZ; s++) {
@@ -1023,7 +1337,8 @@ static void report_md_table(struct bench *b, unsigned int l, unsigned int q,
 			bench_md(b, " n/a |");
 		else
 			bench_md(b, " %.3f, %.1f |", x[ia].sys_req, x[im].sys_req);
-		bench_md(b, " %.0f |\n", x[ia].ovh_ns);
+		bench_md(b, " %.0f | %.0f | %.0f |\n", x[ia].ovh_ns, x[ia].ovh_hot_ns,
+			 x[0].rtt_ns);
 	}
 	bench_md(b, "\n");
 }
@@ -1065,6 +1380,22 @@ static void report_targets(struct bench *b, unsigned int ia, unsigned int im)
 		bench_md(b, "- svq overhead and arena/memfd: 4 KiB QD32 split "
 			 "not measured\n");
 	}
+	/* The guest not touching its data flatters direct access less and
+	 * isolation more or less depending on the direction: shown too. */
+	for (l = 0; l < SVQISO_NR_LAYOUTS; l++) {
+		const struct result *y = nt_med[l];
+		double r = ratio(&y[ia], &y[0]);
+
+		if (!nt_measured[l])
+			continue;
+		bench_md(b, "- 4 KiB QD32 %s, guest not touching its data "
+			 "(--no-touch): isolated (%s)/direct = %.2f >= 0.7: %s\n",
+			 layout_name((uint8_t)l), an, r, pass(r >= 0.7));
+		if (l == SVQISO_LAYOUT_SPLIT)
+			bench_md(b, "- svq overhead excluding the copy, 4 KiB QD32 "
+				 "split, --no-touch (%s) = %.0f ns/request < 150: "
+				 "%s\n", an, y[ia].ovh_ns, pass(y[ia].ovh_ns < 150));
+	}
 	for (l = 0; l < SVQISO_NR_LAYOUTS; l++)
 		for (s = 0; s < NR_SZ; s++)
 			for (m = 0; m < nmodes; m++) {
@@ -1093,7 +1424,11 @@ static void report(struct bench *b, unsigned int repeat, uint64_t ns, enum dir d
 		for (s = 0; s < NR_SZ; s++)
 			for (q = 0; q < NR_QD; q++)
 				if (measured[l][s][q])
-					report_json(b, l, s, q, repeat, ns, dir);
+					report_json(b, med[l][s][q], l, s, q, repeat,
+						    ns, dir, touch);
+	for (l = 0; l < SVQISO_NR_LAYOUTS; l++)
+		if (nt_measured[l])
+			report_json(b, nt_med[l], l, 1, 1, repeat, ns, dir, false);
 	report_dat(b);
 
 	bench_md(b, "## Shadow virtqueue against direct access\n\n%s\n\n",
@@ -1101,9 +1436,15 @@ static void report(struct bench *b, unsigned int repeat, uint64_t ns, enum dir d
 	bench_md(b, "Guest driver thread and backend thread on two CPUs, both "
 		 "busy-polling; ring of %u; one data segment per request, "
 		 "direction %s; the backend copies each request's data from or to "
-		 "a private buffer. Median of %u runs of %.0f ms, modes "
+		 "a private buffer. %s Median of %u runs of %.0f ms, modes "
 		 "interleaved. Cells: thousands of requests/s (ratio to direct).\n\n",
-		 NUM, dir_name[dir], repeat, (double)ns / 1e6);
+		 NUM, dir_name[dir], touch ?
+		 "The guest touches its data as an application does: it writes "
+		 "the whole buffer of a write request before posting it and reads "
+		 "the whole buffer of a read request after completion." :
+		 "The guest does not touch its data (--no-touch): it marks and "
+		 "checks only both ends of each buffer.",
+		 repeat, (double)ns / 1e6);
 	for (l = 0; l < SVQISO_NR_LAYOUTS; l++)
 		for (q = 0; q < NR_QD; q++) {
 			bool any = false;
@@ -1113,32 +1454,89 @@ static void report(struct bench *b, unsigned int repeat, uint64_t ns, enum dir d
 			if (any)
 				report_md_table(b, l, q, ia, im);
 		}
+	if (nt_measured[0] || nt_measured[1]) {
+		bench_md(b, "### 4 KiB, queue depth 32, guest not touching its "
+			 "data (--no-touch)\n\n| layout | direct | %s | ratio | "
+			 "svq ns/req excl. copy | same, hot-copy method | "
+			 "CPU round trip ns |\n"
+			 "|---|---:|---:|---:|---:|---:|---:|\n", modes[ia].name);
+		for (l = 0; l < SVQISO_NR_LAYOUTS; l++) {
+			const struct result *y = nt_med[l];
+
+			if (nt_measured[l])
+				bench_md(b, "| %s | %.1f | %.1f | %.2f | %.0f | %.0f | %.0f |\n",
+					 layout_name((uint8_t)l), y[0].rps / 1e3,
+					 y[ia].rps / 1e3, ratio(&y[ia], &y[0]),
+					 y[ia].ovh_ns, y[ia].ovh_hot_ns, y[0].rtt_ns);
+		}
+		bench_md(b, "\n");
+	}
 	report_targets(b, ia, im);
 	bench_md(b, "\nThe svq overhead is the driver thread's time inside "
 		 "process_avail/process_used calls that moved requests, per "
-		 "request, minus the bytes those calls copied (svq counters) at the "
-		 "hot-cache speed of the same copy strategy. Instructions per "
-		 "request: %s.\n\n", ins_fd >= 0 ? "hardware counter" :
+		 "request, minus the cost of the bytes those calls copied (svq "
+		 "counters). That cost is calibrated per configuration and copy "
+		 "strategy just before each run, under the cache conditions of the "
+		 "run: the data flow is replayed without rings (the guest's "
+		 "buffers, an arena of the same size handed out first in, first "
+		 "out, in batches of at most 128 KiB, a thread on the backend's CPU "
+		 "reading and writing each piece between the copies), and copy-out "
+		 "(guest to arena, whose lines the other CPU touched last) and "
+		 "copy-back (arena to guest, lines the other CPU just wrote) are "
+		 "timed separately. What the clock reads add to each timed call "
+		 "(the median empty interval) is taken off too. The replay cannot "
+		 "catch everything the run's copies meet (the backend working at "
+		 "the same time, the rings' own lines), so for large buffers, where "
+		 "the copies are nearly all of the svq's time, the remainder is "
+		 "small against their noise and can come out negative. The "
+		 "hot-copy method, kept for comparison, subtracts the bytes at the "
+		 "speed of copying one hot buffer over and over, which is too cheap "
+		 "for copy-back and so charges the cross-core transfers to the svq. "
+		 "CPU round trip: one cache line's round trip between the two CPUs "
+		 "just before the direct runs (median); on this virtual machine the "
+		 "host moves the two CPUs between placements that differ by a "
+		 "factor of several, and every figure moves with it, so compare "
+		 "only rows of like round trips. Instructions per request: %s.\n\n",
+		 ins_fd >= 0 ? "hardware counter" :
 		 "no hardware counter on this machine; use --only ... --requests N "
 		 "under callgrind");
 }
 
+/* Run every mode of one configuration; medians into @med (one per mode). */
 static int run_config(unsigned int l, unsigned int s, unsigned int q,
-		      unsigned int repeat, uint64_t ns, enum dir dir)
+		      unsigned int repeat, uint64_t ns, enum dir dir, bool touched,
+		      uint64_t calib_ns, struct result *med_out)
 {
 	static struct result v[MAX_MODES][MAX_REPEAT];
+	struct copy_cost cc[MAX_MODES] = { { 0, 0 } };
 	unsigned int r, m;
 	int ret;
 
 	for (r = 0; r < repeat; r++)
 		for (m = 0; m < nmodes; m++) {
+			/* Right before each run: how fast data moves between
+			 * the CPUs changes over time on a virtual machine. */
+			if (modes[m].kind != K_DIRECT) {
+				ret = calibrate(modes[m].copy, sizes[s], depths[q],
+						dir, touched, calib_ns, &cc[m]);
+				if (ret)
+					return ret;
+			}
 			ret = timed_run(&modes[m], sizes[s], depths[q], (uint8_t)l,
-					dir, ns, &v[m][r]);
+					dir, touched, &cc[m], ns, &v[m][r]);
 			if (ret)
 				return ret;
+			if (verbose)
+				fprintf(stderr, "svq: %s %u B QD%u %s%s run %u: %.0f "
+					"req/s, svq %.0f ns/req excl. copy (hot-copy "
+					"method %.0f), cross-CPU round trip %.0f ns\n",
+					layout_name((uint8_t)l), sizes[s], depths[q],
+					modes[m].name, touched ? "" : " no-touch", r,
+					v[m][r].rps, v[m][r].ovh_ns, v[m][r].ovh_hot_ns,
+					v[m][r].rtt_ns);
 		}
 	for (m = 0; m < nmodes; m++) {
-		struct result *x = &med[l][s][q][m];
+		struct result *x = &med_out[m];
 
 		x->rps = median_of(v[m], repeat, offsetof(struct result, rps));
 		x->ns_req = median_of(v[m], repeat, offsetof(struct result, ns_req));
@@ -1146,19 +1544,41 @@ static int run_config(unsigned int l, unsigned int s, unsigned int q,
 		x->ins_req = median_of(v[m], repeat, offsetof(struct result, ins_req));
 		x->ovh_ns = modes[m].kind == K_DIRECT ? NAN :
 			median_of(v[m], repeat, offsetof(struct result, ovh_ns));
+		x->ovh_hot_ns = modes[m].kind == K_DIRECT ? NAN :
+			median_of(v[m], repeat, offsetof(struct result, ovh_hot_ns));
+		x->rtt_ns = median_of(v[m], repeat, offsetof(struct result, rtt_ns));
 	}
+	fprintf(stderr, "svq: %s %u B QD%u%s done\n", layout_name((uint8_t)l),
+		sizes[s], depths[q], touched ? "" : " no-touch");
+	return 0;
+}
+
+/* One configuration of the main tables; 4 KiB QD32 also without touch. */
+static int run_main(unsigned int l, unsigned int s, unsigned int q,
+		    unsigned int repeat, uint64_t ns, enum dir dir, uint64_t calib_ns)
+{
+	int ret;
+
+	ret = run_config(l, s, q, repeat, ns, dir, touch, calib_ns, med[l][s][q]);
+	if (ret)
+		return ret;
 	measured[l][s][q] = true;
-	fprintf(stderr, "svq: %s %u B QD%u done\n", layout_name((uint8_t)l),
-		sizes[s], depths[q]);
+	if (touch && s == 1 && q == 1) {
+		ret = run_config(l, s, q, repeat, ns, dir, false, calib_ns, nt_med[l]);
+		if (ret)
+			return ret;
+		nt_measured[l] = true;
+	}
 	return 0;
 }
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_svq [--quick] [--out DIR] [--time MS] "
-		"[--repeat N] [--dir mix|read|write]\n"
+		"[--repeat N] [--dir mix|read|write] [--no-touch] [--verbose]\n"
+		"                 [--config SIZE,DEPTH,LAYOUT]\n"
 		"       bench_svq --only MODE,SIZE,DEPTH,LAYOUT --requests N "
-		"[--dir ...]\n");
+		"[--dir ...] [--no-touch]\n");
 }
 
 int main(int argc, char **argv)
@@ -1169,9 +1589,10 @@ int main(int argc, char **argv)
 		{ SVQISO_LAYOUT_PACKED, 1, 0 },	/* 4 KiB QD1 packed */
 		{ SVQISO_LAYOUT_PACKED, 2, 1 },	/* 64 KiB QD32 packed */
 	};
-	const char *only = NULL;
+	const char *only = NULL, *config = NULL;
 	unsigned long long requests = 0, time_ms = 0, repeat = 0;
 	enum dir dir = DIR_MIX;
+	uint64_t calib_ns;
 	struct bench b;
 	unsigned int l, s, q, i;
 	int rc = 1, k;
@@ -1188,6 +1609,14 @@ int main(int argc, char **argv)
 
 		if (!strcmp(a, "--quick"))
 			continue;	/* only reached with --only */
+		if (!strcmp(a, "--no-touch")) {
+			touch = false;
+			continue;
+		}
+		if (!strcmp(a, "--verbose")) {
+			verbose = true;
+			continue;
+		}
 		if (!v) {
 			usage();
 			goto out;
@@ -1197,6 +1626,8 @@ int main(int argc, char **argv)
 			continue;	/* only reached with --only */
 		} else if (!strcmp(a, "--only")) {
 			only = v;
+		} else if (!strcmp(a, "--config")) {
+			config = v;
 		} else if (!strcmp(a, "--requests")) {
 			requests = strtoull(v, NULL, 0);
 		} else if (!strcmp(a, "--time")) {
@@ -1237,7 +1668,7 @@ int main(int argc, char **argv)
 			usage();
 			goto out;
 		}
-		rc = counted_run(m, size, depth, (uint8_t)lay, dir, requests);
+		rc = counted_run(m, size, depth, (uint8_t)lay, dir, touch, requests);
 		goto out;
 	}
 
@@ -1255,17 +1686,44 @@ int main(int argc, char **argv)
 	if (sys_fd < 0)
 		fprintf(stderr, "svq: no syscall counter: %s\n", strerror(-sys_fd));
 
-	if (b.quick) {
+	/* Calibrating the copies: a fiftieth of a run per copy strategy. */
+	calib_ns = time_ms * 1000000 / 50;
+	if (config) {
+		char lname[16];
+		unsigned int size, depth;
+		int lay;
+
+		s = q = 0;
+		if (sscanf(config, "%u,%u,%15s", &size, &depth, lname) != 3 ||
+		    (lay = layout_by_name(lname)) < 0) {
+			usage();
+			goto out;
+		}
+		while (s < NR_SZ && sizes[s] != size)
+			s++;
+		while (q < NR_QD && depths[q] != depth)
+			q++;
+		if (s == NR_SZ || q == NR_QD) {
+			fprintf(stderr, "svq: --config: sizes 512, 4096, 65536, "
+				"1048576; depths 1, 32\n");
+			goto out;
+		}
+		if (run_main((unsigned int)lay, s, q, (unsigned int)repeat,
+			     time_ms * 1000000, dir, calib_ns))
+			goto out;
+	} else if (b.quick) {
 		for (i = 0; i < sizeof(quick) / sizeof(quick[0]); i++)
-			if (run_config(quick[i][0], quick[i][1], quick[i][2],
-				       (unsigned int)repeat, time_ms * 1000000, dir))
+			if (run_main(quick[i][0], quick[i][1], quick[i][2],
+				     (unsigned int)repeat, time_ms * 1000000, dir,
+				     calib_ns))
 				goto out;
 	} else {
 		for (l = 0; l < SVQISO_NR_LAYOUTS; l++)
 			for (q = 0; q < NR_QD; q++)
 				for (s = 0; s < NR_SZ; s++)
-					if (run_config(l, s, q, (unsigned int)repeat,
-						       time_ms * 1000000, dir))
+					if (run_main(l, s, q, (unsigned int)repeat,
+						     time_ms * 1000000, dir,
+						     calib_ns))
 						goto out;
 	}
 	report(&b, (unsigned int)repeat, time_ms * 1000000, dir);

@@ -5,6 +5,7 @@
  * requests the VMM already popped.
  */
 #include "svq_priv.h"
+#include "layout.h"
 
 /*
  * svq_forward() - give request @r a bounce buffer, copy its readable bytes
@@ -82,7 +83,15 @@ int svq_forward(struct svqiso_svq *svq, struct svq_req *r)
 		table.cap = svq->max_segs;
 		ind = &table;
 	}
-	err = svq_drv_add(&svq->shadow, svq->shadow_seg, nshadow, ind, &id);
+	/*
+	 * Straight to the layout: what svq_drv_add() would check holds by
+	 * construction. Room was checked above; segments are non-empty
+	 * (chain and submit rules) with the readable ones first; a table
+	 * holds max_segs entries at a 16-byte aligned place. Only a broken
+	 * shadow ring is left to refuse.
+	 */
+	err = unlikely(svq->shadow.rc.broken) ? -EIO :
+	      svq_layout_drv_add(&svq->shadow, svq->shadow_seg, nshadow, ind, &id);
 	if (err) {
 		/* Room was checked above: this is our bug, not the peer's. */
 		svqiso_pool_put(svq->pool, &buf);
@@ -96,7 +105,7 @@ int svq_forward(struct svqiso_svq *svq, struct svq_req *r)
 		r->table = SVQ_NO_TABLE;
 	}
 	r->buf = buf;
-	svq_req_swap(&svq->slot[id], r);
+	svq_req_move(&svq->slot[id], r);
 
 	svq->st.requests++;
 	svq->st.bytes_out += svq->preserve ? total : svq->slot[id].out_bytes;

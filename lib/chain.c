@@ -1,71 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Bounded chain walk over a hostile driver's descriptors: per-buffer rules,
- * translation into segments, and indirect tables read once into private
- * memory.
+ * Bounded chain walk over a hostile driver's descriptors: indirect tables
+ * read once into private memory and walked. The per-buffer rules and the
+ * translation into segments are inline in chain.h, since the rings run them
+ * for every descriptor.
  */
 #include <endian.h>
 #include "chain.h"
-
-int svq_chain_buf(struct svq_chain *c, uint64_t addr, uint32_t len, bool write)
-{
-	struct svq_dev *vq = c->vq;
-	struct svq_elem *e = c->e;
-	uint64_t left = len, a = addr;
-	uint16_t nseg = e->nseg;
-
-	if (unlikely(len == 0))
-		return svq_ring_fail(&vq->rc, SVQ_RULE_ZERO_LEN,
-				     "zero-length buffer at 0x%" PRIx64, addr);
-	if (unlikely(addr > UINT64_MAX - (len - 1)))
-		return svq_ring_fail(&vq->rc, SVQ_RULE_ADDR_OVERFLOW,
-				     "buffer 0x%" PRIx64 " + %" PRIu32 " wraps",
-				     addr, len);
-	if (unlikely(!write && c->seen_write))
-		return svq_ring_fail(&vq->rc, SVQ_RULE_READ_AFTER_WRITE,
-				     "readable buffer 0x%" PRIx64
-				     " after a writable one", addr);
-	if (unlikely(c->total + len > UINT32_MAX))
-		return svq_ring_fail(&vq->rc, SVQ_RULE_TOTAL_LEN,
-				     "chain length %" PRIu64 " reaches 2^32",
-				     c->total + len);
-
-	while (left) {
-		uint64_t n = left;
-		void *hva = vq->mem->translate(vq->mem_ctx, a, &n);
-		struct svq_seg *s;
-
-		if (unlikely(!hva || n == 0))
-			return svq_ring_fail(&vq->rc, SVQ_RULE_ADDR_UNMAPPED,
-					     "buffer 0x%" PRIx64 " + %" PRIu32
-					     ": 0x%" PRIx64 " is not guest memory",
-					     addr, len, a);
-		if (n > left)	/* a sloppy translate must not grow the buffer */
-			n = left;
-		if (unlikely(nseg >= e->max_seg))
-			return svq_ring_fail(&vq->rc, SVQ_RULE_TOO_MANY_SEGS,
-					     "chain needs more than %u segments",
-					     e->max_seg);
-		s = &e->seg[nseg++];
-		s->addr = a;
-		s->hva = hva;
-		s->len = (uint32_t)n;
-		s->write = write;
-		a += n;
-		left -= n;
-	}
-
-	if (write) {
-		e->in_bytes += len;
-	} else {
-		e->out_bytes += len;
-		e->nout = nseg;
-	}
-	e->nseg = nseg;
-	c->total += len;
-	c->seen_write |= write;
-	return 0;
-}
 
 /* Copy [addr, addr + len) of guest memory into @dst, following regions. */
 static int copy_table(struct svq_chain *c, uint64_t addr, uint32_t len, void *dst)
@@ -76,7 +17,7 @@ static int copy_table(struct svq_chain *c, uint64_t addr, uint32_t len, void *ds
 
 	while (left) {
 		uint64_t n = left;
-		const void *hva = vq->mem->translate(vq->mem_ctx, a, &n);
+		const void *hva = svq_chain_translate(vq, a, &n);
 
 		if (unlikely(!hva || n == 0))
 			return svq_ring_fail(&vq->rc, SVQ_RULE_ADDR_UNMAPPED,
@@ -174,16 +115,4 @@ int svq_chain_indirect(struct svq_chain *c, uint64_t addr, uint32_t len)
 		return walk_packed_table(c, n);
 	}
 	return -EINVAL;
-}
-
-int svq_chain_desc(struct svq_chain *c, unsigned int pos, uint64_t addr,
-		   uint32_t len, uint16_t flags)
-{
-	if (!(flags & SVQ_DESC_F_INDIRECT))
-		return svq_chain_buf(c, addr, len, flags & SVQ_DESC_F_WRITE);
-	/* An indirect descriptor ends its chain; NEXT beside it is a lie. */
-	if (unlikely(flags & SVQ_DESC_F_NEXT))
-		return svq_ring_fail(&c->vq->rc, SVQ_RULE_INDIRECT_NEXT,
-				     "descriptor %u has INDIRECT and NEXT", pos);
-	return svq_chain_indirect(c, addr, len);
 }

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Building a validated element from a hostile driver's descriptors, shared by
- * the split and packed device-role code.
+ * the split and packed device-role code. The per-descriptor steps are inline
+ * here (the rings' pop loops run them for every descriptor); indirect tables
+ * are walked out of line in chain.c.
  */
 #ifndef SVQ_CHAIN_H
 #define SVQ_CHAIN_H
@@ -32,29 +34,12 @@ static inline void svq_chain_start(struct svq_chain *c, struct svq_dev *vq,
 static inline uint32_t svq_chain_next_gen(struct svq_dev *vq);
 
 /*
- * svq_chain_buf() - append one buffer descriptor: validate, translate into
- * one or more segments.
- *
- * Return: 0, or the errno of the rule broken (the ring is marked broken).
- */
-int svq_chain_buf(struct svq_chain *c, uint64_t addr, uint32_t len, bool write);
-
-/*
  * svq_chain_indirect() - copy an indirect table into private memory once, then
  * walk it in the ring's layout.
  *
  * Return: 0, or the errno of the rule broken.
  */
 int svq_chain_indirect(struct svq_chain *c, uint64_t addr, uint32_t len);
-
-/*
- * svq_chain_desc() - append one ring descriptor: a buffer, or (as the chain's
- * last) an indirect table. @pos names it in log lines.
- *
- * Return: 0, or the errno of the rule broken.
- */
-int svq_chain_desc(struct svq_chain *c, unsigned int pos, uint64_t addr,
-		   uint32_t len, uint16_t flags);
 
 static inline uint32_t svq_chain_next_gen(struct svq_dev *vq)
 {
@@ -66,6 +51,100 @@ static inline uint32_t svq_chain_next_gen(struct svq_dev *vq)
 		vq->gen = 1;
 	}
 	return vq->gen;
+}
+
+/* Through the built-in map without an indirect call or a search when the
+ * last region hit still holds @a; any other ops through their pointer. */
+static inline void *svq_chain_translate(struct svq_dev *vq, uint64_t a, uint64_t *n)
+{
+	if (vq->map)
+		return svq_mem_lookup_hint(vq->map, a, n, &vq->hint);
+	return vq->mem->translate(vq->mem_ctx, a, n);
+}
+
+/*
+ * svq_chain_buf() - append one buffer descriptor: validate, translate into
+ * one or more segments. Inline: the rings call it for every descriptor.
+ *
+ * Return: 0, or the errno of the rule broken (the ring is marked broken).
+ */
+static inline int svq_chain_buf(struct svq_chain *c, uint64_t addr, uint32_t len,
+				bool write)
+{
+	struct svq_dev *vq = c->vq;
+	struct svq_elem *e = c->e;
+	uint64_t left = len, a = addr;
+	uint16_t nseg = e->nseg;
+
+	if (unlikely(len == 0))
+		return svq_ring_fail(&vq->rc, SVQ_RULE_ZERO_LEN,
+				     "zero-length buffer at 0x%" PRIx64, addr);
+	if (unlikely(addr > UINT64_MAX - (len - 1)))
+		return svq_ring_fail(&vq->rc, SVQ_RULE_ADDR_OVERFLOW,
+				     "buffer 0x%" PRIx64 " + %" PRIu32 " wraps",
+				     addr, len);
+	if (unlikely(!write && c->seen_write))
+		return svq_ring_fail(&vq->rc, SVQ_RULE_READ_AFTER_WRITE,
+				     "readable buffer 0x%" PRIx64
+				     " after a writable one", addr);
+	if (unlikely(c->total + len > UINT32_MAX))
+		return svq_ring_fail(&vq->rc, SVQ_RULE_TOTAL_LEN,
+				     "chain length %" PRIu64 " reaches 2^32",
+				     c->total + len);
+
+	while (left) {
+		uint64_t n = left;
+		void *hva = svq_chain_translate(vq, a, &n);
+		struct svq_seg *s;
+
+		if (unlikely(!hva || n == 0))
+			return svq_ring_fail(&vq->rc, SVQ_RULE_ADDR_UNMAPPED,
+					     "buffer 0x%" PRIx64 " + %" PRIu32
+					     ": 0x%" PRIx64 " is not guest memory",
+					     addr, len, a);
+		if (n > left)	/* a sloppy translate must not grow the buffer */
+			n = left;
+		if (unlikely(nseg >= e->max_seg))
+			return svq_ring_fail(&vq->rc, SVQ_RULE_TOO_MANY_SEGS,
+					     "chain needs more than %u segments",
+					     e->max_seg);
+		s = &e->seg[nseg++];
+		s->addr = a;
+		s->hva = hva;
+		s->len = (uint32_t)n;
+		s->write = write;
+		a += n;
+		left -= n;
+	}
+
+	if (write) {
+		e->in_bytes += len;
+	} else {
+		e->out_bytes += len;
+		e->nout = nseg;
+	}
+	e->nseg = nseg;
+	c->total += len;
+	c->seen_write |= write;
+	return 0;
+}
+
+/*
+ * svq_chain_desc() - append one ring descriptor: a buffer, or (as the chain's
+ * last) an indirect table. @pos names it in log lines.
+ *
+ * Return: 0, or the errno of the rule broken.
+ */
+static inline int svq_chain_desc(struct svq_chain *c, unsigned int pos,
+				 uint64_t addr, uint32_t len, uint16_t flags)
+{
+	if (!(flags & SVQ_DESC_F_INDIRECT))
+		return svq_chain_buf(c, addr, len, flags & SVQ_DESC_F_WRITE);
+	/* An indirect descriptor ends its chain; NEXT beside it is a lie. */
+	if (unlikely(flags & SVQ_DESC_F_NEXT))
+		return svq_ring_fail(&c->vq->rc, SVQ_RULE_INDIRECT_NEXT,
+				     "descriptor %u has INDIRECT and NEXT", pos);
+	return svq_chain_indirect(c, addr, len);
 }
 
 #endif /* SVQ_CHAIN_H */

@@ -11,15 +11,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
-#include "internal.h"
-
-struct svqiso_mem {
-	struct svqiso_mem_region *regions;	/* [max], ascending gpa, disjoint */
-	unsigned int nr;
-	unsigned int max;
-	svqiso_log_fn log;
-	void *log_ctx;
-};
+#include "mem_priv.h"
 
 #if defined(__LP64__)
 _Static_assert(sizeof(struct svqiso_mem_opts) == 32, "svqiso_mem_opts is append-only");
@@ -88,6 +80,7 @@ int svqiso_mem_new(const struct svqiso_mem_opts *opts, struct svqiso_mem **out)
 		return -ENOMEM;
 	}
 	mem->max = max;
+	mem->gen = 1;
 	mem->log = SVQ_OPTS_GET(opts, log, NULL);
 	mem->log_ctx = SVQ_OPTS_GET(opts, log_ctx, NULL);
 	*out = mem;
@@ -143,6 +136,7 @@ int svqiso_mem_add_region(struct svqiso_mem *mem,
 		(mem->nr - i) * sizeof(*mem->regions));
 	mem->regions[i] = *r;
 	mem->nr++;
+	mem->gen++;
 	return 0;
 }
 
@@ -158,6 +152,7 @@ int svqiso_mem_remove_region(struct svqiso_mem *mem, uint64_t gpa)
 	memmove(&mem->regions[i - 1], &mem->regions[i],
 		(mem->nr - i) * sizeof(*mem->regions));
 	mem->nr--;
+	mem->gen++;
 	return 0;
 }
 
@@ -190,6 +185,25 @@ void *svqiso_mem_lookup(const struct svqiso_mem *mem, uint64_t gpa,
 	if (i < 0)
 		return NULL;
 	r = &mem->regions[i];
+	off = gpa - r->gpa;
+	if (*len > r->size - off)
+		*len = r->size - off;
+	return region_hva(r, off);
+}
+
+void *svq_mem_lookup_miss(const struct svqiso_mem *mem, uint64_t gpa,
+			  uint64_t *len, struct svq_mem_hint *h)
+{
+	const struct svqiso_mem_region *r;
+	uint64_t off;
+	int i;
+
+	i = find(mem, gpa);
+	if (i < 0)
+		return NULL;
+	r = &mem->regions[i];
+	*h = (struct svq_mem_hint){ .gpa = r->gpa, .size = r->size,
+				    .hva = (uintptr_t)r->hva, .gen = mem->gen };
 	off = gpa - r->gpa;
 	if (*len > r->size - off)
 		*len = r->size - off;
@@ -241,14 +255,14 @@ int svqiso_mem_translate(const struct svqiso_mem *mem, uint64_t gpa,
 	return n < max_iov ? (int)n + 1 : -ENOBUFS;
 }
 
-static void *mem_ops_translate(void *ctx, uint64_t addr, uint64_t *len)
+void *svq_mem_ops_translate(void *ctx, uint64_t addr, uint64_t *len)
 {
 	return svqiso_mem_lookup(ctx, addr, len);
 }
 
 static const struct svqiso_mem_ops mem_ops = {
 	.sz = sizeof(struct svqiso_mem_ops),
-	.translate = mem_ops_translate,
+	.translate = svq_mem_ops_translate,
 };
 
 const struct svqiso_mem_ops *svqiso_mem_ops(void)

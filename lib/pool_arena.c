@@ -106,12 +106,18 @@ static void arena_free(void *ctx, const struct svqiso_buf *buf)
 {
 	struct arena *a = ctx;
 	struct arena_rec *r;
-	uint64_t i = buf->priv;
+	uint64_t i = buf->priv, age;
 
 	/* Best effort against a buffer that is not live (put twice, or
 	 * never ours): ignore it rather than corrupt the ring. */
-	if (i >= a->nrec ||
-	    (i + a->nrec - a->front) % a->nrec >= a->count)
+	if (i >= a->nrec)
+		return;
+	/* Its place in allocation order; i, front < nrec, so one
+	 * subtraction does what a division would. */
+	age = i + a->nrec - a->front;
+	if (age >= a->nrec)
+		age -= a->nrec;
+	if (age >= a->count)
 		return;
 	r = &a->rec[i];
 	if (r->freed || (uint8_t *)a->region.uaddr + r->off != buf->hva)

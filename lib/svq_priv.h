@@ -85,12 +85,19 @@ int svq_forward(struct svqiso_svq *svq, struct svq_req *r);
 /* used.c */
 void svq_release(struct svqiso_svq *svq, struct svq_req *r);
 
-static inline void svq_req_swap(struct svq_req *a, struct svq_req *b)
+/*
+ * Move @from's request into the free slot @to, and give @from the slot's
+ * segment array: one copy of the request, not a full swap (a free slot's
+ * other fields mean nothing).
+ */
+static inline void svq_req_move(struct svq_req *to, struct svq_req *from)
 {
-	struct svq_req t = *a;
+	struct svq_seg *seg = to->seg;
 
-	*a = *b;
-	*b = t;
+	*to = *from;
+	from->seg = seg;
+	from->buf.len = 0;
+	from->table = SVQ_NO_TABLE;
 }
 
 #endif /* SVQ_SVQ_PRIV_H */

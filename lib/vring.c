@@ -143,6 +143,8 @@ int svq_dev_init(struct svq_dev *vq, const struct svq_dev_cfg *cfg)
 		return err;
 	vq->mem = cfg->mem;
 	vq->mem_ctx = cfg->mem_ctx;
+	if (cfg->mem->translate == svq_mem_ops_translate && cfg->mem_ctx)
+		vq->map = cfg->mem_ctx;
 	ind = cfg->max_indirect ? cfg->max_indirect : cfg->num;
 	vq->max_indirect = ind;
 	vq->notify_enabled = true;

@@ -22,6 +22,7 @@
 
 #include <endian.h>
 #include "internal.h"
+#include "mem_priv.h"
 
 /* ---- Wire formats (VIRTIO 1.2), all little-endian ---- */
 
@@ -246,6 +247,9 @@ struct svq_dev {
 	struct svq_ring_common rc;
 	const struct svqiso_mem_ops *mem;
 	void *mem_ctx;
+	/* The built-in map behind @mem, translated inline; else NULL. */
+	const struct svqiso_mem *map;
+	struct svq_mem_hint hint;	/* with @map: the last region hit */
 	uint16_t max_indirect;
 	uint16_t inflight;		/* chains popped, not pushed */
 	bool notify_enabled;		/* we asked the driver for kicks */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "internal.h"
+#include "vring.h"
 
 /* Linked with -Wl,--wrap=calloc: fail the Nth calloc() from now (1 = next). */
 static unsigned int calloc_fail_in;
@@ -464,6 +465,166 @@ START_TEST(test_ops_translate_through_map)
 }
 END_TEST
 
+/* ---- hint: the rings' translation cache ---- */
+
+/* A lookup through @h must agree with svqiso_mem_lookup() exactly. */
+static void check_hint(struct svq_mem_hint *h, uint64_t gpa, uint64_t want_len)
+{
+	uint64_t a = want_len, b = want_len;
+	void *pa = svqiso_mem_lookup(mem, gpa, &a);
+	void *pb = svq_mem_lookup_hint(mem, gpa, &b, h);
+
+	ck_assert_ptr_eq(pb, pa);
+	if (pa)
+		ck_assert_uint_eq(b, a);
+}
+
+START_TEST(test_hint_matches_lookup)
+{
+	struct svq_mem_hint h = { 0 };
+	unsigned int i;
+
+	ck_assert_int_eq(add(mem, 0x1000, 0x1000, 0x100000), 0);
+	ck_assert_int_eq(add(mem, 0x2000, 0x1000, 0x300000), 0);	/* adjacent */
+	ck_assert_int_eq(add(mem, 0x8000, 0x4000, 0x500000), 0);
+	for (i = 0; i < 20000; i++) {
+		uint64_t gpa = rng() % 0xe000, len = 1 + rng() % 0x3000;
+
+		check_hint(&h, gpa, len);
+	}
+	/* A hit clamps at the region end, and the region's first byte past
+	 * the end is another region, not the cached one. */
+	check_hint(&h, 0x1800, 0x1000);
+	check_hint(&h, 0x1fff, UINT64_MAX);
+	check_hint(&h, 0x2000, 1);
+	check_hint(&h, 0xfff, 1);
+}
+END_TEST
+
+START_TEST(test_hint_invalidated_by_remove)
+{
+	struct svq_mem_hint h = { 0 };
+	uint64_t len = 0x100;
+
+	ck_assert_int_eq(add(mem, 0x1000, 0x1000, 0x100000), 0);
+	ck_assert_ptr_eq(svq_mem_lookup_hint(mem, 0x1800, &len, &h), HVA(0x100800));
+	ck_assert_int_eq(svqiso_mem_remove_region(mem, 0x1000), 0);
+	len = 0x100;
+	ck_assert_ptr_null(svq_mem_lookup_hint(mem, 0x1800, &len, &h));
+}
+END_TEST
+
+START_TEST(test_hint_invalidated_by_add)
+{
+	struct svq_mem_hint h = { 0 };
+	uint64_t len = 0x100;
+
+	ck_assert_int_eq(add(mem, 0x1000, 0x1000, 0x100000), 0);
+	ck_assert_ptr_eq(svq_mem_lookup_hint(mem, 0x1800, &len, &h), HVA(0x100800));
+
+	/* The same guest range, mapped elsewhere now. */
+	ck_assert_int_eq(svqiso_mem_remove_region(mem, 0x1000), 0);
+	ck_assert_int_eq(add(mem, 0x1000, 0x800, 0x200000), 0);
+	len = 0x100;
+	ck_assert_ptr_eq(svq_mem_lookup_hint(mem, 0x1100, &len, &h), HVA(0x200100));
+	/* Smaller too: the old size must not survive in the cache. */
+	len = 0x100;
+	ck_assert_ptr_null(svq_mem_lookup_hint(mem, 0x1800, &len, &h));
+
+	/* An add elsewhere, which moves the region's index, changes nothing
+	 * the cache returns. */
+	len = 0x1000;
+	ck_assert_ptr_eq(svq_mem_lookup_hint(mem, 0x1000, &len, &h), HVA(0x200000));
+	ck_assert_uint_eq(len, 0x800);
+	ck_assert_int_eq(add(mem, 0x0, 0x1000, 0x900000), 0);
+	len = 0x1000;
+	ck_assert_ptr_eq(svq_mem_lookup_hint(mem, 0x1000, &len, &h), HVA(0x200000));
+	ck_assert_uint_eq(len, 0x800);
+	len = 0x10;
+	ck_assert_ptr_eq(svq_mem_lookup_hint(mem, 0x10, &len, &h), HVA(0x900010));
+}
+END_TEST
+
+/*
+ * Through a ring: a device-role ring over this map translates with a hint.
+ * A region taken away or moved between two pops must show in the second.
+ */
+#define RING_NUM 4
+#define RING_GPA 0x10000ull
+#define DATA_GPA 0x40000ull
+
+struct hint_ring {
+	uint8_t ring[4096] __attribute__((aligned(64)));
+	uint8_t data[2][4096] __attribute__((aligned(64)));
+	struct svq_dev dev;
+	uint16_t avail_idx;
+};
+
+static void ring_add(struct hint_ring *t, uint16_t head, uint64_t addr)
+{
+	struct svq_split_desc *d = (struct svq_split_desc *)(void *)t->ring;
+	struct svq_split_avail *av = (struct svq_split_avail *)(void *)(t->ring + 1024);
+
+	d[head].addr = htole64(addr);
+	d[head].len = htole32(512);
+	d[head].flags = 0;
+	d[head].next = 0;
+	av->ring[t->avail_idx % RING_NUM] = htole16(head);
+	t->avail_idx++;
+	__atomic_store_n(&av->idx, htole16(t->avail_idx), __ATOMIC_RELEASE);
+}
+
+static int ring_pop(struct hint_ring *t, struct svq_seg *seg)
+{
+	struct svq_elem e = { .seg = seg, .max_seg = 1 };
+	int ret = svq_dev_pop(&t->dev, &e);
+
+	if (ret == 1) {
+		ck_assert_int_eq(svq_dev_push(&t->dev, e.id, 0), 0);
+		ck_assert_int_eq(svq_dev_flush(&t->dev), 1);
+	}
+	return ret;
+}
+
+START_TEST(test_hint_ring_sees_region_changes)
+{
+	static struct hint_ring t;
+	struct svqiso_mem_region ring = { .gpa = RING_GPA, .size = sizeof(t.ring),
+					  .hva = t.ring, .fd = -1 };
+	struct svqiso_mem_region data = { .gpa = DATA_GPA, .size = 4096,
+					  .hva = t.data[0], .fd = -1 };
+	struct svq_dev_cfg cfg = { .layout = SVQISO_LAYOUT_SPLIT, .num = RING_NUM,
+				   .desc = RING_GPA, .driver = RING_GPA + 1024,
+				   .device = RING_GPA + 2048,
+				   .mem = svqiso_mem_ops(), .mem_ctx = mem };
+	struct svq_seg seg;
+
+	memset(&t, 0, sizeof(t));
+	ck_assert_int_eq(svqiso_mem_add_region(mem, &ring), 0);
+	ck_assert_int_eq(svqiso_mem_add_region(mem, &data), 0);
+	ck_assert_int_eq(svq_dev_init(&t.dev, &cfg), 0);
+
+	ring_add(&t, 0, DATA_GPA + 0x100);
+	ck_assert_int_eq(ring_pop(&t, &seg), 1);
+	ck_assert_ptr_eq(seg.hva, t.data[0] + 0x100);
+
+	/* Moved: the next chain lands in the new mapping. */
+	ck_assert_int_eq(svqiso_mem_remove_region(mem, DATA_GPA), 0);
+	data.hva = t.data[1];
+	ck_assert_int_eq(svqiso_mem_add_region(mem, &data), 0);
+	ring_add(&t, 1, DATA_GPA + 0x200);
+	ck_assert_int_eq(ring_pop(&t, &seg), 1);
+	ck_assert_ptr_eq(seg.hva, t.data[1] + 0x200);
+
+	/* Gone: the same address is no guest memory any more. */
+	ck_assert_int_eq(svqiso_mem_remove_region(mem, DATA_GPA), 0);
+	ring_add(&t, 2, DATA_GPA + 0x200);
+	ck_assert_int_eq(ring_pop(&t, &seg), -EFAULT);
+	ck_assert_int_eq(t.dev.rc.rule, SVQ_RULE_ADDR_UNMAPPED);
+	svq_dev_fini(&t.dev);
+}
+END_TEST
+
 /* ---- translate ---- */
 
 static void assert_iov(const struct iovec *iov, uintptr_t base, size_t len)
@@ -864,6 +1025,14 @@ static Suite *mem_suite(void)
 	tcase_add_test(tc, test_lookup_top_of_space);
 	tcase_add_test(tc, test_lookup_random_order_matches_linear_scan);
 	tcase_add_test(tc, test_ops_translate_through_map);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("hint");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_hint_matches_lookup);
+	tcase_add_test(tc, test_hint_invalidated_by_remove);
+	tcase_add_test(tc, test_hint_invalidated_by_add);
+	tcase_add_test(tc, test_hint_ring_sees_region_changes);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("translate");
