@@ -674,17 +674,20 @@ static void target(const char *what, double v, double limit, bool above,
 		bench_md(&G.b, "- SKIP: %s (not measured)\n", what);
 		return;
 	}
-	bench_md(&G.b, "- %s: %s%s: %.3f (target %s %.2f)\n",
+	bench_md(&G.b, "- %s: %s%s%s: %.3f (target %s %.2f)\n",
 		 (above ? v >= limit : v < limit) ? "PASS" : "MISS", what,
-		 G.lazy ? " (lazy kicks)" : "", v, above ? ">=" : "<", limit);
+		 G.lazy ? " (lazy kicks)" : "",
+		 G.touch ? "" : " (guest not touching data)", v,
+		 above ? ">=" : "<", limit);
 }
 
 static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 {
 	unsigned int i, m;
 
-	bench_md(&G.b, "## End to end: qemu-storage-daemon, null-co device%s\n\n",
-		 G.lazy ? ", lazy kicks" : "");
+	bench_md(&G.b, "## End to end: qemu-storage-daemon, null-co device%s%s\n\n",
+		 G.lazy ? ", lazy kicks" : "",
+		 G.touch ? "" : ", guest not touching its data");
 	bench_md(&G.b, "A guest virtio-blk driver model drives an unmodified "
 		 "qemu-storage-daemon exporting a 1 GiB null-co device (no disk "
 		 "cost; read-zeroes=on, so a read writes every byte it returns "
@@ -926,15 +929,19 @@ int main(int argc, char **argv)
 	struct qsd_cfg qc = { .img_size = DISK_SIZE, .num_queues = 2,
 			      .null_driver = true, .read_zeroes = true };
 	static struct figure fig[NR_CFGS][NR_MODES];
-	bool ran[NR_CFGS] = { false };
+	bool ran[NR_CFGS] = { false }, notouch = false;
 	unsigned int i, rep, k;
 	int rc;
 
-	for (i = 1; i < (unsigned int)argc; i++)
+	for (i = 1; i < (unsigned int)argc; i++) {
 		if (!strcmp(argv[i], "--lazy-kicks"))
 			G.lazy = true;
-	/* Its own result files, beside the default run's. */
-	if (bench_init(&G.b, G.lazy ? "e2e-lazy" : "e2e", &argc, argv))
+		if (!strcmp(argv[i], "--no-touch"))
+			notouch = true;
+	}
+	/* Their own result files, beside the default run's. */
+	if (bench_init(&G.b, G.lazy ? (notouch ? "e2e-lazy-notouch" : "e2e-lazy") :
+		       notouch ? "e2e-notouch" : "e2e", &argc, argv))
 		return 1;
 	if (parse(argc, argv)) {
 		fprintf(stderr, "usage: %s [--out DIR] [--quick] "
