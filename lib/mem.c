@@ -175,20 +175,11 @@ int svqiso_mem_get_region(const struct svqiso_mem *mem, unsigned int i,
 void *svqiso_mem_lookup(const struct svqiso_mem *mem, uint64_t gpa,
 			uint64_t *len)
 {
-	const struct svqiso_mem_region *r;
-	uint64_t off;
-	int i;
+	struct svq_mem_hint h;
 
 	if (!mem || !len || !*len)
 		return NULL;
-	i = find(mem, gpa);
-	if (i < 0)
-		return NULL;
-	r = &mem->regions[i];
-	off = gpa - r->gpa;
-	if (*len > r->size - off)
-		*len = r->size - off;
-	return region_hva(r, off);
+	return svq_mem_lookup_miss(mem, gpa, len, &h);
 }
 
 void *svq_mem_lookup_miss(const struct svqiso_mem *mem, uint64_t gpa,

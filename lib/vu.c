@@ -138,7 +138,21 @@ static void drain_fd(int fd)
 		;
 }
 
-/* Run both handlers once; signal what they ask for. Return: -EIO if broken. */
+/* Write the eventfds a handler's @mask asks for. Return: @mask; -EIO for a
+ * broken queue (the svq logged why). */
+static int queue_signal(struct vu_queue *q, int mask)
+{
+	if (mask < 0)
+		return -EIO;
+	if (mask & SVQISO_SIGNAL_BACKEND)
+		signal_fd(q->backend_kick);
+	if (mask & SVQISO_SIGNAL_GUEST)
+		signal_fd(q->cfg.call_fd);
+	return mask;
+}
+
+/* Run both handlers once; signal what they ask for, once. Return: -EIO if
+ * broken. */
 static int queue_poke(struct vu_queue *q, bool take)
 {
 	int used, avail = 0;
@@ -148,11 +162,7 @@ static int queue_poke(struct vu_queue *q, bool take)
 		avail = svqiso_svq_process_avail(q->svq);
 	if (used < 0 || avail < 0)
 		return -EIO;
-	if ((used | avail) & SVQISO_SIGNAL_GUEST)
-		signal_fd(q->cfg.call_fd);
-	if ((used | avail) & SVQISO_SIGNAL_BACKEND)
-		signal_fd(q->backend_kick);
-	return 0;
+	return queue_signal(q, used | avail) < 0 ? -EIO : 0;
 }
 
 /*
@@ -835,17 +845,6 @@ static int external_queue(struct svqiso_vu *vu, unsigned int index,
 		return -EINVAL;
 	*q = &vu->q[index];
 	return 0;
-}
-
-static int queue_signal(struct vu_queue *q, int mask)
-{
-	if (mask < 0)
-		return -EIO;	/* the svq logged why */
-	if (mask & SVQISO_SIGNAL_BACKEND)
-		signal_fd(q->backend_kick);
-	if (mask & SVQISO_SIGNAL_GUEST)
-		signal_fd(q->cfg.call_fd);
-	return mask;
 }
 
 int svqiso_vu_queue_kick(struct svqiso_vu *vu, unsigned int index)
