@@ -59,6 +59,18 @@ double bench_median(double *v, unsigned int n);
 int bench_pin(int cpu);
 int bench_ncpus(void);
 
+/* The @n-th CPU (from 0) the calling thread may run on; -ENOENT past them. */
+int bench_allowed_cpu(unsigned int n);
+
+/* Pin thread @tid (0: the caller) to CPU @cpu alone: 0 or -errno. */
+int bench_pin_thread(int tid, int cpu);
+
+/*
+ * Pin every thread of process @pid to CPU @cpu alone: 0 or -errno. Threads
+ * it makes later inherit the CPU from the thread that makes them.
+ */
+int bench_pin_process(int pid, int cpu);
+
 /*
  * Syscall counter: every system call entered by this process's threads
  * (including ones created later), through the raw_syscalls:sys_enter

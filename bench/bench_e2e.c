@@ -35,6 +35,7 @@
  *             [--copy auto|memcpy|movsb|nt] [--queues 1|2]
  *             [--secs S] [--repeats N] [--only CONFIG,...] [--lazy-kicks]
  *             [--no-touch] [--modes direct,isolated,isolated-inline]
+ *             [--no-pin]
  *
  * The guest runs one tight loop on one thread over its queues: submit until
  * the depth is reached, wait for the call eventfd (inline: the backend's)
@@ -43,11 +44,18 @@
  * every byte of a read buffer after completion (checking the zeros that
  * read-zeroes=on returns), so the cache traffic of copying shows;
  * --no-touch leaves the data alone. Beyond that only the status byte and
- * used length are checked. One guest thread leaves the two cores of a
- * small machine to the daemon's main loop and the adapter's relay thread
- * while the guest sleeps in poll(); a "-spin" configuration polls the used ring instead
- * (inline: calling svqiso_vu_queue_process() each time round), to show
- * what interrupt delivery costs at depth 1.
+ * used length are checked. A "-spin" configuration polls the used ring
+ * instead of sleeping in poll() (inline: calling svqiso_vu_queue_process()
+ * each time round), to show what interrupt delivery costs at depth 1.
+ *
+ * Placement, as a VMM pinning its vCPU threads and its backends would make
+ * it: when the process may run on two CPUs or more, the guest driver thread
+ * runs on the first of them and every thread of qemu-storage-daemon on the
+ * second, in every mode, so the guest and the daemon never share a CPU; the
+ * relay thread runs on the first, beside the guest, placed by the adapter's
+ * relay_start hook. With two CPUs the relay has to share one with the guest
+ * or with the daemon, and beside the guest measured best. --no-pin leaves
+ * all of them to the scheduler.
  *
  * Exit status: 0, 1 on an error (I/O failure, bad status, counters that
  * disagree), 77 when qemu-storage-daemon is not on PATH.
@@ -138,7 +146,12 @@ static struct {
 	bool lazy;			/* --lazy-kicks: SVQISO_VU_F_LAZY_KICKS */
 	uint64_t run_ns, warm_ns;
 	unsigned int repeats;
-} G = { .sys_fd = -1, .loop_name = "auto", .nq = 1, .touch = true };
+	bool pin;			/* CPU placement; --no-pin: none */
+	int cpu_guest;			/* the guest driver and the relay */
+	int cpu_daemon;			/* every thread of the daemon */
+	int relay_pin_err;		/* the relay_start hook's first error */
+} G = { .sys_fd = -1, .loop_name = "auto", .nq = 1, .touch = true,
+	.pin = true };
 
 static void log_cb(void *ctx, int level, const char *msg)
 {
@@ -174,13 +187,26 @@ static void inline_notify(void *ctx, struct blkq *q)
 		s->kick_err = rc;
 }
 
+/* The adapter's relay thread started: beside the guest driver. */
+static void relay_place(void *ctx)
+{
+	int rc = bench_pin_thread(0, G.cpu_guest);
+	int none = 0;
+
+	(void)ctx;
+	if (rc)
+		__atomic_compare_exchange_n(&G.relay_pin_err, &none, rc, false,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
 static int sess_open(struct sess *s, unsigned int m)
 {
 	SVQISO_OPTS(svqiso_vu_opts, vo, .path = G.qsd.sock, .mode = modes[m].mode,
 		    .log = log_cb, .timeout_ms = 10000,
 		    .loop_mode = G.loop_mode, .copy = G.copy,
 		    .flags = (G.lazy ? SVQISO_VU_F_LAZY_KICKS : 0) |
-			     (modes[m].inline_loop ? SVQISO_VU_F_EXTERNAL_LOOP : 0));
+			     (modes[m].inline_loop ? SVQISO_VU_F_EXTERNAL_LOOP : 0),
+		    .relay_start = G.pin ? relay_place : NULL);
 	struct blkq_opts qo = { .num = RING_NUM, .indirect = true,
 				.event_idx = true, .max_segs = 4 };
 	unsigned int i;
@@ -244,6 +270,12 @@ static int sess_close(struct sess *s)
 	uint32_t base;
 	int rc = 0, err;
 
+	err = __atomic_load_n(&G.relay_pin_err, __ATOMIC_RELAXED);
+	if (err) {
+		fprintf(stderr, "bench_e2e: relay thread to CPU %d: %s\n",
+			G.cpu_guest, strerror(-err));
+		rc = err;
+	}
 	if (s->kick_err) {
 		fprintf(stderr, "bench_e2e: svqiso_vu_queue_kick: %s\n",
 			strerror(-s->kick_err));
@@ -630,14 +662,15 @@ static void report(const struct cfg *c, const struct figure *f)
 			   "\"iops_max\":%.0f,\"gbps\":%.4f,"
 			   "\"lat_us\":%.2f,\"syscalls_per_req\":%s,"
 			   "\"vmm_syscalls_per_req\":%s,\"lazy_kicks\":%s,"
-			   "\"touch\":%s",
+			   "\"touch\":%s,\"pin\":%s",
 			   c->name, modes[m].name, c->rw, c->bs, c->qd, G.nq,
 			   c->spin ? "spin" : "eventfd",
 			   modes[m].inline_loop ? "external" : G.loop_name,
 			   svqiso_copy_name(G.copy), (double)G.run_ns / 1e9,
 			   G.repeats, f[m].iops, f[m].iops_min, f[m].iops_max,
 			   f[m].gbps, f[m].lat_us, sys, vmm,
-			   G.lazy ? "true" : "false", G.touch ? "true" : "false");
+			   G.lazy ? "true" : "false", G.touch ? "true" : "false",
+			   G.pin ? "true" : "false");
 	}
 	for (m = 1; m < NR_MODES; m++) {
 		if (!G.mode_on[m] || !G.mode_on[M_DIRECT])
@@ -683,7 +716,27 @@ static void target(const char *what, double v, double limit, bool above,
 
 static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 {
+	char place[640];
 	unsigned int i, m;
+
+	if (G.pin)
+		snprintf(place, sizeof(place), " The guest driver thread runs "
+			 "on CPU %d and every thread of qemu-storage-daemon on "
+			 "CPU %d, in every mode, so the guest and the daemon "
+			 "never share a CPU, as a VMM pinning its vCPU threads and "
+			 "its backends would place them; *isolated*'s relay thread "
+			 "runs on CPU %d beside the guest, pinned by the adapter's "
+			 "relay_start hook. On a 2-CPU machine the relay has to "
+			 "share a CPU with the guest or with the daemon; beside "
+			 "the guest measured best. With --no-pin the scheduler "
+			 "places them all.", G.cpu_guest, G.cpu_daemon,
+			 G.cpu_guest);
+	else
+		snprintf(place, sizeof(place), " No CPU placement (%s): the "
+			 "scheduler places the guest driver thread, the daemon's "
+			 "threads and *isolated*'s relay thread.",
+			 G.cpu_daemon < 0 ? "this process may run on one CPU "
+			 "only" : "--no-pin");
 
 	bench_md(&G.b, "## End to end: qemu-storage-daemon, null-co device%s%s\n\n",
 		 G.lazy ? ", lazy kicks" : "",
@@ -714,17 +767,18 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 		 "count every thread of this process, the guest driver's and "
 		 "the adapter's (the daemon is another process); in brackets "
 		 "the adapter's share alone, without the guest's poll(), read() "
-		 "and kick writes, which a real guest makes inside the VM.%s\n\n",
+		 "and kick writes, which a real guest makes inside the VM.%s%s"
+		 "\n\n",
 		 G.nq, G.nq > 1 ? "s" : "", RING_NUM, G.touch ?
 		 "the guest touches its data (fills each write buffer before "
 		 "posting it, reads every byte of a read buffer after it "
 		 "completes and checks it is zeros)" : "the guest touches no "
 		 "data (--no-touch)", G.loop_name,
 		 svqiso_copy_name(G.copy), G.repeats, G.repeats > 1 ? "s" : "",
-		 (double)G.run_ns / 1e9, G.lazy ? " Isolated with lazy kicks "
-		 "(SVQISO_VU_F_LAZY_KICKS): while the daemon holds requests the "
-		 "guest is asked for no kicks, and the adapter takes what it "
-		 "posts when the next completion comes." : "");
+		 (double)G.run_ns / 1e9, place, G.lazy ? " Isolated with lazy "
+		 "kicks (SVQISO_VU_F_LAZY_KICKS): while the daemon holds "
+		 "requests the guest is asked for no kicks, and the adapter "
+		 "takes what it posts when the next completion comes." : "");
 	bench_md(&G.b, "| config | direct IOPS | isolated IOPS | isolated/direct "
 		 "| inline IOPS | inline/direct | direct lat us | isolated lat us "
 		 "| inline lat us | direct sys/req | isolated sys/req "
@@ -818,6 +872,29 @@ out:
 
 /* ---- main ---- */
 
+/* The daemon on its CPU, the guest driver (this thread) on its own. */
+static int place(void)
+{
+	int rc = bench_pin_process(G.qsd.pid, G.cpu_daemon);
+
+	if (rc) {
+		fprintf(stderr, "bench_e2e: qemu-storage-daemon to CPU %d: %s "
+			"(--no-pin leaves it to the scheduler)\n", G.cpu_daemon,
+			strerror(-rc));
+		return rc;
+	}
+	rc = bench_pin_thread(0, G.cpu_guest);
+	if (rc) {
+		fprintf(stderr, "bench_e2e: guest driver to CPU %d: %s (--no-pin "
+			"leaves it to the scheduler)\n", G.cpu_guest,
+			strerror(-rc));
+		return rc;
+	}
+	fprintf(stderr, "bench_e2e: guest driver and relay thread on CPU %d, "
+		"qemu-storage-daemon on CPU %d\n", G.cpu_guest, G.cpu_daemon);
+	return 0;
+}
+
 /* Whether --only names @name in its comma-separated list. */
 static bool selected(const char *name)
 {
@@ -853,6 +930,10 @@ static int parse(int argc, char **argv)
 		}
 		if (!strcmp(argv[i], "--no-touch")) {
 			G.touch = false;
+			continue;
+		}
+		if (!strcmp(argv[i], "--no-pin")) {
+			G.pin = false;
 			continue;
 		}
 		if (!v)
@@ -948,7 +1029,8 @@ int main(int argc, char **argv)
 			"[--loop auto|uring|epoll|busy] "
 			"[--copy auto|memcpy|movsb|nt] [--queues 1|2] "
 			"[--secs S] [--repeats 1..%d] [--only CONFIG,...] "
-			"[--lazy-kicks] [--no-touch] [--modes MODE,...]\n", argv[0],
+			"[--lazy-kicks] [--no-touch] [--modes MODE,...] "
+			"[--no-pin]\n", argv[0],
 			MAX_REPEATS);
 		bench_fini(&G.b);
 		return 1;
@@ -958,10 +1040,20 @@ int main(int argc, char **argv)
 		bench_fini(&G.b);
 		return 77;
 	}
+	/* The CPUs this process may use, before it pins anything. */
+	G.cpu_guest = bench_allowed_cpu(0);
+	G.cpu_daemon = bench_allowed_cpu(1);
+	if (G.cpu_daemon < 0)
+		G.pin = false;	/* one CPU: nothing to place */
 	rc = qsd_setup(&G.qsd, &qc);
 	if (rc) {
 		fprintf(stderr, "bench_e2e: qemu-storage-daemon: %s\n", G.qsd.err);
 		goto out;
+	}
+	if (G.pin) {
+		rc = place();
+		if (rc)
+			goto out;
 	}
 	/*
 	 * After the daemon's fork (the counter follows children too) and

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Shared by the benchmark programs; see bench.h. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -212,6 +213,50 @@ int bench_pin(int cpu)
 	CPU_ZERO(&set);
 	CPU_SET(cpu % bench_ncpus(), &set);
 	return sched_setaffinity(0, sizeof(set), &set) ? -errno : 0;
+}
+
+int bench_allowed_cpu(unsigned int n)
+{
+	cpu_set_t set;
+	int cpu;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return -errno;
+	for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
+		if (CPU_ISSET(cpu, &set) && !n--)
+			return cpu;
+	return -ENOENT;
+}
+
+int bench_pin_thread(int tid, int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(tid, sizeof(set), &set) ? -errno : 0;
+}
+
+int bench_pin_process(int pid, int cpu)
+{
+	char path[64];
+	struct dirent *d;
+	DIR *dir;
+	int rc = 0, err;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	dir = opendir(path);
+	if (!dir)
+		return -errno;
+	while (!rc && (d = readdir(dir))) {
+		if (d->d_name[0] < '0' || d->d_name[0] > '9')
+			continue;
+		err = bench_pin_thread(atoi(d->d_name), cpu);
+		if (err != -ESRCH)	/* else it exited meanwhile */
+			rc = err;
+	}
+	closedir(dir);
+	return rc;
 }
 
 static int tracepoint_id(const char *event)

@@ -9,7 +9,9 @@
  * stopped, guest RAM added) pauses the thread: stop the loop, join, change,
  * then build a fresh loop and start a fresh thread. A wake-up the old loop
  * took from an eventfd but did not act on would be lost across that, so
- * each resume first runs both handlers of every running queue once.
+ * each resume first runs both handlers of every running queue once. Each
+ * new thread names itself and runs the VMM's relay_start hook before its
+ * loop, so what the VMM sets for the thread holds across restarts.
  *
  * With SVQISO_VU_F_EXTERNAL_LOOP there is no thread: relay_pause() and
  * relay_resume() do nothing, and the VMM's thread runs the same handlers
@@ -29,6 +31,10 @@
 #include <svqiso/vu.h>
 #include "frontend.h"
 #include "vhost_user.h"
+
+#if defined(__LP64__)
+_Static_assert(sizeof(struct svqiso_vu_opts) == 72, "svqiso_vu_opts is append-only");
+#endif
 
 /* Transport bits (VIRTIO 1.2, 6) and the guest-side policy. */
 #define VU_TRANSPORT_MASK	(((1ull << 41) - 1) & ~((1ull << 24) - 1))
@@ -73,6 +79,8 @@ struct svqiso_vu {
 	int timeout_ms;
 	svqiso_log_fn log;
 	void *log_ctx;
+	svqiso_vu_relay_fn relay_start;	/* on each new relay thread */
+	void *relay_ctx;
 
 	uint64_t guest_offer;		/* svqiso_vu_get_features() */
 	uint64_t guest_features;	/* what the guest accepted */
@@ -100,8 +108,13 @@ static bool external_loop(const struct svqiso_vu *vu)
 static void *relay_main(void *arg)
 {
 	struct svqiso_vu *vu = arg;
-	int rc = svqiso_loop_run(vu->loop);
+	int rc;
 
+	/* Before the hook, which may rename it. */
+	pthread_setname_np(pthread_self(), "svqiso-relay");
+	if (vu->relay_start)
+		vu->relay_start(vu->relay_ctx);
+	rc = svqiso_loop_run(vu->loop);
 	if (rc)
 		svq_log(vu->log, vu->log_ctx, SVQISO_LOG_ERR,
 			"vu: relay loop failed: %s", strerror(-rc));
@@ -302,6 +315,8 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 		vu->timeout_ms = SVQ_FE_TIMEOUT_MS;
 	vu->log = SVQ_OPTS_GET(opts, log, NULL);
 	vu->log_ctx = SVQ_OPTS_GET(opts, log_ctx, NULL);
+	vu->relay_start = SVQ_OPTS_GET(opts, relay_start, NULL);
+	vu->relay_ctx = SVQ_OPTS_GET(opts, relay_ctx, NULL);
 
 	fo.timeout_ms = vu->timeout_ms;
 	fo.log = vu->log;

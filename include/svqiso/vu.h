@@ -39,6 +39,10 @@
  * queue's call_fd is -1: then the VMM injects the interrupt when
  * SVQISO_SIGNAL_GUEST is set. A queue stop drains by itself as in relay mode.
  *
+ * The relay thread is named "svqiso-relay". A VMM that places or confines
+ * the threads it runs (CPU affinity, scheduling policy, cgroup, a seccomp
+ * filter) reaches it through the relay_start hook in the opts.
+ *
  * Thread safety: relay mode: the adapter's relay thread runs the queues;
  * every svqiso_vu_* call must come from one thread at a time (the VMM's
  * control thread). Calls that change queues or memory pause the relay
@@ -80,6 +84,29 @@ enum svqiso_vu_mode {
 						 * calls svqiso_vu_queue_kick()
 						 * and _process() */
 
+/**
+ * svqiso_vu_relay_fn - the relay thread started.
+ * @ctx: the opts' relay_ctx
+ *
+ * Called on the relay thread itself, first thing (after it is named
+ * "svqiso-relay", so it may rename it) and before it relays anything. The
+ * thread is a new one every time the relay starts: at the first queue
+ * start, and again after every pause, that is each svqiso_vu_queue_start(),
+ * svqiso_vu_queue_stop(), svqiso_vu_add_region() and svqiso_vu_reset() that
+ * leaves a queue running. So what the hook sets for its calling thread
+ * (sched_setaffinity(0, ...), a scheduling policy, a cgroup, a seccomp
+ * filter, the name) holds for that thread's whole life and is set again on
+ * the next one. With no queue running there is no thread and no call;
+ * never called in direct mode or with SVQISO_VU_F_EXTERNAL_LOOP.
+ *
+ * Context: the relay thread, with every signal blocked (it takes none meant
+ * for the VMM's threads), concurrently with the VMM's threads: the
+ * svqiso_vu_* call that started the thread may return before the hook runs.
+ * It must not call any svqiso_vu_* function, and should return promptly:
+ * the queues wait for it.
+ */
+typedef void (*svqiso_vu_relay_fn)(void *ctx);
+
 struct svqiso_vu_opts {
 	size_t sz;			/* = sizeof(struct svqiso_vu_opts) */
 	const char *path;		/* the backend's unix socket; NULL: @fd */
@@ -97,8 +124,12 @@ struct svqiso_vu_opts {
 	uint8_t copy;			/* enum svqiso_copy_kind */
 	uint8_t shadow_layout;		/* enum svqiso_layout; packed only if
 					 * the backend offers it */
+	svqiso_vu_relay_fn relay_start;	/* on the relay thread each time it
+					 * starts, before it relays anything;
+					 * NULL: none */
+	void *relay_ctx;		/* for relay_start */
 };
-#define svqiso_vu_opts__last_field shadow_layout
+#define svqiso_vu_opts__last_field relay_ctx
 
 struct svqiso_vu;
 

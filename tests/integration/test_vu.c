@@ -24,10 +24,16 @@
  *    before collecting. The same workload and checks, stop/restart from that
  *    thread with requests in flight, misuse, a broken guest ring, and a
  *    backend killed mid-flight.
+ *  - relay thread: the relay_start hook runs on the relay thread (named
+ *    "svqiso-relay", signals blocked) once per start, including the restarts
+ *    a queue stop/start and a region add make, and the CPU it pins the
+ *    thread to holds while it relays; never with the external loop, in
+ *    direct mode, or for a caller whose opts predate the hook.
  *
  * SVQ_TEST_SEED replays the workload; SVQ_TEST_SCALE scales request counts.
  * Skips (TAP "1..0 # SKIP") when qemu-storage-daemon is not on PATH.
  */
+#define _GNU_SOURCE	/* sched_setaffinity, CPU_* */
 #include <check.h>
 #include <endian.h>
 #include <errno.h>
@@ -39,10 +45,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include <svqiso/svqiso.h>
 #include <svqiso/vu.h>
@@ -145,6 +153,8 @@ struct variant {
 	int timeout_ms;			/* the adapter's; 0: 10 s */
 	bool external;			/* SVQISO_VU_F_EXTERNAL_LOOP */
 	bool call_fd;			/* external: the guest's call fd, not -1 */
+	bool relay_hook;		/* relay_start = relay_hook */
+	size_t opts_sz;			/* the adapter's opts; 0: sizeof */
 };
 
 static void variant_of(int i, struct variant *v)
@@ -155,6 +165,55 @@ static void variant_of(int i, struct variant *v)
 			       .indirect = i & 1, .event_idx = i & 2,
 			       .packed = i & 4,
 			       .lazy = ((i ^ i >> 1 ^ i >> 2) & 1) };
+}
+
+/*
+ * What the relay_start hook saw, written on the relay thread: @calls is
+ * stored last (release), so a reader that loads it (acquire) sees the rest.
+ */
+#define HOOK_MAX_CALLS	16
+static struct {
+	int cpu;			/* to pin to: set before the adapter opens */
+	unsigned int calls;
+	pid_t tid[HOOK_MAX_CALLS];	/* of each call */
+	bool bad_ctx;			/* relay_ctx did not come through */
+	bool pin_failed;
+	bool signals_open;		/* a call ran with a signal unblocked */
+} H;
+
+static pid_t thread_id(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+/* The VMM's hook: remember the thread, and pin it as a VMM would. */
+static void relay_hook(void *ctx)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGUSR1, SIGCHLD, SIGPIPE,
+				    SIGALRM };
+	unsigned int n = __atomic_load_n(&H.calls, __ATOMIC_RELAXED);
+	sigset_t mask;
+	cpu_set_t set;
+	unsigned int k;
+
+	if (ctx != &H)
+		H.bad_ctx = true;
+	if (n < HOOK_MAX_CALLS)
+		H.tid[n] = thread_id();
+	CPU_ZERO(&set);
+	CPU_SET(H.cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		H.pin_failed = true;
+	pthread_sigmask(SIG_BLOCK, NULL, &mask);
+	for (k = 0; k < sizeof(sigs) / sizeof(sigs[0]); k++)
+		if (!sigismember(&mask, sigs[k]))
+			H.signals_open = true;
+	__atomic_store_n(&H.calls, n + 1, __ATOMIC_RELEASE);
+}
+
+static unsigned int hook_calls(void)
+{
+	return __atomic_load_n(&H.calls, __ATOMIC_ACQUIRE);
 }
 
 static void adapter_open(const struct variant *v)
@@ -173,6 +232,12 @@ static void adapter_open(const struct variant *v)
 		o.flags |= SVQISO_VU_F_LAZY_KICKS;
 	if (v->external)
 		o.flags |= SVQISO_VU_F_EXTERNAL_LOOP;
+	if (v->relay_hook) {
+		o.relay_start = relay_hook;
+		o.relay_ctx = &H;
+	}
+	if (v->opts_sz)
+		o.sz = v->opts_sz;
 	ck_assert_int_eq(svqiso_vu_connect(&o, &F.vu), 0);
 	offer = svqiso_vu_get_features(F.vu);
 	feat = offer;
@@ -857,6 +922,162 @@ START_TEST(test_external_misuse_rejected)
 }
 END_TEST
 
+/* ---- the relay thread, as a VMM places and confines it ---- */
+
+static int first_allowed_cpu(void)
+{
+	cpu_set_t set;
+	int c;
+
+	ck_assert_int_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+	for (c = 0; c < CPU_SETSIZE && !CPU_ISSET(c, &set); c++)
+		;
+	ck_assert_int_lt(c, CPU_SETSIZE);
+	return c;
+}
+
+static void hook_reset(void)
+{
+	memset(&H, 0, sizeof(H));
+	H.cpu = first_allowed_cpu();
+}
+
+/* Stop queue @i, nothing in flight, and start it again at its base. */
+static void restart_queue(unsigned int i)
+{
+	struct svqiso_vu_queue c;
+	uint32_t base;
+
+	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, i, &base), 0);
+	queue_cfg(i, base, &c);
+	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, i, &c), 0);
+}
+
+static void run_work(uint64_t n)
+{
+	struct blkwork_result res;
+
+	ck_assert_int_eq(blkwork_run(F.w, n, &res), 0);
+	check_result(&res, n);
+}
+
+/*
+ * The hook ran @calls times, never on the test's thread @self, each time
+ * with every signal blocked; its last caller is the live relay thread,
+ * named by the adapter and on the one CPU the hook pinned it to.
+ */
+static void check_relay_thread(pid_t self, unsigned int calls)
+{
+	char path[64], comm[32] = "";
+	cpu_set_t set;
+	unsigned int k;
+	pid_t tid;
+	FILE *f;
+
+	ck_assert_uint_eq(hook_calls(), calls);
+	ck_assert(!H.bad_ctx);
+	ck_assert(!H.pin_failed);
+	ck_assert_msg(!H.signals_open, "the hook ran with signals unblocked");
+	for (k = 0; k < calls; k++)
+		ck_assert_int_ne(H.tid[k], self);
+	tid = H.tid[calls - 1];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/comm", (int)tid);
+	f = fopen(path, "re");
+	ck_assert_msg(f, "the hook's thread %d is gone", (int)tid);
+	ck_assert_ptr_nonnull(fgets(comm, sizeof(comm), f));
+	fclose(f);
+	ck_assert_str_eq(comm, "svqiso-relay\n");
+	ck_assert_int_eq(sched_getaffinity(tid, sizeof(set), &set), 0);
+	ck_assert_int_eq(CPU_COUNT(&set), 1);
+	ck_assert(CPU_ISSET(H.cpu, &set));
+	ck_assert_uint_eq(nr_threads(), 2);	/* the test's and the relay */
+}
+
+/*
+ * relay_start runs on each new relay thread before it relays: once per
+ * start of the relay, which every queue start and stop and every region
+ * added while queues run make. What it sets for its thread (here the
+ * first CPU this process may use) holds while the thread relays, and the
+ * test's own thread is left alone.
+ */
+START_TEST(test_relay_start_hook_places_the_thread)
+{
+	static uint64_t extra[16 << 10];	/* more guest RAM, never used */
+	struct svqiso_mem_region r = { .gpa = GUEST_GPA + 2 * GUEST_SIZE,
+				       .size = sizeof(extra), .hva = extra,
+				       .fd = -1 };
+	struct variant v = { .mode = SVQISO_VU_ISOLATED, .indirect = true,
+			     .event_idx = true, .relay_hook = true };
+	uint64_t n = scaled(1000);
+	pid_t self = thread_id();
+	cpu_set_t mine, after;
+
+	hook_reset();
+	ck_assert_int_eq(sched_getaffinity(0, sizeof(mine), &mine), 0);
+	fx_open(&v);
+	work_new(DEPTH);
+	run_work(n);
+	/* One start per queue started: the second restarted the first's. */
+	check_relay_thread(self, NQ);
+	ck_assert_int_eq(sched_getaffinity(0, sizeof(after), &after), 0);
+	ck_assert(CPU_EQUAL(&mine, &after));
+
+	/* The stop restarts it for the other queue, the start again. */
+	restart_queue(0);
+	run_work(n);
+	check_relay_thread(self, NQ + 2);
+
+	/* Guest RAM added while queues run restarts it too. */
+	ck_assert_int_eq(svqiso_vu_add_region(F.vu, &r), 0);
+	run_work(n);
+	check_relay_thread(self, NQ + 3);
+
+	/* With no queue running there is no relay thread to call it on. */
+	stop_all();
+	ck_assert_uint_eq(hook_calls(), NQ + 4);	/* the first stop's */
+	ck_assert_uint_eq(nr_threads(), 1);
+	check_image();
+	fx_close();
+	ck_assert_uint_eq(hook_calls(), NQ + 4);
+	ck_assert(!H.pin_failed && !H.signals_open && !H.bad_ctx);
+}
+END_TEST
+
+/*
+ * No relay thread, no call: the external loop and direct mode start none.
+ * A caller built against the opts before the hook (sz short of it, the
+ * bytes past it whatever they hold) gets its relay thread but no call.
+ */
+START_TEST(test_relay_start_hook_needs_a_relay_thread)
+{
+	static const char *const what[] = { "external loop", "direct mode",
+					    "opts from before the hook" };
+	struct variant v = { .mode = SVQISO_VU_ISOLATED, .indirect = true,
+			     .event_idx = true, .relay_hook = true };
+	uint64_t n = scaled(1000);
+
+	if (_i == 0)
+		v.external = true;
+	else if (_i == 1)
+		v.mode = SVQISO_VU_DIRECT;
+	else
+		v.opts_sz = offsetof(struct svqiso_vu_opts, relay_start);
+	fprintf(stderr, "# relay_start set, %s\n", what[_i]);
+	hook_reset();
+	fx_open(&v);
+	work_new(DEPTH);
+	run_work(n);
+	restart_queue(0);
+	run_work(n);
+	ck_assert_uint_eq(nr_threads(), _i == 2 ? 2 : 1);
+	ck_assert_uint_eq(hook_calls(), 0);
+	stop_all();
+	check_image();
+	fx_close();
+	ck_assert_uint_eq(hook_calls(), 0);
+}
+END_TEST
+
 /* ---- direct mode: the comparison path, and the inspector's control ---- */
 
 START_TEST(test_direct_mode_shares_guest_ram)
@@ -1228,6 +1449,13 @@ static Suite *vu_suite(void)
 	tcase_add_loop_test(tc, test_external_workload, 0, 2);
 	tcase_add_loop_test(tc, test_external_stop_restart_loses_nothing, 0, 2);
 	tcase_add_test(tc, test_external_misuse_rejected);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("relay-thread");
+	tcase_add_unchecked_fixture(tc, daemon_setup, daemon_teardown);
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_relay_start_hook_places_the_thread);
+	tcase_add_loop_test(tc, test_relay_start_hook_needs_a_relay_thread, 0, 3);
 	suite_add_tcase(s, tc);
 
 	/* Last: they kill their daemon, each its own. */
