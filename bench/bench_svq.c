@@ -48,10 +48,13 @@
  * and reports it beside the targets.
  *
  * Every configuration (size, queue depth, layout) runs each mode for a fixed
- * time, modes interleaved, repeated; figures are medians. Reported per mode:
+ * time, modes interleaved (direct, arena-auto, then the others), repeated;
+ * figures are medians. Reported per mode:
  * requests/s, GB/s, ns per request, system calls per request (through the
  * raw_syscalls tracepoint), instructions per request (hardware counter, null
- * where the machine has none), the ratio to direct measured in the same run
+ * where the machine has none), the ratio to direct (the median over the
+ * repeats of the run's rate over the same repeat's direct rate: on a
+ * virtual machine the speed of both moves together over seconds)
  * and, in the isolated modes, the svq overhead: the driver thread's time
  * inside process_avail()/process_used() calls that moved requests, per
  * request, minus the copies' share and minus what the clock reads add to
@@ -69,8 +72,8 @@
  * paid beyond that replay.
  *
  * Options (besides --out DIR and --quick):
- *   --time MS        length of one timed run (default 1000; --quick: 30)
- *   --repeat N       runs per mode and configuration (default 3; --quick: 1)
+ *   --time MS        length of one timed run (default 600; --quick: 30)
+ *   --repeat N       runs per mode and configuration (default 5; --quick: 1)
  *   --dir mix|read|write
  *   --no-touch       the guest does not touch its data (see above)
  *   --config SIZE,DEPTH,LAYOUT
@@ -707,6 +710,7 @@ struct result {
 	double ovh_ns;		/* svq time minus the copies at calibrated cost */
 	double ovh_hot_ns;	/* the same minus the copies at hot-cache speed */
 	double rtt_ns;		/* xcpu_rtt_ns() just before the run */
+	double ratio;		/* rps over the same repeat's direct rps */
 };
 
 /* Hot-cache ns to copy @len bytes with @kind: the copies' share of svq time. */
@@ -1225,11 +1229,6 @@ static const char *pool_name(const struct mode *m)
 	return m->kind == K_DIRECT ? "none" : m->kind == K_ARENA ? "arena" : "memfd";
 }
 
-static double ratio(const struct result *x, const struct result *direct)
-{
-	return direct->rps > 0 ? x->rps / direct->rps : NAN;
-}
-
 /* One JSON line per mode of one configuration. */
 static void report_json(struct bench *b, const struct result *x, unsigned int l,
 			unsigned int s, unsigned int q, unsigned int repeat,
@@ -1246,7 +1245,7 @@ static void report_json(struct bench *b, const struct result *x, unsigned int l,
 		json_num(ovh, sizeof(ovh), iso ? x[m].ovh_ns : NAN, "%.1f");
 		json_num(hot, sizeof(hot), iso ? x[m].ovh_hot_ns : NAN, "%.1f");
 		json_num(rtt, sizeof(rtt), x[m].rtt_ns, "%.0f");
-		json_num(rat, sizeof(rat), iso ? ratio(&x[m], &x[0]) : NAN, "%.3f");
+		json_num(rat, sizeof(rat), iso ? x[m].ratio : NAN, "%.3f");
 		bench_json(b, "\"figure\":\"svq\",\"mode\":\"%s\",\"pool\":\"%s\","
 			   "\"copy\":\"%s\",\"bytes\":%u,\"depth\":%u,"
 			   "\"layout\":\"%s\",\"dir\":\"%s\",\"touch\":%s,"
@@ -1294,7 +1293,7 @@ static void report_dat(struct bench *b)
 		for (m = 0; m < nmodes; m++) {
 			fprintf(f, " %.1f", x[m].ns_req);
 			if (m)
-				fprintf(g, " %.3f", ratio(&x[m], &x[0]));
+				fprintf(g, " %.3f", x[m].ratio);
 		}
 		fputc('\n', f);
 		fputc('\n', g);
@@ -1332,7 +1331,7 @@ static void report_md_table(struct bench *b, unsigned int l, unsigned int q,
 		bench_md(b, "| %s | %.1f |", sz, x[0].rps / 1e3);
 		for (m = 1; m < nmodes; m++)
 			bench_md(b, " %.1f (%.2f) |", x[m].rps / 1e3,
-				 ratio(&x[m], &x[0]));
+				 x[m].ratio);
 		if (isnan(x[ia].sys_req))
 			bench_md(b, " n/a |");
 		else
@@ -1359,7 +1358,7 @@ static void report_targets(struct bench *b, unsigned int ia, unsigned int im)
 	bench_md(b, "### Targets\n\n");
 	for (l = 0; l < SVQISO_NR_LAYOUTS; l++) {
 		const struct result *y = med[l][s4][qd32];
-		double r = ratio(&y[ia], &y[0]);
+		double r = y[ia].ratio;
 
 		if (!measured[l][s4][qd32])
 			bench_md(b, "- 4 KiB QD32 %s: isolated (%s)/direct >= 0.7: "
@@ -1384,7 +1383,7 @@ static void report_targets(struct bench *b, unsigned int ia, unsigned int im)
 	 * isolation more or less depending on the direction: shown too. */
 	for (l = 0; l < SVQISO_NR_LAYOUTS; l++) {
 		const struct result *y = nt_med[l];
-		double r = ratio(&y[ia], &y[0]);
+		double r = y[ia].ratio;
 
 		if (!nt_measured[l])
 			continue;
@@ -1437,7 +1436,12 @@ static void report(struct bench *b, unsigned int repeat, uint64_t ns, enum dir d
 		 "busy-polling; ring of %u; one data segment per request, "
 		 "direction %s; the backend copies each request's data from or to "
 		 "a private buffer. %s Median of %u runs of %.0f ms, modes "
-		 "interleaved. Cells: thousands of requests/s (ratio to direct).\n\n",
+		 "interleaved: each repeat runs direct, then arena-auto, then the "
+		 "other modes. Cells: thousands of requests/s (ratio to direct). "
+		 "A ratio is the median over the repeats of a run's requests/s "
+		 "over the direct run of the same repeat, so both sides of each "
+		 "ratio are measured seconds apart at most; it is not the ratio "
+		 "of the two medians shown.\n\n",
 		 NUM, dir_name[dir], touch ?
 		 "The guest touches its data as an application does: it writes "
 		 "the whole buffer of a write request before posting it and reads "
@@ -1466,7 +1470,7 @@ static void report(struct bench *b, unsigned int repeat, uint64_t ns, enum dir d
 			if (nt_measured[l])
 				bench_md(b, "| %s | %.1f | %.1f | %.2f | %.0f | %.0f | %.0f |\n",
 					 layout_name((uint8_t)l), y[0].rps / 1e3,
-					 y[ia].rps / 1e3, ratio(&y[ia], &y[0]),
+					 y[ia].rps / 1e3, y[ia].ratio,
 					 y[ia].ovh_ns, y[ia].ovh_hot_ns, y[0].rtt_ns);
 		}
 		bench_md(b, "\n");
@@ -1509,11 +1513,22 @@ static int run_config(unsigned int l, unsigned int s, unsigned int q,
 {
 	static struct result v[MAX_MODES][MAX_REPEAT];
 	struct copy_cost cc[MAX_MODES] = { { 0, 0 } };
-	unsigned int r, m;
+	unsigned int order[MAX_MODES], r, m, k, n = 0;
 	int ret;
 
+	/* Direct first, then the target mode, then the rest: a repeat's
+	 * isolated runs are measured against the direct run just before
+	 * them, and arena-auto right after it. */
+	order[n++] = 0;
+	for (m = 1; m < nmodes; m++)
+		if (modes[m].kind == K_ARENA && modes[m].copy == SVQISO_COPY_AUTO)
+			order[n++] = m;
+	for (m = 1; m < nmodes; m++)
+		if (!(modes[m].kind == K_ARENA && modes[m].copy == SVQISO_COPY_AUTO))
+			order[n++] = m;
 	for (r = 0; r < repeat; r++)
-		for (m = 0; m < nmodes; m++) {
+		for (k = 0; k < nmodes; k++) {
+			m = order[k];
 			/* Right before each run: how fast data moves between
 			 * the CPUs changes over time on a virtual machine. */
 			if (modes[m].kind != K_DIRECT) {
@@ -1526,14 +1541,17 @@ static int run_config(unsigned int l, unsigned int s, unsigned int q,
 					dir, touched, &cc[m], ns, &v[m][r]);
 			if (ret)
 				return ret;
+			v[m][r].ratio = m && v[0][r].rps > 0 ?
+					v[m][r].rps / v[0][r].rps : NAN;
 			if (verbose)
 				fprintf(stderr, "svq: %s %u B QD%u %s%s run %u: %.0f "
-					"req/s, svq %.0f ns/req excl. copy (hot-copy "
-					"method %.0f), cross-CPU round trip %.0f ns\n",
+					"req/s (%.2f of direct), svq %.0f ns/req excl. "
+					"copy (hot-copy method %.0f), cross-CPU round "
+					"trip %.0f ns\n",
 					layout_name((uint8_t)l), sizes[s], depths[q],
 					modes[m].name, touched ? "" : " no-touch", r,
-					v[m][r].rps, v[m][r].ovh_ns, v[m][r].ovh_hot_ns,
-					v[m][r].rtt_ns);
+					v[m][r].rps, v[m][r].ratio, v[m][r].ovh_ns,
+					v[m][r].ovh_hot_ns, v[m][r].rtt_ns);
 		}
 	for (m = 0; m < nmodes; m++) {
 		struct result *x = &med_out[m];
@@ -1547,6 +1565,8 @@ static int run_config(unsigned int l, unsigned int s, unsigned int q,
 		x->ovh_hot_ns = modes[m].kind == K_DIRECT ? NAN :
 			median_of(v[m], repeat, offsetof(struct result, ovh_hot_ns));
 		x->rtt_ns = median_of(v[m], repeat, offsetof(struct result, rtt_ns));
+		x->ratio = m ? median_of(v[m], repeat, offsetof(struct result, ratio)) :
+			       NAN;
 	}
 	fprintf(stderr, "svq: %s %u B QD%u%s done\n", layout_name((uint8_t)l),
 		sizes[s], depths[q], touched ? "" : " no-touch");
@@ -1673,9 +1693,9 @@ int main(int argc, char **argv)
 	}
 
 	if (!time_ms)
-		time_ms = b.quick ? 30 : 1000;
+		time_ms = b.quick ? 30 : 600;
 	if (!repeat)
-		repeat = b.quick ? 1 : 3;
+		repeat = b.quick ? 1 : 5;
 	if (repeat > MAX_REPEAT || time_ms > 600000) {
 		usage();
 		goto out;
