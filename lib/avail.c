@@ -147,11 +147,16 @@ static int drain_pending(struct svqiso_svq *svq)
 	return kick(svq, added);
 }
 
-/* Ring mode: pop the guest ring until it is empty or there is no room. */
+/*
+ * Ring mode: pop the guest ring until it is empty or there is no room, or
+ * (batch_bytes) until this call has copied enough: then kick for what is
+ * there and leave guest notifications off for the call that takes the rest.
+ */
 static int drain_ring(struct svqiso_svq *svq)
 {
 	struct svq_elem e;
 	unsigned int added = 0;
+	uint64_t copied = 0;
 	int ret;
 
 	if (!svq->busy_poll)
@@ -184,6 +189,8 @@ static int drain_ring(struct svqiso_svq *svq)
 			svq->spare.in_bytes = e.in_bytes;
 			svq->held = true;
 		}
+		copied += svq->preserve ? (uint64_t)svq->spare.out_bytes + svq->spare.in_bytes :
+					  svq->spare.out_bytes;
 		ret = svq_forward(svq, &svq->spare);
 		if (ret == -ENOSPC)
 			break;	/* stay quiet until a completion frees room */
@@ -191,6 +198,10 @@ static int drain_ring(struct svqiso_svq *svq)
 			return ret;
 		svq->held = false;
 		added++;
+		if (svq->batch_bytes && copied >= svq->batch_bytes) {
+			svq->st.splits++;
+			return kick(svq, added) | SVQISO_SIGNAL_AGAIN;
+		}
 	}
 	return kick(svq, added);
 }

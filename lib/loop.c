@@ -88,7 +88,7 @@ void svq_loop_write_failed(struct svqiso_loop *loop, struct svq_loop_q *q,
 
 int svq_loop_service(struct svqiso_loop *loop, struct svq_loop_q *q)
 {
-	uint8_t ev = q->events;
+	uint8_t ev = q->events, again = 0;
 	int mask = 0, ret;
 
 	q->events = 0;
@@ -98,6 +98,8 @@ int svq_loop_service(struct svqiso_loop *loop, struct svq_loop_q *q)
 		ret = svqiso_svq_process_used(q->svq);
 		if (ret < 0)
 			return queue_broken(loop, q, "process_used", ret);
+		if (ret & SVQISO_SIGNAL_AGAIN)
+			again |= SVQ_LOOP_EV_CALL;
 		mask |= ret;
 	}
 	if ((ev & SVQ_LOOP_EV_KICK) && !q->no_avail) {
@@ -112,9 +114,13 @@ int svq_loop_service(struct svqiso_loop *loop, struct svq_loop_q *q)
 		} else if (ret < 0) {
 			return queue_broken(loop, q, "process_avail", ret);
 		} else {
+			if (ret & SVQISO_SIGNAL_AGAIN)
+				again |= SVQ_LOOP_EV_KICK;
 			mask |= ret;
 		}
 	}
+	/* What a handler left for later: the next service runs it again. */
+	q->events = again;
 	if (q->guest_call_fd < 0)
 		mask &= ~SVQISO_SIGNAL_GUEST;
 	return mask;
@@ -254,9 +260,13 @@ static int epoll_run(struct svqiso_loop *loop)
 			struct svq_loop_q *q = &loop->q[loop->touched[k]];
 
 			q->touched = false;
-			ret = svq_loop_service(loop, q);
-			if (ret > 0)
-				signal_fds(loop, q, ret);
+			/* A handler that stopped at batch_bytes: signal what
+			 * it did at once, then let it go on. */
+			do {
+				ret = svq_loop_service(loop, q);
+				if (ret > 0)
+					signal_fds(loop, q, ret);
+			} while (ret > 0 && (ret & SVQISO_SIGNAL_AGAIN));
 			ep_sync(loop, q);	/* only removals can happen here */
 		}
 		loop->nr_touched = 0;

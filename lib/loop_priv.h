@@ -95,9 +95,12 @@ static inline void svq_loop_touch(struct svqiso_loop *loop, uint32_t i,
 
 /*
  * svq_loop_service() - run the handlers @q's events ask for and clear them.
+ * A handler that returned SVQISO_SIGNAL_AGAIN leaves its event set: write
+ * what the mask asks for now, then service @q again.
  *
- * Return: the SVQISO_SIGNAL_* mask to write, restricted to the fds @q has;
- * -EIO if the queue died now (logged once; the caller stops polling it).
+ * Return: the SVQISO_SIGNAL_* mask to write, restricted to the fds @q has,
+ * with SVQISO_SIGNAL_AGAIN if work is left; -EIO if the queue died now
+ * (logged once; the caller stops polling it).
  */
 int svq_loop_service(struct svqiso_loop *loop, struct svq_loop_q *q);
 

@@ -8,8 +8,8 @@
 #include "svq_priv.h"
 
 #if defined(__LP64__)
-_Static_assert(sizeof(struct svqiso_svq_opts) == 128, "svqiso_svq_opts is append-only");
-_Static_assert(sizeof(struct svqiso_svq_stats) == 104, "svqiso_svq_stats is append-only");
+_Static_assert(sizeof(struct svqiso_svq_opts) == 136, "svqiso_svq_opts is append-only");
+_Static_assert(sizeof(struct svqiso_svq_stats) == 112, "svqiso_svq_stats is append-only");
 #endif
 
 #define DEFAULT_MAX_SEGS 128
@@ -140,6 +140,8 @@ int svqiso_svq_new(const struct svqiso_svq_opts *opts, struct svqiso_svq **out)
 	svq->lazy_kicks = (opts->flags & SVQISO_SVQ_F_LAZY_KICKS) &&
 			  !(opts->flags & SVQISO_SVQ_F_ELEMENT);
 	svq->name = SVQ_OPTS_GET(opts, name, NULL) ? opts->name : "svq";
+	if (!svq->element_mode)
+		svq->batch_bytes = SVQ_OPTS_GET(opts, batch_bytes, 0);
 	svq->log = opts->log;
 	svq->log_ctx = opts->log_ctx;
 	svq->complete = opts->complete;
@@ -266,6 +268,8 @@ static void drop_all(struct svqiso_svq *svq)
 		}
 	}
 	svq->held = false;
+	svq->freed = false;
+	svq->avail_again = false;
 }
 
 void svqiso_svq_free(struct svqiso_svq *svq)

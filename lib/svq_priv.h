@@ -37,6 +37,11 @@ struct svqiso_svq {
 	bool busy_poll;
 	bool paused;			/* take no new guest chain */
 	bool broken;
+	bool freed;			/* process_used: room came back since
+					 * its last resume of what waited */
+	bool avail_again;		/* process_used: its resume stopped at
+					 * batch_bytes; the next call goes on */
+	uint64_t batch_bytes;		/* 0: no limit per process call */
 	char reason[192];
 	const char *name;
 	svqiso_log_fn log;

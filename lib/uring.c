@@ -288,14 +288,21 @@ int svq_uring_run(struct svqiso_loop *loop)
 			i = loop->touched[k];
 			q = &loop->q[i];
 			q->touched = false;
-			ret = svq_loop_service(loop, q);
-			if (ret > 0) {
+			for (;;) {
+				ret = svq_loop_service(loop, q);
+				if (ret <= 0)
+					break;
 				if (ret & SVQISO_SIGNAL_BACKEND)
 					queue_write(loop, u, i, q->backend_kick_fd,
 						    OP_WRITE_BACKEND);
 				if (ret & SVQISO_SIGNAL_GUEST)
 					queue_write(loop, u, i, q->guest_call_fd,
 						    OP_WRITE_GUEST);
+				if (!(ret & SVQISO_SIGNAL_AGAIN))
+					break;
+				/* Stopped at batch_bytes: the peers start on
+				 * what is ready while the rest is copied. */
+				io_uring_submit(&u->ring);
 			}
 			sync_reads(loop, u, i);
 		}

@@ -37,9 +37,22 @@ static uint32_t copy_back(struct svqiso_svq *svq, const struct svq_req *r,
 	return len - left;
 }
 
+/* Publish what was completed to the guest ring; notify if it asks. */
+static int publish(struct svqiso_svq *svq)
+{
+	svq_dev_flush(&svq->guest);
+	if (svq_dev_need_notify(&svq->guest)) {
+		svq->st.calls_sent++;
+		return SVQISO_SIGNAL_GUEST;
+	}
+	svq->st.calls_suppressed++;
+	return 0;
+}
+
 int svqiso_svq_process_used(struct svqiso_svq *svq)
 {
 	unsigned int done = 0;
+	uint64_t copied = 0;
 	int mask = 0, ret;
 
 	if (svq->broken)
@@ -48,7 +61,7 @@ int svqiso_svq_process_used(struct svqiso_svq *svq)
 		svq_drv_disable_cb(&svq->shadow);
 	for (;;) {
 		struct svq_req *r;
-		uint32_t len, written;
+		uint32_t len, written, back;
 		uint16_t id;
 
 		ret = svq_drv_get_used(&svq->shadow, &id, &len);
@@ -74,8 +87,11 @@ int svqiso_svq_process_used(struct svqiso_svq *svq)
 			svq->st.clamped++;
 			written = r->in_bytes;
 		}
-		svq->st.bytes_in += copy_back(svq, r, svq->preserve ? r->in_bytes : written);
+		back = copy_back(svq, r, svq->preserve ? r->in_bytes : written);
+		svq->st.bytes_in += back;
+		copied += back;
 		svq_release(svq, r);
+		svq->freed = true;
 		svq->st.completions++;
 		if (svq->element_mode) {
 			svq->complete(svq->complete_ctx, r->cookie, written);
@@ -88,25 +104,28 @@ int svqiso_svq_process_used(struct svqiso_svq *svq)
 		done++;
 		if (svq->broken)	/* a completion callback may not, but be safe */
 			return -EIO;
-	}
-
-	if (done && !svq->element_mode) {
-		svq_dev_flush(&svq->guest);
-		if (svq_dev_need_notify(&svq->guest)) {
-			svq->st.calls_sent++;
-			mask |= SVQISO_SIGNAL_GUEST;
-		} else {
-			svq->st.calls_suppressed++;
+		if (svq->batch_bytes && copied >= svq->batch_bytes) {
+			/* Backend calls stay off: the caller comes back at
+			 * once for the rest, and for what waits for room. */
+			svq->st.splits++;
+			return publish(svq) | SVQISO_SIGNAL_AGAIN;
 		}
 	}
+
+	if (done && !svq->element_mode)
+		mask |= publish(svq);
 	/* Room came back: resume what waited for it. With lazy kicks the
 	 * guest did not kick for what it posted meanwhile: take it now, and
 	 * ask for kicks again once nothing is in flight. */
-	if ((done && (svq->held || svq->pend_len)) || svq->lazy_kicks) {
+	if ((svq->freed && (svq->held || svq->pend_len)) || svq->avail_again ||
+	    svq->lazy_kicks) {
 		ret = svq_drain_avail(svq);
 		if (ret < 0)
 			return ret;
 		mask |= ret;
+		/* Stopped at batch_bytes: the next call takes the rest. */
+		svq->avail_again = ret & SVQISO_SIGNAL_AGAIN;
 	}
+	svq->freed = false;
 	return mask;
 }

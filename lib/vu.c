@@ -33,7 +33,7 @@
 #include "vhost_user.h"
 
 #if defined(__LP64__)
-_Static_assert(sizeof(struct svqiso_vu_opts) == 72, "svqiso_vu_opts is append-only");
+_Static_assert(sizeof(struct svqiso_vu_opts) == 80, "svqiso_vu_opts is append-only");
 #endif
 
 /* Transport bits (VIRTIO 1.2, 6) and the guest-side policy. */
@@ -81,6 +81,7 @@ struct svqiso_vu {
 	void *log_ctx;
 	svqiso_vu_relay_fn relay_start;	/* on each new relay thread */
 	void *relay_ctx;
+	uint64_t batch_bytes;		/* for each svq */
 
 	uint64_t guest_offer;		/* svqiso_vu_get_features() */
 	uint64_t guest_features;	/* what the guest accepted */
@@ -164,18 +165,34 @@ static int queue_signal(struct vu_queue *q, int mask)
 	return mask;
 }
 
-/* Run both handlers once; signal what they ask for, once. Return: -EIO if
+/*
+ * Run a handler until it has nothing left, signalling what each call asks
+ * for as it comes (a call that stops at batch_bytes returns
+ * SVQISO_SIGNAL_AGAIN). Return: what was asked for, without AGAIN; -EIO for
+ * a broken queue.
+ */
+static int queue_run(struct vu_queue *q, int (*handler)(struct svqiso_svq *))
+{
+	int mask, all = 0;
+
+	do {
+		mask = queue_signal(q, handler(q->svq));
+		if (mask < 0)
+			return mask;
+		all |= mask & ~SVQISO_SIGNAL_AGAIN;
+	} while (mask & SVQISO_SIGNAL_AGAIN);
+	return all;
+}
+
+/* Run both handlers to the end, signalling as they ask. Return: -EIO if
  * broken. */
 static int queue_poke(struct vu_queue *q, bool take)
 {
-	int used, avail = 0;
-
-	used = svqiso_svq_process_used(q->svq);
-	if (used >= 0 && take)
-		avail = svqiso_svq_process_avail(q->svq);
-	if (used < 0 || avail < 0)
+	if (queue_run(q, svqiso_svq_process_used) < 0)
 		return -EIO;
-	return queue_signal(q, used | avail) < 0 ? -EIO : 0;
+	if (take && queue_run(q, svqiso_svq_process_avail) < 0)
+		return -EIO;
+	return 0;
 }
 
 /*
@@ -317,6 +334,9 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 	vu->log_ctx = SVQ_OPTS_GET(opts, log_ctx, NULL);
 	vu->relay_start = SVQ_OPTS_GET(opts, relay_start, NULL);
 	vu->relay_ctx = SVQ_OPTS_GET(opts, relay_ctx, NULL);
+	vu->batch_bytes = SVQ_OPTS_GET(opts, batch_bytes, 0);
+	if (!vu->batch_bytes)
+		vu->batch_bytes = SVQISO_VU_DEFAULT_BATCH_BYTES;
 
 	fo.timeout_ms = vu->timeout_ms;
 	fo.log = vu->log;
@@ -608,7 +628,7 @@ static int queue_prepare_svq(struct svqiso_vu *vu, unsigned int index,
 			    .guest_mem = svqiso_mem_ops(), .guest_mem_ctx = vu->mem,
 			    .iso = vu->iso, .pool = q->pool,
 			    .log = vu->log, .log_ctx = vu->log_ctx,
-			    .name = q->name);
+			    .name = q->name, .batch_bytes = vu->batch_bytes);
 
 		rc = svqiso_svq_new(&so, &svq);
 	}
@@ -869,7 +889,7 @@ int svqiso_vu_queue_kick(struct svqiso_vu *vu, unsigned int index)
 
 	if (rc)
 		return rc;
-	return queue_signal(q, svqiso_svq_process_avail(q->svq));
+	return queue_run(q, svqiso_svq_process_avail);
 }
 
 int svqiso_vu_queue_process(struct svqiso_vu *vu, unsigned int index)
@@ -885,7 +905,7 @@ int svqiso_vu_queue_process(struct svqiso_vu *vu, unsigned int index)
 	 * resets a (non-semaphore) eventfd; EAGAIN: a spurious wake-up. */
 	n = read(q->backend_call, &v, sizeof(v));
 	(void)n;
-	return queue_signal(q, svqiso_svq_process_used(q->svq));
+	return queue_run(q, svqiso_svq_process_used);
 }
 
 const char *svqiso_vu_queue_broken(const struct svqiso_vu *vu,

@@ -10,6 +10,10 @@
  * each eventfd the returned masks ask for once. With io_uring the writes and
  * the re-armed reads go to the kernel in the same io_uring_enter() as the
  * next wait: one syscall per wake-up, however many requests it carries.
+ * A handler that stops at the svq's batch_bytes (SVQISO_SIGNAL_AGAIN) has
+ * its signals written at once (io_uring: submitted without waiting) and runs
+ * again in the same wake-up, so the peers start on a large batch's first
+ * requests while the loop copies the rest.
  *
  * Element mode: the loop only reads the backend call fd (guest_kick_fd is
  * -1), and svqiso_svq_submit() must be serialized with the loop thread. Call

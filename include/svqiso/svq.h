@@ -56,6 +56,12 @@ extern "C" {
 /* What the caller must signal, returned by the process functions. */
 #define SVQISO_SIGNAL_BACKEND	(1 << 0)	/* kick the backend */
 #define SVQISO_SIGNAL_GUEST	(1 << 1)	/* notify (interrupt) the guest */
+/*
+ * Only with batch_bytes set: the call stopped with work left. Signal what
+ * the rest of the mask says now, then call the same function again at once:
+ * no notification comes for what is left.
+ */
+#define SVQISO_SIGNAL_AGAIN	(1 << 2)
 
 /* struct svqiso_vring_addr - where a ring's three areas are. */
 struct svqiso_vring_addr {
@@ -95,8 +101,17 @@ struct svqiso_svq_opts {
 	svqiso_log_fn log;		/* NULL: silent */
 	void *log_ctx;
 	const char *name;		/* for log lines; NULL: "svq" */
+	/*
+	 * Ring mode: 0, each process call does all there is. Otherwise a
+	 * process_avail() or process_used() call that has copied at least
+	 * this many bytes publishes what it did and returns with
+	 * SVQISO_SIGNAL_AGAIN while more may wait, so the peer starts on the
+	 * first requests of a large batch while the rest are copied. Ignored
+	 * in element mode.
+	 */
+	uint64_t batch_bytes;
 };
-#define svqiso_svq_opts__last_field name
+#define svqiso_svq_opts__last_field batch_bytes
 
 struct svqiso_svq;
 
@@ -137,6 +152,9 @@ SVQISO_API int svqiso_svq_get_shadow(const struct svqiso_svq *svq,
  * available (until the ring is empty or the pool is full) and hand it to the
  * backend. Call it on a guest kick.
  *
+ * With batch_bytes set, a call that has copied that many bytes in stops
+ * early with SVQISO_SIGNAL_AGAIN (see there).
+ *
  * Return: a mask of SVQISO_SIGNAL_*; -EIO (broken), -EINVAL (element mode).
  */
 SVQISO_API int svqiso_svq_process_avail(struct svqiso_svq *svq);
@@ -146,7 +164,9 @@ SVQISO_API int svqiso_svq_process_avail(struct svqiso_svq *svq);
  * copy data back, complete to the guest; then resume guest chains that were
  * waiting for bounce space. Call it on a backend call. When the backend
  * breaks the protocol partway, the valid completions before the bad entry
- * are still published to the guest ring (not notified) before -EIO.
+ * are still published to the guest ring (not notified) before -EIO. With
+ * batch_bytes set, a call that has copied that many bytes back publishes
+ * what it completed and stops early with SVQISO_SIGNAL_AGAIN.
  *
  * Return: a mask of SVQISO_SIGNAL_*; -EIO (broken).
  */
@@ -239,8 +259,9 @@ struct svqiso_svq_stats {
 	uint64_t calls_suppressed;	/* guest notifications the guest declined */
 	uint64_t clamped;		/* used lengths past the writable bytes */
 	uint64_t errors;		/* violations that broke the queue */
+	uint64_t splits;		/* calls that returned SVQISO_SIGNAL_AGAIN */
 };
-#define svqiso_svq_stats__last_field errors
+#define svqiso_svq_stats__last_field splits
 
 /**
  * svqiso_svq_get_stats() - copy the counters; fields past @st->sz are left

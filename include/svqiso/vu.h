@@ -128,8 +128,15 @@ struct svqiso_vu_opts {
 					 * starts, before it relays anything;
 					 * NULL: none */
 	void *relay_ctx;		/* for relay_start */
+	uint64_t batch_bytes;		/* isolated mode: bytes one handler
+					 * call copies before it signals what
+					 * it did and goes on (the svq opts'
+					 * batch_bytes); 0: 256 KiB;
+					 * UINT64_MAX: no limit */
 };
-#define svqiso_vu_opts__last_field relay_ctx
+#define svqiso_vu_opts__last_field batch_bytes
+
+#define SVQISO_VU_DEFAULT_BATCH_BYTES	(256u << 10)
 
 struct svqiso_vu;
 
@@ -269,17 +276,20 @@ SVQISO_API int svqiso_vu_queue_backend_fd(const struct svqiso_vu *vu,
  * svqiso_vu_queue_kick() - external loop: the guest notified queue @index.
  * Take every chain it made available (until the ring is empty or the bounce
  * arena is full: those are taken as completions free space) and forward
- * them, kicking the backend when the shadow ring asks for it.
+ * them, kicking the backend when the shadow ring asks for it: after each
+ * batch_bytes copied (the adapter's opts), so the backend starts on the
+ * first requests of a large batch while the rest are copied.
  *
- * Return: a mask of SVQISO_SIGNAL_* (what was asked for; the adapter wrote
- * the eventfds, all but a call_fd of -1); -EINVAL (NULL, @index past the
+ * Return: a mask of SVQISO_SIGNAL_* (what was asked for, never
+ * SVQISO_SIGNAL_AGAIN; the adapter wrote the eventfds, all but a call_fd of
+ * -1); -EINVAL (NULL, @index past the
  * queue count or not running, an adapter without
  * SVQISO_VU_F_EXTERNAL_LOOP), -ENOTSUP (direct mode: the guest kicks the
  * backend itself), -EIO (the queue is broken, see svqiso_vu_queue_broken();
  * until it is stopped and started again).
  *
  * Context: serialized with svqiso_vu_queue_process() on the same queue by
- * the caller; never sleeps (one eventfd write at most).
+ * the caller; never sleeps (an eventfd write per batch_bytes copied).
  */
 SVQISO_API int svqiso_vu_queue_kick(struct svqiso_vu *vu, unsigned int index);
 
@@ -288,15 +298,16 @@ SVQISO_API int svqiso_vu_queue_kick(struct svqiso_vu *vu, unsigned int index);
  * @index. Reset its call eventfd (non-blocking), collect every completion,
  * copy data back and complete to the guest; then forward chains that waited
  * for bounce space, kicking the backend if needed. The guest's call_fd is
- * written when the guest ring asks for a notification; with call_fd -1 the
- * VMM injects the interrupt on SVQISO_SIGNAL_GUEST. A spurious call (nothing
+ * written when the guest ring asks for a notification, as soon as each
+ * batch_bytes copied back is published; with call_fd -1 the VMM injects the
+ * interrupt on SVQISO_SIGNAL_GUEST, after the call. A spurious call (nothing
  * completed) is harmless and returns 0.
  *
  * Return: a mask of SVQISO_SIGNAL_*, as svqiso_vu_queue_kick(); the same
  * errnos.
  *
- * Context: as svqiso_vu_queue_kick(); at most one eventfd read and two
- * writes.
+ * Context: as svqiso_vu_queue_kick(); one eventfd read, and at most two
+ * writes per batch_bytes copied.
  */
 SVQISO_API int svqiso_vu_queue_process(struct svqiso_vu *vu, unsigned int index);
 

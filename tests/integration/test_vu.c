@@ -155,6 +155,7 @@ struct variant {
 	bool call_fd;			/* external: the guest's call fd, not -1 */
 	bool relay_hook;		/* relay_start = relay_hook */
 	size_t opts_sz;			/* the adapter's opts; 0: sizeof */
+	uint64_t batch_bytes;		/* the adapter's; 0: its default */
 };
 
 static void variant_of(int i, struct variant *v)
@@ -236,6 +237,7 @@ static void adapter_open(const struct variant *v)
 		o.relay_start = relay_hook;
 		o.relay_ctx = &H;
 	}
+	o.batch_bytes = v->batch_bytes;
 	if (v->opts_sz)
 		o.sz = v->opts_sz;
 	ck_assert_int_eq(svqiso_vu_connect(&o, &F.vu), 0);
@@ -507,12 +509,16 @@ START_TEST(test_isolated_workload)
 	struct svqiso_svq_stats st = { .sz = sizeof(st) };
 	struct blkwork_result res;
 	struct variant v;
-	uint64_t n = scaled(REQUESTS), reqs = 0;
+	uint64_t n = scaled(REQUESTS), reqs = 0, splits = 0;
 	unsigned int i;
 
 	variant_of(_i, &v);
-	fprintf(stderr, "# guest %s, indirect %d, event idx %d, lazy kicks %d\n",
-		v.packed ? "packed" : "split", v.indirect, v.event_idx, v.lazy);
+	/* Half of them stop each handler call after a few KiB. */
+	if (_i & 1)
+		v.batch_bytes = 4096;
+	fprintf(stderr, "# guest %s, indirect %d, event idx %d, lazy kicks %d, "
+		"batch bytes %" PRIu64 "\n", v.packed ? "packed" : "split",
+		v.indirect, v.event_idx, v.lazy, v.batch_bytes);
 	fx_open(&v);
 	work_new(DEPTH);
 	inspect_daemon();
@@ -533,6 +539,7 @@ START_TEST(test_isolated_workload)
 		ck_assert_uint_eq(st.errors, 0);
 		ck_assert_ptr_null(svqiso_vu_queue_broken(F.vu, i));
 		reqs += st.requests;
+		splits += st.splits;
 		blkq_get_stats(F.q[i], &bs);
 		if (v.indirect)
 			ck_assert_uint_gt(bs.indirect, 0);
@@ -540,6 +547,8 @@ START_TEST(test_isolated_workload)
 			ck_assert_uint_eq(bs.indirect, 0);
 	}
 	ck_assert_uint_eq(reqs, n);
+	if (v.batch_bytes)
+		ck_assert_uint_gt(splits, 0);
 	fx_close();
 }
 END_TEST
@@ -720,8 +729,8 @@ START_TEST(test_external_workload)
 	struct blkwork_result res;
 	struct variant v = { .mode = SVQISO_VU_ISOLATED, .external = true,
 			     .packed = _i, .indirect = true, .event_idx = !_i,
-			     .lazy = _i, .call_fd = !_i };
-	uint64_t n = scaled(REQUESTS), reqs = 0, cnt;
+			     .lazy = _i, .call_fd = !_i, .batch_bytes = 4096 };
+	uint64_t n = scaled(REQUESTS), reqs = 0, cnt, splits = 0;
 	unsigned int i;
 
 	fprintf(stderr, "# external loop: guest %s, event idx %d, lazy kicks %d, "
@@ -759,8 +768,11 @@ START_TEST(test_external_workload)
 		ck_assert_uint_eq(st.errors, 0);
 		ck_assert_ptr_null(svqiso_vu_queue_broken(F.vu, i));
 		reqs += st.requests;
+		splits += st.splits;
 	}
 	ck_assert_uint_eq(reqs, n);
+	/* kick() and process() went on by themselves after each stop. */
+	ck_assert_uint_gt(splits, 0);
 	fx_close();
 }
 END_TEST

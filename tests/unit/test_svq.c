@@ -70,6 +70,9 @@ struct fx {
 
 static struct fx F;
 
+/* The next fx_open()'s batch_bytes (0: no limit). */
+static uint64_t fx_batch;
+
 /* Set to make the iso refuse new regions, as a frontend whose backend has
  * no memory slot left would. */
 static bool refuse_regions;
@@ -119,7 +122,7 @@ static void fx_open(uint8_t glayout, uint8_t slayout, uint32_t gfeat,
 		    .guest_ring = { GUEST_BASE + G_DESC, GUEST_BASE + G_DRIVER,
 				    GUEST_BASE + G_DEVICE },
 		    .guest_mem = svqiso_mem_ops(), .complete = complete_cb,
-		    .log = log_cb, .name = "q0");
+		    .log = log_cb, .name = "q0", .batch_bytes = fx_batch);
 	struct svq_drv_cfg dc = {
 		.layout = glayout, .num = NUM, .flags = gfeat,
 	};
@@ -169,6 +172,7 @@ static void fx_close(void)
 	svq_drv_fini(&F.gdrv);
 	svqiso_mem_free(F.gmem);
 	free(F.guest);
+	fx_batch = 0;
 }
 
 /* The backend: pop one chain, check what it reads, fill what it may write. */
@@ -684,6 +688,158 @@ START_TEST(test_lazy_kicks_take_chains_on_completion)
 }
 END_TEST
 
+/* ---- batch_bytes ---- */
+
+static unsigned int guest_used_count(void)
+{
+	unsigned int n = 0;
+	uint16_t gid;
+	uint32_t glen;
+
+	while (svq_drv_get_used(&F.gdrv, &gid, &glen) == 1)
+		n++;
+	return n;
+}
+
+/*
+ * 16 KiB requests, batch_bytes 32 KiB: each call stops after two requests'
+ * bytes, publishes them, signals as a whole batch would, and leaves the
+ * peer's notifications off until the call that finds nothing left.
+ */
+START_TEST(test_batch_bytes_splits_both_sides)
+{
+	const uint32_t ev = SVQISO_RING_F_EVENT_IDX | SVQISO_RING_F_INDIRECT;
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	unsigned int k, calls, served = 0, again = 0, notified = 0;
+	int m;
+
+	fx_batch = 32 << 10;
+	fx_open(_i & 1, _i >> 1, ev, ev, 0, 1 << 20, SVQISO_COPY_MEMCPY);
+
+	/* Avail side: 8 writes (device-readable data). */
+	for (k = 0; k < 8; k++)
+		guest_post(1, 0, 16 << 10, (uint64_t)k * (16 << 10), (uint8_t)(k + 1), false);
+	m = svqiso_svq_process_avail(F.svq);
+	ck_assert_int_eq(m, SVQISO_SIGNAL_BACKEND | SVQISO_SIGNAL_AGAIN);
+	ck_assert_int_eq(svqiso_svq_get_stats(F.svq, &st), 0);
+	ck_assert_uint_eq(st.requests, 2);
+	/* What the backend was kicked for is there already. */
+	while (backend_serve(0, NULL, 0) == 1)
+		served++;
+	ck_assert_uint_eq(served, 2);
+	/* The svq comes back by itself: the guest is asked for no kick. */
+	guest_post(1, 0, 16 << 10, 8u * (16 << 10), 9, false);
+	ck_assert(!F.last_kick);
+	for (calls = 1; (m = svqiso_svq_process_avail(F.svq)) & SVQISO_SIGNAL_AGAIN; calls++)
+		ck_assert_int_ge(m, 0);
+	ck_assert_int_ge(m, 0);
+	ck_assert_uint_eq(calls, 4);	/* 2, 2, 2, then the last one and the empty look */
+	ck_assert_int_eq(svqiso_svq_get_stats(F.svq, &st), 0);
+	ck_assert_uint_eq(st.requests, 9);
+	while (backend_serve(0, NULL, 0) == 1)
+		served++;
+	ck_assert_uint_eq(served, 9);
+	/* All taken: kicks are asked for again. */
+	guest_post(1, 0, 16 << 10, 0, 10, false);
+	ck_assert(F.last_kick);
+	ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	ck_assert_int_eq(backend_serve(0, NULL, 0), 1);
+	/* Writes copy nothing back: one call completes all ten. */
+	m = svqiso_svq_process_used(F.svq);
+	ck_assert_int_eq(m & SVQISO_SIGNAL_AGAIN, 0);
+	ck_assert_uint_eq(guest_used_count(), 10);
+
+	/* Used side: 8 reads, all completed by the backend at once. */
+	for (k = 0; k < 8; k++)
+		guest_post(1, 1, 16 << 10, (uint64_t)k * (16 << 10), 0, false);
+	m = svqiso_svq_process_avail(F.svq);
+	ck_assert_int_eq(m & SVQISO_SIGNAL_AGAIN, 0);	/* nothing copied out */
+	for (k = 0; k < 8; k++)
+		ck_assert_int_eq(backend_serve(0, NULL, (uint8_t)(0x40 + k)), 1);
+	m = svqiso_svq_process_used(F.svq);
+	ck_assert_int_eq(m, SVQISO_SIGNAL_GUEST | SVQISO_SIGNAL_AGAIN);
+	ck_assert_uint_eq(guest_used_count(), 2);	/* published at once */
+	for (k = 0; k < 2; k++) {
+		const uint8_t *p = gpa_hva(GUEST_BASE + G_DATA + (uint64_t)k * (16 << 10));
+
+		ck_assert(p[0] == 0x40 + k && p[(16 << 10) - 1] == 0x40 + k);
+	}
+	do {
+		m = svqiso_svq_process_used(F.svq);
+		ck_assert_int_ge(m, 0);
+		/* The guest took the first two and asked for the next: a
+		 * split guest (event idx) once more, and only once. */
+		notified += !!(m & SVQISO_SIGNAL_GUEST);
+		again += !!(m & SVQISO_SIGNAL_AGAIN);
+	} while (m & SVQISO_SIGNAL_AGAIN);
+	if ((_i & 1) == SVQISO_LAYOUT_SPLIT)
+		ck_assert_uint_eq(notified, 1);
+	else
+		ck_assert_uint_ge(notified, 1);
+	ck_assert_uint_eq(again, 3);
+	ck_assert_uint_eq(guest_used_count(), 6);
+	for (k = 0; k < 8; k++) {
+		const uint8_t *p = gpa_hva(GUEST_BASE + G_DATA + (uint64_t)k * (16 << 10));
+
+		ck_assert(p[0] == 0x40 + k && p[(16 << 10) - 1] == 0x40 + k);
+	}
+	ck_assert_int_eq(svqiso_svq_get_stats(F.svq, &st), 0);
+	/* 4 on the avail side, 4 on the used side. */
+	ck_assert_uint_eq(st.splits, 8);
+	ck_assert_uint_eq(st.completions, 18);
+	ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 0);
+	ck_assert(!svqiso_svq_is_broken(F.svq));
+	fx_close();
+}
+END_TEST
+
+/*
+ * A full pool with batch_bytes: the chains that waited for room are taken
+ * by process_used() a batch at a time, and a call that finds no completion
+ * still goes on with them.
+ */
+START_TEST(test_batch_bytes_resumes_held_chains)
+{
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	uint16_t ids[32], gid;
+	uint32_t glen;
+	unsigned int posted = 0, done = 0, k;
+	int m;
+
+	/* 64 KiB arena, 16 KiB writes: four fit; two per call. */
+	fx_batch = 32 << 10;
+	fx_open(_i & 1, _i >> 1, 0, 0, 0, 64 << 10, SVQISO_COPY_MEMCPY);
+	for (k = 0; k < 32; k++)
+		ids[posted++] = guest_post(1, 0, 16 << 10, (uint64_t)k * (16 << 10),
+					   (uint8_t)k, false);
+	do {
+		m = svqiso_svq_process_avail(F.svq);
+		ck_assert_int_ge(m, 0);
+	} while (m & SVQISO_SIGNAL_AGAIN);
+	while (done < posted) {
+		unsigned int served = 0;
+
+		while (backend_serve(0, NULL, 0) == 1)
+			served++;
+		ck_assert_uint_gt(served, 0);
+		do {
+			m = svqiso_svq_process_used(F.svq);
+			ck_assert_int_ge(m, 0);
+		} while (m & SVQISO_SIGNAL_AGAIN);
+		while (svq_drv_get_used(&F.gdrv, &gid, &glen) == 1) {
+			ck_assert_uint_eq(gid, ids[done]);
+			done++;
+		}
+	}
+	ck_assert_int_eq(svqiso_svq_get_stats(F.svq, &st), 0);
+	ck_assert_uint_gt(st.pool_stalls, 0);
+	ck_assert_uint_gt(st.splits, 0);
+	ck_assert_uint_eq(st.requests, 32);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 0);
+	fx_close();
+}
+END_TEST
+
 /* The pool cannot get memory registered: the queue breaks, nothing is lost
  * silently and the guest is untouched. */
 START_TEST(test_pool_failure_breaks)
@@ -887,6 +1043,11 @@ static Suite *svq_suite(void)
 	tcase_add_test(tc, test_request_larger_than_pool_breaks);
 	tcase_add_loop_test(tc, test_pool_failure_breaks, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_loop_test(tc, test_memfd_pool_roundtrip, 0, SVQISO_NR_LAYOUTS);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("batch-bytes");
+	tcase_add_loop_test(tc, test_batch_bytes_splits_both_sides, 0, 4);
+	tcase_add_loop_test(tc, test_batch_bytes_resumes_held_chains, 0, 4);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("copy");
