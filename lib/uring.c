@@ -300,9 +300,11 @@ int svq_uring_run(struct svqiso_loop *loop)
 						    OP_WRITE_GUEST);
 				if (!(ret & SVQISO_SIGNAL_AGAIN))
 					break;
-				/* Stopped at batch_bytes: the peers start on
+				/* Stopped at batch_bytes: a signal it asked
+				 * for goes out now, so the peer starts on
 				 * what is ready while the rest is copied. */
-				io_uring_submit(&u->ring);
+				if (ret & (SVQISO_SIGNAL_BACKEND | SVQISO_SIGNAL_GUEST))
+					io_uring_submit(&u->ring);
 			}
 			sync_reads(loop, u, i);
 		}

@@ -335,8 +335,6 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 	vu->relay_start = SVQ_OPTS_GET(opts, relay_start, NULL);
 	vu->relay_ctx = SVQ_OPTS_GET(opts, relay_ctx, NULL);
 	vu->batch_bytes = SVQ_OPTS_GET(opts, batch_bytes, 0);
-	if (!vu->batch_bytes)
-		vu->batch_bytes = SVQISO_VU_DEFAULT_BATCH_BYTES;
 
 	fo.timeout_ms = vu->timeout_ms;
 	fo.log = vu->log;

@@ -131,12 +131,9 @@ struct svqiso_vu_opts {
 	uint64_t batch_bytes;		/* isolated mode: bytes one handler
 					 * call copies before it signals what
 					 * it did and goes on (the svq opts'
-					 * batch_bytes); 0: 256 KiB;
-					 * UINT64_MAX: no limit */
+					 * batch_bytes); 0: no limit */
 };
 #define svqiso_vu_opts__last_field batch_bytes
-
-#define SVQISO_VU_DEFAULT_BATCH_BYTES	(256u << 10)
 
 struct svqiso_vu;
 

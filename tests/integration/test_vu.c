@@ -155,7 +155,7 @@ struct variant {
 	bool call_fd;			/* external: the guest's call fd, not -1 */
 	bool relay_hook;		/* relay_start = relay_hook */
 	size_t opts_sz;			/* the adapter's opts; 0: sizeof */
-	uint64_t batch_bytes;		/* the adapter's; 0: its default */
+	uint64_t batch_bytes;		/* the adapter's; 0: no limit */
 };
 
 static void variant_of(int i, struct variant *v)
@@ -549,6 +549,8 @@ START_TEST(test_isolated_workload)
 	ck_assert_uint_eq(reqs, n);
 	if (v.batch_bytes)
 		ck_assert_uint_gt(splits, 0);
+	else
+		ck_assert_uint_eq(splits, 0);	/* off unless asked for */
 	fx_close();
 }
 END_TEST
