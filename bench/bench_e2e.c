@@ -693,7 +693,7 @@ static void report(const struct cfg *c, const struct figure *f)
 			continue;
 		printf(" | %s %.0f IOPS %.3f GB/s %.1f us", modes[m].name,
 		       f[m].iops, f[m].gbps, f[m].lat_us);
-		if (m != M_DIRECT)
+		if (m != M_DIRECT && G.mode_on[M_DIRECT])
 			printf(" (%.3f)", ratio_of(f, m));
 	}
 	printf("\n");
@@ -1124,6 +1124,9 @@ int main(int argc, char **argv)
 		for (k = 0; k < NR_MODES; k++) {
 			struct figure *f = &fig[i][k];
 
+			memset(f, 0, sizeof(*f));
+			if (!G.mode_on[k])
+				continue;	/* nothing was measured */
 			f->iops = bench_median(iops[k], G.repeats);	/* sorts */
 			f->iops_min = iops[k][0];
 			f->iops_max = iops[k][G.repeats - 1];
