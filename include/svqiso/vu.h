@@ -99,6 +99,14 @@ enum svqiso_vu_mode {
  * the next one. With no queue running there is no thread and no call;
  * never called in direct mode or with SVQISO_VU_F_EXTERNAL_LOOP.
  *
+ * After the hook the thread makes only these system calls: io_uring_enter
+ * with the io_uring loop (its eventfd reads and writes are io_uring
+ * operations, which a seccomp filter does not see); epoll_wait, epoll_ctl,
+ * read and write with the epoll loop; write with busy polling; in every
+ * mode a read of its stop eventfd when told to stop, then the thread's own
+ * exit (madvise, exit). The loop is set up before, on the thread that
+ * starts the relay; the log callback runs on the relay thread.
+ *
  * Context: the relay thread, with every signal blocked (it takes none meant
  * for the VMM's threads), concurrently with the VMM's threads: the
  * svqiso_vu_* call that started the thread may return before the hook runs.
