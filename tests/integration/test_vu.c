@@ -484,6 +484,42 @@ static void check_result(const struct blkwork_result *res, uint64_t n)
 		      res->mismatches, res->mm_queue, res->mm_sector, res->mm_offset);
 }
 
+/* Run @n requests of the workload and check them; @mix: every kind came. */
+static void run_work(uint64_t n, bool mix)
+{
+	struct blkwork_result res;
+
+	ck_assert_int_eq(blkwork_run(F.w, n, &res), 0);
+	check_result(&res, n);
+	if (mix) {
+		ck_assert_uint_gt(res.flushes, 0);
+		ck_assert_uint_gt(res.discards, 0);
+		ck_assert_uint_gt(res.write_zeroes, 0);
+	}
+}
+
+/*
+ * After the queues stopped: none broken or in error, each drained, and @n
+ * requests forwarded in all. Return: the svq calls split at batch_bytes.
+ */
+static uint64_t check_queues_done(uint64_t n)
+{
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	uint64_t reqs = 0, splits = 0;
+	unsigned int i;
+
+	for (i = 0; i < NQ; i++) {
+		ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, i, &st), 0);
+		ck_assert_uint_eq(st.requests, st.completions);
+		ck_assert_uint_eq(st.errors, 0);
+		ck_assert_ptr_null(svqiso_vu_queue_broken(F.vu, i));
+		reqs += st.requests;
+		splits += st.splits;
+	}
+	ck_assert_uint_eq(reqs, n);
+	return splits;
+}
+
 /* Every sector of the image file is what the model says. */
 static void check_image(void)
 {
@@ -506,10 +542,8 @@ static void stop_all(void)
 
 START_TEST(test_isolated_workload)
 {
-	struct svqiso_svq_stats st = { .sz = sizeof(st) };
-	struct blkwork_result res;
 	struct variant v;
-	uint64_t n = scaled(REQUESTS), reqs = 0, splits = 0;
+	uint64_t n = scaled(REQUESTS), splits;
 	unsigned int i;
 
 	variant_of(_i, &v);
@@ -522,31 +556,21 @@ START_TEST(test_isolated_workload)
 	fx_open(&v);
 	work_new(DEPTH);
 	inspect_daemon();
-	ck_assert_int_eq(blkwork_run(F.w, n, &res), 0);
-	check_result(&res, n);
-	ck_assert_uint_gt(res.flushes, 0);
-	ck_assert_uint_gt(res.discards, 0);
-	ck_assert_uint_gt(res.write_zeroes, 0);
+	run_work(n, true);
 	inspect_daemon();
 	ck_assert_uint_ge(F.inspections, 3);
 	stop_all();
 	check_image();
+	splits = check_queues_done(n);
 	for (i = 0; i < NQ; i++) {
 		struct blkq_stats bs;
 
-		ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, i, &st), 0);
-		ck_assert_uint_eq(st.requests, st.completions);
-		ck_assert_uint_eq(st.errors, 0);
-		ck_assert_ptr_null(svqiso_vu_queue_broken(F.vu, i));
-		reqs += st.requests;
-		splits += st.splits;
 		blkq_get_stats(F.q[i], &bs);
 		if (v.indirect)
 			ck_assert_uint_gt(bs.indirect, 0);
 		else
 			ck_assert_uint_eq(bs.indirect, 0);
 	}
-	ck_assert_uint_eq(reqs, n);
 	if (v.batch_bytes)
 		ck_assert_uint_gt(splits, 0);
 	else
@@ -727,12 +751,10 @@ static unsigned int nr_threads(void)
  */
 START_TEST(test_external_workload)
 {
-	struct svqiso_svq_stats st = { .sz = sizeof(st) };
-	struct blkwork_result res;
 	struct variant v = { .mode = SVQISO_VU_ISOLATED, .external = true,
 			     .packed = _i, .indirect = true, .event_idx = !_i,
 			     .lazy = _i, .call_fd = !_i, .batch_bytes = 4096 };
-	uint64_t n = scaled(REQUESTS), reqs = 0, cnt, splits = 0;
+	uint64_t n = scaled(REQUESTS), cnt;
 	unsigned int i;
 
 	fprintf(stderr, "# external loop: guest %s, event idx %d, lazy kicks %d, "
@@ -742,11 +764,7 @@ START_TEST(test_external_workload)
 	ck_assert_uint_eq(nr_threads(), 1);	/* no relay thread */
 	work_new(DEPTH);
 	inspect_daemon();
-	ck_assert_int_eq(blkwork_run(F.w, n, &res), 0);
-	check_result(&res, n);
-	ck_assert_uint_gt(res.flushes, 0);
-	ck_assert_uint_gt(res.discards, 0);
-	ck_assert_uint_gt(res.write_zeroes, 0);
+	run_work(n, true);
 	inspect_daemon();
 	ck_assert_int_eq(F.notify_err, 0);
 	ck_assert_uint_gt(F.notifies, 0);
@@ -764,17 +782,8 @@ START_TEST(test_external_workload)
 	ck_assert_uint_eq(nr_threads(), 1);
 	stop_all();
 	check_image();
-	for (i = 0; i < NQ; i++) {
-		ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, i, &st), 0);
-		ck_assert_uint_eq(st.requests, st.completions);
-		ck_assert_uint_eq(st.errors, 0);
-		ck_assert_ptr_null(svqiso_vu_queue_broken(F.vu, i));
-		reqs += st.requests;
-		splits += st.splits;
-	}
-	ck_assert_uint_eq(reqs, n);
 	/* kick() and process() went on by themselves after each stop. */
-	ck_assert_uint_gt(splits, 0);
+	ck_assert_uint_gt(check_queues_done(n), 0);
 	fx_close();
 }
 END_TEST
@@ -967,14 +976,6 @@ static void restart_queue(unsigned int i)
 	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, i, &c), 0);
 }
 
-static void run_work(uint64_t n)
-{
-	struct blkwork_result res;
-
-	ck_assert_int_eq(blkwork_run(F.w, n, &res), 0);
-	check_result(&res, n);
-}
-
 /*
  * The hook ran @calls times, never on the test's thread @self, each time
  * with every signal blocked; its last caller is the live relay thread,
@@ -1030,7 +1031,7 @@ START_TEST(test_relay_start_hook_places_the_thread)
 	ck_assert_int_eq(sched_getaffinity(0, sizeof(mine), &mine), 0);
 	fx_open(&v);
 	work_new(DEPTH);
-	run_work(n);
+	run_work(n, false);
 	/* One start per queue started: the second restarted the first's. */
 	check_relay_thread(self, NQ);
 	ck_assert_int_eq(sched_getaffinity(0, sizeof(after), &after), 0);
@@ -1038,12 +1039,12 @@ START_TEST(test_relay_start_hook_places_the_thread)
 
 	/* The stop restarts it for the other queue, the start again. */
 	restart_queue(0);
-	run_work(n);
+	run_work(n, false);
 	check_relay_thread(self, NQ + 2);
 
 	/* Guest RAM added while queues run restarts it too. */
 	ck_assert_int_eq(svqiso_vu_add_region(F.vu, &r), 0);
-	run_work(n);
+	run_work(n, false);
 	check_relay_thread(self, NQ + 3);
 
 	/* With no queue running there is no relay thread to call it on. */
@@ -1080,9 +1081,9 @@ START_TEST(test_relay_start_hook_needs_a_relay_thread)
 	hook_reset();
 	fx_open(&v);
 	work_new(DEPTH);
-	run_work(n);
+	run_work(n, false);
 	restart_queue(0);
-	run_work(n);
+	run_work(n, false);
 	ck_assert_uint_eq(nr_threads(), _i == 2 ? 2 : 1);
 	ck_assert_uint_eq(hook_calls(), 0);
 	stop_all();
@@ -1098,7 +1099,6 @@ START_TEST(test_direct_mode_shares_guest_ram)
 {
 	struct variant v = { .mode = SVQISO_VU_DIRECT, .indirect = true,
 			     .event_idx = true };
-	struct blkwork_result res;
 	uint64_t n = scaled(REQUESTS / 10);
 	struct svqiso_svq_stats st = { .sz = sizeof(st) };
 
@@ -1106,8 +1106,7 @@ START_TEST(test_direct_mode_shares_guest_ram)
 	/* The daemon has no packed ring, so neither has the guest here. */
 	ck_assert_uint_eq(svqiso_vu_get_features(F.vu) & (1ull << F_PACKED), 0);
 	work_new(DEPTH);
-	ck_assert_int_eq(blkwork_run(F.w, n, &res), 0);
-	check_result(&res, n);
+	run_work(n, false);
 	inspect_daemon();
 	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, 0, &st), -ENOTSUP);
 	stop_all();
@@ -1251,15 +1250,13 @@ START_TEST(test_reset_then_reuse)
 {
 	struct variant v = { .mode = SVQISO_VU_ISOLATED, .indirect = true,
 			     .event_idx = true };
-	struct blkwork_result res;
 	struct svqiso_vu_queue c;
 	uint64_t n = scaled(1000);
 	unsigned int i;
 
 	fx_open(&v);
 	work_new(8);
-	ck_assert_int_eq(blkwork_run(F.w, n, &res), 0);
-	check_result(&res, n);
+	run_work(n, false);
 	ck_assert_int_eq(svqiso_vu_reset(F.vu), 0);
 	/* The guest re-initializes its device: fresh rings. */
 	blkwork_free(F.w);
@@ -1280,8 +1277,7 @@ START_TEST(test_reset_then_reuse)
 		ck_assert_int_eq(svqiso_vu_queue_start(F.vu, i, &c), 0);
 	}
 	work_new(8);
-	ck_assert_int_eq(blkwork_run(F.w, n, &res), 0);
-	check_result(&res, n);
+	run_work(n, false);
 	stop_all();
 	check_image();
 	fx_close();
