@@ -62,6 +62,38 @@ int bench_ncpus(void);
 /* The @n-th CPU (from 0) the calling thread may run on; -ENOENT past them. */
 int bench_allowed_cpu(unsigned int n);
 
+/* How many CPUs the calling thread may run on (at least 1). */
+int bench_allowed_cpus(void);
+
+/*
+ * CPU time at one instant; two samples bracket an interval, and their
+ * differences are what each party used in it. Times are the kernel's
+ * scheduler run time in ns, through the CPU-time clocks: a process clock
+ * covers every thread, including threads that exited since the process
+ * began, so threads that come and go within the interval are counted
+ * exactly (summing /proc/PID/task/x/schedstat would lose the ones that
+ * exit, and /proc/PID/schedstat is the main thread's alone). A clock that
+ * cannot be read falls back to getrusage() or /proc/PID/stat (utime plus
+ * stime), which have tick resolution: @ticks says so.
+ */
+struct bench_cpu {
+	uint64_t wall_ns;	/* CLOCK_MONOTONIC */
+	uint64_t thread_ns;	/* the calling thread */
+	uint64_t self_ns;	/* every thread of this process */
+	uint64_t pid_ns;	/* every thread of the process asked for */
+	uint64_t idle, total;	/* /proc/stat over all online CPUs: idle plus
+				 * iowait, and all time (USER_HZ ticks) */
+	bool ticks;		/* a time above came from a fallback */
+};
+
+/*
+ * bench_cpu_sample() - read the CPU time of the machine, of process @pid,
+ * of this process and of the calling thread, in that order, so that the
+ * slow reads of files fall outside this thread's interval at both ends.
+ * Return: 0, or -errno if some figure could not be read at all.
+ */
+int bench_cpu_sample(struct bench_cpu *s, int pid);
+
 /* Pin thread @tid (0: the caller) to CPU @cpu alone: 0 or -errno. */
 int bench_pin_thread(int tid, int cpu);
 

@@ -63,6 +63,13 @@
  * guest's reading), worse for the rest. --no-pin leaves all of them to the
  * scheduler.
  *
+ * Where the time goes: each timed run also yields the CPU time per request
+ * of the guest driver thread, of the rest of this process (the relay
+ * thread) and of the daemon (all its threads), read from the kernel's
+ * CPU-time clocks just before and just after the run (never during it),
+ * with the share of the machine idle and the IOPS that the CPUs this
+ * process may use would allow at that total, were CPU time the only limit.
+ *
  * Exit status: 0, 1 on an error (I/O failure, bad status, counters that
  * disagree), 77 when qemu-storage-daemon is not on PATH.
  */
@@ -126,6 +133,19 @@ static const struct {
 #define NR_MODES	(sizeof(modes) / sizeof(modes[0]))
 #define M_DIRECT	0
 
+/* CPU use over one timed run: us per request of each party, and more. */
+enum {
+	CPU_GUEST,	/* the guest driver thread (inline: the adapter too) */
+	CPU_RELAY,	/* every other thread here: the adapter's relay */
+	CPU_DAEMON,	/* every thread of qemu-storage-daemon */
+	CPU_TOTAL,
+	CPU_IDLE,	/* share of all online CPUs idle */
+	CPU_OTHER,	/* share of them busy, but not with the three above */
+	CPU_CEILING,	/* IOPS the usable CPUs give at CPU_TOTAL per request */
+	CPU_UTIL,	/* the IOPS measured over CPU_CEILING */
+	NR_CPU
+};
+
 /* Medians over the repeats of one configuration in one mode. */
 struct figure {
 	double iops, gbps, lat_us;
@@ -133,6 +153,8 @@ struct figure {
 	double sys_req;			/* all of this process */
 	double vmm_req;			/* less the guest driver's own */
 	bool have_sys;
+	double cpu[NR_CPU];		/* each the median on its own */
+	bool have_cpu;
 };
 
 static struct {
@@ -157,6 +179,8 @@ static struct {
 	int cpu_guest;			/* the guest driver and the relay */
 	int cpu_daemon;			/* every thread of the daemon */
 	int relay_pin_err;		/* the relay_start hook's first error */
+	int ncpus;			/* CPUs this process may use */
+	bool cpu_ticks;			/* some CPU time from a tick fallback */
 } G = { .sys_fd = -1, .loop_name = "auto", .nq = 1, .touch = true,
 	.pin = true };
 
@@ -544,21 +568,65 @@ static uint64_t guest_kicks(const struct sess *s)
 }
 
 /*
+ * Per request, the CPU time each party used between two samples that
+ * bracket a timed run of @done requests at @iops, into @cpu (NR_CPU
+ * figures); false when there is nothing to divide by. Warns when the
+ * parties used more CPU time than the usable CPUs had, which would mean
+ * the figures are wrong.
+ */
+static bool cpu_use(const struct bench_cpu *a, const struct bench_cpu *b,
+		    uint64_t done, double iops, const char *cfg, const char *mode,
+		    double *cpu)
+{
+	double guest = (double)(b->thread_ns - a->thread_ns);
+	double self = (double)(b->self_ns - a->self_ns);
+	double daemon = (double)(b->pid_ns - a->pid_ns);
+	double wall = (double)(b->wall_ns - a->wall_ns);
+	double relay = self > guest ? self - guest : 0;
+	double total = guest + relay + daemon;
+
+	if (!done || !total || b->total <= a->total)
+		return false;
+	G.cpu_ticks |= a->ticks || b->ticks;
+	if (total > 1.05 * G.ncpus * wall)
+		fprintf(stderr, "bench_e2e: %s %s: %.1f ms of CPU time in %.1f "
+			"ms on %d CPUs, more than they have\n", cfg, mode,
+			total / 1e6, wall / 1e6, G.ncpus);
+	cpu[CPU_GUEST] = guest / 1e3 / (double)done;
+	cpu[CPU_RELAY] = relay / 1e3 / (double)done;
+	cpu[CPU_DAEMON] = daemon / 1e3 / (double)done;
+	cpu[CPU_TOTAL] = total / 1e3 / (double)done;
+	cpu[CPU_IDLE] = (double)(b->idle - a->idle) / (double)(b->total - a->total);
+	/* Other processes, interrupts and kernel threads: the machine is not
+	 * ours alone then, and that shows here. */
+	cpu[CPU_OTHER] = 1 - cpu[CPU_IDLE] - total / (bench_ncpus() * wall);
+	if (cpu[CPU_OTHER] < 0)
+		cpu[CPU_OTHER] = 0;	/* /proc/stat counts in ticks */
+	cpu[CPU_CEILING] = G.ncpus * 1e6 / cpu[CPU_TOTAL];
+	cpu[CPU_UTIL] = iops / cpu[CPU_CEILING];
+	return true;
+}
+
+/*
  * One repeat of @c in modes[@m]: a fresh session, a warm-up, the timed
  * run. Syscalls: @sys_req counts the whole process; @vmm_req leaves out the
  * guest driver's own (its poll(), read() and kick write() calls, which a
  * real guest would make inside the VM), so it is the adapter's share.
  * Inline, the guest's notify is a call, not a write, and the eventfd read
  * and backend kicks are the adapter's: only the poll() is left out.
+ * CPU time (@cpu, see cpu_use()) is sampled right outside the syscall
+ * count, so that neither counts the other's reads.
  */
 static int measure(const struct cfg *c, unsigned int m, unsigned int rep,
 		   double *iops, double *lat_us, double *sys_req,
-		   double *vmm_req, bool *have_sys)
+		   double *vmm_req, bool *have_sys, double *cpu, bool *have_cpu)
 {
+	struct bench_cpu c0, c1;
 	struct sess s;
 	struct run r;
 	uint64_t elapsed, k0, k1;
 	int64_t s0, s1;
+	bool hc;
 	int rc, err;
 
 	rc = sess_open(&s, m);
@@ -569,9 +637,11 @@ static int measure(const struct cfg *c, unsigned int m, unsigned int rep,
 	if (rc)
 		goto out;
 	k0 = guest_kicks(&s);
+	hc = !bench_cpu_sample(&c0, G.qsd.pid);
 	s0 = bench_sys_read(G.sys_fd);
 	rc = drive(&r, G.run_ns, UINT64_MAX, &elapsed);
 	s1 = bench_sys_read(G.sys_fd);
+	hc = hc && !bench_cpu_sample(&c1, G.qsd.pid);
 	k1 = guest_kicks(&s);
 	if (s.inline_loop)
 		k1 = k0;
@@ -598,6 +668,8 @@ static int measure(const struct cfg *c, unsigned int m, unsigned int rep,
 	*sys_req = *have_sys ? (double)(s1 - s0) / (double)r.done : 0;
 	*vmm_req = *have_sys ? ((double)(s1 - s0) - (double)r.guest_sys -
 				(double)(k1 - k0)) / (double)r.done : 0;
+	*have_cpu = hc && cpu_use(&c0, &c1, r.done, *iops, c->name,
+				  modes[m].name, cpu);
 out:
 	err = sess_close(&s);
 	return rc ? rc : err;
@@ -650,12 +722,40 @@ static double ratio_of(const struct figure *f, unsigned int m)
 	return f[M_DIRECT].iops > 0 ? f[m].iops / f[M_DIRECT].iops : 0;
 }
 
+static const char *cpu_source(void)
+{
+	return G.cpu_ticks ? "ticks" : "sched_runtime";
+}
+
+/* The CPU members of a JSON line, after a comma; nulls if not measured. */
+static void json_cpu(char *buf, size_t len, const struct figure *f)
+{
+	const double *v = f->cpu;
+
+	if (!f->have_cpu) {
+		snprintf(buf, len, "\"cpu_source\":null,\"cpus\":%d,"
+			 "\"cpu_us_guest\":null,\"cpu_us_relay\":null,"
+			 "\"cpu_us_daemon\":null,\"cpu_us_total\":null,"
+			 "\"idle\":null,\"busy_other\":null,"
+			 "\"cpu_ceiling_iops\":null,"
+			 "\"iops_per_ceiling\":null", G.ncpus);
+		return;
+	}
+	snprintf(buf, len, "\"cpu_source\":\"%s\",\"cpus\":%d,"
+		 "\"cpu_us_guest\":%.3f,\"cpu_us_relay\":%.3f,"
+		 "\"cpu_us_daemon\":%.3f,\"cpu_us_total\":%.3f,\"idle\":%.4f,"
+		 "\"busy_other\":%.4f,\"cpu_ceiling_iops\":%.0f,"
+		 "\"iops_per_ceiling\":%.4f", cpu_source(), G.ncpus,
+		 v[CPU_GUEST], v[CPU_RELAY], v[CPU_DAEMON], v[CPU_TOTAL],
+		 v[CPU_IDLE], v[CPU_OTHER], v[CPU_CEILING], v[CPU_UTIL]);
+}
+
 static void report(const struct cfg *c, const struct figure *f)
 {
 	unsigned int m;
 
 	for (m = 0; m < NR_MODES; m++) {
-		char sys[32] = "null", vmm[32] = "null";
+		char sys[32] = "null", vmm[32] = "null", cpu[512];
 
 		if (!G.mode_on[m])
 			continue;
@@ -663,6 +763,7 @@ static void report(const struct cfg *c, const struct figure *f)
 			snprintf(sys, sizeof(sys), "%.4f", f[m].sys_req);
 			snprintf(vmm, sizeof(vmm), "%.4f", f[m].vmm_req);
 		}
+		json_cpu(cpu, sizeof(cpu), &f[m]);
 		bench_json(&G.b, "\"config\":\"%s\",\"mode\":\"%s\",\"rw\":\"%s\","
 			   "\"bs\":%u,\"qd\":%u,\"queues\":%u,\"wait\":\"%s\","
 			   "\"loop\":\"%s\",\"copy\":\"%s\",\"secs\":%.3f,"
@@ -670,7 +771,7 @@ static void report(const struct cfg *c, const struct figure *f)
 			   "\"iops_max\":%.0f,\"gbps\":%.4f,"
 			   "\"lat_us\":%.2f,\"syscalls_per_req\":%s,"
 			   "\"vmm_syscalls_per_req\":%s,\"lazy_kicks\":%s,"
-			   "\"touch\":%s,\"pin\":%s,\"batch_bytes\":%" PRIu64,
+			   "\"touch\":%s,\"pin\":%s,\"batch_bytes\":%" PRIu64 ",%s",
 			   c->name, modes[m].name, c->rw, c->bs, c->qd, G.nq,
 			   c->spin ? "spin" : "eventfd",
 			   modes[m].inline_loop ? "external" : G.loop_name,
@@ -678,7 +779,7 @@ static void report(const struct cfg *c, const struct figure *f)
 			   G.repeats, f[m].iops, f[m].iops_min, f[m].iops_max,
 			   f[m].gbps, f[m].lat_us, sys, vmm,
 			   G.lazy ? "true" : "false", G.touch ? "true" : "false",
-			   G.pin ? "true" : "false", G.batch_bytes);
+			   G.pin ? "true" : "false", G.batch_bytes, cpu);
 	}
 	for (m = 1; m < NR_MODES; m++) {
 		if (!G.mode_on[m] || !G.mode_on[M_DIRECT])
@@ -695,6 +796,8 @@ static void report(const struct cfg *c, const struct figure *f)
 		       f[m].iops, f[m].gbps, f[m].lat_us);
 		if (m != M_DIRECT && G.mode_on[M_DIRECT])
 			printf(" (%.3f)", ratio_of(f, m));
+		if (f[m].have_cpu)
+			printf(" CPU %.1f us/req", f[m].cpu[CPU_TOTAL]);
 	}
 	printf("\n");
 	fflush(stdout);
@@ -720,6 +823,52 @@ static void target(const char *what, double v, double limit, bool above,
 		 G.lazy ? " (lazy kicks)" : "",
 		 G.touch ? "" : " (guest not touching data)", v,
 		 above ? ">=" : "<", limit);
+}
+
+/* Where the time goes: CPU per request of each party, and what it allows. */
+static void write_md_cpu(const bool *ran, struct figure (*f)[NR_MODES])
+{
+	unsigned int i, m;
+
+	bench_md(&G.b, "\nCPU per request, in us of CPU time over each timed "
+		 "run (the kernel's scheduler run time%s): *guest* is the guest "
+		 "driver thread (in *isolated-inline* it also runs the adapter), "
+		 "*relay* every other thread of this process (the adapter's relay "
+		 "thread), *daemon* every thread of qemu-storage-daemon, and "
+		 "*total* their sum; *idle* is the share of all %d online CPUs "
+		 "idle (idle and iowait in /proc/stat) during the run and *other* "
+		 "the share busy with anything but those three (other processes, "
+		 "interrupts, kernel threads: well above 0, the machine was not "
+		 "the benchmark's alone); *ceiling* "
+		 "is the IOPS the %d CPU%s this run may use would give if CPU "
+		 "time were all that limited it (%d x 10^6 / total), and "
+		 "IOPS/ceiling the share of those CPUs the three used (near 1: "
+		 "CPU-bound).\n\n", G.cpu_ticks ? "; some of it from tick-based "
+		 "accounting, as the CPU-time clocks could not be read" : "",
+		 bench_ncpus(), G.ncpus, G.ncpus > 1 ? "s" : "", G.ncpus);
+	bench_md(&G.b, "| config | mode | guest | relay | daemon | total | idle "
+		 "| other | ceiling IOPS | IOPS/ceiling |\n");
+	bench_md(&G.b, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+	for (i = 0; i < NR_CFGS; i++) {
+		for (m = 0; ran[i] && m < NR_MODES; m++) {
+			const double *v = f[i][m].cpu;
+
+			if (!G.mode_on[m])
+				continue;
+			if (!f[i][m].have_cpu) {
+				bench_md(&G.b, "| %s | %s | n/a | n/a | n/a | n/a "
+					 "| n/a | n/a | n/a | n/a |\n", cfgs[i].name,
+					 modes[m].name);
+				continue;
+			}
+			bench_md(&G.b, "| %s | %s | %.2f | %.2f | %.2f | %.2f "
+				 "| %.0f%% | %.0f%% | %.0f | %.2f |\n",
+				 cfgs[i].name, modes[m].name, v[CPU_GUEST],
+				 v[CPU_RELAY], v[CPU_DAEMON], v[CPU_TOTAL],
+				 v[CPU_IDLE] * 100, v[CPU_OTHER] * 100,
+				 v[CPU_CEILING], v[CPU_UTIL]);
+		}
+	}
 }
 
 static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
@@ -807,6 +956,7 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 			 f[i][2].iops, ratio_of(f[i], 2), f[i][0].lat_us,
 			 f[i][1].lat_us, f[i][2].lat_us, sys[0], sys[1], sys[2]);
 	}
+	write_md_cpu(ran, f);
 	bench_md(&G.b, "\nTargets (isolated: relay thread; isolated-inline: "
 		 "external loop, the adapter's best case):\n\n");
 	for (i = 0; i < NR_CFGS; i++) {
@@ -1023,7 +1173,7 @@ int main(int argc, char **argv)
 			      .null_driver = true, .read_zeroes = true };
 	static struct figure fig[NR_CFGS][NR_MODES];
 	bool ran[NR_CFGS] = { false }, notouch = false;
-	unsigned int i, rep, k;
+	unsigned int i, rep, k, j;
 	int rc;
 
 	for (i = 1; i < (unsigned int)argc; i++) {
@@ -1055,6 +1205,7 @@ int main(int argc, char **argv)
 	/* The CPUs this process may use, before it pins anything. */
 	G.cpu_guest = bench_allowed_cpu(0);
 	G.cpu_daemon = bench_allowed_cpu(1);
+	G.ncpus = bench_allowed_cpus();
 	if (G.cpu_daemon < 0)
 		G.pin = false;	/* one CPU: nothing to place */
 	rc = qsd_setup(&G.qsd, &qc);
@@ -1100,7 +1251,9 @@ int main(int argc, char **argv)
 		const struct cfg *c = &cfgs[i];
 		double iops[NR_MODES][MAX_REPEATS], lat[NR_MODES][MAX_REPEATS];
 		double sys[NR_MODES][MAX_REPEATS], vmm[NR_MODES][MAX_REPEATS];
+		double cpu[NR_MODES][MAX_REPEATS][NR_CPU];
 		bool have_sys[NR_MODES] = { true, true, true };
+		bool have_cpu[NR_MODES] = { true, true, true };
 
 		if (G.only ? !selected(c->name) : G.b.quick && !c->quick)
 			continue;
@@ -1108,17 +1261,18 @@ int main(int argc, char **argv)
 			/* Rotate the order so drift hits every mode alike. */
 			for (k = 0; k < NR_MODES; k++) {
 				unsigned int m = (k + rep) % NR_MODES;
-				bool hs = false;
+				bool hs = false, hc = false;
 
 				if (!G.mode_on[m])
 					continue;
 
 				rc = measure(c, m, rep, &iops[m][rep],
 					     &lat[m][rep], &sys[m][rep],
-					     &vmm[m][rep], &hs);
+					     &vmm[m][rep], &hs, cpu[m][rep], &hc);
 				if (rc)
 					goto out;
 				have_sys[m] = have_sys[m] && hs;
+				have_cpu[m] = have_cpu[m] && hc;
 			}
 		}
 		for (k = 0; k < NR_MODES; k++) {
@@ -1135,6 +1289,14 @@ int main(int argc, char **argv)
 			f->have_sys = have_sys[k];
 			f->sys_req = have_sys[k] ? bench_median(sys[k], G.repeats) : 0;
 			f->vmm_req = have_sys[k] ? bench_median(vmm[k], G.repeats) : 0;
+			f->have_cpu = have_cpu[k];
+			for (j = 0; f->have_cpu && j < NR_CPU; j++) {
+				double v[MAX_REPEATS];
+
+				for (rep = 0; rep < G.repeats; rep++)
+					v[rep] = cpu[k][rep][j];
+				f->cpu[j] = bench_median(v, G.repeats);
+			}
 		}
 		ran[i] = true;
 		report(c, fig[i]);
