@@ -35,11 +35,14 @@
  *             [--copy auto|memcpy|movsb|nt] [--queues 1|2]
  *             [--secs S] [--repeats N] [--only CONFIG,...] [--lazy-kicks]
  *             [--no-touch] [--modes direct,isolated,isolated-inline]
- *             [--no-pin] [--batch-bytes N]
+ *             [--no-pin] [--batch-bytes N] [--spin-ns N]
  *
  * --batch-bytes sets the adapter's batch_bytes (0, the default: off): each
  * handler call hands on what it copied after N bytes, so the peer starts on
  * the first requests of a large batch while the rest are copied.
+ * --spin-ns sets the adapter's spin_ns (0, the default: off): after a
+ * wake-up with requests in flight the relay thread polls the rings for up
+ * to N ns without progress before it sleeps again.
  *
  * The guest runs one tight loop on one thread over its queues: submit until
  * the depth is reached, wait for the call eventfd (inline: the backend's)
@@ -173,6 +176,7 @@ static struct {
 	const char *only;		/* --only: one configuration by name */
 	bool lazy;			/* --lazy-kicks: SVQISO_VU_F_LAZY_KICKS */
 	uint64_t batch_bytes;		/* --batch-bytes: the adapter's */
+	uint64_t spin_ns;		/* --spin-ns: the adapter's */
 	uint64_t run_ns, warm_ns;
 	unsigned int repeats;
 	bool pin;			/* CPU placement; --no-pin: none */
@@ -238,7 +242,7 @@ static int sess_open(struct sess *s, unsigned int m)
 		    .flags = (G.lazy ? SVQISO_VU_F_LAZY_KICKS : 0) |
 			     (modes[m].inline_loop ? SVQISO_VU_F_EXTERNAL_LOOP : 0),
 		    .relay_start = G.pin ? relay_place : NULL,
-		    .batch_bytes = G.batch_bytes);
+		    .batch_bytes = G.batch_bytes, .spin_ns = G.spin_ns);
 	struct blkq_opts qo = { .num = RING_NUM, .indirect = true,
 				.event_idx = true, .max_segs = 4 };
 	unsigned int i;
@@ -771,7 +775,8 @@ static void report(const struct cfg *c, const struct figure *f)
 			   "\"iops_max\":%.0f,\"gbps\":%.4f,"
 			   "\"lat_us\":%.2f,\"syscalls_per_req\":%s,"
 			   "\"vmm_syscalls_per_req\":%s,\"lazy_kicks\":%s,"
-			   "\"touch\":%s,\"pin\":%s,\"batch_bytes\":%" PRIu64 ",%s",
+			   "\"touch\":%s,\"pin\":%s,\"batch_bytes\":%" PRIu64
+			   ",\"spin_ns\":%" PRIu64 ",%s",
 			   c->name, modes[m].name, c->rw, c->bs, c->qd, G.nq,
 			   c->spin ? "spin" : "eventfd",
 			   modes[m].inline_loop ? "external" : G.loop_name,
@@ -779,7 +784,8 @@ static void report(const struct cfg *c, const struct figure *f)
 			   G.repeats, f[m].iops, f[m].iops_min, f[m].iops_max,
 			   f[m].gbps, f[m].lat_us, sys, vmm,
 			   G.lazy ? "true" : "false", G.touch ? "true" : "false",
-			   G.pin ? "true" : "false", G.batch_bytes, cpu);
+			   G.pin ? "true" : "false", G.batch_bytes, G.spin_ns,
+			   cpu);
 	}
 	for (m = 1; m < NR_MODES; m++) {
 		if (!G.mode_on[m] || !G.mode_on[M_DIRECT])
@@ -920,7 +926,8 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 		 "descriptors, event idx), waiting with poll() (\"-spin\": "
 		 "polling the used ring, inline also calling process(), no "
 		 "sleep); %s; adapter loop %s, copy %s, batch_bytes %" PRIu64
-		 " (0: off). Each figure is the median "
+		 " (0: off), relay spin_ns %" PRIu64 " (0: off). Each figure "
+		 "is the median "
 		 "of %u run%s of %.2f s, the three modes interleaved. Latency is "
 		 "the mean from submission to collection. Syscalls per request "
 		 "count every thread of this process, the guest driver's and "
@@ -933,7 +940,8 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 		 "posting it, reads every byte of a read buffer after it "
 		 "completes and checks it is zeros)" : "the guest touches no "
 		 "data (--no-touch)", G.loop_name,
-		 svqiso_copy_name(G.copy), G.batch_bytes, G.repeats, G.repeats > 1 ? "s" : "",
+		 svqiso_copy_name(G.copy), G.batch_bytes, G.spin_ns, G.repeats,
+		 G.repeats > 1 ? "s" : "",
 		 (double)G.run_ns / 1e9, place, G.lazy ? " Isolated with lazy "
 		 "kicks (SVQISO_VU_F_LAZY_KICKS): while the daemon holds "
 		 "requests the guest is asked for no kicks, and the adapter "
@@ -1149,6 +1157,8 @@ static int parse(int argc, char **argv)
 			}
 		} else if (!strcmp(argv[i], "--batch-bytes")) {
 			G.batch_bytes = strtoull(v, NULL, 0);
+		} else if (!strcmp(argv[i], "--spin-ns")) {
+			G.spin_ns = strtoull(v, NULL, 0);
 		} else if (!strcmp(argv[i], "--repeats")) {
 			G.repeats = (unsigned int)atoi(v);
 			if (G.repeats < 1 || G.repeats > MAX_REPEATS)
@@ -1192,7 +1202,7 @@ int main(int argc, char **argv)
 			"[--copy auto|memcpy|movsb|nt] [--queues 1|2] "
 			"[--secs S] [--repeats 1..%d] [--only CONFIG,...] "
 			"[--lazy-kicks] [--no-touch] [--modes MODE,...] "
-			"[--no-pin] [--batch-bytes N]\n", argv[0],
+			"[--no-pin] [--batch-bytes N] [--spin-ns N]\n", argv[0],
 			MAX_REPEATS);
 		bench_fini(&G.b);
 		return 1;

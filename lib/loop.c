@@ -11,6 +11,7 @@
  */
 #include <stdlib.h>
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -18,7 +19,7 @@
 #include "loop_priv.h"
 
 #if defined(__LP64__)
-_Static_assert(sizeof(struct svqiso_loop_opts) == 32, "svqiso_loop_opts is append-only");
+_Static_assert(sizeof(struct svqiso_loop_opts) == 40, "svqiso_loop_opts is append-only");
 _Static_assert(sizeof(struct svqiso_loop_queue) == 32, "svqiso_loop_queue is append-only");
 #endif
 
@@ -170,6 +171,117 @@ static void drain_stop(struct svqiso_loop *loop)
 		;
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* signal_fds() for a spin or busy polling. */
+static void fd_signal(struct svqiso_loop *loop, struct svq_loop_q *q, int mask,
+		      void *ctx)
+{
+	(void)ctx;
+	signal_fds(loop, q, mask);
+}
+
+/* ---- Spinning between wake-ups (spin_ns) ---- */
+
+static bool any_in_flight(const struct svqiso_loop *loop)
+{
+	uint32_t i;
+
+	for (i = 0; i < loop->nr_queues; i++)
+		if (!loop->q[i].dead && svqiso_svq_in_flight(loop->q[i].svq))
+			return true;
+	return false;
+}
+
+bool svq_loop_should_spin(const struct svqiso_loop *loop)
+{
+	return loop->spin_ns && any_in_flight(loop);
+}
+
+/* Notifications off (busy) or back on for every live queue. */
+static void spin_notify(struct svqiso_loop *loop, bool busy)
+{
+	uint32_t i;
+	int ret;
+
+	for (i = 0; i < loop->nr_queues; i++) {
+		struct svq_loop_q *q = &loop->q[i];
+
+		if (q->dead)
+			continue;
+		ret = svqiso_svq_set_busy_poll(q->svq, busy);
+		if (ret < 0)
+			queue_broken(loop, q, "set_busy_poll", ret);
+	}
+}
+
+/*
+ * One polling pass over every live queue, both rings, as busy polling and
+ * spinning make it. Return: whether any handler did something.
+ */
+static bool poll_pass(struct svqiso_loop *loop, svq_loop_signal_fn signal,
+		      void *ctx)
+{
+	bool progress = false;
+	uint32_t i;
+	int ret;
+
+	loop->ctr.spins++;
+	for (i = 0; i < loop->nr_queues; i++) {
+		struct svq_loop_q *q = &loop->q[i];
+
+		if (q->dead)
+			continue;
+		q->events = SVQ_LOOP_EV_CALL | SVQ_LOOP_EV_KICK;
+		ret = svq_loop_service(loop, q);
+		if (ret > 0) {
+			signal(loop, q, ret, ctx);
+			progress = true;
+		}
+	}
+	return progress;
+}
+
+void svq_loop_spin(struct svqiso_loop *loop, svq_loop_signal_fn signal,
+		   void *ctx)
+{
+	uint64_t idle_since;
+	uint32_t i;
+
+	loop->ctr.spin_rounds++;
+	spin_notify(loop, true);
+	idle_since = now_ns();
+	while (!svq_loop_stopping(loop)) {
+		if (poll_pass(loop, signal, ctx))
+			idle_since = now_ns();
+		else if (!any_in_flight(loop) ||
+			 now_ns() - idle_since >= loop->spin_ns)
+			break;
+		else
+			cpu_relax();
+	}
+	spin_notify(loop, false);
+	/* Also the queues that broke while spinning: the service pass after
+	 * this lets the backend drop their fds. */
+	for (i = 0; i < loop->nr_queues; i++)
+		svq_loop_touch(loop, i, SVQ_LOOP_EV_CALL | SVQ_LOOP_EV_KICK);
+}
+
 /* ---- epoll backend ---- */
 
 static int ep_ctl(struct svqiso_loop *loop, int op, int fd, uint64_t data)
@@ -216,6 +328,7 @@ static int epoll_run(struct svqiso_loop *loop)
 {
 	struct epoll_event *ev = loop->ep_events;
 	int maxev = (int)(2 * loop->max_queues + 1);
+	bool spun = false;
 	uint32_t i, k;
 	int n, j, ret;
 
@@ -227,6 +340,8 @@ static int epoll_run(struct svqiso_loop *loop)
 		}
 	}
 	while (!svq_loop_stopping(loop)) {
+		if (spun)
+			goto service;	/* the pass after a spin, then sleep */
 		n = epoll_wait(loop->epfd, ev, maxev, -1);
 		loop->ctr.waits++;
 		if (n < 0) {
@@ -256,6 +371,7 @@ static int epoll_run(struct svqiso_loop *loop)
 						   "guest kick fd", ret);
 			svq_loop_touch(loop, i, call ? SVQ_LOOP_EV_CALL : SVQ_LOOP_EV_KICK);
 		}
+service:
 		for (k = 0; k < loop->nr_touched; k++) {
 			struct svq_loop_q *q = &loop->q[loop->touched[k]];
 
@@ -270,57 +386,23 @@ static int epoll_run(struct svqiso_loop *loop)
 			ep_sync(loop, q);	/* only removals can happen here */
 		}
 		loop->nr_touched = 0;
+		/* After a wake-up, not after a spin: one that ran out sleeps. */
+		spun = !spun && svq_loop_should_spin(loop);
+		if (spun)
+			svq_loop_spin(loop, fd_signal, NULL);
 	}
 	return 0;
 }
 
 /* ---- busy polling ---- */
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#endif
-}
-
 static int busy_run(struct svqiso_loop *loop)
 {
-	uint32_t i;
-	int ret;
-
-	for (i = 0; i < loop->nr_queues; i++) {
-		struct svq_loop_q *q = &loop->q[i];
-
-		if (q->dead)
-			continue;
-		ret = svqiso_svq_set_busy_poll(q->svq, true);
-		if (ret < 0)
-			queue_broken(loop, q, "set_busy_poll", ret);
-	}
-	while (!svq_loop_stopping(loop)) {
-		bool idle = true;
-
-		loop->ctr.spins++;
-		for (i = 0; i < loop->nr_queues; i++) {
-			struct svq_loop_q *q = &loop->q[i];
-
-			if (q->dead)
-				continue;
-			q->events = SVQ_LOOP_EV_CALL | SVQ_LOOP_EV_KICK;
-			ret = svq_loop_service(loop, q);
-			if (ret > 0) {
-				signal_fds(loop, q, ret);
-				idle = false;
-			}
-		}
-		if (idle)
+	spin_notify(loop, true);
+	while (!svq_loop_stopping(loop))
+		if (!poll_pass(loop, fd_signal, NULL))
 			cpu_relax();
-	}
-	for (i = 0; i < loop->nr_queues; i++)
-		if (!loop->q[i].dead)
-			svqiso_svq_set_busy_poll(loop->q[i].svq, false);
+	spin_notify(loop, false);
 	return 0;
 }
 
@@ -350,6 +432,7 @@ int svqiso_loop_new(const struct svqiso_loop_opts *opts, struct svqiso_loop **ou
 	loop->max_queues = maxq;
 	loop->log = SVQ_OPTS_GET(opts, log, NULL);
 	loop->log_ctx = SVQ_OPTS_GET(opts, log_ctx, NULL);
+	loop->spin_ns = SVQ_OPTS_GET(opts, spin_ns, 0);
 	err = -ENOMEM;
 	loop->q = calloc(maxq, sizeof(*loop->q));
 	loop->touched = calloc(maxq, sizeof(*loop->touched));

@@ -51,7 +51,8 @@ struct svq_loop_counters {
 	uint64_t waits;		/* epoll_wait / io_uring_enter(wait) calls */
 	uint64_t reads;		/* eventfd reads (syscalls or SQEs) */
 	uint64_t writes;	/* eventfd writes (syscalls or SQEs) */
-	uint64_t spins;		/* busy-poll iterations */
+	uint64_t spins;		/* busy-poll and spin iterations */
+	uint64_t spin_rounds;	/* spins begun after a wake-up (spin_ns) */
 };
 
 struct svq_uring;
@@ -71,6 +72,7 @@ struct svqiso_loop {
 	struct svq_uring *uring;	/* io_uring backend, else NULL */
 	svqiso_log_fn log;
 	void *log_ctx;
+	uint64_t spin_ns;		/* 0: sleep at once after a wake-up */
 	struct svq_loop_counters ctr;
 };
 
@@ -92,6 +94,27 @@ static inline void svq_loop_touch(struct svqiso_loop *loop, uint32_t i,
 		loop->touched[loop->nr_touched++] = i;
 	}
 }
+
+/* Write the eventfds @mask asks for on @q, now. */
+typedef void (*svq_loop_signal_fn)(struct svqiso_loop *loop,
+				   struct svq_loop_q *q, int mask, void *ctx);
+
+/*
+ * svq_loop_should_spin() - whether the loop should poll instead of sleeping
+ * now: spin_ns is set and some queue has requests in flight.
+ */
+bool svq_loop_should_spin(const struct svqiso_loop *loop);
+
+/*
+ * svq_loop_spin() - poll every live queue's rings, notifications off, until
+ * spin_ns pass without progress or nothing is in flight (see spin_ns in
+ * loop.h); @signal writes what each pass asks for at once. On return the
+ * notifications are back on and every queue is touched: the caller services
+ * them once more (which closes the race with a peer that saw them off), and
+ * then sleeps. Writes the caller has queued must be out before the call.
+ */
+void svq_loop_spin(struct svqiso_loop *loop, svq_loop_signal_fn signal,
+		   void *ctx);
 
 /*
  * svq_loop_service() - run the handlers @q's events ask for and clear them.

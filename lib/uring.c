@@ -260,9 +260,25 @@ static void reap(struct svqiso_loop *loop, struct svq_uring *u)
 	io_uring_cq_advance(&u->ring, n);
 }
 
+/* A spin's signals go out at once, not with the next wait. */
+static void spin_signal(struct svqiso_loop *loop, struct svq_loop_q *q,
+			int mask, void *ctx)
+{
+	struct svq_uring *u = ctx;
+	uint32_t i = (uint32_t)(q - loop->q);
+
+	if (mask & SVQISO_SIGNAL_BACKEND)
+		queue_write(loop, u, i, q->backend_kick_fd, OP_WRITE_BACKEND);
+	if (mask & SVQISO_SIGNAL_GUEST)
+		queue_write(loop, u, i, q->guest_call_fd, OP_WRITE_GUEST);
+	if (mask & (SVQISO_SIGNAL_BACKEND | SVQISO_SIGNAL_GUEST))
+		io_uring_submit(&u->ring);
+}
+
 int svq_uring_run(struct svqiso_loop *loop)
 {
 	struct svq_uring *u = loop->uring;
+	bool spun = false;
 	uint32_t i, k;
 	int ret;
 
@@ -271,17 +287,23 @@ int svq_uring_run(struct svqiso_loop *loop)
 	while (!svq_loop_stopping(loop)) {
 		if (!u->stop_armed)
 			arm_stop(loop, u);
-		/* Writes and re-arms of the last iteration go in with the wait. */
-		ret = io_uring_submit_and_wait(&u->ring, 1);
-		loop->ctr.waits++;
-		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
-			svq_log(loop->log, loop->log_ctx, SVQISO_LOG_ERR,
-				"loop: io_uring_submit_and_wait: %s", strerror(-ret));
-			return ret;
+		if (!spun) {
+			/* Writes and re-arms of the last iteration go in
+			 * with the wait. */
+			ret = io_uring_submit_and_wait(&u->ring, 1);
+			loop->ctr.waits++;
+			if (ret < 0 && ret != -EINTR && ret != -EAGAIN &&
+			    ret != -EBUSY) {
+				svq_log(loop->log, loop->log_ctx, SVQISO_LOG_ERR,
+					"loop: io_uring_submit_and_wait: %s",
+					strerror(-ret));
+				return ret;
+			}
+			/* Fewer completions than reads armed is normal: take
+			 * what is there; -EBUSY (CQ overflow) is cleared by
+			 * reaping. */
+			reap(loop, u);
 		}
-		/* Fewer completions than reads armed is normal: take what
-		 * is there; -EBUSY (CQ overflow) is cleared by reaping. */
-		reap(loop, u);
 		for (k = 0; k < loop->nr_touched; k++) {
 			struct svq_loop_q *q;
 
@@ -309,6 +331,13 @@ int svq_uring_run(struct svqiso_loop *loop)
 			sync_reads(loop, u, i);
 		}
 		loop->nr_touched = 0;
+		/* After a wake-up, not after a spin: one that ran out sleeps
+		 * (the pass above looked again with notifications on). */
+		spun = !spun && svq_loop_should_spin(loop);
+		if (spun) {
+			io_uring_submit(&u->ring);	/* the kicks it waits on */
+			svq_loop_spin(loop, spin_signal, u);
+		}
 	}
 	/* Hand over the writes of the last iteration; don't wait. */
 	io_uring_submit(&u->ring);

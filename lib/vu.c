@@ -33,7 +33,7 @@
 #include "vhost_user.h"
 
 #if defined(__LP64__)
-_Static_assert(sizeof(struct svqiso_vu_opts) == 80, "svqiso_vu_opts is append-only");
+_Static_assert(sizeof(struct svqiso_vu_opts) == 88, "svqiso_vu_opts is append-only");
 #endif
 
 /* Transport bits (VIRTIO 1.2, 6) and the guest-side policy. */
@@ -82,6 +82,7 @@ struct svqiso_vu {
 	svqiso_vu_relay_fn relay_start;	/* on each new relay thread */
 	void *relay_ctx;
 	uint64_t batch_bytes;		/* for each svq */
+	uint64_t spin_ns;		/* for the relay loop */
 
 	uint64_t guest_offer;		/* svqiso_vu_get_features() */
 	uint64_t guest_features;	/* what the guest accepted */
@@ -203,7 +204,8 @@ static int queue_poke(struct vu_queue *q, bool take)
 static int relay_resume(struct svqiso_vu *vu)
 {
 	SVQISO_OPTS(svqiso_loop_opts, lo, .mode = vu->loop_mode,
-		    .max_queues = vu->nq, .log = vu->log, .log_ctx = vu->log_ctx);
+		    .max_queues = vu->nq, .log = vu->log, .log_ctx = vu->log_ctx,
+		    .spin_ns = vu->spin_ns);
 	sigset_t all, old;
 	unsigned int i, n = 0;
 	int rc;
@@ -335,6 +337,7 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 	vu->relay_start = SVQ_OPTS_GET(opts, relay_start, NULL);
 	vu->relay_ctx = SVQ_OPTS_GET(opts, relay_ctx, NULL);
 	vu->batch_bytes = SVQ_OPTS_GET(opts, batch_bytes, 0);
+	vu->spin_ns = SVQ_OPTS_GET(opts, spin_ns, 0);
 
 	fo.timeout_ms = vu->timeout_ms;
 	fo.log = vu->log;

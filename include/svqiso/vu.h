@@ -104,8 +104,10 @@ enum svqiso_vu_mode {
  * operations, which a seccomp filter does not see); epoll_wait, epoll_ctl,
  * read and write with the epoll loop; write with busy polling; in every
  * mode a read of its stop eventfd when told to stop, then the thread's own
- * exit (madvise, exit). The loop is set up before, on the thread that
- * starts the relay; the log callback runs on the relay thread.
+ * exit (madvise, exit). With spin_ns it also reads the monotonic clock
+ * while it spins (clock_gettime: a vDSO call, a system call only where the
+ * clock source has no vDSO path). The loop is set up before, on the thread
+ * that starts the relay; the log callback runs on the relay thread.
  *
  * Context: the relay thread, with every signal blocked (it takes none meant
  * for the VMM's threads), concurrently with the VMM's threads: the
@@ -140,8 +142,12 @@ struct svqiso_vu_opts {
 					 * call copies before it signals what
 					 * it did and goes on (the svq opts'
 					 * batch_bytes); 0: no limit */
+	uint64_t spin_ns;		/* isolated mode, relay thread: how long
+					 * it polls the rings for more work
+					 * before it sleeps (the loop opts'
+					 * spin_ns); 0: it sleeps at once */
 };
-#define svqiso_vu_opts__last_field batch_bytes
+#define svqiso_vu_opts__last_field spin_ns
 
 struct svqiso_vu;
 

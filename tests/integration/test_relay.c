@@ -26,6 +26,7 @@
 #include <svqiso/iso.h>
 #include "vring.h"
 #include "loop_priv.h"
+#include "svq_priv.h"
 
 #define NUM		128		/* both rings */
 #define DEPTH		32		/* requests in flight per queue */
@@ -112,6 +113,7 @@ struct backend {
 	bool went_bad;
 	int err;		/* first device-role error */
 	uint64_t calls;		/* call fd writes */
+	bool hold;		/* __atomic: take nothing while set */
 };
 
 static int serve(struct backend *b, const struct svq_elem *e)
@@ -160,6 +162,10 @@ static void *backend_main(void *arg)
 
 		if (b->went_bad) {
 			fd_wait(b->kick_fd, 20);
+			continue;
+		}
+		if (__atomic_load_n(&b->hold, __ATOMIC_ACQUIRE)) {
+			usleep(1000);
 			continue;
 		}
 		for (;;) {
@@ -511,9 +517,13 @@ static bool uring_usable(void)
 	return true;
 }
 
+/* The spin_ns of the next world_open()'s loop (0: sleep at once). */
+static uint64_t world_spin;
+
 static void world_open(uint8_t mode)
 {
-	SVQISO_OPTS(svqiso_loop_opts, lo, .mode = mode, .log = loop_log);
+	SVQISO_OPTS(svqiso_loop_opts, lo, .mode = mode, .log = loop_log,
+		    .spin_ns = world_spin);
 
 	memset(&W, 0, sizeof(W));
 	ck_assert_int_eq(svqiso_iso_new(NULL, &W.iso), 0);
@@ -653,7 +663,10 @@ START_TEST(test_relay_ring_all_complete)
 }
 END_TEST
 
-/* Queue 1's backend breaks the protocol; queue 0 goes on to the end. */
+/*
+ * Queue 1's backend breaks the protocol; queue 0 goes on to the end. From 4
+ * on, with a 1 s spin: the queue breaks while the loop polls it.
+ */
 START_TEST(test_broken_queue_others_go_on)
 {
 	uint8_t mode = _i % 4;
@@ -662,7 +675,9 @@ START_TEST(test_broken_queue_others_go_on)
 	uint64_t v;
 	double t0;
 
+	world_spin = _i >= 4 ? 1000000000ull : 0;
 	world_open(mode);
+	world_spin = 0;
 	W.nrig = 2;
 	b = &W.rig[1];
 	rig_open(a, true, 0, SVQISO_LAYOUT_PACKED, 0);
@@ -747,13 +762,18 @@ START_TEST(test_element_guest_kick_fd_ignored)
 }
 END_TEST
 
-/* A busy queue: stop() in the middle of the traffic still returns promptly. */
+/*
+ * A busy queue: stop() in the middle of the traffic still returns promptly.
+ * From 4 on, with a 10 s spin: a stop must end the spin too.
+ */
 START_TEST(test_stop_under_load_prompt)
 {
 	uint8_t mode = _i % 4;
 	struct rig *r = &W.rig[0];
 
+	world_spin = _i >= 4 ? 10000000000ull : 0;
 	world_open(mode);
+	world_spin = 0;
 	W.nrig = 1;
 	rig_open(r, true, 0, SVQISO_LAYOUT_SPLIT, 0);
 	r->n_total = UINT64_MAX;	/* never done */
@@ -764,6 +784,118 @@ START_TEST(test_stop_under_load_prompt)
 	world_stop();
 	ck_assert_uint_eq(r->bad, 0);
 	ck_assert_int_eq(r->be.err, 0);
+	world_close();
+}
+END_TEST
+
+
+/*
+ * One element-mode queue whose backend holds what it gets, relayed by a
+ * loop with @spin ns of spin, running: @n requests in all, DEPTH of them
+ * in flight. A spin starts after a wake-up, so a call with nothing behind
+ * it wakes the loop; return once the spin has begun.
+ */
+static struct rig *spin_world_held(uint8_t mode, uint8_t shadow_layout,
+				   uint64_t spin, uint64_t n)
+{
+	struct rig *r = &W.rig[0];
+	double t0;
+
+	world_spin = spin;
+	world_open(mode);
+	world_spin = 0;
+	W.nrig = 1;
+	rig_open(r, true, 0, shadow_layout, 0);
+	r->n_total = n;
+	r->be.hold = true;
+	rig_add(r);
+	world_start();
+	fd_signal(r->bc);
+	t0 = now();
+	while (!__atomic_load_n(&W.loop->ctr.spin_rounds, __ATOMIC_RELAXED) &&
+	       now() - t0 < 10)
+		usleep(1000);
+	ck_assert_uint_eq(__atomic_load_n(&W.loop->ctr.spin_rounds,
+					  __ATOMIC_RELAXED), 1);
+	return r;
+}
+
+/* Let @r's backend go on; wait (bounded) until everything completed. */
+static void release_and_wait(struct rig *r)
+{
+	double t0 = now();
+
+	__atomic_store_n(&r->be.hold, false, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&r->completed, __ATOMIC_ACQUIRE) < r->n_total &&
+	       now() - t0 < 20)
+		usleep(1000);
+}
+
+/*
+ * Spinning: the loop takes completions from the ring with the backend's
+ * calls off. The backend holds its first requests until the loop spins
+ * (after a wake-up by a call with nothing behind it), then serves them and
+ * every request the VMM submits from the complete callback: all of them
+ * complete within that one spin, with no call from the backend (packed
+ * shadow: its calls are disabled outright; split with EVENT_IDX: at most
+ * the one that crosses the used_event the loop left before spinning) and
+ * without the loop sleeping. _i: io_uring or epoll; split or packed.
+ */
+START_TEST(test_spin_completes_without_calls)
+{
+	uint8_t mode = _i % 2 ? SVQISO_LOOP_EPOLL : SVQISO_LOOP_URING;
+	uint8_t sl = _i / 2 ? SVQISO_LAYOUT_PACKED : SVQISO_LAYOUT_SPLIT;
+	/* 10 s: longer than the test */
+	struct rig *r = spin_world_held(mode, sl, 10000000000ull, 5000);
+	uint64_t waits;
+	double t0 = now();
+
+	ck_assert(r->svq->busy_poll);
+	waits = __atomic_load_n(&W.loop->ctr.waits, __ATOMIC_RELAXED);
+	ck_assert_uint_eq(r->be.calls, 0);
+	release_and_wait(r);
+	world_stop();
+	report(sl ? "element/packed, spin_ns 10 s" : "element/split, spin_ns 10 s",
+	       r, now() - t0);
+	check_rig_done(r);
+	ck_assert_int_eq(W.loop_errs, 0);
+	ck_assert_uint_eq(W.loop->ctr.spin_rounds, 1);
+	ck_assert_uint_gt(W.loop->ctr.spins, 1);
+	ck_assert_uint_le(r->be.calls, sl == SVQISO_LAYOUT_PACKED ? 0 : 1);
+	/* The wait after the spin's end, and one per call, nothing else. */
+	ck_assert_uint_le(W.loop->ctr.waits, waits + 1 + r->be.calls);
+	world_close();
+}
+END_TEST
+
+/*
+ * A backend that stops taking requests: the spin gives up after spin_ns,
+ * with the queue's notifications back on, and the loop sleeps (it does not
+ * spin again until woken). When the backend goes on, its call wakes the
+ * loop and everything completes. _i: io_uring, epoll.
+ */
+START_TEST(test_spin_stalled_backend_sleeps)
+{
+	uint8_t mode = _i ? SVQISO_LOOP_EPOLL : SVQISO_LOOP_URING;
+	/* 20 ms */
+	struct rig *r = spin_world_held(mode, SVQISO_LAYOUT_SPLIT, 20000000ull,
+					2000);
+	uint64_t spins;
+
+	usleep(200000);
+	spins = __atomic_load_n(&W.loop->ctr.spins, __ATOMIC_RELAXED);
+	ck_assert_uint_eq(__atomic_load_n(&W.loop->ctr.spin_rounds,
+					  __ATOMIC_RELAXED), 1);
+	ck_assert_uint_gt(spins, 0);
+	ck_assert(!r->svq->busy_poll);
+	usleep(200000);
+	ck_assert_uint_eq(__atomic_load_n(&W.loop->ctr.spins, __ATOMIC_RELAXED),
+			  spins);
+	ck_assert_uint_eq(r->completed, 0);
+	release_and_wait(r);
+	world_stop();
+	check_rig_done(r);
+	ck_assert_int_eq(W.loop_errs, 0);
 	world_close();
 }
 END_TEST
@@ -785,7 +917,7 @@ static Suite *relay_suite(void)
 
 	tc = tcase_create("broken");
 	tcase_set_timeout(tc, 240);
-	tcase_add_loop_test(tc, test_broken_queue_others_go_on, 0, 4);
+	tcase_add_loop_test(tc, test_broken_queue_others_go_on, 0, 8);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("element-kick-fd");
@@ -793,9 +925,15 @@ static Suite *relay_suite(void)
 	tcase_add_loop_test(tc, test_element_guest_kick_fd_ignored, 0, 4);
 	suite_add_tcase(s, tc);
 
+	tc = tcase_create("spin");
+	tcase_set_timeout(tc, 240);
+	tcase_add_loop_test(tc, test_spin_completes_without_calls, 0, 4);
+	tcase_add_loop_test(tc, test_spin_stalled_backend_sleeps, 0, 2);
+	suite_add_tcase(s, tc);
+
 	tc = tcase_create("stop");
 	tcase_set_timeout(tc, 240);
-	tcase_add_loop_test(tc, test_stop_under_load_prompt, 0, 4);
+	tcase_add_loop_test(tc, test_stop_under_load_prompt, 0, 8);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -188,6 +188,24 @@ START_TEST(test_new_short_opts_defaults)
 }
 END_TEST
 
+START_TEST(test_new_spin_ns_kept_or_zero)
+{
+	/* Opts from before spin_ns: a value past sz is not read. */
+	struct svqiso_loop_opts o = { .sz = offsetof(struct svqiso_loop_opts, spin_ns),
+				      .mode = SVQISO_LOOP_EPOLL,
+				      .spin_ns = 5000 };
+	struct svqiso_loop *loop = NULL;
+
+	ck_assert_int_eq(svqiso_loop_new(&o, &loop), 0);
+	ck_assert_uint_eq(loop->spin_ns, 0);
+	svqiso_loop_free(loop);
+	o.sz = sizeof(o);
+	ck_assert_int_eq(svqiso_loop_new(&o, &loop), 0);
+	ck_assert_uint_eq(loop->spin_ns, 5000);
+	svqiso_loop_free(loop);
+}
+END_TEST
+
 START_TEST(test_new_calloc_fails_enomem)
 {
 	SVQISO_OPTS(svqiso_loop_opts, o, .mode = modes[_i]);
@@ -527,6 +545,7 @@ static Suite *loop_suite(void)
 	tcase_add_loop_test(tc, test_new_each_mode_kept, 0, SVQ_ARRAY_SIZE(modes));
 	tcase_add_test(tc, test_new_bad_opts_einval);
 	tcase_add_test(tc, test_new_short_opts_defaults);
+	tcase_add_test(tc, test_new_spin_ns_kept_or_zero);
 	tcase_add_loop_test(tc, test_new_calloc_fails_enomem, 0, SVQ_ARRAY_SIZE(modes));
 	tcase_add_test(tc, test_mode_null_einval);
 	suite_add_tcase(s, tc);
