@@ -824,10 +824,11 @@ static void target(const char *what, double v, double limit, bool above,
 		bench_md(&G.b, "- SKIP: %s (not measured)\n", what);
 		return;
 	}
-	bench_md(&G.b, "- %s: %s%s%s: %.3f (target %s %.2f)\n",
+	bench_md(&G.b, "- %s: %s%s%s%s: %.3f (target %s %.2f)\n",
 		 (above ? v >= limit : v < limit) ? "PASS" : "MISS", what,
 		 G.lazy ? " (lazy kicks)" : "",
-		 G.touch ? "" : " (guest not touching data)", v,
+		 G.touch ? "" : " (guest not touching data)",
+		 G.spin_ns ? " (relay spin)" : "", v,
 		 above ? ">=" : "<", limit);
 }
 
@@ -902,9 +903,10 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 			 G.cpu_daemon < 0 ? "this process may run on one CPU "
 			 "only" : "--no-pin");
 
-	bench_md(&G.b, "## End to end: qemu-storage-daemon, null-co device%s%s\n\n",
+	bench_md(&G.b, "## End to end: qemu-storage-daemon, null-co device%s%s%s\n\n",
 		 G.lazy ? ", lazy kicks" : "",
-		 G.touch ? "" : ", guest not touching its data");
+		 G.touch ? "" : ", guest not touching its data",
+		 G.spin_ns ? ", relay spinning" : "");
 	bench_md(&G.b, "A guest virtio-blk driver model drives an unmodified "
 		 "qemu-storage-daemon exporting a 1 GiB null-co device (no disk "
 		 "cost; read-zeroes=on, so a read writes every byte it returns "
@@ -928,7 +930,7 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 		 "sleep); %s; adapter loop %s, copy %s, batch_bytes %" PRIu64
 		 " (0: off), relay spin_ns %" PRIu64 " (0: off). Each figure "
 		 "is the median "
-		 "of %u run%s of %.2f s, the three modes interleaved. Latency is "
+		 "of %u run%s of %.2f s, the modes interleaved. Latency is "
 		 "the mean from submission to collection. Syscalls per request "
 		 "count every thread of this process, the guest driver's and "
 		 "the adapter's (the daemon is another process); in brackets "
@@ -1182,8 +1184,9 @@ int main(int argc, char **argv)
 	struct qsd_cfg qc = { .img_size = DISK_SIZE, .num_queues = 2,
 			      .null_driver = true, .read_zeroes = true };
 	static struct figure fig[NR_CFGS][NR_MODES];
-	bool ran[NR_CFGS] = { false }, notouch = false;
+	bool ran[NR_CFGS] = { false }, notouch = false, spin = false;
 	unsigned int i, rep, k, j;
+	char name[32];
 	int rc;
 
 	for (i = 1; i < (unsigned int)argc; i++) {
@@ -1191,10 +1194,13 @@ int main(int argc, char **argv)
 			G.lazy = true;
 		if (!strcmp(argv[i], "--no-touch"))
 			notouch = true;
+		if (!strcmp(argv[i], "--spin-ns") && i + 1 < (unsigned int)argc)
+			spin = strtoull(argv[i + 1], NULL, 0) != 0;
 	}
 	/* Their own result files, beside the default run's. */
-	if (bench_init(&G.b, G.lazy ? (notouch ? "e2e-lazy-notouch" : "e2e-lazy") :
-		       notouch ? "e2e-notouch" : "e2e", &argc, argv))
+	snprintf(name, sizeof(name), "e2e%s%s%s", G.lazy ? "-lazy" : "",
+		 notouch ? "-notouch" : "", spin ? "-spin" : "");
+	if (bench_init(&G.b, name, &argc, argv))
 		return 1;
 	if (parse(argc, argv)) {
 		fprintf(stderr, "usage: %s [--out DIR] [--quick] "
