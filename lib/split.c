@@ -47,14 +47,66 @@ int svq_dev_attach_split(struct svq_dev *vq, const struct svq_dev_cfg *cfg)
 	return 0;
 }
 
-int svq_dev_pop_split(struct svq_dev *vq, struct svq_elem *e)
+/*
+ * Walk a chain whose head (@head, already read into @addr, @len, @flags,
+ * @next) links on or is indirect. Out of line: the common chain is a single
+ * direct descriptor and takes the short path in svq_dev_pop_split().
+ *
+ * Return: descriptors the chain used, or the errno of the rule broken.
+ */
+static int __attribute__((noinline))
+walk_chain(struct svq_dev *vq, struct svq_elem *e, uint16_t head,
+	   uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
 	struct svq_dev_split *s = &vq->split;
 	uint16_t num = vq->rc.num;
 	struct svq_chain c;
-	uint16_t head, i, ndescs = 0;
+	uint16_t i = head, ndescs = 1;
 	uint32_t gen;
 	int err;
+
+	svq_chain_start(&c, vq, e);
+	/* A fresh generation: no stamp can hold it yet, so the head needs
+	 * no check, only its stamp. */
+	gen = svq_chain_next_gen(vq);
+	vq->desc_stamp[head] = gen;
+	for (;;) {
+		struct svq_split_desc *d;
+
+		err = svq_chain_desc(&c, i, addr, len, flags);
+		if (err)
+			return err;
+		if (!(flags & SVQ_DESC_F_NEXT))
+			return ndescs;
+		if (unlikely(next >= num))
+			return svq_ring_fail(&vq->rc, SVQ_RULE_NEXT_RANGE,
+					     "descriptor %u: next %u out of range %u",
+					     i, next, num);
+		i = next;
+		d = &s->desc[i];
+		if (unlikely(vq->desc_stamp[i] == gen))
+			return svq_ring_fail(&vq->rc, SVQ_RULE_CHAIN_LOOP,
+					     "descriptor %u reached twice from head %u",
+					     i, head);
+		vq->desc_stamp[i] = gen;
+		ndescs++;
+		/* Each field read once into locals; the walk uses only those. */
+		addr = svq_ld64(&d->addr);
+		len = svq_ld32(&d->len);
+		flags = svq_ld16(&d->flags);
+		next = svq_ld16(&d->next);
+	}
+}
+
+int svq_dev_pop_split(struct svq_dev *vq, struct svq_elem *e)
+{
+	struct svq_dev_split *s = &vq->split;
+	uint16_t num = vq->rc.num;
+	struct svq_split_desc *d;
+	uint16_t head, flags, next;
+	uint64_t addr;
+	uint32_t len;
+	int ret;
 
 	if (s->avail_idx_shadow == s->last_avail_idx) {
 		/* Index before ring entries and descriptors: pairs with the
@@ -82,42 +134,28 @@ int svq_dev_pop_split(struct svq_dev *vq, struct svq_elem *e)
 		return svq_ring_fail(&vq->rc, SVQ_RULE_INFLIGHT,
 				     "head %u made available while in flight", head);
 
-	svq_chain_start(&c, vq, e);
-	gen = svq_chain_next_gen(vq);
-	for (i = head;;) {
-		struct svq_split_desc *d = &s->desc[i];
-		uint64_t addr;
-		uint32_t len;
-		uint16_t flags, next;
-
-		if (unlikely(vq->desc_stamp[i] == gen))
-			return svq_ring_fail(&vq->rc, SVQ_RULE_CHAIN_LOOP,
-					     "descriptor %u reached twice from head %u",
-					     i, head);
-		vq->desc_stamp[i] = gen;
-		ndescs++;
-		/* Each field read once into locals; the walk uses only those. */
-		addr = svq_ld64(&d->addr);
-		len = svq_ld32(&d->len);
-		flags = svq_ld16(&d->flags);
-		next = svq_ld16(&d->next);
-
-		err = svq_chain_desc(&c, i, addr, len, flags);
-		if (err)
-			return err;
-		if (!(flags & SVQ_DESC_F_NEXT))
-			break;
-		if (unlikely(next >= num))
-			return svq_ring_fail(&vq->rc, SVQ_RULE_NEXT_RANGE,
-					     "descriptor %u: next %u out of range %u",
-					     i, next, num);
-		i = next;
+	/* Each field read once into locals; the walk uses only those. */
+	d = &s->desc[head];
+	addr = svq_ld64(&d->addr);
+	len = svq_ld32(&d->len);
+	flags = svq_ld16(&d->flags);
+	next = svq_ld16(&d->next);
+	if (likely(!(flags & (SVQ_DESC_F_NEXT | SVQ_DESC_F_INDIRECT)))) {
+		/* One direct descriptor cannot loop: no generation stamps. */
+		ret = svq_chain_one(vq, e, addr, len, flags & SVQ_DESC_F_WRITE);
+		if (unlikely(ret))
+			return ret;
+		ret = 1;
+	} else {
+		ret = walk_chain(vq, e, head, addr, len, flags, next);
+		if (unlikely(ret < 0))
+			return ret;
 	}
 
 	e->id = head;
-	e->ndescs = ndescs;
+	e->ndescs = (uint16_t)ret;
 	vq->id_inflight[head] = 1;
-	vq->id_ndescs[head] = ndescs;
+	vq->id_ndescs[head] = (uint16_t)ret;
 	vq->inflight++;
 	s->last_avail_idx++;
 	if ((vq->rc.flags & SVQ_RING_F_EVENT_IDX) && vq->notify_enabled)
@@ -242,7 +280,13 @@ int svq_drv_add_split(struct svq_drv *vq, const struct svq_seg *seg,
 	uint16_t head = s->free_head, i = head, ndescs;
 	unsigned int k;
 
-	if (ind) {
+	if (likely(nseg == 1 && !ind)) {
+		/* One direct descriptor, the common chain: no links. */
+		write_desc(&s->desc[head], seg->addr, seg->len,
+			   seg->write ? SVQ_DESC_F_WRITE : 0, 0);
+		ndescs = 1;
+		i = s->next[head];
+	} else if (ind) {
 		struct svq_split_desc *t = ind->hva;
 
 		for (k = 0; k < nseg; k++)
