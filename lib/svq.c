@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "svq_priv.h"
+#include "pool_priv.h"
 
 #if defined(__LP64__)
 _Static_assert(sizeof(struct svqiso_svq_opts) == 136, "svqiso_svq_opts is append-only");
@@ -282,7 +283,7 @@ void svqiso_svq_free(struct svqiso_svq *svq)
 	if (svq->slot && svq->pool)
 		for (i = 0; i < svq->num; i++)
 			if (svq->slot[i].buf.len)
-				svqiso_pool_put(svq->pool, &svq->slot[i].buf);
+				svq_pool_put(svq->pool, &svq->slot[i].buf);
 	if (svq->own_pool)
 		svqiso_pool_free(svq->pool);
 	if (!svq->element_mode)

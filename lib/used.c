@@ -5,6 +5,7 @@
  * used entry or completion -> notify decision.
  */
 #include "svq_priv.h"
+#include "pool_priv.h"
 
 void svq_release(struct svqiso_svq *svq, struct svq_req *r)
 {
@@ -12,7 +13,7 @@ void svq_release(struct svqiso_svq *svq, struct svq_req *r)
 		svq->free_tables[svq->nr_free_tables++] = r->table;
 		r->table = SVQ_NO_TABLE;
 	}
-	svqiso_pool_put(svq->pool, &r->buf);
+	svq_pool_put(svq->pool, &r->buf);
 	r->buf.len = 0;
 }
 
