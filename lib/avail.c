@@ -6,7 +6,6 @@
  */
 #include "svq_priv.h"
 #include "layout.h"
-#include "pool_priv.h"
 
 /*
  * The bounce pool refused @total bytes with @err. "Not now" only means
@@ -208,12 +207,13 @@ static int drain_ring(struct svqiso_svq *svq)
 
 	if (!svq->busy_poll)
 		svq_dev_disable_notify(&svq->guest);
+	/* svq_dev_pop() fills the rest, or has nothing to say. */
+	e.max_seg = svq->max_segs;
 	for (;;) {
 		if (!svq->held) {
 			if (svq->paused)
 				break;
-			e = (struct svq_elem){ .seg = svq->spare.seg,
-					       .max_seg = svq->max_segs };
+			e.seg = svq->spare.seg;
 			ret = svq_dev_pop(&svq->guest, &e);
 			if (ret < 0)	/* the ring logged the reason */
 				return svq_fail(svq, true, "%s", svq->guest.rc.reason);

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "svq_priv.h"
-#include "pool_priv.h"
 
 #if defined(__LP64__)
 _Static_assert(sizeof(struct svqiso_svq_opts) == 136, "svqiso_svq_opts is append-only");

@@ -5,17 +5,6 @@
  * used entry or completion -> notify decision.
  */
 #include "svq_priv.h"
-#include "pool_priv.h"
-
-void svq_release(struct svqiso_svq *svq, struct svq_req *r)
-{
-	if (r->table != SVQ_NO_TABLE) {
-		svq->free_tables[svq->nr_free_tables++] = r->table;
-		r->table = SVQ_NO_TABLE;
-	}
-	svq_pool_put(svq->pool, &r->buf);
-	r->buf.len = 0;
-}
 
 /*
  * Copy @len bytes of the bounce buffer's writable part back to the guest's
