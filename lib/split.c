@@ -49,14 +49,12 @@ int svq_dev_attach_split(struct svq_dev *vq, const struct svq_dev_cfg *cfg)
 
 /*
  * Walk a chain whose head (@head, already read into @addr, @len, @flags,
- * @next) links on or is indirect. Out of line: the common chain is a single
- * direct descriptor and takes the short path in svq_dev_pop_split().
+ * @next) links on or is indirect.
  *
  * Return: descriptors the chain used, or the errno of the rule broken.
  */
-static int __attribute__((noinline))
-walk_chain(struct svq_dev *vq, struct svq_elem *e, uint16_t head,
-	   uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+static int walk_chain(struct svq_dev *vq, struct svq_elem *e, uint16_t head,
+		      uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
 	struct svq_dev_split *s = &vq->split;
 	uint16_t num = vq->rc.num;
@@ -98,6 +96,47 @@ walk_chain(struct svq_dev *vq, struct svq_elem *e, uint16_t head,
 	}
 }
 
+/* Consume the chain at @head, which filled @e from @ndescs descriptors. */
+static inline int pop_done(struct svq_dev *vq, struct svq_elem *e,
+			   uint16_t head, uint16_t ndescs)
+{
+	struct svq_dev_split *s = &vq->split;
+
+	e->id = head;
+	e->ndescs = ndescs;
+	vq->id_inflight[head] = 1;
+	vq->id_ndescs[head] = ndescs;
+	vq->inflight++;
+	s->last_avail_idx++;
+	if ((vq->rc.flags & SVQ_RING_F_EVENT_IDX) && vq->notify_enabled)
+		svq_st16(avail_event(s->used, vq->rc.num), s->last_avail_idx);
+	return 1;
+}
+
+/*
+ * Every chain but one direct descriptor that breaks no rule and sits in the
+ * map's cached region: out of line, so the common pop stays a leaf.
+ */
+static int __attribute__((noinline))
+pop_chain(struct svq_dev *vq, struct svq_elem *e, uint16_t head, uint64_t addr,
+	  uint32_t len, uint16_t flags, uint16_t next)
+{
+	int ret;
+
+	if (!(flags & (SVQ_DESC_F_NEXT | SVQ_DESC_F_INDIRECT))) {
+		/* One direct descriptor cannot loop: no generation stamps. */
+		ret = svq_chain_one(vq, e, addr, len, flags & SVQ_DESC_F_WRITE);
+		if (ret)
+			return ret;
+		ret = 1;
+	} else {
+		ret = walk_chain(vq, e, head, addr, len, flags, next);
+		if (ret < 0)
+			return ret;
+	}
+	return pop_done(vq, e, head, (uint16_t)ret);
+}
+
 int svq_dev_pop_split(struct svq_dev *vq, struct svq_elem *e)
 {
 	struct svq_dev_split *s = &vq->split;
@@ -106,7 +145,6 @@ int svq_dev_pop_split(struct svq_dev *vq, struct svq_elem *e)
 	uint16_t head, flags, next;
 	uint64_t addr;
 	uint32_t len;
-	int ret;
 
 	if (s->avail_idx_shadow == s->last_avail_idx) {
 		/* Index before ring entries and descriptors: pairs with the
@@ -140,27 +178,10 @@ int svq_dev_pop_split(struct svq_dev *vq, struct svq_elem *e)
 	len = svq_ld32(&d->len);
 	flags = svq_ld16(&d->flags);
 	next = svq_ld16(&d->next);
-	if (likely(!(flags & (SVQ_DESC_F_NEXT | SVQ_DESC_F_INDIRECT)))) {
-		/* One direct descriptor cannot loop: no generation stamps. */
-		ret = svq_chain_one(vq, e, addr, len, flags & SVQ_DESC_F_WRITE);
-		if (unlikely(ret))
-			return ret;
-		ret = 1;
-	} else {
-		ret = walk_chain(vq, e, head, addr, len, flags, next);
-		if (unlikely(ret < 0))
-			return ret;
-	}
-
-	e->id = head;
-	e->ndescs = (uint16_t)ret;
-	vq->id_inflight[head] = 1;
-	vq->id_ndescs[head] = (uint16_t)ret;
-	vq->inflight++;
-	s->last_avail_idx++;
-	if ((vq->rc.flags & SVQ_RING_F_EVENT_IDX) && vq->notify_enabled)
-		svq_st16(avail_event(s->used, num), s->last_avail_idx);
-	return 1;
+	if (likely(!(flags & (SVQ_DESC_F_NEXT | SVQ_DESC_F_INDIRECT))) &&
+	    likely(svq_chain_one_fast(vq, e, addr, len, flags & SVQ_DESC_F_WRITE)))
+		return pop_done(vq, e, head, 1);
+	return pop_chain(vq, e, head, addr, len, flags, next);
 }
 
 void svq_dev_push_split(struct svq_dev *vq, uint16_t id, uint32_t len)
