@@ -207,14 +207,18 @@ static int drain_ring(struct svqiso_svq *svq)
 
 	if (!svq->busy_poll)
 		svq_dev_disable_notify(&svq->guest);
-	/* svq_dev_pop() fills the rest, or has nothing to say. */
+	/* A pop fills the rest, or has nothing to say. */
 	e.max_seg = svq->max_segs;
 	for (;;) {
 		if (!svq->held) {
 			if (svq->paused)
 				break;
 			e.seg = svq->spare.seg;
-			ret = svq_dev_pop(&svq->guest, &e);
+			/* Straight to the layout: svq_dev_pop() would only
+			 * add clearing @e on an error, and an error ends the
+			 * queue here before @e is looked at. */
+			ret = unlikely(svq->guest.rc.broken) ? -EIO :
+			      svq_layout_dev_pop(&svq->guest, &e);
 			if (ret < 0)	/* the ring logged the reason */
 				return svq_fail(svq, true, "%s", svq->guest.rc.reason);
 			if (ret == 0) {

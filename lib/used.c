@@ -5,6 +5,7 @@
  * used entry or completion -> notify decision.
  */
 #include "svq_priv.h"
+#include "layout.h"
 
 /*
  * Copy @len bytes of the bounce buffer's writable part back to the guest's
@@ -54,7 +55,9 @@ int svqiso_svq_process_used(struct svqiso_svq *svq)
 		uint32_t len, written, back;
 		uint16_t id;
 
-		ret = svq_drv_get_used(&svq->shadow, &id, &len);
+		/* svq_drv_get_used() without the call: the same check. */
+		ret = unlikely(svq->shadow.rc.broken) ? -EIO :
+		      svq_layout_drv_get_used(&svq->shadow, &id, &len);
 		if (ret < 0) {
 			/* Completions already copied back still reach the
 			 * guest ring; the shadow ring logged the reason. */
