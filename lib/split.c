@@ -292,22 +292,37 @@ static void write_desc(struct svq_split_desc *d, uint64_t addr, uint32_t len,
 	svq_st16(&d->next, next);
 }
 
-int svq_drv_add_split(struct svq_drv *vq, const struct svq_seg *seg,
-		      unsigned int nseg, const struct svq_indirect *ind,
-		      uint16_t *id)
+/*
+ * Make the chain at @head available: it took @ndescs descriptors and the
+ * free list goes on at @free_head.
+ */
+static inline int add_done(struct svq_drv *vq, uint16_t head, uint16_t ndescs,
+			   uint16_t free_head, uint16_t *id)
 {
 	struct svq_drv_split *s = &vq->split;
-	uint16_t num = vq->rc.num;
-	uint16_t head = s->free_head, i = head, ndescs;
+
+	s->free_head = free_head;
+	vq->num_free -= ndescs;
+	vq->id_ndescs[head] = ndescs;
+	vq->id_inflight[head] = 1;
+	vq->inflight++;
+	svq_st16(&s->avail->ring[s->avail_idx & (vq->rc.num - 1)], head);
+	s->avail_idx++;
+	*id = head;
+	return 0;
+}
+
+/* Chains of several descriptors, or in a table: out of line, so adding
+ * one direct descriptor needs no registers saved. */
+static int __attribute__((noinline))
+add_chain(struct svq_drv *vq, const struct svq_seg *seg, unsigned int nseg,
+	  const struct svq_indirect *ind, uint16_t *id)
+{
+	struct svq_drv_split *s = &vq->split;
+	uint16_t head = s->free_head, i = head;
 	unsigned int k;
 
-	if (likely(nseg == 1 && !ind)) {
-		/* One direct descriptor, the common chain: no links. */
-		write_desc(&s->desc[head], seg->addr, seg->len,
-			   seg->write ? SVQ_DESC_F_WRITE : 0, 0);
-		ndescs = 1;
-		i = s->next[head];
-	} else if (ind) {
+	if (ind) {
 		struct svq_split_desc *t = ind->hva;
 
 		for (k = 0; k < nseg; k++)
@@ -317,29 +332,33 @@ int svq_drv_add_split(struct svq_drv *vq, const struct svq_seg *seg,
 				   k + 1 < nseg ? k + 1 : 0);
 		write_desc(&s->desc[head], ind->addr, nseg * 16,
 			   SVQ_DESC_F_INDIRECT, 0);
-		ndescs = 1;
-		i = s->next[head];
-	} else {
-		for (k = 0; k < nseg; k++) {
-			uint16_t next = s->next[i];
-
-			write_desc(&s->desc[i], seg[k].addr, seg[k].len,
-				   (seg[k].write ? SVQ_DESC_F_WRITE : 0) |
-				   (k + 1 < nseg ? SVQ_DESC_F_NEXT : 0),
-				   k + 1 < nseg ? next : 0);
-			i = next;
-		}
-		ndescs = nseg;
+		return add_done(vq, head, 1, s->next[head], id);
 	}
-	s->free_head = i;
-	vq->num_free -= ndescs;
-	vq->id_ndescs[head] = ndescs;
-	vq->id_inflight[head] = 1;
-	vq->inflight++;
-	svq_st16(&s->avail->ring[s->avail_idx & (num - 1)], head);
-	s->avail_idx++;
-	*id = head;
-	return 0;
+	for (k = 0; k < nseg; k++) {
+		uint16_t next = s->next[i];
+
+		write_desc(&s->desc[i], seg[k].addr, seg[k].len,
+			   (seg[k].write ? SVQ_DESC_F_WRITE : 0) |
+			   (k + 1 < nseg ? SVQ_DESC_F_NEXT : 0),
+			   k + 1 < nseg ? next : 0);
+		i = next;
+	}
+	return add_done(vq, head, (uint16_t)nseg, i, id);
+}
+
+int svq_drv_add_split(struct svq_drv *vq, const struct svq_seg *seg,
+		      unsigned int nseg, const struct svq_indirect *ind,
+		      uint16_t *id)
+{
+	struct svq_drv_split *s = &vq->split;
+	uint16_t head = s->free_head;
+
+	if (unlikely(nseg != 1 || ind))
+		return add_chain(vq, seg, nseg, ind, id);
+	/* One direct descriptor, the common chain: no links. */
+	write_desc(&s->desc[head], seg->addr, seg->len,
+		   seg->write ? SVQ_DESC_F_WRITE : 0, 0);
+	return add_done(vq, head, 1, s->next[head], id);
 }
 
 bool svq_drv_kick_prepare_split(struct svq_drv *vq)
