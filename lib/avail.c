@@ -8,6 +8,92 @@
 #include "layout.h"
 
 /*
+ * The bounce pool refused @total bytes with @err. "Not now" only means
+ * something while a completion can still come back to free room; with
+ * nothing in flight it would wait forever, so then the queue breaks.
+ *
+ * Return: -ENOSPC (retry after a completion); -EIO (the queue broke).
+ */
+static int no_buf(struct svqiso_svq *svq, uint64_t total, int err)
+{
+	if (err == -ENOSPC && svq->shadow.inflight) {
+		svq->st.pool_stalls++;
+		return -ENOSPC;
+	}
+	return svq_fail(svq, false,
+			"%s: broken: no bounce buffer of %" PRIu64 " bytes: %d",
+			svq->name, total, err);
+}
+
+/*
+ * svq_forward()'s part for a request of several segments: room, bounce
+ * buffer, bytes in, and the shadow segments in svq->shadow_seg, with a
+ * table in @table (*@ind set to it) when the shadow ring takes indirect
+ * ones. Out of line: the common request has one segment.
+ *
+ * Return: shadow segments (> 0); -ENOSPC; -EIO.
+ */
+static int __attribute__((noinline))
+prepare_chain(struct svqiso_svq *svq, const struct svq_req *r, uint64_t total,
+	      struct svqiso_buf *buf, struct svq_indirect *table,
+	      const struct svq_indirect **ind)
+{
+	bool use_ind = svq->shadow.rc.flags & SVQ_RING_F_INDIRECT;
+	/* A chain longer than the ring can only be a few descriptors: the
+	 * bounce buffer is contiguous, so one per direction carries it. */
+	bool coalesce = !use_ind && r->nseg > svq->num;
+	uint16_t k, nshadow = r->nseg;
+	uint64_t off = 0;
+	int err;
+
+	if (coalesce)
+		nshadow = (r->out_bytes != 0) + (r->in_bytes != 0);
+	if (use_ind ? !svq->nr_free_tables || !svq->shadow.num_free :
+		      svq->shadow.num_free < nshadow)
+		return -ENOSPC;
+	err = svq_pool_alloc(svq->pool, total, buf);
+	if (err)
+		return no_buf(svq, total, err);
+
+	for (k = 0; k < r->nseg; k++) {
+		const struct svq_seg *g = &r->seg[k];
+
+		/* Only what the driver gave the device; "preserve" also shows
+		 * the device the writable area's current content. */
+		if (!g->write || svq->preserve)
+			svq->copy((uint8_t *)buf->hva + off, g->hva, g->len);
+		off += g->len;
+	}
+	if (coalesce) {
+		k = 0;
+		if (r->out_bytes)
+			svq->shadow_seg[k++] = (struct svq_seg){
+				.addr = buf->iova, .len = r->out_bytes };
+		if (r->in_bytes)
+			svq->shadow_seg[k++] = (struct svq_seg){
+				.addr = buf->iova + r->out_bytes,
+				.len = r->in_bytes, .write = true };
+	} else {
+		for (k = 0, off = 0; k < r->nseg; k++) {
+			svq->shadow_seg[k] = (struct svq_seg){
+				.addr = buf->iova + off, .len = r->seg[k].len,
+				.write = r->seg[k].write };
+			off += r->seg[k].len;
+		}
+	}
+
+	if (use_ind) {
+		uint16_t t = svq->free_tables[svq->nr_free_tables - 1];
+
+		table->hva = svq->tables + (size_t)t * svq->max_segs * 16;
+		table->addr = svq->tables_iova + (uint64_t)t * svq->max_segs * 16;
+		table->cap = svq->max_segs;
+		*ind = table;
+	}
+	return nshadow;
+}
+
+/*
  * svq_forward() - give request @r a bounce buffer, copy its readable bytes
  * in and add it to the shadow ring. On success @r's state moves into the
  * shadow slot (and @r receives that slot's spare segment array).
@@ -18,71 +104,37 @@
 int svq_forward(struct svqiso_svq *svq, struct svq_req *r)
 {
 	const struct svq_indirect *ind = NULL;
+	const struct svq_seg *shadow;
 	struct svq_indirect table;
 	struct svqiso_buf buf;
-	uint64_t total = (uint64_t)r->out_bytes + r->in_bytes, off = 0, in_use;
-	bool use_ind = r->nseg > 1 && (svq->shadow.rc.flags & SVQ_RING_F_INDIRECT);
-	uint16_t k, id;
-	int err;
+	struct svq_seg one;
+	uint64_t total = (uint64_t)r->out_bytes + r->in_bytes;
+	struct svq_req *to;
+	uint16_t id;
+	int err, nshadow;
 
-	uint16_t nshadow = r->nseg;
-	/* A chain longer than the ring can only be a few descriptors: the
-	 * bounce buffer is contiguous, so one per direction carries it. */
-	bool coalesce = !use_ind && r->nseg > svq->num;
+	if (likely(r->nseg == 1)) {
+		/* One segment: one shadow descriptor, never a table. */
+		const struct svq_seg *g = &r->seg[0];
 
-	if (coalesce)
-		nshadow = (r->out_bytes != 0) + (r->in_bytes != 0);
-	if (use_ind ? !svq->nr_free_tables || !svq->shadow.num_free :
-		      svq->shadow.num_free < nshadow)
-		return -ENOSPC;
-
-	err = svqiso_pool_alloc(svq->pool, total, &buf);
-	/* "Not now" only means something while a completion can still come
-	 * back to free room; with nothing in flight it would wait forever. */
-	if (err == -ENOSPC && svq->shadow.inflight) {
-		svq->st.pool_stalls++;
-		return -ENOSPC;
-	}
-	if (err)
-		return svq_fail(svq, false,
-				"%s: broken: no bounce buffer of %" PRIu64 " bytes: %d",
-				svq->name, total, err);
-
-	for (k = 0; k < r->nseg; k++) {
-		const struct svq_seg *g = &r->seg[k];
-
-		/* Only what the driver gave the device; "preserve" also shows
-		 * the device the writable area's current content. */
+		if (unlikely(!svq->shadow.num_free))
+			return -ENOSPC;
+		err = svq_pool_alloc(svq->pool, total, &buf);
+		if (unlikely(err))
+			return no_buf(svq, total, err);
 		if (!g->write || svq->preserve)
-			svq->copy((uint8_t *)buf.hva + off, g->hva, g->len);
-		off += g->len;
-	}
-	if (coalesce) {
-		k = 0;
-		if (r->out_bytes)
-			svq->shadow_seg[k++] = (struct svq_seg){
-				.addr = buf.iova, .len = r->out_bytes };
-		if (r->in_bytes)
-			svq->shadow_seg[k++] = (struct svq_seg){
-				.addr = buf.iova + r->out_bytes,
-				.len = r->in_bytes, .write = true };
+			svq->copy(buf.hva, g->hva, g->len);
+		one = (struct svq_seg){ .addr = buf.iova, .len = g->len,
+					.write = g->write };
+		shadow = &one;
+		nshadow = 1;
 	} else {
-		for (k = 0, off = 0; k < r->nseg; k++) {
-			svq->shadow_seg[k] = (struct svq_seg){
-				.addr = buf.iova + off, .len = r->seg[k].len,
-				.write = r->seg[k].write };
-			off += r->seg[k].len;
-		}
+		nshadow = prepare_chain(svq, r, total, &buf, &table, &ind);
+		if (nshadow < 0)
+			return nshadow;
+		shadow = svq->shadow_seg;
 	}
 
-	if (use_ind) {
-		uint16_t t = svq->free_tables[svq->nr_free_tables - 1];
-
-		table.hva = svq->tables + (size_t)t * svq->max_segs * 16;
-		table.addr = svq->tables_iova + (uint64_t)t * svq->max_segs * 16;
-		table.cap = svq->max_segs;
-		ind = &table;
-	}
 	/*
 	 * Straight to the layout: what svq_drv_add() would check holds by
 	 * construction. Room was checked above; segments are non-empty
@@ -91,27 +143,21 @@ int svq_forward(struct svqiso_svq *svq, struct svq_req *r)
 	 * shadow ring is left to refuse.
 	 */
 	err = unlikely(svq->shadow.rc.broken) ? -EIO :
-	      svq_layout_drv_add(&svq->shadow, svq->shadow_seg, nshadow, ind, &id);
-	if (err) {
+	      svq_layout_drv_add(&svq->shadow, shadow, (unsigned int)nshadow,
+				 ind, &id);
+	if (unlikely(err)) {
 		/* Room was checked above: this is our bug, not the peer's. */
-		svqiso_pool_put(svq->pool, &buf);
+		svq_pool_put(svq->pool, &buf);
 		return svq_fail(svq, false, "%s: broken: shadow add failed: %d",
 				svq->name, err);
 	}
-	if (use_ind) {
-		svq->nr_free_tables--;
-		r->table = svq->free_tables[svq->nr_free_tables];
-	} else {
-		r->table = SVQ_NO_TABLE;
-	}
-	r->buf = buf;
-	svq_req_move(&svq->slot[id], r);
+	to = &svq->slot[id];
+	svq_req_move(to, r);
+	to->buf = buf;
+	to->table = ind ? svq->free_tables[--svq->nr_free_tables] : SVQ_NO_TABLE;
 
 	svq->st.requests++;
-	svq->st.bytes_out += svq->preserve ? total : svq->slot[id].out_bytes;
-	in_use = svqiso_pool_in_use(svq->pool);
-	if (in_use > svq->st.pool_high_water)
-		svq->st.pool_high_water = in_use;
+	svq->st.bytes_out += svq->preserve ? total : to->out_bytes;
 	return 0;
 }
 
@@ -161,13 +207,18 @@ static int drain_ring(struct svqiso_svq *svq)
 
 	if (!svq->busy_poll)
 		svq_dev_disable_notify(&svq->guest);
+	/* A pop fills the rest, or has nothing to say. */
+	e.max_seg = svq->max_segs;
 	for (;;) {
 		if (!svq->held) {
 			if (svq->paused)
 				break;
-			e = (struct svq_elem){ .seg = svq->spare.seg,
-					       .max_seg = svq->max_segs };
-			ret = svq_dev_pop(&svq->guest, &e);
+			e.seg = svq->spare.seg;
+			/* Straight to the layout: svq_dev_pop() would only
+			 * add clearing @e on an error, and an error ends the
+			 * queue here before @e is looked at. */
+			ret = unlikely(svq->guest.rc.broken) ? -EIO :
+			      svq_layout_dev_pop(&svq->guest, &e);
 			if (ret < 0)	/* the ring logged the reason */
 				return svq_fail(svq, true, "%s", svq->guest.rc.reason);
 			if (ret == 0) {
@@ -208,7 +259,16 @@ static int drain_ring(struct svqiso_svq *svq)
 
 int svq_drain_avail(struct svqiso_svq *svq)
 {
-	return svq->element_mode ? drain_pending(svq) : drain_ring(svq);
+	uint64_t before = svq->st.requests;
+	int ret = svq->element_mode ? drain_pending(svq) : drain_ring(svq);
+
+	/* Once per batch that forwarded, not per request: within a batch
+	 * buffers are only taken (a failed add gives its own back), so the
+	 * count after its last request is its highest. */
+	if (svq->st.requests != before &&
+	    svq->pool->in_use > svq->st.pool_high_water)
+		svq->st.pool_high_water = svq->pool->in_use;
+	return ret;
 }
 
 int svqiso_svq_process_avail(struct svqiso_svq *svq)
@@ -217,7 +277,7 @@ int svqiso_svq_process_avail(struct svqiso_svq *svq)
 		return -EIO;
 	if (svq->element_mode)
 		return -EINVAL;
-	return drain_ring(svq);
+	return svq_drain_avail(svq);
 }
 
 int svqiso_svq_submit(struct svqiso_svq *svq, const struct iovec *out,
@@ -263,5 +323,5 @@ int svqiso_svq_submit(struct svqiso_svq *svq, const struct iovec *out,
 			r->in_bytes += v->iov_len;
 	}
 	svq->pend_len++;
-	return drain_pending(svq);
+	return svq_drain_avail(svq);
 }

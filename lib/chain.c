@@ -8,6 +8,38 @@
 #include <endian.h>
 #include "chain.h"
 
+int svq_chain_map_slow(struct svq_dev *vq, struct svq_elem *e,
+		       unsigned int nseg, uint64_t addr, uint32_t len, bool write)
+{
+	uint64_t left = len, a = addr;
+
+	while (left) {
+		uint64_t n = left;
+		void *hva = svq_chain_translate(vq, a, &n);
+		struct svq_seg *s;
+
+		if (unlikely(!hva || n == 0))
+			return svq_ring_fail(&vq->rc, SVQ_RULE_ADDR_UNMAPPED,
+					     "buffer 0x%" PRIx64 " + %" PRIu32
+					     ": 0x%" PRIx64 " is not guest memory",
+					     addr, len, a);
+		if (n > left)	/* a sloppy translate must not grow the buffer */
+			n = left;
+		if (unlikely(nseg >= e->max_seg))
+			return svq_ring_fail(&vq->rc, SVQ_RULE_TOO_MANY_SEGS,
+					     "chain needs more than %u segments",
+					     e->max_seg);
+		s = &e->seg[nseg++];
+		s->addr = a;
+		s->hva = hva;
+		s->len = (uint32_t)n;
+		s->write = write;
+		a += n;
+		left -= n;
+	}
+	return (int)nseg;
+}
+
 /* Copy [addr, addr + len) of guest memory into @dst, following regions. */
 static int copy_table(struct svq_chain *c, uint64_t addr, uint32_t len, void *dst)
 {

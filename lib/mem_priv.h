@@ -56,4 +56,21 @@ static inline void *svq_mem_lookup_hint(const struct svqiso_mem *mem,
 	return svq_mem_lookup_miss(mem, gpa, len, h);
 }
 
+/*
+ * svq_mem_hint_whole() - the host address of all of [@gpa, @gpa + @len)
+ * when the region cached in @h still holds every byte of it, else NULL:
+ * then svq_mem_lookup_hint() decides. @len >= 1. Never NULL on a hit: a
+ * region's host range is non-NULL and does not wrap.
+ */
+static inline void *svq_mem_hint_whole(const struct svqiso_mem *mem,
+				       uint64_t gpa, uint64_t len,
+				       const struct svq_mem_hint *h)
+{
+	uint64_t off = gpa - h->gpa;
+
+	if (likely(h->gen == mem->gen && off < h->size && len <= h->size - off))
+		return (void *)(h->hva + off);
+	return NULL;
+}
+
 #endif /* SVQ_MEM_PRIV_H */

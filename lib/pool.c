@@ -6,14 +6,7 @@
  */
 #include <stdlib.h>
 
-#include "internal.h"
-#include <svqiso/pool.h>
-
-struct svqiso_pool {
-	struct svqiso_pool_ops ops;	/* our own copy, known fields only */
-	void *ctx;
-	uint64_t in_use;		/* bytes handed out, not yet put back */
-};
+#include "pool_priv.h"
 
 #if defined(__LP64__)
 _Static_assert(sizeof(struct svqiso_pool_ops) == 32, "svqiso_pool_ops is append-only");
@@ -55,25 +48,16 @@ void svqiso_pool_free(struct svqiso_pool *pool)
 int svqiso_pool_alloc(struct svqiso_pool *pool, uint64_t len,
 		      struct svqiso_buf *buf)
 {
-	int err;
-
 	if (!pool || !buf)
 		return -EINVAL;
-	/* A chain of empty segments still needs somewhere to point. */
-	err = pool->ops.alloc(pool->ctx, len ? len : 1, buf);
-	if (err)
-		return err;
-	pool->in_use += buf->len;
-	return 0;
+	return svq_pool_alloc(pool, len, buf);
 }
 
 void svqiso_pool_put(struct svqiso_pool *pool, const struct svqiso_buf *buf)
 {
 	if (!pool || !buf)
 		return;
-	/* Saturate: a buffer put twice must not wrap the count. */
-	pool->in_use -= buf->len < pool->in_use ? buf->len : pool->in_use;
-	pool->ops.free(pool->ctx, buf);
+	svq_pool_put(pool, buf);
 }
 
 uint64_t svqiso_pool_in_use(const struct svqiso_pool *pool)

@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #include "iso.h"
-#include <svqiso/pool.h>
+#include "pool_priv.h"
 
 struct arena_rec {
 	uint64_t off;
@@ -61,7 +61,7 @@ struct arena {
 _Static_assert(sizeof(struct svqiso_arena_opts) == 24, "svqiso_arena_opts is append-only");
 #endif
 
-static int arena_alloc(void *ctx, uint64_t len, struct svqiso_buf *buf)
+int svq_arena_alloc(void *ctx, uint64_t len, struct svqiso_buf *buf)
 {
 	struct arena *a = ctx;
 	uint64_t need, off;
@@ -102,7 +102,7 @@ static int arena_alloc(void *ctx, uint64_t len, struct svqiso_buf *buf)
 	return 0;
 }
 
-static void arena_free(void *ctx, const struct svqiso_buf *buf)
+void svq_arena_free(void *ctx, const struct svqiso_buf *buf)
 {
 	struct arena *a = ctx;
 	struct arena_rec *r;
@@ -151,8 +151,8 @@ static void arena_destroy(void *ctx)
 
 static const struct svqiso_pool_ops arena_ops = {
 	.sz = sizeof(struct svqiso_pool_ops),
-	.alloc = arena_alloc,
-	.free = arena_free,
+	.alloc = svq_arena_alloc,
+	.free = svq_arena_free,
 	.destroy = arena_destroy,
 };
 
@@ -210,7 +210,10 @@ int svqiso_pool_new_arena(struct svqiso_iso *iso,
 	a->cap = a->region.size;
 
 	err = svqiso_pool_new(&arena_ops, a, out);
-	if (err)
+	if (err) {
 		arena_destroy(a);
-	return err;
+		return err;
+	}
+	(*out)->arena = true;
+	return 0;
 }

@@ -47,14 +47,104 @@ int svq_dev_attach_split(struct svq_dev *vq, const struct svq_dev_cfg *cfg)
 	return 0;
 }
 
-int svq_dev_pop_split(struct svq_dev *vq, struct svq_elem *e)
+/*
+ * Walk a chain whose head (@head, already read into @addr, @len, @flags,
+ * @next) links on or is indirect.
+ *
+ * Return: descriptors the chain used, or the errno of the rule broken.
+ */
+static int walk_chain(struct svq_dev *vq, struct svq_elem *e, uint16_t head,
+		      uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
 	struct svq_dev_split *s = &vq->split;
 	uint16_t num = vq->rc.num;
 	struct svq_chain c;
-	uint16_t head, i, ndescs = 0;
+	uint16_t i = head, ndescs = 1;
 	uint32_t gen;
 	int err;
+
+	svq_chain_start(&c, vq, e);
+	/* A fresh generation: no stamp can hold it yet, so the head needs
+	 * no check, only its stamp. */
+	gen = svq_chain_next_gen(vq);
+	vq->desc_stamp[head] = gen;
+	for (;;) {
+		struct svq_split_desc *d;
+
+		err = svq_chain_desc(&c, i, addr, len, flags);
+		if (err)
+			return err;
+		if (!(flags & SVQ_DESC_F_NEXT))
+			return ndescs;
+		if (unlikely(next >= num))
+			return svq_ring_fail(&vq->rc, SVQ_RULE_NEXT_RANGE,
+					     "descriptor %u: next %u out of range %u",
+					     i, next, num);
+		i = next;
+		d = &s->desc[i];
+		if (unlikely(vq->desc_stamp[i] == gen))
+			return svq_ring_fail(&vq->rc, SVQ_RULE_CHAIN_LOOP,
+					     "descriptor %u reached twice from head %u",
+					     i, head);
+		vq->desc_stamp[i] = gen;
+		ndescs++;
+		/* Each field read once into locals; the walk uses only those. */
+		addr = svq_ld64(&d->addr);
+		len = svq_ld32(&d->len);
+		flags = svq_ld16(&d->flags);
+		next = svq_ld16(&d->next);
+	}
+}
+
+/* Consume the chain at @head, which filled @e from @ndescs descriptors. */
+static inline int pop_done(struct svq_dev *vq, struct svq_elem *e,
+			   uint16_t head, uint16_t ndescs)
+{
+	struct svq_dev_split *s = &vq->split;
+
+	e->id = head;
+	e->ndescs = ndescs;
+	vq->id_inflight[head] = 1;
+	vq->id_ndescs[head] = ndescs;
+	vq->inflight++;
+	s->last_avail_idx++;
+	if ((vq->rc.flags & SVQ_RING_F_EVENT_IDX) && vq->notify_enabled)
+		svq_st16(avail_event(s->used, vq->rc.num), s->last_avail_idx);
+	return 1;
+}
+
+/*
+ * Every chain but one direct descriptor that breaks no rule and sits in the
+ * map's cached region: out of line, so the common pop stays a leaf.
+ */
+static int __attribute__((noinline))
+pop_chain(struct svq_dev *vq, struct svq_elem *e, uint16_t head, uint64_t addr,
+	  uint32_t len, uint16_t flags, uint16_t next)
+{
+	int ret;
+
+	if (!(flags & (SVQ_DESC_F_NEXT | SVQ_DESC_F_INDIRECT))) {
+		/* One direct descriptor cannot loop: no generation stamps. */
+		ret = svq_chain_one(vq, e, addr, len, flags & SVQ_DESC_F_WRITE);
+		if (ret)
+			return ret;
+		ret = 1;
+	} else {
+		ret = walk_chain(vq, e, head, addr, len, flags, next);
+		if (ret < 0)
+			return ret;
+	}
+	return pop_done(vq, e, head, (uint16_t)ret);
+}
+
+int svq_dev_pop_split(struct svq_dev *vq, struct svq_elem *e)
+{
+	struct svq_dev_split *s = &vq->split;
+	uint16_t num = vq->rc.num;
+	struct svq_split_desc *d;
+	uint16_t head, flags, next;
+	uint64_t addr;
+	uint32_t len;
 
 	if (s->avail_idx_shadow == s->last_avail_idx) {
 		/* Index before ring entries and descriptors: pairs with the
@@ -82,47 +172,16 @@ int svq_dev_pop_split(struct svq_dev *vq, struct svq_elem *e)
 		return svq_ring_fail(&vq->rc, SVQ_RULE_INFLIGHT,
 				     "head %u made available while in flight", head);
 
-	svq_chain_start(&c, vq, e);
-	gen = svq_chain_next_gen(vq);
-	for (i = head;;) {
-		struct svq_split_desc *d = &s->desc[i];
-		uint64_t addr;
-		uint32_t len;
-		uint16_t flags, next;
-
-		if (unlikely(vq->desc_stamp[i] == gen))
-			return svq_ring_fail(&vq->rc, SVQ_RULE_CHAIN_LOOP,
-					     "descriptor %u reached twice from head %u",
-					     i, head);
-		vq->desc_stamp[i] = gen;
-		ndescs++;
-		/* Each field read once into locals; the walk uses only those. */
-		addr = svq_ld64(&d->addr);
-		len = svq_ld32(&d->len);
-		flags = svq_ld16(&d->flags);
-		next = svq_ld16(&d->next);
-
-		err = svq_chain_desc(&c, i, addr, len, flags);
-		if (err)
-			return err;
-		if (!(flags & SVQ_DESC_F_NEXT))
-			break;
-		if (unlikely(next >= num))
-			return svq_ring_fail(&vq->rc, SVQ_RULE_NEXT_RANGE,
-					     "descriptor %u: next %u out of range %u",
-					     i, next, num);
-		i = next;
-	}
-
-	e->id = head;
-	e->ndescs = ndescs;
-	vq->id_inflight[head] = 1;
-	vq->id_ndescs[head] = ndescs;
-	vq->inflight++;
-	s->last_avail_idx++;
-	if ((vq->rc.flags & SVQ_RING_F_EVENT_IDX) && vq->notify_enabled)
-		svq_st16(avail_event(s->used, num), s->last_avail_idx);
-	return 1;
+	/* Each field read once into locals; the walk uses only those. */
+	d = &s->desc[head];
+	addr = svq_ld64(&d->addr);
+	len = svq_ld32(&d->len);
+	flags = svq_ld16(&d->flags);
+	next = svq_ld16(&d->next);
+	if (likely(!(flags & (SVQ_DESC_F_NEXT | SVQ_DESC_F_INDIRECT))) &&
+	    likely(svq_chain_one_fast(vq, e, addr, len, flags & SVQ_DESC_F_WRITE)))
+		return pop_done(vq, e, head, 1);
+	return pop_chain(vq, e, head, addr, len, flags, next);
 }
 
 void svq_dev_push_split(struct svq_dev *vq, uint16_t id, uint32_t len)
@@ -233,13 +292,34 @@ static void write_desc(struct svq_split_desc *d, uint64_t addr, uint32_t len,
 	svq_st16(&d->next, next);
 }
 
-int svq_drv_add_split(struct svq_drv *vq, const struct svq_seg *seg,
-		      unsigned int nseg, const struct svq_indirect *ind,
-		      uint16_t *id)
+/*
+ * Make the chain at @head available: it took @ndescs descriptors and the
+ * free list goes on at @free_head.
+ */
+static inline int add_done(struct svq_drv *vq, uint16_t head, uint16_t ndescs,
+			   uint16_t free_head, uint16_t *id)
 {
 	struct svq_drv_split *s = &vq->split;
-	uint16_t num = vq->rc.num;
-	uint16_t head = s->free_head, i = head, ndescs;
+
+	s->free_head = free_head;
+	vq->num_free -= ndescs;
+	vq->id_ndescs[head] = ndescs;
+	vq->id_inflight[head] = 1;
+	vq->inflight++;
+	svq_st16(&s->avail->ring[s->avail_idx & (vq->rc.num - 1)], head);
+	s->avail_idx++;
+	*id = head;
+	return 0;
+}
+
+/* Chains of several descriptors, or in a table: out of line, so adding
+ * one direct descriptor needs no registers saved. */
+static int __attribute__((noinline))
+add_chain(struct svq_drv *vq, const struct svq_seg *seg, unsigned int nseg,
+	  const struct svq_indirect *ind, uint16_t *id)
+{
+	struct svq_drv_split *s = &vq->split;
+	uint16_t head = s->free_head, i = head;
 	unsigned int k;
 
 	if (ind) {
@@ -252,29 +332,33 @@ int svq_drv_add_split(struct svq_drv *vq, const struct svq_seg *seg,
 				   k + 1 < nseg ? k + 1 : 0);
 		write_desc(&s->desc[head], ind->addr, nseg * 16,
 			   SVQ_DESC_F_INDIRECT, 0);
-		ndescs = 1;
-		i = s->next[head];
-	} else {
-		for (k = 0; k < nseg; k++) {
-			uint16_t next = s->next[i];
-
-			write_desc(&s->desc[i], seg[k].addr, seg[k].len,
-				   (seg[k].write ? SVQ_DESC_F_WRITE : 0) |
-				   (k + 1 < nseg ? SVQ_DESC_F_NEXT : 0),
-				   k + 1 < nseg ? next : 0);
-			i = next;
-		}
-		ndescs = nseg;
+		return add_done(vq, head, 1, s->next[head], id);
 	}
-	s->free_head = i;
-	vq->num_free -= ndescs;
-	vq->id_ndescs[head] = ndescs;
-	vq->id_inflight[head] = 1;
-	vq->inflight++;
-	svq_st16(&s->avail->ring[s->avail_idx & (num - 1)], head);
-	s->avail_idx++;
-	*id = head;
-	return 0;
+	for (k = 0; k < nseg; k++) {
+		uint16_t next = s->next[i];
+
+		write_desc(&s->desc[i], seg[k].addr, seg[k].len,
+			   (seg[k].write ? SVQ_DESC_F_WRITE : 0) |
+			   (k + 1 < nseg ? SVQ_DESC_F_NEXT : 0),
+			   k + 1 < nseg ? next : 0);
+		i = next;
+	}
+	return add_done(vq, head, (uint16_t)nseg, i, id);
+}
+
+int svq_drv_add_split(struct svq_drv *vq, const struct svq_seg *seg,
+		      unsigned int nseg, const struct svq_indirect *ind,
+		      uint16_t *id)
+{
+	struct svq_drv_split *s = &vq->split;
+	uint16_t head = s->free_head;
+
+	if (unlikely(nseg != 1 || ind))
+		return add_chain(vq, seg, nseg, ind, id);
+	/* One direct descriptor, the common chain: no links. */
+	write_desc(&s->desc[head], seg->addr, seg->len,
+		   seg->write ? SVQ_DESC_F_WRITE : 0, 0);
+	return add_done(vq, head, 1, s->next[head], id);
 }
 
 bool svq_drv_kick_prepare_split(struct svq_drv *vq)

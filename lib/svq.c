@@ -282,7 +282,7 @@ void svqiso_svq_free(struct svqiso_svq *svq)
 	if (svq->slot && svq->pool)
 		for (i = 0; i < svq->num; i++)
 			if (svq->slot[i].buf.len)
-				svqiso_pool_put(svq->pool, &svq->slot[i].buf);
+				svq_pool_put(svq->pool, &svq->slot[i].buf);
 	if (svq->own_pool)
 		svqiso_pool_free(svq->pool);
 	if (!svq->element_mode)

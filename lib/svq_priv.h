@@ -7,6 +7,7 @@
 #include <svqiso/copy.h>
 #include "vring.h"
 #include "copy.h"
+#include "pool_priv.h"
 
 _Static_assert(SVQISO_RING_F_EVENT_IDX == SVQ_RING_F_EVENT_IDX &&
 	       SVQISO_RING_F_INDIRECT == SVQ_RING_F_INDIRECT,
@@ -87,8 +88,16 @@ int svq_fail(struct svqiso_svq *svq, bool logged, const char *fmt, ...)
 int svq_drain_avail(struct svqiso_svq *svq);
 int svq_forward(struct svqiso_svq *svq, struct svq_req *r);
 
-/* used.c */
-void svq_release(struct svqiso_svq *svq, struct svq_req *r);
+/* Give back a completed or dropped request's bounce buffer and table. */
+static inline void svq_release(struct svqiso_svq *svq, struct svq_req *r)
+{
+	if (r->table != SVQ_NO_TABLE) {
+		svq->free_tables[svq->nr_free_tables++] = r->table;
+		r->table = SVQ_NO_TABLE;
+	}
+	svq_pool_put(svq->pool, &r->buf);
+	r->buf.len = 0;
+}
 
 /*
  * Move @from's request into the free slot @to, and give @from the slot's

@@ -5,16 +5,7 @@
  * used entry or completion -> notify decision.
  */
 #include "svq_priv.h"
-
-void svq_release(struct svqiso_svq *svq, struct svq_req *r)
-{
-	if (r->table != SVQ_NO_TABLE) {
-		svq->free_tables[svq->nr_free_tables++] = r->table;
-		r->table = SVQ_NO_TABLE;
-	}
-	svqiso_pool_put(svq->pool, &r->buf);
-	r->buf.len = 0;
-}
+#include "layout.h"
 
 /*
  * Copy @len bytes of the bounce buffer's writable part back to the guest's
@@ -64,7 +55,9 @@ int svqiso_svq_process_used(struct svqiso_svq *svq)
 		uint32_t len, written, back;
 		uint16_t id;
 
-		ret = svq_drv_get_used(&svq->shadow, &id, &len);
+		/* svq_drv_get_used() without the call: the same check. */
+		ret = unlikely(svq->shadow.rc.broken) ? -EIO :
+		      svq_layout_drv_get_used(&svq->shadow, &id, &len);
 		if (ret < 0) {
 			/* Completions already copied back still reach the
 			 * guest ring; the shadow ring logged the reason. */

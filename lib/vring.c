@@ -204,9 +204,10 @@ int svq_dev_push(struct svq_dev *vq, uint16_t id, uint32_t len)
 		return -EIO;
 	if (id >= vq->rc.num || !vq->id_inflight[id])
 		return -EINVAL;
-	svq_layout_dev_push(vq, id, len);
+	/* Bookkeeping first: nothing of it is needed across the call. */
 	vq->id_inflight[id] = 0;
 	vq->inflight--;
+	svq_layout_dev_push(vq, id, len);
 	return 0;
 }
 

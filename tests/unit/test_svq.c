@@ -922,6 +922,81 @@ START_TEST(test_each_copy_strategy_roundtrip)
 }
 END_TEST
 
+/*
+ * Counters through both forward paths (one segment, and a chain with or
+ * without a shadow table): requests and bytes per request, the pool's high
+ * water as the most held at once, not what is held now.
+ */
+static void check_counters(uint64_t requests, uint64_t bytes_out,
+			   uint64_t high_water)
+{
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+
+	ck_assert_int_eq(svqiso_svq_get_stats(F.svq, &st), 0);
+	ck_assert_uint_eq(st.requests, requests);
+	ck_assert_uint_eq(st.bytes_out, bytes_out);
+	ck_assert_uint_eq(st.pool_high_water, high_water);
+}
+
+static void serve_all(void)
+{
+	while (backend_serve(0, NULL, 0x5a) == 1)
+		;
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 0);
+}
+
+START_TEST(test_counters_one_segment_and_chains)
+{
+	uint32_t sfeat = _i & 1 ? SVQISO_RING_F_INDIRECT : 0;
+
+	fx_open(_i >> 1, _i >> 1, 0, sfeat, 0, 1 << 20, SVQISO_COPY_MEMCPY);
+	guest_post(1, 0, 4096, 0, 0x11, false);
+	guest_post(1, 1, 4096, 4096, 0, false);
+	guest_post(1, 0, 1000, 8192, 0x22, false);	/* rounded up to 1024 */
+	ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	check_counters(3, 4096 + 1000, 4096 * 2 + 1024);
+	serve_all();
+	check_counters(3, 4096 + 1000, 4096 * 2 + 1024);
+
+	/* Fewer at once later: the high water stays. */
+	guest_post(1, 0, 64, 0, 0x33, false);
+	ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	check_counters(4, 4096 + 1064, 4096 * 2 + 1024);
+	serve_all();
+
+	/* Chains of two and three segments, more at once than before. */
+	guest_post(2, 1, 4096, 0, 0x44, false);
+	guest_post(3, 1, 4096, 3 * 4096, 0x55, false);
+	ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	check_counters(6, 4096 + 1064 + 3 * 4096, 5 * 4096);
+	serve_all();
+	check_counters(6, 4096 + 1064 + 3 * 4096, 5 * 4096);
+	ck_assert(!svqiso_svq_is_broken(F.svq));
+	fx_close();
+}
+END_TEST
+
+/* Element mode: each submit forwards at once, so each is a batch. */
+START_TEST(test_counters_element_mode)
+{
+	uint8_t out[2][3000], in[5000];
+	struct iovec o[2] = { { out[0], sizeof(out[0]) }, { out[1], sizeof(out[1]) } };
+	struct iovec i = { in, sizeof(in) };
+
+	fx_open(0, 0, 0, 0, SVQISO_SVQ_F_ELEMENT, 1 << 20, SVQISO_COPY_MEMCPY);
+	ck_assert_int_ge(svqiso_svq_submit(F.svq, o, 1, NULL, 0, NULL), 0);
+	ck_assert_int_ge(svqiso_svq_submit(F.svq, NULL, 0, &i, 1, NULL), 0);
+	check_counters(2, 3000, 3008 + 5056);
+	serve_all();
+	ck_assert_int_ge(svqiso_svq_submit(F.svq, o, 2, &i, 1, NULL), 0);
+	check_counters(3, 9000, 11008);
+	serve_all();
+	ck_assert_uint_eq(F.ncomplete, 3);
+	fx_close();
+}
+END_TEST
+
 /* ---- element mode ---- */
 
 START_TEST(test_element_mode_completes_with_cookie)
@@ -1053,6 +1128,11 @@ static Suite *svq_suite(void)
 	tc = tcase_create("copy");
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, test_each_copy_strategy_roundtrip, 0, SVQISO_NR_COPY);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("counters");
+	tcase_add_loop_test(tc, test_counters_one_segment_and_chains, 0, 4);
+	tcase_add_test(tc, test_counters_element_mode);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("element-mode");

@@ -16,6 +16,11 @@
  *   id already in flight         INFLIGHT            INFLIGHT
  *
  * The rest (indirect, lengths, addresses, segments) are layout-independent.
+ *
+ * The "map" cases run the single-descriptor and address tests again with the
+ * mock's memory served through the built-in svqiso_mem, whose cached region
+ * the rings translate through inline: that short path must break a ring
+ * exactly as the general one does.
  */
 #include <check.h>
 #include <errno.h>
@@ -41,7 +46,11 @@ static struct fx {
 	struct svq_elem e;
 	unsigned int log_lines;
 	char log_last[256];
+	struct svqiso_mem *map;		/* the built-in map, with use_map */
 } F;
+
+/* Serve guest memory through the built-in map (set by the "map" fixture). */
+static bool use_map;
 
 static void log_cb(void *ctx, int level, const char *msg)
 {
@@ -58,6 +67,24 @@ static uint16_t ring_num(int layout)
 	return layout == SVQISO_LAYOUT_SPLIT ? 8 : 7;
 }
 
+/* The mock's regions, as they are, in a svqiso_mem the ring translates with. */
+static void serve_through_map(void)
+{
+	unsigned int i;
+
+	ck_assert_int_eq(svqiso_mem_new(NULL, &F.map), 0);
+	for (i = 0; i < F.m->nr_regions; i++) {
+		struct svqiso_mem_region r = {
+			.gpa = F.m->reg[i].gpa, .size = F.m->reg[i].size,
+			.hva = F.m->reg[i].hva, .fd = -1,
+		};
+
+		ck_assert_int_eq(svqiso_mem_add_region(F.map, &r), 0);
+	}
+	F.cfg.mem = svqiso_mem_ops();
+	F.cfg.mem_ctx = F.map;
+}
+
 /* Lay out a ring; the caller may adjust F.cfg before fx_start(). */
 static void fx_ring(int layout, uint16_t num)
 {
@@ -68,12 +95,17 @@ static void fx_ring(int layout, uint16_t num)
 	F.cfg.log_ctx = &F;
 	F.e.seg = F.seg;
 	F.e.max_seg = MAX_SEG;
+	if (use_map)
+		serve_through_map();
 }
 
 static void fx_start(void)
 {
 	ck_assert_int_eq(svq_dev_init(&F.vq, &F.cfg), 0);
 	F.started = true;
+	/* The case is about the inline path: make sure it is the one taken. */
+	if (use_map)
+		ck_assert_ptr_eq(F.vq.map, F.map);
 }
 
 static void fx_open(int layout, uint16_t num)
@@ -86,6 +118,7 @@ static void fx_teardown(void)
 {
 	if (F.started)
 		svq_dev_fini(&F.vq);
+	svqiso_mem_free(F.map);
 	mock_free(F.m);
 	memset(&F, 0, sizeof(F));
 }
@@ -93,6 +126,13 @@ static void fx_teardown(void)
 static void fx_setup(void)
 {
 	memset(&F, 0, sizeof(F));
+	use_map = false;
+}
+
+static void fx_setup_map(void)
+{
+	fx_setup();
+	use_map = true;
 }
 
 static void pop_ok(void)
@@ -1327,6 +1367,134 @@ START_TEST(test_ring_of_one_accepted)
 }
 END_TEST
 
+/* ---- a chain of one direct descriptor ---- */
+
+/* Both directions fill the whole element, from any earlier content. */
+START_TEST(test_one_desc_element_filled)
+{
+	struct mock_seg s[2] = { { BUF(1), 100, false }, { BUF(2), 200, true } };
+	unsigned int k;
+	int id;
+
+	fx_open(_i, ring_num(_i));
+	for (k = 0; k < 2; k++) {
+		F.e = (struct svq_elem){ .id = 77, .ndescs = 9, .nseg = 5,
+					 .nout = 5, .out_bytes = 1, .in_bytes = 1,
+					 .seg = F.seg, .max_seg = MAX_SEG };
+		id = mock_add_chain(F.m, &s[k], 1);
+		ck_assert_int_ge(id, 0);
+		pop_ok();
+		ck_assert_uint_eq(F.e.id, id);
+		ck_assert_uint_eq(F.e.ndescs, 1);
+		ck_assert_uint_eq(F.e.nseg, 1);
+		ck_assert_uint_eq(F.e.nout, s[k].write ? 0 : 1);
+		ck_assert_uint_eq(F.e.out_bytes, s[k].write ? 0 : s[k].len);
+		ck_assert_uint_eq(F.e.in_bytes, s[k].write ? s[k].len : 0);
+		ck_assert_uint_eq(F.seg[0].addr, s[k].gpa);
+		ck_assert_uint_eq(F.seg[0].len, s[k].len);
+		ck_assert_ptr_eq(F.seg[0].hva, mock_hva(F.m, s[k].gpa, s[k].len));
+		ck_assert(F.seg[0].write == s[k].write);
+		ck_assert_uint_eq(F.vq.inflight, k + 1);
+	}
+}
+END_TEST
+
+/*
+ * The ring has served a chain in R0 (the map's cached region now), then
+ * gets @s alone with room for @max_seg segments: it must break with @rule
+ * and log exactly @line, the line the general walk has always logged.
+ */
+static void one_desc_line(int layout, struct mock_seg s, uint16_t max_seg,
+			  enum svq_rule rule, const char *line)
+{
+	fx_open(layout, ring_num(layout));
+	cycle_one();
+	F.e.max_seg = max_seg;
+	ck_assert_int_ge(mock_add_chain(F.m, &s, 1), 0);
+	expect_violation(rule);
+	ck_assert_str_eq(F.log_last, line);
+	ck_assert_str_eq(F.vq.rc.reason, line);
+	fx_teardown();
+}
+
+START_TEST(test_one_desc_log_lines_unchanged)
+{
+	one_desc_line(_i, (struct mock_seg){ BUF(2), 0, true }, MAX_SEG,
+		      SVQ_RULE_ZERO_LEN,
+		      "mock: broken (zero-len): zero-length buffer at 0x10020200");
+	one_desc_line(_i, (struct mock_seg){ UINT64_MAX, UINT32_MAX, false }, MAX_SEG,
+		      SVQ_RULE_ADDR_OVERFLOW,
+		      "mock: broken (addr-overflow): buffer 0xffffffffffffffff"
+		      " + 4294967295 wraps");
+	one_desc_line(_i, (struct mock_seg){ MOCK_HOLE_GPA, 64, false }, MAX_SEG,
+		      SVQ_RULE_ADDR_UNMAPPED,
+		      "mock: broken (addr-unmapped): buffer 0x18000000 + 64:"
+		      " 0x18000000 is not guest memory");
+	/* Starts in the cached region, ends in the hole after it. */
+	one_desc_line(_i, (struct mock_seg){ R0_END - 16, 32, true }, MAX_SEG,
+		      SVQ_RULE_ADDR_UNMAPPED,
+		      "mock: broken (addr-unmapped): buffer 0x1003fff0 + 32:"
+		      " 0x10040000 is not guest memory");
+	one_desc_line(_i, (struct mock_seg){ BUF(2), 64, true }, 0,
+		      SVQ_RULE_TOO_MANY_SEGS,
+		      "mock: broken (too-many-segs): chain needs more than 0 segments");
+}
+END_TEST
+
+/* A one-descriptor chain whose head (buffer id) is still in flight. */
+START_TEST(test_one_desc_head_in_flight_rejected)
+{
+	struct mock_seg s = { BUF(1), 64, true };
+
+	fx_open(_i, ring_num(_i));
+	cycle_one();
+	ck_assert_int_eq(mock_add_chain_id(F.m, &s, 1, 3), 3);
+	pop_ok();
+	ck_assert_int_eq(mock_add_chain_id(F.m, &s, 1, 3), 3);
+	expect_violation(SVQ_RULE_INFLIGHT);
+	ck_assert_str_eq(F.log_last, _i == SVQISO_LAYOUT_SPLIT ?
+			 "mock: broken (inflight): head 3 made available while in flight" :
+			 "mock: broken (inflight): buffer id 3 made available while in flight");
+}
+END_TEST
+
+/*
+ * One-descriptor chains take no walk generation and leave no stamp. Chains
+ * that link on still get a fresh one: a chain over descriptors earlier
+ * single chains used is fine, a loop is still caught, also once the
+ * generation counter has wrapped.
+ */
+START_TEST(test_one_desc_then_chains_keep_loop_check)
+{
+	struct mock_seg s[2] = { { BUF(0), 64, false }, { BUF(1), 64, true } };
+	unsigned int k;
+
+	fx_open(SVQISO_LAYOUT_SPLIT, 8);
+	F.vq.gen = UINT32_MAX;
+	for (k = 0; k < 12; k++) {
+		ck_assert_int_ge(mock_add_chain(F.m, s, k % 3 ? 1 : 2), 0);
+		pop_ok();
+		ck_assert_int_eq(svq_dev_push(&F.vq, F.e.id, 0), 0);
+	}
+	ck_assert_uint_le(F.vq.gen, 12);	/* the counter wrapped */
+	/* Descriptors 0 and 1 again, 1 linking back to 0. */
+	ck_assert_int_eq(mock_add_chain(F.m, s, 2), 0);
+	mock_corrupt_next(F.m, 1, 0);
+	expect_violation(SVQ_RULE_CHAIN_LOOP);
+	ck_assert_str_eq(F.log_last,
+			 "mock: broken (chain-loop): descriptor 0 reached twice from head 0");
+}
+END_TEST
+
+/* Run through the mock's ops and again through the built-in map. */
+static void add_one_desc_tests(TCase *tc)
+{
+	tcase_add_loop_test(tc, test_one_desc_element_filled, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_one_desc_log_lines_unchanged, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_one_desc_head_in_flight_rejected, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_test(tc, test_one_desc_then_chains_keep_loop_check);
+}
+
 static Suite *validate_suite(void)
 {
 	Suite *s = suite_create("validate");
@@ -1435,6 +1603,37 @@ static Suite *validate_suite(void)
 	tcase_add_loop_test(tc, test_desc_rewritten_during_walk_read_once, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_loop_test(tc, test_indirect_rewritten_during_walk_read_once, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_loop_test(tc, test_ring_of_one_accepted, 0, SVQISO_NR_LAYOUTS);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("one-desc");
+	tcase_add_checked_fixture(tc, fx_setup, fx_teardown);
+	add_one_desc_tests(tc);
+	suite_add_tcase(s, tc);
+
+	/* Again, translated inline through the built-in map's cached region. */
+	tc = tcase_create("map");
+	tcase_add_checked_fixture(tc, fx_setup_map, fx_teardown);
+	add_one_desc_tests(tc);
+	tcase_add_loop_test(tc, test_zero_len_head_rejected, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_zero_len_rejected, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_read_after_write_rejected, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_addr_overflow_max_len_rejected, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_addr_at_top_unmapped, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_addr_in_hole_unmapped, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_addr_past_end_unmapped, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_addr_below_memory_unmapped, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_addr_into_hole_unmapped, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_addr_past_last_region_unmapped, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_too_many_segs_rejected, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_cross_region_too_many_segs_rejected, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_zero_max_seg_rejected, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_inflight_same_id_rejected, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_chain_loop_rejected, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_test(tc, test_chain_self_loop_rejected);
+	tcase_add_loop_test(tc, test_cross_region_segments_accepted, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_readable_only_accepted, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_writable_only_accepted, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_push_flush_reads_back, 0, SVQISO_NR_LAYOUTS);
 	suite_add_tcase(s, tc);
 
 	return s;
