@@ -954,17 +954,30 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 		 "| inline sys/req |\n");
 	bench_md(&G.b, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
 	for (i = 0; i < NR_CFGS; i++) {
-		char sys[NR_MODES][48];
+		char sys[NR_MODES][48], iops[NR_MODES][24], ratio[NR_MODES][16];
+		char lat[NR_MODES][24];
 
 		if (!ran[i])
 			continue;
-		for (m = 0; m < NR_MODES; m++)
+		/* A mode that did not run (--modes) shows a dash, not 0. */
+		for (m = 0; m < NR_MODES; m++) {
+			bool on = G.mode_on[m];
+
 			fmt_sys(sys[m], sizeof(sys[m]), &f[i][m]);
-		bench_md(&G.b, "| %s | %.0f | %.0f | %.3f | %.0f | %.3f | %.1f | "
-			 "%.1f | %.1f | %s | %s | %s |\n", cfgs[i].name,
-			 f[i][0].iops, f[i][1].iops, ratio_of(f[i], 1),
-			 f[i][2].iops, ratio_of(f[i], 2), f[i][0].lat_us,
-			 f[i][1].lat_us, f[i][2].lat_us, sys[0], sys[1], sys[2]);
+			snprintf(iops[m], sizeof(iops[m]), on ? "%.0f" : "-",
+				 f[i][m].iops);
+			snprintf(lat[m], sizeof(lat[m]), on ? "%.1f" : "-",
+				 f[i][m].lat_us);
+			snprintf(ratio[m], sizeof(ratio[m]),
+				 on && G.mode_on[M_DIRECT] ? "%.3f" : "-",
+				 ratio_of(f[i], m));
+			if (!on)
+				snprintf(sys[m], sizeof(sys[m]), "-");
+		}
+		bench_md(&G.b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | "
+			 "%s | %s | %s |\n", cfgs[i].name, iops[0], iops[1],
+			 ratio[1], iops[2], ratio[2], lat[0], lat[1], lat[2],
+			 sys[0], sys[1], sys[2]);
 	}
 	write_md_cpu(ran, f);
 	bench_md(&G.b, "\nTargets (isolated: relay thread; isolated-inline: "

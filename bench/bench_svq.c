@@ -1364,7 +1364,7 @@ static void report_targets(struct bench *b, unsigned int ia, unsigned int im)
 			bench_md(b, "- 4 KiB QD32 %s: isolated (%s)/direct >= 0.7: "
 				 "not measured\n", layout_name((uint8_t)l), an);
 		else
-			bench_md(b, "- 4 KiB QD32 %s: isolated (%s)/direct = %.2f "
+			bench_md(b, "- 4 KiB QD32 %s: isolated (%s)/direct = %.3f "
 				 ">= 0.7: %s\n", layout_name((uint8_t)l), an, r,
 				 pass(r >= 0.7));
 	}
@@ -1388,7 +1388,7 @@ static void report_targets(struct bench *b, unsigned int ia, unsigned int im)
 		if (!nt_measured[l])
 			continue;
 		bench_md(b, "- 4 KiB QD32 %s, guest not touching its data "
-			 "(--no-touch): isolated (%s)/direct = %.2f >= 0.7: %s\n",
+			 "(--no-touch): isolated (%s)/direct = %.3f >= 0.7: %s\n",
 			 layout_name((uint8_t)l), an, r, pass(r >= 0.7));
 		if (l == SVQISO_LAYOUT_SPLIT)
 			bench_md(b, "- svq overhead excluding the copy, 4 KiB QD32 "
