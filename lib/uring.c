@@ -260,12 +260,18 @@ static void reap(struct svqiso_loop *loop, struct svq_uring *u)
 	io_uring_cq_advance(&u->ring, n);
 }
 
-/* A spin's signals go out at once, not with the next wait. */
+/*
+ * A spin's signals go out at once, not with the next wait. The completions
+ * of earlier ones are taken first: a spin can write many times before the
+ * loop waits again, and a full completion queue would refuse the submit.
+ */
 static void spin_signal(struct svqiso_loop *loop, struct svq_loop_q *q,
 			int mask, void *ctx)
 {
 	struct svq_uring *u = ctx;
 	uint32_t i = (uint32_t)(q - loop->q);
+
+	reap(loop, u);
 
 	if (mask & SVQISO_SIGNAL_BACKEND)
 		queue_write(loop, u, i, q->backend_kick_fd, OP_WRITE_BACKEND);

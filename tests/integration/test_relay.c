@@ -627,17 +627,20 @@ END_TEST
  * one; from 8 on, batch_bytes 1: every request a handler moves data for
  * ends its call with SVQISO_SIGNAL_AGAIN, and every loop mode must signal
  * and come back at once (the peers' notifications stay off meanwhile, so a
- * loop that waited would strand the rest).
+ * loop that waited would strand the rest). From 16 on, a 1 s spin instead:
+ * the loop signals the guest many times between two waits.
  */
 START_TEST(test_relay_ring_all_complete)
 {
 	uint8_t mode = _i % 4, gl = (uint8_t)(_i / 4 % 2);
 	struct svqiso_svq_stats st = { .sz = sizeof(st) };
-	bool batch = _i >= 8;
-	char what[64];
+	bool batch = _i >= 8 && _i < 16, spin = _i >= 16;
+	char what[80];
 	double t0;
 
+	world_spin = spin ? 1000000000ull : 0;
 	world_open(mode);
+	world_spin = 0;
 	W.nrig = 1;
 	rig_batch = batch;
 	rig_open(&W.rig[0], false, gl, gl ^ 1, 0);
@@ -647,8 +650,9 @@ START_TEST(test_relay_ring_all_complete)
 	world_start();
 	wait_done(&W.rig[0]);
 	world_stop();
-	snprintf(what, sizeof(what), "%s%s", gl ? "ring/packed-over-split" :
-		 "ring/split-over-packed", batch ? ", batch_bytes 1" : "");
+	snprintf(what, sizeof(what), "%s%s%s", gl ? "ring/packed-over-split" :
+		 "ring/split-over-packed", batch ? ", batch_bytes 1" : "",
+		 spin ? ", spin_ns 1 s" : "");
 	report(what, &W.rig[0], now() - t0);
 	check_rig_done(&W.rig[0]);
 	ck_assert_int_eq(W.loop_errs, 0);
@@ -912,7 +916,7 @@ static Suite *relay_suite(void)
 
 	tc = tcase_create("ring");
 	tcase_set_timeout(tc, 240);
-	tcase_add_loop_test(tc, test_relay_ring_all_complete, 0, 16);
+	tcase_add_loop_test(tc, test_relay_ring_all_complete, 0, 20);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("broken");
