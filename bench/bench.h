@@ -30,7 +30,8 @@ struct bench {
 /*
  * bench_init() - parse the common options (--out DIR, --quick; others are
  * left in argv for the program, which gets the new argc), create DIR and
- * open the output files.
+ * check the output files can be written. Each is truncated on its first
+ * write, so a run that ends in its own option parsing leaves them alone.
  * Return: 0, or -errno after printing why.
  */
 int bench_init(struct bench *b, const char *name, int *argc, char **argv);

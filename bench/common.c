@@ -77,16 +77,37 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
-static FILE *open_out(struct bench *b, const char *suffix)
+/* @mode "we" truncates; "ae" only shows the file can be written. */
+static FILE *open_mode(struct bench *b, const char *suffix, const char *mode)
 {
 	char path[768];
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s%s", b->out_dir, b->name, suffix);
-	f = fopen(path, "we");
+	f = fopen(path, mode);
 	if (!f)
 		fprintf(stderr, "%s: %s: %s\n", b->name, path, strerror(errno));
 	return f;
+}
+
+static FILE *open_out(struct bench *b, const char *suffix)
+{
+	return open_mode(b, suffix, "we");
+}
+
+/*
+ * The result file @*f, truncated on the first write to it: a run that ends
+ * in its own option parsing (a usage error, --help) leaves the results of
+ * an earlier run as they were.
+ */
+static FILE *out_file(struct bench *b, FILE **f, const char *suffix)
+{
+	if (!*f) {
+		*f = open_out(b, suffix);
+		if (!*f)
+			exit(1);	/* writable at bench_init(): a race */
+	}
+	return *f;
 }
 
 int bench_init(struct bench *b, const char *name, int *argc, char **argv)
@@ -115,12 +136,13 @@ int bench_init(struct bench *b, const char *name, int *argc, char **argv)
 		fprintf(stderr, "%s: %s: %s\n", name, b->out_dir, strerror(-rc));
 		return rc;
 	}
-	b->jsonl = open_out(b, ".jsonl");
-	b->md = open_out(b, ".md");
-	if (!b->jsonl || !b->md) {
-		bench_fini(b);
-		return -EIO;
-	}
+	/* Only shown writable here, not truncated: see out_file(). */
+	b->jsonl = open_mode(b, ".jsonl", "ae");
+	b->md = open_mode(b, ".md", "ae");
+	rc = b->jsonl && b->md ? 0 : -EIO;
+	bench_fini(b);
+	if (rc)
+		return rc;
 	cpu_model(cpu, sizeof(cpu));
 	snprintf(compiler, sizeof(compiler), "gcc %s", __VERSION__);
 	snprintf(revbuf, sizeof(revbuf), "%s", rev && *rev ? rev : "unknown");
@@ -159,22 +181,26 @@ void bench_json(struct bench *b, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(b->jsonl, "{\"bench\":\"%s\",%s,", b->name, b->machine);
+	FILE *f = out_file(b, &b->jsonl, ".jsonl");
+
+	fprintf(f, "{\"bench\":\"%s\",%s,", b->name, b->machine);
 	va_start(ap, fmt);
-	vfprintf(b->jsonl, fmt, ap);
+	vfprintf(f, fmt, ap);
 	va_end(ap);
-	fputs("}\n", b->jsonl);
-	fflush(b->jsonl);
+	fputs("}\n", f);
+	fflush(f);
 }
 
 void bench_md(struct bench *b, const char *fmt, ...)
 {
 	va_list ap;
 
+	FILE *f = out_file(b, &b->md, ".md");
+
 	va_start(ap, fmt);
-	vfprintf(b->md, fmt, ap);
+	vfprintf(f, fmt, ap);
 	va_end(ap);
-	fflush(b->md);
+	fflush(f);
 }
 
 uint64_t bench_now_ns(void)
