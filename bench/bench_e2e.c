@@ -35,7 +35,7 @@
  *             [--copy auto|memcpy|movsb|nt] [--queues 1|2]
  *             [--secs S] [--repeats N] [--only CONFIG,...] [--lazy-kicks]
  *             [--no-touch] [--modes direct,isolated,isolated-inline]
- *             [--no-pin] [--batch-bytes N] [--spin-ns N]
+ *             [--no-pin] [--batch-bytes N] [--spin-ns N] [--pool-size N]
  *
  * --batch-bytes sets the adapter's batch_bytes (0, the default: off): each
  * handler call hands on what it copied after N bytes, so the peer starts on
@@ -43,6 +43,12 @@
  * --spin-ns sets the adapter's spin_ns (0, the default: off): after a
  * wake-up with requests in flight the relay thread polls the rings for up
  * to N ns without progress before it sleeps again.
+ * --pool-size sets the adapter's pool_size, the bounce arena of each queue
+ * (0, the default: SVQISO_ARENA_DEFAULT_SIZE). The arena is used first in,
+ * first out over its whole size, so its size is the bounce memory the
+ * copies and the daemon walk through: one that holds just the queue's
+ * requests in flight stays in the caches and TLBs, and the daemon faults
+ * in fewer pages of a new session's arena.
  *
  * The guest runs one tight loop on one thread over its queues: submit until
  * the depth is reached, wait for the call eventfd (inline: the backend's)
@@ -63,8 +69,10 @@
  * relay_start hook. With two CPUs the relay has to share one with the guest
  * or with the daemon: beside the guest measured best at 4 KiB, beside the
  * daemon better for 128 KiB reads (whose copy-back then runs beside the
- * guest's reading), worse for the rest. --no-pin leaves all of them to the
- * scheduler.
+ * guest's reading), worse for the rest. In a "-spin" configuration the
+ * relay runs beside the daemon: a guest polling its used ring never sleeps,
+ * and a relay beside it would run only when the scheduler preempted the
+ * guest. --no-pin leaves all of them to the scheduler.
  *
  * Where the time goes: each timed run also yields the CPU time per request
  * of the guest driver thread, of the rest of this process (the relay
@@ -177,11 +185,13 @@ static struct {
 	bool lazy;			/* --lazy-kicks: SVQISO_VU_F_LAZY_KICKS */
 	uint64_t batch_bytes;		/* --batch-bytes: the adapter's */
 	uint64_t spin_ns;		/* --spin-ns: the adapter's */
+	uint64_t pool_size;		/* --pool-size: the adapter's, per queue */
 	uint64_t run_ns, warm_ns;
 	unsigned int repeats;
 	bool pin;			/* CPU placement; --no-pin: none */
-	int cpu_guest;			/* the guest driver and the relay */
+	int cpu_guest;			/* the guest driver */
 	int cpu_daemon;			/* every thread of the daemon */
+	int cpu_relay;			/* the relay thread of the next session */
 	int relay_pin_err;		/* the relay_start hook's first error */
 	int ncpus;			/* CPUs this process may use */
 	bool cpu_ticks;			/* some CPU time from a tick fallback */
@@ -222,10 +232,10 @@ static void inline_notify(void *ctx, struct blkq *q)
 		s->kick_err = rc;
 }
 
-/* The adapter's relay thread started: beside the guest driver. */
+/* The adapter's relay thread started: on the CPU measure() chose. */
 static void relay_place(void *ctx)
 {
-	int rc = bench_pin_thread(0, G.cpu_guest);
+	int rc = bench_pin_thread(0, G.cpu_relay);
 	int none = 0;
 
 	(void)ctx;
@@ -242,7 +252,8 @@ static int sess_open(struct sess *s, unsigned int m)
 		    .flags = (G.lazy ? SVQISO_VU_F_LAZY_KICKS : 0) |
 			     (modes[m].inline_loop ? SVQISO_VU_F_EXTERNAL_LOOP : 0),
 		    .relay_start = G.pin ? relay_place : NULL,
-		    .batch_bytes = G.batch_bytes, .spin_ns = G.spin_ns);
+		    .batch_bytes = G.batch_bytes, .spin_ns = G.spin_ns,
+		    .pool_size = G.pool_size);
 	struct blkq_opts qo = { .num = RING_NUM, .indirect = true,
 				.event_idx = true, .max_segs = 4 };
 	unsigned int i;
@@ -309,7 +320,7 @@ static int sess_close(struct sess *s)
 	err = __atomic_load_n(&G.relay_pin_err, __ATOMIC_RELAXED);
 	if (err) {
 		fprintf(stderr, "bench_e2e: relay thread to CPU %d: %s\n",
-			G.cpu_guest, strerror(-err));
+			G.cpu_relay, strerror(-err));
 		rc = err;
 	}
 	if (s->kick_err) {
@@ -633,6 +644,9 @@ static int measure(const struct cfg *c, unsigned int m, unsigned int rep,
 	bool hc;
 	int rc, err;
 
+	/* A guest polling its used ring never sleeps: a relay beside it would
+	 * run only when the scheduler preempts it. */
+	G.cpu_relay = c->spin ? G.cpu_daemon : G.cpu_guest;
 	rc = sess_open(&s, m);
 	if (rc)
 		goto out;
@@ -776,7 +790,8 @@ static void report(const struct cfg *c, const struct figure *f)
 			   "\"lat_us\":%.2f,\"syscalls_per_req\":%s,"
 			   "\"vmm_syscalls_per_req\":%s,\"lazy_kicks\":%s,"
 			   "\"touch\":%s,\"pin\":%s,\"batch_bytes\":%" PRIu64
-			   ",\"spin_ns\":%" PRIu64 ",%s",
+			   ",\"spin_ns\":%" PRIu64 ",\"pool_size\":%" PRIu64
+			   ",%s",
 			   c->name, modes[m].name, c->rw, c->bs, c->qd, G.nq,
 			   c->spin ? "spin" : "eventfd",
 			   modes[m].inline_loop ? "external" : G.loop_name,
@@ -785,7 +800,7 @@ static void report(const struct cfg *c, const struct figure *f)
 			   f[m].gbps, f[m].lat_us, sys, vmm,
 			   G.lazy ? "true" : "false", G.touch ? "true" : "false",
 			   G.pin ? "true" : "false", G.batch_bytes, G.spin_ns,
-			   cpu);
+			   G.pool_size, cpu);
 	}
 	for (m = 1; m < NR_MODES; m++) {
 		if (!G.mode_on[m] || !G.mode_on[M_DIRECT])
@@ -824,12 +839,35 @@ static void target(const char *what, double v, double limit, bool above,
 		bench_md(&G.b, "- SKIP: %s (not measured)\n", what);
 		return;
 	}
-	bench_md(&G.b, "- %s: %s%s%s%s: %.3f (target %s %.2f)\n",
+	bench_md(&G.b, "- %s: %s%s%s%s%s: %.3f (target %s %.2f)\n",
 		 (above ? v >= limit : v < limit) ? "PASS" : "MISS", what,
 		 G.lazy ? " (lazy kicks)" : "",
 		 G.touch ? "" : " (guest not touching data)",
-		 G.spin_ns ? " (relay spin)" : "", v,
+		 G.spin_ns ? " (relay spin)" : "",
+		 G.pool_size ? " (pool size set)" : "", v,
 		 above ? ">=" : "<", limit);
+}
+
+/*
+ * Under a missed ratio target, whether the CPUs could have met it: the
+ * IOPS that @x's CPU time per request allows on the CPUs of this run, were
+ * every one of them kept busy, over @d's measured IOPS. Below @limit, the
+ * target needs a cheaper request or more CPUs, not a better schedule.
+ */
+static void bound(const struct figure *x, const struct figure *d, double limit)
+{
+	double best;
+
+	if (!x->have_cpu || !G.mode_on[M_DIRECT] || d->iops <= 0 ||
+	    x->iops >= limit * d->iops)
+		return;
+	best = x->cpu[CPU_CEILING] / d->iops;
+	bench_md(&G.b, "  - at %.2f us of CPU per request, %d CPU%s allow at "
+		 "most %.0f IOPS, %.3f of direct: %s\n", x->cpu[CPU_TOTAL],
+		 G.ncpus, G.ncpus > 1 ? "s" : "", x->cpu[CPU_CEILING], best,
+		 best < limit ? "short of the target even with every CPU "
+		 "busy; it needs less CPU per request or more CPUs" :
+		 "enough for the target; the CPUs were not kept busy");
 }
 
 /* Where the time goes: CPU per request of each party, and what it allows. */
@@ -880,7 +918,7 @@ static void write_md_cpu(const bool *ran, struct figure (*f)[NR_MODES])
 
 static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 {
-	char place[640];
+	char place[768];
 	unsigned int i, m;
 
 	if (G.pin)
@@ -893,9 +931,11 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 			 "relay_start hook. On a 2-CPU machine the relay has to "
 			 "share a CPU with the guest or with the daemon; beside "
 			 "the guest measured best at 4 KiB, beside the daemon "
-			 "better for 128 KiB reads and worse for the rest. With "
-			 "--no-pin the scheduler places them all.", G.cpu_guest, G.cpu_daemon,
-			 G.cpu_guest);
+			 "better for 128 KiB reads and worse for the rest. In "
+			 "\"-spin\" configurations the relay runs on CPU %d beside "
+			 "the daemon instead: the guest never sleeps there. With "
+			 "--no-pin the scheduler places them all.", G.cpu_guest,
+			 G.cpu_daemon, G.cpu_guest, G.cpu_daemon);
 	else
 		snprintf(place, sizeof(place), " No CPU placement (%s): the "
 			 "scheduler places the guest driver thread, the daemon's "
@@ -903,10 +943,11 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 			 G.cpu_daemon < 0 ? "this process may run on one CPU "
 			 "only" : "--no-pin");
 
-	bench_md(&G.b, "## End to end: qemu-storage-daemon, null-co device%s%s%s\n\n",
+	bench_md(&G.b, "## End to end: qemu-storage-daemon, null-co device%s%s%s%s\n\n",
 		 G.lazy ? ", lazy kicks" : "",
 		 G.touch ? "" : ", guest not touching its data",
-		 G.spin_ns ? ", relay spinning" : "");
+		 G.spin_ns ? ", relay spinning" : "",
+		 G.pool_size ? ", bounce arena sized to the queue" : "");
 	bench_md(&G.b, "A guest virtio-blk driver model drives an unmodified "
 		 "qemu-storage-daemon exporting a 1 GiB null-co device (no disk "
 		 "cost; read-zeroes=on, so a read writes every byte it returns "
@@ -928,8 +969,9 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 		 "descriptors, event idx), waiting with poll() (\"-spin\": "
 		 "polling the used ring, inline also calling process(), no "
 		 "sleep); %s; adapter loop %s, copy %s, batch_bytes %" PRIu64
-		 " (0: off), relay spin_ns %" PRIu64 " (0: off). Each figure "
-		 "is the median "
+		 " (0: off), relay spin_ns %" PRIu64 " (0: off), pool_size %"
+		 PRIu64 " bytes per queue (0: the default, %llu MiB). Each "
+		 "figure is the median "
 		 "of %u run%s of %.2f s, the modes interleaved. Latency is "
 		 "the mean from submission to collection. Syscalls per request "
 		 "count every thread of this process, the guest driver's and "
@@ -942,7 +984,8 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 		 "posting it, reads every byte of a read buffer after it "
 		 "completes and checks it is zeros)" : "the guest touches no "
 		 "data (--no-touch)", G.loop_name,
-		 svqiso_copy_name(G.copy), G.batch_bytes, G.spin_ns, G.repeats,
+		 svqiso_copy_name(G.copy), G.batch_bytes, G.spin_ns,
+		 G.pool_size, SVQISO_ARENA_DEFAULT_SIZE >> 20, G.repeats,
 		 G.repeats > 1 ? "s" : "",
 		 (double)G.run_ns / 1e9, place, G.lazy ? " Isolated with lazy "
 		 "kicks (SVQISO_VU_F_LAZY_KICKS): while the daemon holds "
@@ -1000,6 +1043,8 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 					 c->name, modes[m].label);
 				target(what, ratio_of(f[i], m), c->seq ? 0.85 : 0.9,
 				       true, G.mode_on[M_DIRECT]);
+				bound(&f[i][m], &f[i][M_DIRECT],
+				      c->seq ? 0.85 : 0.9);
 			}
 			if (c->qd == 32) {
 				snprintf(what, sizeof(what), "e2e %s %s adapter "
@@ -1174,6 +1219,8 @@ static int parse(int argc, char **argv)
 			G.batch_bytes = strtoull(v, NULL, 0);
 		} else if (!strcmp(argv[i], "--spin-ns")) {
 			G.spin_ns = strtoull(v, NULL, 0);
+		} else if (!strcmp(argv[i], "--pool-size")) {
+			G.pool_size = strtoull(v, NULL, 0);
 		} else if (!strcmp(argv[i], "--repeats")) {
 			G.repeats = (unsigned int)atoi(v);
 			if (G.repeats < 1 || G.repeats > MAX_REPEATS)
@@ -1197,7 +1244,7 @@ int main(int argc, char **argv)
 	struct qsd_cfg qc = { .img_size = DISK_SIZE, .num_queues = 2,
 			      .null_driver = true, .read_zeroes = true };
 	static struct figure fig[NR_CFGS][NR_MODES];
-	bool ran[NR_CFGS] = { false }, notouch = false, spin = false;
+	bool ran[NR_CFGS] = { false }, notouch = false, spin = false, pool = false;
 	unsigned int i, rep, k, j;
 	char name[32];
 	int rc;
@@ -1209,10 +1256,13 @@ int main(int argc, char **argv)
 			notouch = true;
 		if (!strcmp(argv[i], "--spin-ns") && i + 1 < (unsigned int)argc)
 			spin = strtoull(argv[i + 1], NULL, 0) != 0;
+		if (!strcmp(argv[i], "--pool-size") && i + 1 < (unsigned int)argc)
+			pool = strtoull(argv[i + 1], NULL, 0) != 0;
 	}
 	/* Their own result files, beside the default run's. */
-	snprintf(name, sizeof(name), "e2e%s%s%s", G.lazy ? "-lazy" : "",
-		 notouch ? "-notouch" : "", spin ? "-spin" : "");
+	snprintf(name, sizeof(name), "e2e%s%s%s%s", G.lazy ? "-lazy" : "",
+		 notouch ? "-notouch" : "", spin ? "-spin" : "",
+		 pool ? "-pool" : "");
 	if (bench_init(&G.b, name, &argc, argv))
 		return 1;
 	if (parse(argc, argv)) {
@@ -1221,7 +1271,8 @@ int main(int argc, char **argv)
 			"[--copy auto|memcpy|movsb|nt] [--queues 1|2] "
 			"[--secs S] [--repeats 1..%d] [--only CONFIG,...] "
 			"[--lazy-kicks] [--no-touch] [--modes MODE,...] "
-			"[--no-pin] [--batch-bytes N] [--spin-ns N]\n", argv[0],
+			"[--no-pin] [--batch-bytes N] [--spin-ns N] "
+			"[--pool-size N]\n", argv[0],
 			MAX_REPEATS);
 		bench_fini(&G.b);
 		return 1;
@@ -1234,6 +1285,7 @@ int main(int argc, char **argv)
 	/* The CPUs this process may use, before it pins anything. */
 	G.cpu_guest = bench_allowed_cpu(0);
 	G.cpu_daemon = bench_allowed_cpu(1);
+	G.cpu_relay = G.cpu_guest;
 	G.ncpus = bench_allowed_cpus();
 	if (G.cpu_daemon < 0)
 		G.pin = false;	/* one CPU: nothing to place */
