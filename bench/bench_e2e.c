@@ -44,11 +44,10 @@
  * wake-up with requests in flight the relay thread polls the rings for up
  * to N ns without progress before it sleeps again.
  * --pool-size sets the adapter's pool_size, the bounce arena of each queue
- * (0, the default: SVQISO_ARENA_DEFAULT_SIZE). The arena is used first in,
- * first out over its whole size, so its size is the bounce memory the
- * copies and the daemon walk through: one that holds just the queue's
- * requests in flight stays in the caches and TLBs, and the daemon faults
- * in fewer pages of a new session's arena.
+ * (0, the default: SVQISO_ARENA_DEFAULT_SIZE). The arena starts over at its
+ * beginning once the bytes in flight leave room there, so what the copies
+ * and the daemon walk through follows those bytes, a little above them; an
+ * arena of just the bytes a queue holds in flight walks through no more.
  *
  * The guest runs one tight loop on one thread over its queues: submit until
  * the depth is reached, wait for the call eventfd (inline: the backend's)

@@ -23,6 +23,16 @@
  * - No deadlock: when the arena is empty the offsets go back to 0, so any
  *   request up to the whole size fits once every buffer is back. A request
  *   that can never fit gets -EMSGSIZE, not an -ENOSPC to wait on forever.
+ * - A small footprint: the head starts over at 0 once it passes a reach
+ *   (first SVQ_ARENA_REACH, at most the size) if the bytes before the
+ *   tail have room, instead of walking the whole arena. The arena then
+ *   reuses the buffers it just had back, which the copies and the
+ *   backend's mapping still hold in their caches and TLBs, and a backend
+ *   faults in only the pages the traffic needs, not the whole size. When
+ *   the live bytes leave no room before the tail, the head goes on up and
+ *   the reach grows to it (by a quarter at least), up to the size: more
+ *   requests in flight never wait because of the reach. It does not
+ *   shrink.
  *
  * Buffers are not cleared between uses: a pool belongs to one device, and
  * whatever an earlier request left in it that device's backend already saw.
@@ -51,6 +61,7 @@ struct arena {
 	 */
 	uint64_t head;
 	uint64_t tail;
+	uint64_t reach;			/* head <= reach <= cap, see above */
 	struct arena_rec *rec;		/* [nrec], a ring in allocation order */
 	uint32_t nrec;
 	uint32_t front;			/* oldest live record */
@@ -60,6 +71,9 @@ struct arena {
 #if defined(__LP64__)
 _Static_assert(sizeof(struct svqiso_arena_opts) == 24, "svqiso_arena_opts is append-only");
 #endif
+
+/* The reach of a new arena: room for 32 requests of 32 KiB. */
+#define SVQ_ARENA_REACH	(1ull << 20)
 
 int svq_arena_alloc(void *ctx, uint64_t len, struct svqiso_buf *buf)
 {
@@ -76,10 +90,12 @@ int svq_arena_alloc(void *ctx, uint64_t len, struct svqiso_buf *buf)
 	if (!a->count) {
 		off = 0;
 	} else if (a->head > a->tail) {
-		if (need <= a->cap - a->head)
+		if (need <= a->reach - a->head)
 			off = a->head;
 		else if (need <= a->tail)
 			off = 0;	/* skip [head, cap) until we come round */
+		else if (need <= a->cap - a->head)
+			off = a->head;	/* past the reach, which follows */
 		else
 			return -ENOSPC;
 	} else {
@@ -94,6 +110,11 @@ int svq_arena_alloc(void *ctx, uint64_t len, struct svqiso_buf *buf)
 	a->rec[i] = (struct arena_rec){ .off = off, .len = need };
 	a->count++;
 	a->head = off + need;
+	if (unlikely(a->head > a->reach)) {
+		uint64_t r = a->reach + a->reach / 4;
+
+		a->reach = a->head > r ? a->head : r < a->cap ? r : a->cap;
+	}
 
 	buf->hva = (uint8_t *)a->region.uaddr + off;
 	buf->iova = a->region.iova + off;
@@ -208,6 +229,7 @@ int svqiso_pool_new_arena(struct svqiso_iso *iso,
 		return err;
 	}
 	a->cap = a->region.size;
+	a->reach = a->cap < SVQ_ARENA_REACH ? a->cap : SVQ_ARENA_REACH;
 
 	err = svqiso_pool_new(&arena_ops, a, out);
 	if (err) {

@@ -72,7 +72,10 @@ struct svqiso_arena_opts {
 /**
  * svqiso_pool_new_arena() - the steady-state pool: one region created (and
  * announced through the iso's region_add) up front, handed out first in,
- * first out, so steady-state I/O needs no registration at all. A buffer's len
+ * first out, so steady-state I/O needs no registration at all. It starts
+ * over at its beginning as soon as the bytes in flight leave room there, so
+ * the memory it walks through follows those bytes rather than its size;
+ * the size is what it may hold at once. A buffer's len
  * is the request rounded up to align. A request that gets -ENOSPC and is no
  * larger than the (rounded) size is sure to succeed once every buffer is
  * back; space freed out of order is reclaimed when the older buffers return.

@@ -221,6 +221,99 @@ START_TEST(test_arena_wrap_skips_tail_end)
 }
 END_TEST
 
+/*
+ * Depth 32 of 128 KiB in a 32 MiB arena, completions in order: the arena
+ * comes back to its start once the bytes it holds allow, instead of walking
+ * its whole size, so what the copies and the backend touch stays near the
+ * 4 MiB in flight. Every request is served at once all the same.
+ */
+START_TEST(test_arena_reach_follows_bytes_in_flight)
+{
+	struct svqiso_buf b[32];
+	uint64_t top = 0, wraps = 0, off;
+	unsigned int k, n;
+
+	pool = arena_new(32 * MiB, 0, 0);
+	for (k = 0; k < 32; k++)
+		b[k] = get(128 * KiB);
+	for (n = 0; n < 4096; n++) {
+		k = n % 32;
+		svqiso_pool_put(pool, &b[k]);
+		b[k] = get(128 * KiB);
+		off = off_of(&b[k]);
+		if (!off)
+			wraps++;
+		if (off + b[k].len > top)
+			top = off + b[k].len;
+	}
+	ck_assert_uint_ge(top, 4 * MiB);
+	ck_assert_uint_le(top, 6 * MiB);
+	ck_assert_uint_ge(wraps, 4096 / 48);
+	for (k = 0; k < 32; k++)
+		svqiso_pool_put(pool, &b[k]);
+	ck_assert_uint_eq(svqiso_pool_in_use(pool), 0);
+}
+END_TEST
+
+/* The reach never refuses what the size holds: it grows to it. */
+START_TEST(test_arena_reach_grows_to_size)
+{
+	static struct svqiso_buf b[64];
+	unsigned int k;
+
+	pool = arena_new(8 * MiB, 0, 0);
+	for (k = 0; k < 64; k++) {
+		b[k] = get(128 * KiB);
+		ck_assert_uint_eq(off_of(&b[k]), k * 128 * KiB);
+	}
+	ck_assert_int_eq(try_get(1), -ENOSPC);
+	svqiso_pool_put(pool, &b[0]);
+	b[0] = get(128 * KiB);
+	ck_assert_uint_eq(off_of(&b[0]), 0);
+	for (k = 0; k < 64; k++)
+		svqiso_pool_put(pool, &b[k]);
+	ck_assert_uint_eq(svqiso_pool_in_use(pool), 0);
+	/* Empty: the whole size in one buffer. */
+	ck_assert_int_eq(try_get(8 * MiB), 0);
+}
+END_TEST
+
+/*
+ * Past the reach (1 MiB in a new arena of 8 MiB) the head starts over at 0
+ * when the bytes before the tail have room, and goes on up when they do
+ * not. Until the tail comes round, the wrapped arena holds what lies
+ * between its head and its tail, no more.
+ */
+START_TEST(test_arena_reach_wraps_early)
+{
+	struct svqiso_buf a, b, c, d, e, f;
+
+	pool = arena_new(8 * MiB, 0, 0);
+	a = get(512 * KiB);
+	b = get(256 * KiB);
+	c = get(256 * KiB);
+	ck_assert_uint_eq(off_of(&c), 768 * KiB);
+	/* Full to the reach and nothing before the tail: up it goes. */
+	d = get(64 * KiB);
+	ck_assert_uint_eq(off_of(&d), MiB);
+	svqiso_pool_put(pool, &a);
+	/* [0, 512K) is free again: it is taken rather than [1M+64K, 8M). */
+	e = get(256 * KiB);
+	ck_assert_uint_eq(off_of(&e), 0);
+	ck_assert_int_eq(try_get(256 * KiB + 1), -ENOSPC);
+	f = get(256 * KiB);
+	ck_assert_uint_eq(off_of(&f), 256 * KiB);
+	/* The tail comes round to e at 0: the end is usable again. */
+	svqiso_pool_put(pool, &b);
+	svqiso_pool_put(pool, &c);
+	svqiso_pool_put(pool, &d);
+	ck_assert_int_eq(try_get(7 * MiB), 0);
+	svqiso_pool_put(pool, &e);
+	svqiso_pool_put(pool, &f);
+	ck_assert_uint_eq(svqiso_pool_in_use(pool), 0);
+}
+END_TEST
+
 START_TEST(test_arena_full_enospc_then_ok_after_free)
 {
 	struct svqiso_buf b[4];
@@ -383,8 +476,7 @@ END_TEST
 
 /* ---- arena: long random runs against a model ---- */
 
-#define MODEL_CAP	MiB	/* the largest arena of the configurations */
-#define MODEL_CHUNK	64	/* the smallest alignment */
+#define MODEL_CHUNKS	(1u << 14)	/* the most cap / align of the configurations */
 #define MODEL_BUFS	128	/* the most records */
 #define MODEL_OPS	100000
 
@@ -397,6 +489,7 @@ static const struct model_cfg {
 	{ MiB, 128, 64 },
 	{ MiB, 12, 64 },
 	{ 256 * KiB, 64, 4096 },
+	{ 8 * MiB, 128, 4096 },		/* past the first reach */
 };
 
 static uint64_t rng_state;
@@ -456,13 +549,15 @@ static void check_stamp(const struct live *l)
 
 START_TEST(test_arena_random_model_no_overlap)
 {
-	/* Owner of each MODEL_CHUNK chunk: 0 free, else 1 + live index. */
-	static uint32_t owner[MODEL_CAP / MODEL_CHUNK];
+	/* Owner of each chunk of align bytes: 0 free, else 1 + live index. */
+	static uint32_t owner[MODEL_CHUNKS];
 	const struct model_cfg *cfg = &model_cfgs[_i];
+	const uint64_t chunk = cfg->align;
 	struct live live[MODEL_BUFS];
 	unsigned int nlive = 0, k;
 	uint64_t op, bytes = 0, nospc = 0, wraps = 0, fulls = 0, prev_off = 0, tag = 0;
 
+	ck_assert_uint_le(cfg->cap / chunk, MODEL_CHUNKS);
 	rng_state = seed();
 	memset(owner, 0, sizeof(owner));
 	pool = arena_new(cfg->cap, cfg->bufs, cfg->align);
@@ -474,7 +569,7 @@ START_TEST(test_arena_random_model_no_overlap)
 			uint64_t c, off = off_of(&l->b);
 
 			check_stamp(l);
-			for (c = off / MODEL_CHUNK; c < (off + l->b.len) / MODEL_CHUNK; c++)
+			for (c = off / chunk; c < (off + l->b.len) / chunk; c++)
 				owner[c] = 0;
 			bytes -= l->b.len;
 			svqiso_pool_put(pool, &l->b);
@@ -482,7 +577,7 @@ START_TEST(test_arena_random_model_no_overlap)
 			if (i != --nlive) {
 				*l = live[nlive];
 				off = off_of(&l->b);
-				for (c = off / MODEL_CHUNK; c < (off + l->b.len) / MODEL_CHUNK; c++)
+				for (c = off / chunk; c < (off + l->b.len) / chunk; c++)
 					owner[c] = i + 1;
 			}
 		} else {
@@ -506,7 +601,7 @@ START_TEST(test_arena_random_model_no_overlap)
 			    l->b.iova % cfg->align)
 				ck_abort_msg("op %" PRIu64 ": bad buffer off %" PRIu64 " len %" PRIu64,
 					     op, off, l->b.len);
-			for (c = off / MODEL_CHUNK; c < (off + l->b.len) / MODEL_CHUNK; c++) {
+			for (c = off / chunk; c < (off + l->b.len) / chunk; c++) {
 				if (owner[c])
 					ck_abort_msg("op %" PRIu64 ": [%" PRIu64 ", +%" PRIu64
 						     ") overlaps a live buffer", op, off, l->b.len);
@@ -943,6 +1038,9 @@ static Suite *pool_suite(void)
 	tcase_add_test(tc, test_arena_in_order_is_contiguous);
 	tcase_add_test(tc, test_arena_reverse_order_reclaims_at_last);
 	tcase_add_test(tc, test_arena_wrap_skips_tail_end);
+	tcase_add_test(tc, test_arena_reach_follows_bytes_in_flight);
+	tcase_add_test(tc, test_arena_reach_grows_to_size);
+	tcase_add_test(tc, test_arena_reach_wraps_early);
 	tcase_add_test(tc, test_arena_full_enospc_then_ok_after_free);
 	tcase_add_test(tc, test_arena_whole_size_when_empty);
 	tcase_add_test(tc, test_arena_too_large_emsgsize);
