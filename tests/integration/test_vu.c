@@ -127,7 +127,15 @@ static void daemon_setup(void)
 	struct qsd_cfg c = { .img_size = IMG_SIZE, .fill = fill_pattern,
 			     .discard = true };
 
-	qsd_setup(&D, &c);
+	if (qsd_setup(&D, &c))
+		printf("# qemu-storage-daemon: %s\n", D.err);
+}
+
+/* Signal the tcase's daemon, which must be running: never kill(-1, ...). */
+static void daemon_signal(int sig)
+{
+	ck_assert_msg(D.pid > 0, "no daemon to signal: %s", D.err);
+	ck_assert_int_eq(kill(D.pid, sig), 0);
 }
 
 static void daemon_teardown(void)
@@ -734,7 +742,7 @@ START_TEST(test_stop_times_out_on_a_stalled_backend)
 	F.ticks = 1;
 	ck_assert_int_eq(pthread_create(&t, NULL, run_thread, &r), 0);
 	nanosleep(&(struct timespec){ 0, 100000000 }, NULL);
-	ck_assert_int_eq(kill(D.pid, SIGSTOP), 0);
+	daemon_signal(SIGSTOP);
 	/* Let the relay hand the frozen daemon what the guest has posted
 	 * (bounded: a loaded machine may take a while to run them). */
 	for (i = 0; i < 200; i++) {
@@ -759,7 +767,7 @@ START_TEST(test_stop_times_out_on_a_stalled_backend)
 	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, 0, &st), 0);
 	ck_assert_uint_eq(st.requests - st.completions, held);
 
-	ck_assert_int_eq(kill(D.pid, SIGCONT), 0);
+	daemon_signal(SIGCONT);
 	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, 0, &base), 0);
 	queue_cfg(0, base, &c);
 	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), 0);
@@ -1394,7 +1402,7 @@ START_TEST(test_backend_death_is_bounded)
 	ck_assert_uint_eq(res.bad_status, 0);
 
 	/* Work in flight, then the daemon is killed (the runner reaps it). */
-	ck_assert_int_eq(kill(D.pid, SIGKILL), 0);
+	daemon_signal(SIGKILL);
 	for (i = 0; i < 200 && !daemon_gone(D.pid); i++)
 		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
 	ck_assert(daemon_gone(D.pid));
@@ -1441,7 +1449,7 @@ START_TEST(test_external_backend_death_is_bounded)
 	ck_assert_int_eq(blkwork_run(F.w, scaled(500), &res), 0);
 	ck_assert_uint_eq(res.bad_status, 0);
 
-	ck_assert_int_eq(kill(D.pid, SIGKILL), 0);
+	daemon_signal(SIGKILL);
 	for (i = 0; i < 200 && !daemon_gone(D.pid); i++)
 		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
 	ck_assert(daemon_gone(D.pid));
