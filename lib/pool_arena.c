@@ -30,9 +30,12 @@
  *   backend's mapping still hold in their caches and TLBs, and a backend
  *   faults in only the pages the traffic needs, not the whole size. When
  *   the live bytes leave no room before the tail, the head goes on up and
- *   the reach grows to it (by a quarter at least), up to the size: more
- *   requests in flight never wait because of the reach. It does not
- *   shrink.
+ *   the reach grows to it (by a quarter at least), up to the size, so
+ *   before a wrap the reach never refuses a request. After one, until the
+ *   tail comes round, the arena holds what lies between its head and its
+ *   tail, as after a wrap at the end: a burst larger than that waits for
+ *   completions (-ENOSPC) once, and the reach has grown by the next
+ *   round. It does not shrink.
  *
  * Buffers are not cleared between uses: a pool belongs to one device, and
  * whatever an earlier request left in it that device's backend already saw.
