@@ -177,30 +177,46 @@ FILE *bench_dat(struct bench *b, const char *what)
 	return open_out(b, suffix);
 }
 
+/* Append printf-style @fmt to the result file @*f (see out_file()). */
+static void out_vprintf(struct bench *b, FILE **f, const char *suffix,
+			const char *fmt, va_list ap)
+{
+	FILE *o = out_file(b, f, suffix);
+
+	vfprintf(o, fmt, ap);
+	fflush(o);
+}
+
+static __attribute__((format(printf, 4, 5)))
+void out_printf(struct bench *b, FILE **f, const char *suffix,
+		const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	out_vprintf(b, f, suffix, fmt, ap);
+	va_end(ap);
+}
+
 void bench_json(struct bench *b, const char *fmt, ...)
 {
 	va_list ap;
 
-	FILE *f = out_file(b, &b->jsonl, ".jsonl");
-
-	fprintf(f, "{\"bench\":\"%s\",%s,", b->name, b->machine);
+	out_printf(b, &b->jsonl, ".jsonl", "{\"bench\":\"%s\",%s,", b->name,
+		   b->machine);
 	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
+	out_vprintf(b, &b->jsonl, ".jsonl", fmt, ap);
 	va_end(ap);
-	fputs("}\n", f);
-	fflush(f);
+	out_printf(b, &b->jsonl, ".jsonl", "}\n");
 }
 
 void bench_md(struct bench *b, const char *fmt, ...)
 {
 	va_list ap;
 
-	FILE *f = out_file(b, &b->md, ".md");
-
 	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
+	out_vprintf(b, &b->md, ".md", fmt, ap);
 	va_end(ap);
-	fflush(f);
 }
 
 uint64_t bench_now_ns(void)
