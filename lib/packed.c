@@ -37,6 +37,18 @@ static inline void advance(uint16_t *idx, bool *wrap, uint16_t n, uint16_t num)
 }
 
 /*
+ * Slots from (@from, @from_wrap) forward to (@to, @to_wrap): 0 to 2 * @num - 1
+ * (a count past @num means @to is behind @from).
+ */
+static inline uint32_t slots_between(uint16_t from, bool from_wrap, uint16_t to,
+				     bool to_wrap, uint16_t num)
+{
+	uint32_t a = from + (from_wrap ? 0u : num), b = to + (to_wrap ? 0u : num);
+
+	return (b + 2u * num - a) % (2u * num);
+}
+
+/*
  * Whether the event at @off_wrap lies among the @moved slots walked since the
  * last decision, ending at (@new_idx, @new_wrap). The peer sets its event at
  * most a lap behind us, so an event of the other lap is moved back by num;
@@ -74,15 +86,31 @@ int svq_dev_attach_packed(struct svq_dev *vq, const struct svq_dev_cfg *cfg)
 	p->driver = driver;
 	p->device = device;
 	p->avail_wrap_counter = true;
+	p->used_wrap_counter = true;
 	if (cfg->resume) {
-		if ((cfg->base & 0x7fff) >= cfg->num || cfg->base >> 16)
+		uint16_t avail = cfg->base & 0xffff, used = cfg->base >> 16;
+		uint32_t behind;
+
+		if ((avail & 0x7fff) >= cfg->num ||
+		    (used & 0x7fff) >= cfg->num)
 			return -EINVAL;
-		p->last_avail_idx = cfg->base & 0x7fff;
-		p->avail_wrap_counter = (cfg->base >> 15) & 1;
+		p->last_avail_idx = avail & 0x7fff;
+		p->avail_wrap_counter = avail >> 15;
+		/* vhost's format carries the used position in the high half;
+		 * without one, nothing was in flight: used is where avail is. */
+		if (!used)
+			used = avail;
+		p->used_idx = used & 0x7fff;
+		p->used_wrap_counter = used >> 15;
+		/* Slots the driver made available before and we never used:
+		 * their chains are gone, but the driver still holds them. */
+		behind = slots_between(p->used_idx, p->used_wrap_counter,
+				       p->last_avail_idx, p->avail_wrap_counter,
+				       cfg->num);
+		if (behind > cfg->num)
+			return -EINVAL;
+		p->inflight_descs = (uint16_t)behind;
 	}
-	/* Nothing in flight at attach: used continues where avail is. */
-	p->used_idx = p->last_avail_idx;
-	p->used_wrap_counter = p->avail_wrap_counter;
 	p->published_used_idx = p->used_idx;
 	p->published_used_wrap = p->used_wrap_counter;
 	return 0;
@@ -270,8 +298,10 @@ void svq_dev_disable_notify_packed(struct svq_dev *vq)
 
 uint32_t svq_dev_get_base_packed(const struct svq_dev *vq)
 {
-	return vq->packed.last_avail_idx |
-	       (uint32_t)vq->packed.avail_wrap_counter << 15;
+	const struct svq_dev_packed *p = &vq->packed;
+
+	return (p->last_avail_idx | (uint32_t)p->avail_wrap_counter << 15) |
+	       (p->used_idx | (uint32_t)p->used_wrap_counter << 15) << 16;
 }
 
 /* ---- Driver role ---- */

@@ -193,6 +193,9 @@ int svqiso_svq_new(const struct svqiso_svq_opts *opts, struct svqiso_svq **out)
 		.layout = opts->shadow_layout,
 		.num = svq->num,
 		.features = opts->shadow_features,
+		/* The driver side starts both wrap counters at 1. */
+		.base = opts->shadow_layout == SVQISO_LAYOUT_PACKED ?
+			SVQISO_PACKED_FRESH_BASE : 0,
 		.iova = {
 			.desc = svq->ring_region.iova + l.desc,
 			.driver = svq->ring_region.iova + l.driver,

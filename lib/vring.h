@@ -323,8 +323,11 @@ void svq_dev_disable_notify(struct svq_dev *vq);
 bool svq_dev_has_avail(struct svq_dev *vq);
 
 /*
- * Vring base as vhost-user carries it: split: last_avail_idx; packed:
- * last_avail_idx | avail_wrap_counter << 15.
+ * Vring base as vhost-user carries it: split: last_avail_idx; packed, as
+ * QEMU does: last_avail_idx | avail_wrap_counter << 15 in the low half,
+ * used_idx | used_wrap_counter << 15 in the high half. Attaching with
+ * resume takes the same; a packed high half of 0 means "used where avail
+ * is".
  */
 uint32_t svq_dev_get_base(const struct svq_dev *vq);
 

@@ -140,8 +140,20 @@ struct svqiso_shadow_info {
 	struct svqiso_vring_addr iova;	/* ring areas as IOVAs */
 	struct svqiso_vring_addr uaddr;	/* ring areas in svqiso's mapping:
 					 * the addresses SET_VRING_ADDR carries */
-	uint32_t base;			/* SET_VRING_BASE value (0 for a new ring) */
+	/*
+	 * The SET_VRING_BASE value, in vhost's format. Split: the next avail
+	 * index the device reads (0 for a new ring). Packed: bits 0-14 the
+	 * next avail slot and bit 15 its wrap counter, bits 16-30 the next
+	 * used slot and bit 31 its wrap counter, as QEMU sends it; a new
+	 * ring starts at slot 0 with both wrap counters 1: 0x80008000
+	 * (SVQISO_PACKED_FRESH_BASE). A backend that reads only the low half
+	 * reads the same avail position.
+	 */
+	uint32_t base;
 };
+
+/* The vring base of a packed ring no buffer went through yet. */
+#define SVQISO_PACKED_FRESH_BASE	0x80008000u
 
 /** svqiso_svq_get_shadow() - Return: 0; -EINVAL on NULL arguments. */
 SVQISO_API int svqiso_svq_get_shadow(const struct svqiso_svq *svq,
@@ -217,9 +229,11 @@ SVQISO_API unsigned int svqiso_svq_in_flight(const struct svqiso_svq *svq);
 
 /**
  * svqiso_svq_guest_base() - ring mode: the guest ring's vring base as
- * GET_VRING_BASE reports it (split: next avail index; packed: next avail
- * index | wrap counter << 15), the value to hand to svqiso_svq_reset() to go
- * on where it stopped. Chains taken and not completed are counted as taken:
+ * GET_VRING_BASE reports it, the value to hand to svqiso_svq_reset() to go
+ * on where it stopped. Split: the next avail index. Packed, in vhost's
+ * format: the next avail slot | its wrap counter << 15 in the low half, the
+ * next used slot | its wrap counter << 15 in the high half (the two halves
+ * are equal when nothing is in flight). Chains taken and not completed are counted as taken:
  * the base is only a clean restart point when svqiso_svq_in_flight() is 0.
  *
  * Return: 0; -EINVAL (NULL arguments, element mode).
@@ -237,10 +251,17 @@ SVQISO_API const char *svqiso_svq_broken_reason(const struct svqiso_svq *svq);
  * svqiso_svq_reset() - drop everything in flight, return every bounce buffer,
  * lay out an empty shadow ring and clear the broken state. Element mode: each
  * request held completes with length 0. Ring mode: the guest ring is attached
- * afresh at @guest_base (its vring base), as after SET_VRING_BASE: for a
- * fresh ring 0 (split) or 1 << 15 (packed: index 0, wrap counter 1).
+ * afresh at @guest_base (its vring base), as after SET_VRING_BASE. Split:
+ * the next avail index, 0 for a fresh ring. Packed: vhost's format (see
+ * svqiso_svq_guest_base()), SVQISO_PACKED_FRESH_BASE for a fresh ring; a
+ * high half of 0 (the low half alone, 1 << 15 for a fresh ring) means the
+ * used position is the avail one. A used position behind the avail one
+ * leaves the slots between held: their chains went with the ring's last
+ * owner.
  *
- * Return: 0; -EFAULT (the guest ring is no longer mapped).
+ * Return: 0; -EFAULT (the guest ring is no longer mapped), -EINVAL (a
+ * packed base past the ring, or a used position ahead of the avail one or
+ * more than a ring behind it).
  */
 SVQISO_API int svqiso_svq_reset(struct svqiso_svq *svq, uint32_t guest_base);
 

@@ -219,9 +219,13 @@ struct svqiso_vu_queue {
 	uint16_t num;			/* ring size */
 	uint8_t layout;			/* enum svqiso_layout: must agree with
 					 * RING_PACKED in the features */
-	uint32_t base;			/* vring base: 0 for a fresh split ring,
-					 * 1 << 15 for a fresh packed one, or
-					 * what svqiso_vu_queue_stop() returned */
+	uint32_t base;			/* vring base, as SET_VRING_BASE
+					 * carries it (svqiso_svq_reset()):
+					 * 0 for a fresh split ring,
+					 * SVQISO_PACKED_FRESH_BASE (or the
+					 * low half alone, 1 << 15) for a
+					 * fresh packed one, or what
+					 * svqiso_vu_queue_stop() returned */
 	int kick_fd;			/* guest kick eventfd (svqiso reads it);
 					 * external loop (isolated): ignored,
 					 * may be -1 */

@@ -283,7 +283,7 @@ unsigned int blkq_inflight(const struct blkq *q) { return q->nr_inflight; }
 
 uint32_t blkq_fresh_base(const struct blkq *q)
 {
-	return q->layout == SVQISO_LAYOUT_PACKED ? 1u << 15 : 0;
+	return q->layout == SVQISO_LAYOUT_PACKED ? SVQISO_PACKED_FRESH_BASE : 0;
 }
 
 void blkq_get_stats(const struct blkq *q, struct blkq_stats *st)

@@ -226,7 +226,8 @@ struct gmem *blkq_gmem(const struct blkq *q);
 /** blkq_kick_fd() - the device reads it; blkq_call_fd() - the device writes it. */
 int blkq_kick_fd(const struct blkq *q);
 int blkq_call_fd(const struct blkq *q);
-/** blkq_fresh_base() - vring base of a new ring: split 0, packed 1u << 15. */
+/** blkq_fresh_base() - vring base of a new ring, as QEMU sends it: split
+ * 0, packed SVQISO_PACKED_FRESH_BASE (both wrap counters 1). */
 uint32_t blkq_fresh_base(const struct blkq *q);
 /*
  * blkq_notify_fn - the driver notifies the device, in place of the kick

@@ -1252,7 +1252,9 @@ static void rt_episode(struct rt *t, uint8_t layout, uint16_t num, uint32_t flag
 	RT_CHECK(t, r->dev.inflight == 0, "device inflight %u at the end", r->dev.inflight);
 	RT_CHECK(t, !r->drv.rc.broken && !r->dev.rc.broken, "broken");
 	base = svq_dev_get_base(&r->dev);
-	want_base = rt_packed(t) ? off_wrap_of(t->avail_pos, num) : (uint16_t)t->avail_pos;
+	/* Nothing in flight: packed used half equals the avail half. */
+	want_base = rt_packed(t) ? off_wrap_of(t->avail_pos, num) * 0x10001u :
+		    (uint16_t)t->avail_pos;
 	RT_CHECK(t, base == want_base, "vring base %#x, want %#x", base, want_base);
 
 	free(t->ch);
@@ -1802,7 +1804,7 @@ START_TEST(test_packed_chain_ending_at_ring_end_flips_wrap)
 	f = le16toh(pdesc()[num - 2].flags) & (SVQ_DESC_F_AVAIL | SVQ_DESC_F_USED);
 	ck_assert_uint_eq(f, SVQ_DESC_F_AVAIL | SVQ_DESC_F_USED);
 	ck_assert_uint_eq(le16toh(pdesc()[num - 2].id), last);
-	ck_assert_uint_eq(svq_dev_get_base(&r.dev), 0);	/* slot 0, wrap 0 */
+	ck_assert_uint_eq(svq_dev_get_base(&r.dev) & 0xffff, 0);	/* slot 0, wrap 0 */
 	for (i = 0; i < n; i++)
 		used_expect(&r, ids[i], i);
 	used_expect(&r, last, 99);
@@ -1817,7 +1819,7 @@ START_TEST(test_packed_chain_ending_at_ring_end_flips_wrap)
 	f = le16toh(pdesc()[0].flags) & (SVQ_DESC_F_AVAIL | SVQ_DESC_F_USED);
 	ck_assert_uint_eq(f, 0);
 	used_expect(&r, ids[0], 0);
-	ck_assert_uint_eq(svq_dev_get_base(&r.dev), 1);
+	ck_assert_uint_eq(svq_dev_get_base(&r.dev) & 0xffff, 1);
 	ring_fini(&r);
 }
 END_TEST
@@ -1838,7 +1840,7 @@ START_TEST(test_packed_chain_straddling_ring_end_wraps)
 	ck_assert_uint_eq(le16toh(pdesc()[0].id), id);
 	pop_expect(&r, id, seg, 3, 3);
 	pop_none(&r);
-	ck_assert_uint_eq(svq_dev_get_base(&r.dev), 1);	/* slot 1, wrap 0 */
+	ck_assert_uint_eq(svq_dev_get_base(&r.dev) & 0xffff, 1);	/* slot 1, wrap 0 */
 
 	/* Its used descriptor goes where the device stands: num - 2, lap 0. */
 	push_flush(&r, id, 5);
@@ -2380,7 +2382,9 @@ START_TEST(test_dev_resume_at_base_continues)
 	ring_init(&r, _i, num, F_EVENT);
 	drive(&r, before);
 	base = svq_dev_get_base(&r.dev);
-	want = _i == SPLIT ? 65533 : off_wrap_of(before, num);
+	/* Packed: vhost's format, used position in the high half. */
+	want = _i == SPLIT ? 65533 :
+	       off_wrap_of(before, num) | (uint32_t)off_wrap_of(before, num) << 16;
 	ck_assert_uint_eq(base, want);
 	svq_dev_fini(&r.dev);
 
@@ -2405,7 +2409,9 @@ START_TEST(test_dev_resume_at_base_continues)
 	used_none(&r);
 	ck_assert_uint_eq(r.drv.num_free, num);
 	ck_assert_uint_eq(svq_dev_get_base(&r.dev),
-			  _i == SPLIT ? (uint16_t)(65533 + 3) : off_wrap_of(before + 6, num));
+			  _i == SPLIT ? (uint16_t)(65533 + 3) :
+			  off_wrap_of(before + 6, num) |
+			  (uint32_t)off_wrap_of(before + 6, num) << 16);
 	ring_fini(&r);
 }
 END_TEST
@@ -2423,10 +2429,57 @@ START_TEST(test_dev_resume_bad_base_einval)
 	dev_init_expect(&vc, -EINVAL, "packed base offset 7 of 7");
 	vc.base = 0x7fff;
 	dev_init_expect(&vc, -EINVAL, "packed base offset 0x7fff");
-	vc.base = 0x10000 | 1;		/* bits past the wrap counter */
-	dev_init_expect(&vc, -EINVAL, "packed base 0x10001");
+	vc.base = 0x8000 | 7u << 16;	/* used offset == num */
+	dev_init_expect(&vc, -EINVAL, "packed used offset 7 of 7");
+	vc.base = 3 | 0x8000 | (4u | 0x8000) << 16;
+	dev_init_expect(&vc, -EINVAL, "packed used ahead of avail");
+	vc.base = 3 | (2u | 0x8000) << 16;	/* used a lap and more behind */
+	dev_init_expect(&vc, -EINVAL, "packed used 8 slots behind of 7");
 	vc.base = 6 | 0x8000;
 	dev_init_expect(&vc, 0, "packed base 6, wrap 1");
+	vc.base = 0x80008000;
+	dev_init_expect(&vc, 0, "packed base of a fresh ring, vhost's format");
+	vc.base = 3 | (5u | 0x8000) << 16;	/* 5 slots held over a wrap */
+	dev_init_expect(&vc, 0, "packed used 5 behind across the wrap");
+	ring_fini(&r);
+}
+END_TEST
+
+/*
+ * A packed ring attached at a vhost base whose used half is behind its avail
+ * half: the slots between stay held (their chains went with the last
+ * owner), completions are written from the used position on, and the base
+ * read back keeps both halves.
+ */
+START_TEST(test_dev_resume_packed_used_behind)
+{
+	struct svq_seg seg[2][2];
+	struct svq_drv_cfg dc;
+	struct svq_dev_cfg vc;
+	uint16_t num = 7, ids[2];
+	struct ring r;
+	int i;
+
+	ring_init(&r, PACKED, num, 0);
+	ring_cfg(&r, &dc, &vc);
+	svq_dev_fini(&r.dev);
+	vc.resume = true;
+	vc.base = 0x80008000;
+	ck_assert_int_eq(svq_dev_init(&r.dev, &vc), 0);
+	ck_assert_uint_eq(svq_dev_get_base(&r.dev), 0x80008000);
+	/* Two chains of 2 slots; the device pops both, then its owner
+	 * hands the ring on with both still held. */
+	for (i = 0; i < 2; i++)
+		ids[i] = add_chain(&r, seg[i], 2, 1, NULL);
+	for (i = 0; i < 2; i++)
+		pop_expect(&r, ids[i], seg[i], 2, 2);
+	ck_assert_uint_eq(svq_dev_get_base(&r.dev), (4u | 0x8000) | 0x8000u << 16);
+	svq_dev_fini(&r.dev);
+	vc.base = (4u | 0x8000) | 0x8000u << 16;
+	ck_assert_int_eq(svq_dev_init(&r.dev, &vc), 0);
+	ck_assert_uint_eq(svq_dev_get_base(&r.dev), vc.base);
+	/* Four slots stay held: a chain of 4 more would exceed the ring. */
+	ck_assert_uint_eq(r.dev.packed.inflight_descs, 4);
 	ring_fini(&r);
 }
 END_TEST
@@ -2562,6 +2615,7 @@ static Suite *ring_suite(void)
 	tcase_add_loop_test(tc, test_drv_init_zeroes_ring, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_loop_test(tc, test_dev_resume_at_base_continues, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_test(tc, test_dev_resume_bad_base_einval);
+	tcase_add_test(tc, test_dev_resume_packed_used_behind);
 	tcase_add_test(tc, test_area_sizes_match_spec);
 	tcase_add_test(tc, test_rules_named_with_errno);
 	return s;
