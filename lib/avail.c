@@ -26,6 +26,28 @@ static int no_buf(struct svqiso_svq *svq, uint64_t total, int err)
 }
 
 /*
+ * Shadow descriptors a request of @nseg segments takes on a ring without
+ * indirect tables. A chain longer than the ring can only be a few
+ * descriptors: the bounce buffer is contiguous, so one per direction
+ * carries it.
+ */
+static inline uint16_t direct_descs(const struct svqiso_svq *svq, uint16_t nseg,
+				    uint32_t out_bytes, uint32_t in_bytes)
+{
+	if (nseg <= svq->num)
+		return nseg;
+	return (out_bytes != 0) + (in_bytes != 0);
+}
+
+/* Whether a request could never be on the shadow ring, even an empty one. */
+static inline bool never_fits(const struct svqiso_svq *svq, uint16_t nseg,
+			      uint32_t out_bytes, uint32_t in_bytes)
+{
+	return !(svq->shadow.rc.flags & SVQ_RING_F_INDIRECT) &&
+	       direct_descs(svq, nseg, out_bytes, in_bytes) > svq->num;
+}
+
+/*
  * svq_forward()'s part for a request of several segments: room, bounce
  * buffer, bytes in, and the shadow segments in svq->shadow_seg, with a
  * table in @table (*@ind set to it) when the shadow ring takes indirect
@@ -39,15 +61,18 @@ prepare_chain(struct svqiso_svq *svq, const struct svq_req *r, uint64_t total,
 	      const struct svq_indirect **ind)
 {
 	bool use_ind = svq->shadow.rc.flags & SVQ_RING_F_INDIRECT;
-	/* A chain longer than the ring can only be a few descriptors: the
-	 * bounce buffer is contiguous, so one per direction carries it. */
 	bool coalesce = !use_ind && r->nseg > svq->num;
 	uint16_t k, nshadow = r->nseg;
 	uint64_t off = 0;
 	int err;
 
-	if (coalesce)
-		nshadow = (r->out_bytes != 0) + (r->in_bytes != 0);
+	if (!use_ind)
+		nshadow = direct_descs(svq, r->nseg, r->out_bytes, r->in_bytes);
+	/* "No room now" would hold it forever: refuse it. */
+	if (unlikely(!use_ind && nshadow > svq->num))
+		return svq_fail(svq, false,
+				"%s: broken: a request of %u segments needs %u shadow descriptors; the ring holds %u",
+				svq->name, r->nseg, nshadow, svq->num);
 	if (use_ind ? !svq->nr_free_tables || !svq->shadow.num_free :
 		      svq->shadow.num_free < nshadow)
 		return -ENOSPC;
@@ -262,6 +287,11 @@ int svq_drain_avail(struct svqiso_svq *svq)
 	uint64_t before = svq->st.requests;
 	int ret = svq->element_mode ? drain_pending(svq) : drain_ring(svq);
 
+	if (unlikely(svq->kick_owed) && ret >= 0) {
+		svq->kick_owed = false;
+		ret |= SVQISO_SIGNAL_BACKEND;
+	}
+
 	/* Once per batch that forwarded, not per request: within a batch
 	 * buffers are only taken (a failed add gives its own back), so the
 	 * count after its last request is its highest. */
@@ -285,12 +315,16 @@ int svqiso_svq_submit(struct svqiso_svq *svq, const struct iovec *out,
 		      void *cookie)
 {
 	struct svq_req *r;
-	uint64_t total = 0;
+	uint64_t total = 0, out_bytes = 0, in_bytes;
 	unsigned int k;
 
-	if (svq->broken)
+	/* A reset's completion callback submits for the queue as it will
+	 * be: the reset clears the broken state. */
+	if (svq->broken && !svq->resetting)
 		return -EIO;
-	if (!svq->element_mode || nout + nin == 0 || nout + nin > svq->max_segs ||
+	/* Each count on its own first: their sum may wrap. */
+	if (!svq->element_mode || nout > svq->max_segs || nin > svq->max_segs ||
+	    nout + nin == 0 || nout + nin > svq->max_segs ||
 	    (nout && !out) || (nin && !in))
 		return -EINVAL;
 	if (svq->pend_len == svq->num)
@@ -301,8 +335,14 @@ int svqiso_svq_submit(struct svqiso_svq *svq, const struct iovec *out,
 		if (!v->iov_len || v->iov_len > UINT32_MAX || !v->iov_base)
 			return -EINVAL;
 		total += v->iov_len;
+		if (k < nout)
+			out_bytes += v->iov_len;
 	}
+	in_bytes = total - out_bytes;
 	if (total > UINT32_MAX)
+		return -EINVAL;
+	/* Taken, it could only be held forever. */
+	if (never_fits(svq, (uint16_t)(nout + nin), out_bytes, in_bytes))
 		return -EINVAL;
 
 	r = &svq->pend[(svq->pend_head + svq->pend_len) % svq->num];
@@ -323,5 +363,7 @@ int svqiso_svq_submit(struct svqiso_svq *svq, const struct iovec *out,
 			r->in_bytes += v->iov_len;
 	}
 	svq->pend_len++;
+	if (unlikely(svq->resetting))
+		return 0;	/* forwarded when the reset is done */
 	return svq_drain_avail(svq);
 }

@@ -66,8 +66,12 @@ static int shadow_init(struct svqiso_svq *svq)
 {
 	uint16_t i;
 
-	for (i = 0; i < svq->num; i++)
+	/* No slot keeps a table or a buffer of the ring laid out before. */
+	for (i = 0; i < svq->num; i++) {
+		svq->slot[i].table = SVQ_NO_TABLE;
+		svq->slot[i].buf.len = 0;
 		svq->free_tables[i] = i;
+	}
 	svq->nr_free_tables = svq->num;
 	return svq_drv_init(&svq->shadow, &svq->shadow_cfg);
 }
@@ -247,10 +251,16 @@ fail:
 	return err;
 }
 
-/* Return every bounce buffer and table; complete element-mode requests. */
+/*
+ * Return every bounce buffer and table; complete element-mode requests.
+ * A completion callback may submit: with svq->resetting set that only
+ * queues the request (nothing reaches a slot this walk has passed or the
+ * ring about to be laid out afresh), and only what was held before the
+ * first callback is completed here.
+ */
 static void drop_all(struct svqiso_svq *svq)
 {
-	uint16_t i;
+	uint16_t i, old_pend = svq->pend_len;
 
 	for (i = 0; i < svq->num; i++) {
 		struct svq_req *r = &svq->slot[i];
@@ -261,18 +271,17 @@ static void drop_all(struct svqiso_svq *svq)
 		if (svq->element_mode)
 			svq->complete(svq->complete_ctx, r->cookie, 0);
 	}
-	if (svq->element_mode) {
-		while (svq->pend_len) {
-			struct svq_req *r = &svq->pend[svq->pend_head];
+	while (old_pend--) {
+		struct svq_req *r = &svq->pend[svq->pend_head];
 
-			svq->pend_head = (svq->pend_head + 1) % svq->num;
-			svq->pend_len--;
-			svq->complete(svq->complete_ctx, r->cookie, 0);
-		}
+		svq->pend_head = (svq->pend_head + 1) % svq->num;
+		svq->pend_len--;
+		svq->complete(svq->complete_ctx, r->cookie, 0);
 	}
 	svq->held = false;
 	svq->freed = false;
 	svq->avail_again = false;
+	svq->kick_owed = false;
 }
 
 void svqiso_svq_free(struct svqiso_svq *svq)
@@ -362,15 +371,23 @@ const char *svqiso_svq_broken_reason(const struct svqiso_svq *svq)
 
 int svqiso_svq_reset(struct svqiso_svq *svq, uint32_t guest_base)
 {
-	int err;
+	int err, ret;
 
+	svq->resetting = true;
 	drop_all(svq);
 	svq_drv_fini(&svq->shadow);
 	err = shadow_init(svq);
+	svq->resetting = false;
 	if (err)
 		return err;
 	svq->broken = false;
 	svq->reason[0] = '\0';
+	if (svq->pend_len) {
+		/* Submitted by a completion callback above: onto the fresh
+		 * ring, and the kick they need rides on the next call. */
+		ret = svq_drain_avail(svq);
+		svq->kick_owed = ret > 0 && (ret & SVQISO_SIGNAL_BACKEND);
+	}
 	if (!svq->element_mode) {
 		svq_dev_fini(&svq->guest);
 		svq->guest_cfg.resume = true;

@@ -42,6 +42,10 @@ struct svqiso_svq {
 					 * its last resume of what waited */
 	bool avail_again;		/* process_used: its resume stopped at
 					 * batch_bytes; the next call goes on */
+	bool resetting;			/* reset is completing what it drops:
+					 * submit only queues */
+	bool kick_owed;			/* reset forwarded requests: the next
+					 * process call asks for the kick */
 	uint64_t batch_bytes;		/* 0: no limit per process call */
 	char reason[192];
 	const char *name;

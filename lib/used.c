@@ -111,7 +111,7 @@ int svqiso_svq_process_used(struct svqiso_svq *svq)
 	 * guest did not kick for what it posted meanwhile: take it now, and
 	 * ask for kicks again once nothing is in flight. */
 	if ((svq->freed && (svq->held || svq->pend_len)) || svq->avail_again ||
-	    svq->lazy_kicks) {
+	    svq->lazy_kicks || svq->kick_owed) {
 		ret = svq_drain_avail(svq);
 		if (ret < 0)
 			return ret;

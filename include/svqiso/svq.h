@@ -74,7 +74,10 @@ struct svqiso_vring_addr {
  * svqiso_complete_fn - element mode: the request submitted with @cookie is
  * done; @len bytes were written into its writable iovecs.
  * Context: called from svqiso_svq_process_used() or svqiso_svq_reset();
- * may call svqiso_svq_submit() but not free the svq.
+ * may call svqiso_svq_submit() but not free the svq. A request submitted
+ * while svqiso_svq_reset() completes what it drops is kept: it goes onto
+ * the fresh shadow ring as the reset ends (the reset completes only what
+ * it held before its first callback).
  */
 typedef void (*svqiso_complete_fn)(void *ctx, void *cookie, uint32_t len);
 
@@ -162,7 +165,10 @@ SVQISO_API int svqiso_svq_get_shadow(const struct svqiso_svq *svq,
 /**
  * svqiso_svq_process_avail() - ring mode: take every chain the guest made
  * available (until the ring is empty or the pool is full) and hand it to the
- * backend. Call it on a guest kick.
+ * backend. Call it on a guest kick. A chain that could never be forwarded
+ * (more shadow descriptors than the ring holds, without shadow indirect
+ * tables; more bounce bytes than the pool has) breaks the queue with that
+ * reason rather than waiting for room that cannot come.
  *
  * With batch_bytes set, a call that has copied that many bytes in stops
  * early with SVQISO_SIGNAL_AGAIN (see there).
@@ -192,9 +198,14 @@ SVQISO_API int svqiso_svq_process_used(struct svqiso_svq *svq);
  * for it later.
  *
  * Return: a mask of SVQISO_SIGNAL_* (0 or SVQISO_SIGNAL_BACKEND); -EINVAL
- * (ring mode, no buffers, a zero-length buffer, more than max_segs, total of
- * 2^32 or more) and -ENOSPC (num requests already held): the request was not
- * taken and @complete will not run for it; -EIO (broken).
+ * (ring mode, no buffers, a zero-length buffer, @nout or @nin or their sum
+ * past max_segs, total of 2^32 or more, or a request the shadow ring could
+ * never hold: more shadow descriptors than num without shadow indirect
+ * tables) and -ENOSPC (num requests already held): the request was not
+ * taken and @complete will not run for it; -EIO (broken). Called from a
+ * completion callback during svqiso_svq_reset(), it returns 0 and the
+ * request is forwarded when the reset ends; the next process call asks for
+ * the backend kick it needs.
  */
 SVQISO_API int svqiso_svq_submit(struct svqiso_svq *svq,
 				 const struct iovec *out, unsigned int nout,

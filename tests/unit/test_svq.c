@@ -70,8 +70,9 @@ struct fx {
 
 static struct fx F;
 
-/* The next fx_open()'s batch_bytes (0: no limit). */
+/* The next fx_open()'s batch_bytes (0: no limit) and ring size (0: NUM). */
 static uint64_t fx_batch;
+static uint16_t fx_num;
 
 /* Set to make the iso refuse new regions, as a frontend whose backend has
  * no memory slot left would. */
@@ -115,7 +116,8 @@ static void fx_open(uint8_t glayout, uint8_t slayout, uint32_t gfeat,
 	SVQISO_OPTS(svqiso_arena_opts, ao, .size = pool_size);
 	struct svqiso_mem_region r = { .gpa = GUEST_BASE, .size = GUEST_SIZE, .fd = -1 };
 	SVQISO_OPTS(svqiso_svq_opts, so,
-		    .flags = flags, .num = NUM, .guest_layout = glayout,
+		    .flags = flags, .num = fx_num ? fx_num : NUM,
+		    .guest_layout = glayout,
 		    .shadow_layout = slayout, .guest_features = gfeat,
 		    .shadow_features = sfeat, .copy = (uint8_t)copy,
 		    .max_segs = MAX_SEGS * 2,
@@ -124,7 +126,7 @@ static void fx_open(uint8_t glayout, uint8_t slayout, uint32_t gfeat,
 		    .guest_mem = svqiso_mem_ops(), .complete = complete_cb,
 		    .log = log_cb, .name = "q0", .batch_bytes = fx_batch);
 	struct svq_drv_cfg dc = {
-		.layout = glayout, .num = NUM, .flags = gfeat,
+		.layout = glayout, .num = fx_num ? fx_num : NUM, .flags = gfeat,
 	};
 	struct svq_dev_cfg bc;
 
@@ -173,6 +175,7 @@ static void fx_close(void)
 	svqiso_mem_free(F.gmem);
 	free(F.guest);
 	fx_batch = 0;
+	fx_num = 0;
 }
 
 /* The backend: pop one chain, check what it reads, fill what it may write. */
@@ -1049,6 +1052,185 @@ START_TEST(test_element_mode_bad_submit_rejected)
 }
 END_TEST
 
+/* Counts whose sum wraps in 32 bits are refused, and nothing is taken. */
+START_TEST(test_element_mode_absurd_counts_rejected)
+{
+	uint8_t b[16];
+	struct iovec ok[2] = { { b, sizeof(b) }, { b, sizeof(b) } };
+
+	fx_open(0, 0, 0, 0, SVQISO_SVQ_F_ELEMENT, 1 << 20, SVQISO_COPY_AUTO);
+	/* 2 + UINT_MAX wraps to 1; 0x10000 fits no uint16_t count. */
+	ck_assert_int_eq(svqiso_svq_submit(F.svq, ok, 2, ok, UINT32_MAX, NULL), -EINVAL);
+	ck_assert_int_eq(svqiso_svq_submit(F.svq, ok, UINT32_MAX, ok, 2, NULL), -EINVAL);
+	ck_assert_int_eq(svqiso_svq_submit(F.svq, ok, 0x10000, NULL, 0, NULL), -EINVAL);
+	ck_assert_int_eq(svqiso_svq_submit(F.svq, NULL, 0, ok, 0x10000, NULL), -EINVAL);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 0);
+	ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 0);
+	ck_assert(!svqiso_svq_is_broken(F.svq));
+	ck_assert_int_eq(svqiso_svq_reset(F.svq, 0), 0);
+	ck_assert_uint_eq(F.ncomplete, 0);
+	fx_close();
+}
+END_TEST
+
+/*
+ * A one-entry ring without shadow indirect tables can never hold a request
+ * that reads and writes (two shadow descriptors): ring mode breaks the queue
+ * with the reason instead of holding the chain for ever; element mode
+ * refuses the submit. A one-direction request still goes through.
+ */
+START_TEST(test_request_that_never_fits_refused)
+{
+	uint8_t out[64], in[64];
+	struct iovec o = { out, sizeof(out) }, i = { in, sizeof(in) };
+	uint16_t gid;
+	uint32_t glen;
+
+	/* Ring mode: the guest chain rides one indirect descriptor. */
+	fx_num = 1;
+	fx_open(_i, _i, SVQISO_RING_F_INDIRECT, 0, 0, 1 << 20, SVQISO_COPY_MEMCPY);
+	guest_post(1, 1, 512, 0, 0x11, false);
+	ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	ck_assert_int_eq(backend_serve(0, NULL, 0x22), 1);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ck_assert_int_eq(svq_drv_get_used(&F.gdrv, &gid, &glen), 1);
+	ck_assert_uint_eq(glen, 512);
+	guest_post(2, 1, 512, 4096, 0x11, true);
+	ck_assert_int_eq(svqiso_svq_process_avail(F.svq), -EIO);
+	ck_assert(svqiso_svq_is_broken(F.svq));
+	ck_assert_ptr_nonnull(strstr(svqiso_svq_broken_reason(F.svq),
+				     "needs 2 shadow descriptors"));
+	ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 0);
+	fx_close();
+
+	/* Element mode: refused before it is taken. */
+	fx_num = 1;
+	fx_open(0, _i, 0, 0, SVQISO_SVQ_F_ELEMENT, 1 << 20, SVQISO_COPY_MEMCPY);
+	ck_assert_int_eq(svqiso_svq_submit(F.svq, &o, 1, &i, 1, NULL), -EINVAL);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 0);
+	ck_assert(!svqiso_svq_is_broken(F.svq));
+	ck_assert_int_ge(svqiso_svq_submit(F.svq, &o, 1, NULL, 0, (void *)1), 0);
+	ck_assert_int_eq(backend_serve(0, NULL, 0), 1);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ck_assert_uint_eq(F.ncomplete, 1);
+	fx_close();
+}
+END_TEST
+
+/* Element mode: three requests that read and write 256 bytes each. */
+static void submit_three(uint8_t out[3][256], uint8_t in[3][256])
+{
+	unsigned int k;
+
+	for (k = 0; k < 3; k++) {
+		struct iovec o = { out[k], 256 }, i = { in[k], 256 };
+
+		ck_assert_int_ge(svqiso_svq_submit(F.svq, &o, 1, &i, 1,
+						   (void *)(uintptr_t)(k + 1)), 0);
+	}
+}
+
+/* Submits from reset_resubmit_cb(): how many more to make. */
+static unsigned int resubmit_left;
+static uint8_t resubmit_buf[2][256];
+
+static void reset_resubmit_cb(void *ctx, void *cookie, uint32_t len)
+{
+	struct iovec o = { resubmit_buf[0], sizeof(resubmit_buf[0]) };
+	struct iovec i = { resubmit_buf[1], sizeof(resubmit_buf[1]) };
+
+	complete_cb(ctx, cookie, len);
+	if (resubmit_left) {
+		resubmit_left--;
+		ck_assert_int_ge(svqiso_svq_submit(F.svq, &o, 1, &i, 1,
+						   (void *)(uintptr_t)(0x100 + resubmit_left)), 0);
+	}
+}
+
+/*
+ * A completion callback that submits while svqiso_svq_reset() completes
+ * what it drops: the new requests are neither forwarded into a slot the
+ * reset has passed nor lost to the fresh ring. Each completes once, every
+ * bounce buffer and shadow indirect table comes back, and a second reset
+ * does not hand a table back twice.
+ */
+START_TEST(test_submit_from_reset_callback_kept)
+{
+	SVQISO_OPTS(svqiso_svq_opts, so);
+	uint8_t out[3][256], in[3][256];
+	bool seen[0x110] = { false };
+	unsigned int k, round;
+	int ret;
+
+	fx_open(0, _i, 0, SVQISO_RING_F_INDIRECT, SVQISO_SVQ_F_ELEMENT, 1 << 20,
+		SVQISO_COPY_MEMCPY);
+	/* The fixture's svq, again with the resubmitting callback. */
+	so.flags = SVQISO_SVQ_F_ELEMENT;
+	so.num = NUM;
+	so.shadow_layout = (uint8_t)_i;
+	so.shadow_features = SVQISO_RING_F_INDIRECT;
+	so.max_segs = MAX_SEGS * 2;
+	so.iso = F.iso;
+	so.pool = F.pool;
+	so.complete = reset_resubmit_cb;
+	so.log = log_cb;
+	svqiso_svq_free(F.svq);
+	ck_assert_int_eq(svqiso_svq_new(&so, &F.svq), 0);
+	ck_assert_int_eq(svqiso_svq_get_shadow(F.svq, &F.info), 0);
+	backend_reattach();
+
+	/* Three requests on shadow tables; the backend completes the first,
+	 * so its slot is the next free one: the one a reset walks first.
+	 * Two resets in a row: a request stranded by the first one in a
+	 * slot it had passed would hand its table back twice in the second
+	 * (a write past the free-table stack). */
+	submit_three(out, in);
+	ck_assert_int_eq(backend_serve(0, NULL, 0x33), 1);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ck_assert_uint_eq(F.ncomplete, 1);
+	resubmit_left = 2;
+	ck_assert_int_eq(svqiso_svq_reset(F.svq, 0), 0);
+	ck_assert_int_eq(svqiso_svq_reset(F.svq, 0), 0);
+	ck_assert_uint_eq(resubmit_left, 0);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 0);
+	ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 0);
+	/* 1 by the backend, 2 dropped by the first reset, their 2 resubmits
+	 * dropped by the second; each once. */
+	ck_assert_uint_eq(F.ncomplete, 5);
+	for (k = 0; k < F.ncomplete; k++) {
+		uintptr_t c = (uintptr_t)F.cookies[k];
+
+		ck_assert_uint_lt(c, 0x110);
+		ck_assert_msg(!seen[c], "cookie %#lx completed twice", (unsigned long)c);
+		seen[c] = true;
+	}
+
+	/* Requests submitted during a reset reach the fresh ring, and the
+	 * next process call asks for their kick. */
+	backend_reattach();
+	submit_three(out, in);
+	resubmit_left = 2;
+	ck_assert_int_eq(svqiso_svq_reset(F.svq, 0), 0);
+	ck_assert_uint_eq(F.ncomplete, 8);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 2);
+	ret = svqiso_svq_process_used(F.svq);
+	ck_assert_int_ge(ret, 0);
+	ck_assert(ret & SVQISO_SIGNAL_BACKEND);
+	ck_assert_int_eq(svqiso_svq_process_used(F.svq), 0);	/* paid once */
+	backend_reattach();
+	for (round = 0; round < 2; round++)
+		ck_assert_int_eq(backend_serve(0, NULL, 0x44), 1);
+	ck_assert_int_eq(backend_serve(0, NULL, 0x44), 0);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ck_assert_uint_eq(F.ncomplete, 10);
+	ck_assert_uint_eq(F.lens[8], 256);
+	ck_assert_uint_eq(F.lens[9], 256);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 0);
+	ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 0);
+	fx_close();
+}
+END_TEST
+
 /* ---- opts ---- */
 
 START_TEST(test_bad_opts_rejected)
@@ -1139,6 +1321,9 @@ static Suite *svq_suite(void)
 	tc = tcase_create("element-mode");
 	tcase_add_loop_test(tc, test_element_mode_completes_with_cookie, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_test(tc, test_element_mode_bad_submit_rejected);
+	tcase_add_test(tc, test_element_mode_absurd_counts_rejected);
+	tcase_add_loop_test(tc, test_request_that_never_fits_refused, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_submit_from_reset_callback_kept, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_test(tc, test_bad_opts_rejected);
 	suite_add_tcase(s, tc);
 	return s;
