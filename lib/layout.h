@@ -180,4 +180,56 @@ static inline void svq_layout_drv_disable_cb(struct svq_drv *vq)
 	}
 }
 
+static inline void svq_layout_dev_unpop(struct svq_dev *vq, uint16_t id)
+{
+	switch (vq->rc.layout) {
+	case SVQISO_LAYOUT_SPLIT:
+		svq_dev_unpop_split(vq, id);
+		return;
+	case SVQISO_LAYOUT_PACKED:
+		svq_dev_unpop_packed(vq, id);
+		return;
+	}
+}
+
+static inline void svq_layout_drv_detach(struct svq_drv *vq, uint16_t id)
+{
+	switch (vq->rc.layout) {
+	case SVQISO_LAYOUT_SPLIT:
+		svq_drv_detach_split(vq, id);
+		return;
+	case SVQISO_LAYOUT_PACKED:
+		svq_drv_detach_packed(vq, id);
+		return;
+	}
+}
+
+/* Ring positions chain @id takes: split one avail entry, packed its slots. */
+static inline uint16_t svq_layout_drv_chain_slots(const struct svq_drv *vq, uint16_t id)
+{
+	switch (vq->rc.layout) {
+	case SVQISO_LAYOUT_SPLIT:
+		return svq_drv_chain_slots_split(vq, id);
+	case SVQISO_LAYOUT_PACKED:
+		return svq_drv_chain_slots_packed(vq, id);
+	}
+	return 1;
+}
+
+/*
+ * Positions on the ring as one count modulo *@span: *@pos where vring base
+ * @base points, *@end where the next chain goes. Return: 0, -EPROTO.
+ */
+static inline int svq_layout_drv_pos(const struct svq_drv *vq, uint32_t base,
+				     uint32_t *pos, uint32_t *end, uint32_t *span)
+{
+	switch (vq->rc.layout) {
+	case SVQISO_LAYOUT_SPLIT:
+		return svq_drv_pos_split(vq, base, pos, end, span);
+	case SVQISO_LAYOUT_PACKED:
+		return svq_drv_pos_packed(vq, base, pos, end, span);
+	}
+	return -EINVAL;
+}
+
 #endif /* SVQ_LAYOUT_H */

@@ -36,6 +36,23 @@ static inline void advance(uint16_t *idx, bool *wrap, uint16_t n, uint16_t num)
 	*idx = (uint16_t)i;
 }
 
+/* Step back @n slots: the reverse of advance(). */
+static inline void retreat(uint16_t *idx, bool *wrap, uint16_t n, uint16_t num)
+{
+	if (*idx < n) {
+		*idx = (uint16_t)(*idx + num - n);
+		*wrap = !*wrap;
+	} else {
+		*idx = (uint16_t)(*idx - n);
+	}
+}
+
+/* A slot's place in the two laps a wrap counter tells apart: 0..2 * num - 1. */
+static inline uint16_t lap_pos(uint16_t idx, bool wrap, uint16_t num)
+{
+	return (uint16_t)(idx + (wrap ? 0 : num));
+}
+
 /*
  * Slots from (@from, @from_wrap) forward to (@to, @to_wrap): 0 to 2 * @num - 1
  * (a count past @num means @to is behind @from).
@@ -43,7 +60,7 @@ static inline void advance(uint16_t *idx, bool *wrap, uint16_t n, uint16_t num)
 static inline uint32_t slots_between(uint16_t from, bool from_wrap, uint16_t to,
 				     bool to_wrap, uint16_t num)
 {
-	uint32_t a = from + (from_wrap ? 0u : num), b = to + (to_wrap ? 0u : num);
+	uint32_t a = lap_pos(from, from_wrap, num), b = lap_pos(to, to_wrap, num);
 
 	return (b + 2u * num - a) % (2u * num);
 }
@@ -296,6 +313,17 @@ void svq_dev_disable_notify_packed(struct svq_dev *vq)
 	svq_st16(&vq->packed.device->flags, SVQ_EVENT_F_DISABLE);
 }
 
+void svq_dev_unpop_packed(struct svq_dev *vq, uint16_t id)
+{
+	struct svq_dev_packed *p = &vq->packed;
+	uint16_t n = vq->id_ndescs[id];
+
+	vq->id_inflight[id] = 0;
+	vq->inflight--;
+	p->inflight_descs -= n;
+	retreat(&p->last_avail_idx, &p->avail_wrap_counter, n, vq->rc.num);
+}
+
 uint32_t svq_dev_get_base_packed(const struct svq_dev *vq)
 {
 	const struct svq_dev_packed *p = &vq->packed;
@@ -379,6 +407,7 @@ int svq_drv_add_packed(struct svq_drv *vq, const struct svq_seg *seg,
 	 * acquire load of them (2.8.21 "Making buffers available"). */
 	svq_st16_release(&p->desc[head].flags, head_flags);
 
+	vq->id_pos[bid] = lap_pos(head, p->avail_wrap_counter, num);
 	p->next_avail_idx = pos;
 	p->avail_wrap_counter = wrap;
 	if (p->num_added <= UINT16_MAX)	/* saturate: beyond it, always kick */
@@ -414,6 +443,43 @@ bool svq_drv_kick_prepare_packed(struct svq_drv *vq)
 				 vq->rc.num);
 }
 
+/* Buffer id @id and its slots are free again. */
+static inline void free_id(struct svq_drv *vq, uint16_t id)
+{
+	struct svq_drv_packed *p = &vq->packed;
+
+	p->next[id] = p->free_head;
+	p->free_head = id;
+	vq->num_free += vq->id_ndescs[id];
+	vq->id_inflight[id] = 0;
+	vq->inflight--;
+}
+
+void svq_drv_detach_packed(struct svq_drv *vq, uint16_t id)
+{
+	free_id(vq, id);
+}
+
+uint16_t svq_drv_chain_slots_packed(const struct svq_drv *vq, uint16_t id)
+{
+	return vq->id_ndescs[id];
+}
+
+int svq_drv_pos_packed(const struct svq_drv *vq, uint32_t base, uint32_t *pos,
+		       uint32_t *end, uint32_t *span)
+{
+	const struct svq_drv_packed *p = &vq->packed;
+	uint16_t num = vq->rc.num, avail = base & 0xffff;
+
+	/* The high half is the device's used position: not needed here. */
+	if ((avail & 0x7fff) >= num)
+		return -EPROTO;
+	*pos = lap_pos(avail & 0x7fff, avail >> 15, num);
+	*end = lap_pos(p->next_avail_idx, p->avail_wrap_counter, num);
+	*span = 2u * num;
+	return 0;
+}
+
 int svq_drv_get_used_packed(struct svq_drv *vq, uint16_t *id, uint32_t *len)
 {
 	struct svq_drv_packed *p = &vq->packed;
@@ -439,11 +505,7 @@ int svq_drv_get_used_packed(struct svq_drv *vq, uint16_t *id, uint32_t *len)
 
 	n = vq->id_ndescs[uid];
 	advance(&p->last_used_idx, &p->used_wrap_counter, n, vq->rc.num);
-	p->next[uid] = p->free_head;
-	p->free_head = uid;
-	vq->num_free += n;
-	vq->id_inflight[uid] = 0;
-	vq->inflight--;
+	free_id(vq, uid);
 	if ((vq->rc.flags & SVQ_RING_F_EVENT_IDX) && vq->cb_enabled)
 		svq_st16(&p->driver->off_wrap,
 			 p->last_used_idx | (uint16_t)p->used_wrap_counter << 15);

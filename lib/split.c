@@ -262,6 +262,13 @@ uint32_t svq_dev_get_base_split(const struct svq_dev *vq)
 	return vq->split.last_avail_idx;
 }
 
+void svq_dev_unpop_split(struct svq_dev *vq, uint16_t id)
+{
+	vq->id_inflight[id] = 0;
+	vq->inflight--;
+	vq->split.last_avail_idx--;
+}
+
 /* ---- Driver role ---- */
 
 int svq_drv_attach_split(struct svq_drv *vq, const struct svq_drv_cfg *cfg)
@@ -307,6 +314,7 @@ static inline int add_done(struct svq_drv *vq, uint16_t head, uint16_t ndescs,
 	vq->id_inflight[head] = 1;
 	vq->inflight++;
 	svq_st16(&s->avail->ring[s->avail_idx & (vq->rc.num - 1)], head);
+	vq->id_pos[head] = s->avail_idx;
 	s->avail_idx++;
 	*id = head;
 	return 0;
@@ -381,13 +389,27 @@ bool svq_drv_kick_prepare_split(struct svq_drv *vq)
 	return !(svq_ld16(&s->used->flags) & SVQ_USED_F_NO_NOTIFY);
 }
 
+/* Return chain @id's descriptors to the free list (private links only). */
+static inline void free_chain(struct svq_drv *vq, uint16_t id)
+{
+	struct svq_drv_split *s = &vq->split;
+	uint16_t n = vq->id_ndescs[id], last;
+
+	for (last = id; --n; )
+		last = s->next[last];
+	s->next[last] = s->free_head;
+	s->free_head = id;
+	vq->num_free += vq->id_ndescs[id];
+	vq->id_inflight[id] = 0;
+	vq->inflight--;
+}
+
 int svq_drv_get_used_split(struct svq_drv *vq, uint16_t *id, uint32_t *len)
 {
 	struct svq_drv_split *s = &vq->split;
 	uint16_t num = vq->rc.num;
 	struct svq_used_elem *u;
 	uint32_t uid, ulen;
-	uint16_t n, last;
 
 	if (s->used_idx_shadow == s->last_used_idx) {
 		/* Index before entries: pairs with the device's release store
@@ -410,21 +432,36 @@ int svq_drv_get_used_split(struct svq_drv *vq, uint16_t *id, uint32_t *len)
 		return svq_ring_fail(&vq->rc, SVQ_RULE_USED_ID,
 				     "used id %" PRIu32 " was not in flight", uid);
 
-	/* Return the chain to the free list using only our private links. */
-	n = vq->id_ndescs[uid];
-	for (last = uid; --n; )
-		last = s->next[last];
-	s->next[last] = s->free_head;
-	s->free_head = uid;
-	vq->num_free += vq->id_ndescs[uid];
-	vq->id_inflight[uid] = 0;
-	vq->inflight--;
+	free_chain(vq, (uint16_t)uid);
 	s->last_used_idx++;
 	if ((vq->rc.flags & SVQ_RING_F_EVENT_IDX) && vq->cb_enabled)
 		svq_st16(used_event(s->avail, num), s->last_used_idx);
 	*id = uid;
 	*len = ulen;
 	return 1;
+}
+
+void svq_drv_detach_split(struct svq_drv *vq, uint16_t id)
+{
+	free_chain(vq, id);
+}
+
+uint16_t svq_drv_chain_slots_split(const struct svq_drv *vq, uint16_t id)
+{
+	(void)vq;
+	(void)id;
+	return 1;	/* one avail ring entry, however long the chain */
+}
+
+int svq_drv_pos_split(const struct svq_drv *vq, uint32_t base, uint32_t *pos,
+		      uint32_t *end, uint32_t *span)
+{
+	if (base > UINT16_MAX)
+		return -EPROTO;
+	*pos = base;
+	*end = vq->split.avail_idx;
+	*span = 1u << 16;
+	return 0;
 }
 
 bool svq_drv_enable_cb_split(struct svq_drv *vq)

@@ -9,7 +9,7 @@
 
 #if defined(__LP64__)
 _Static_assert(sizeof(struct svqiso_svq_opts) == 136, "svqiso_svq_opts is append-only");
-_Static_assert(sizeof(struct svqiso_svq_stats) == 112, "svqiso_svq_stats is append-only");
+_Static_assert(sizeof(struct svqiso_svq_stats) == 120, "svqiso_svq_stats is append-only");
 #endif
 
 #define DEFAULT_MAX_SEGS 128
@@ -163,7 +163,9 @@ int svqiso_svq_new(const struct svqiso_svq_opts *opts, struct svqiso_svq **out)
 	svq->slot = calloc(svq->num, sizeof(*svq->slot));
 	svq->shadow_seg = calloc(svq->max_segs, sizeof(*svq->shadow_seg));
 	svq->free_tables = calloc(svq->num, sizeof(*svq->free_tables));
+	svq->rewind_ids = calloc(svq->num, sizeof(*svq->rewind_ids));
 	if (!svq->slot || !svq->shadow_seg || !svq->free_tables ||
+	    !svq->rewind_ids ||
 	    alloc_reqs(svq->slot, svq->num, svq->max_segs) ||
 	    alloc_reqs(&svq->spare, 1, svq->max_segs))
 		goto fail;
@@ -307,6 +309,7 @@ void svqiso_svq_free(struct svqiso_svq *svq)
 	free(svq->spare.seg);
 	free(svq->shadow_seg);
 	free(svq->free_tables);
+	free(svq->rewind_ids);
 	free(svq);
 }
 
@@ -340,8 +343,49 @@ int svqiso_svq_pause(struct svqiso_svq *svq, bool paused)
 {
 	if (!svq)
 		return -EINVAL;
+	if (!paused && svq->rewound)
+		return -EBUSY;
 	svq->paused = paused;
 	return 0;
+}
+
+int svqiso_svq_rewind(struct svqiso_svq *svq, uint32_t shadow_base)
+{
+	int n, k, given = 0;
+
+	if (!svq || svq->element_mode)
+		return -EINVAL;
+	if (svq->broken)
+		return -EIO;
+	svq->paused = true;
+	svq->rewound = true;
+	n = svq_drv_rewind(&svq->shadow, shadow_base, svq->rewind_ids);
+	if (n < 0)
+		return svq_fail(svq, false,
+				"%s: broken: the backend stopped at base %#x, not where requests it has not completed begin",
+				svq->name, shadow_base);
+	/* Newest first: the chain held for room was popped last, and the
+	 * shadow ring took the others in the order they were popped. */
+	if (svq->held) {
+		if (svq_dev_unpop(&svq->guest, svq->spare.guest_id))
+			return svq_fail(svq, false, "%s: broken: cannot give back guest chain %u",
+					svq->name, svq->spare.guest_id);
+		svq->held = false;
+		given++;
+	}
+	for (k = n; k-- > 0; ) {
+		struct svq_req *r = &svq->slot[svq->rewind_ids[k]];
+
+		if (svq_dev_unpop(&svq->guest, r->guest_id))
+			return svq_fail(svq, false, "%s: broken: cannot give back guest chain %u",
+					svq->name, r->guest_id);
+		svq_release(svq, r);
+		given++;
+	}
+	svq->freed = false;
+	svq->avail_again = false;
+	svq->st.given_back += (uint64_t)given;
+	return given;
 }
 
 unsigned int svqiso_svq_in_flight(const struct svqiso_svq *svq)
@@ -380,6 +424,7 @@ int svqiso_svq_reset(struct svqiso_svq *svq, uint32_t guest_base)
 	svq->resetting = false;
 	if (err)
 		return err;
+	svq->rewound = false;
 	svq->broken = false;
 	svq->reason[0] = '\0';
 	if (svq->pend_len) {

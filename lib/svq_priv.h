@@ -46,6 +46,8 @@ struct svqiso_svq {
 					 * submit only queues */
 	bool kick_owed;			/* reset forwarded requests: the next
 					 * process call asks for the kick */
+	bool rewound;			/* svqiso_svq_rewind(): paused until
+					 * the reset lays out a fresh ring */
 	uint64_t batch_bytes;		/* 0: no limit per process call */
 	char reason[192];
 	const char *name;
@@ -79,6 +81,7 @@ struct svqiso_svq {
 	uint8_t *tables;		/* [num][max_segs] 16-byte entries */
 	uint64_t tables_iova;
 	uint16_t *free_tables;		/* stack of free table indexes */
+	uint16_t *rewind_ids;		/* [num] scratch for rewind */
 	uint16_t nr_free_tables;
 
 	struct svqiso_svq_stats st;

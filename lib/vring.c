@@ -241,6 +241,16 @@ void svq_dev_disable_notify(struct svq_dev *vq)
 	svq_layout_dev_disable_notify(vq);
 }
 
+int svq_dev_unpop(struct svq_dev *vq, uint16_t id)
+{
+	if (unlikely(vq->rc.broken))
+		return -EIO;
+	if (id >= vq->rc.num || !vq->id_inflight[id])
+		return -EINVAL;
+	svq_layout_dev_unpop(vq, id);
+	return 0;
+}
+
 bool svq_dev_has_avail(struct svq_dev *vq)
 {
 	if (unlikely(vq->rc.broken))
@@ -278,7 +288,8 @@ int svq_drv_init(struct svq_drv *vq, const struct svq_drv_cfg *cfg)
 
 	vq->id_inflight = calloc(cfg->num, sizeof(*vq->id_inflight));
 	vq->id_ndescs = calloc(cfg->num, sizeof(*vq->id_ndescs));
-	if (!vq->id_inflight || !vq->id_ndescs) {
+	vq->id_pos = calloc(cfg->num, sizeof(*vq->id_pos));
+	if (!vq->id_inflight || !vq->id_ndescs || !vq->id_pos) {
 		svq_drv_fini(vq);
 		return -ENOMEM;
 	}
@@ -294,8 +305,10 @@ void svq_drv_fini(struct svq_drv *vq)
 {
 	free(vq->id_inflight);
 	free(vq->id_ndescs);
+	free(vq->id_pos);
 	vq->id_inflight = NULL;
 	vq->id_ndescs = NULL;
+	vq->id_pos = NULL;
 	/* The next links are the same allocation in both layouts. */
 	if (vq->rc.layout == SVQISO_LAYOUT_SPLIT) {
 		free(vq->split.next);
@@ -346,6 +359,48 @@ int svq_drv_get_used(struct svq_drv *vq, uint16_t *id, uint32_t *len)
 	if (unlikely(vq->rc.broken))
 		return -EIO;
 	return svq_layout_drv_get_used(vq, id, len);
+}
+
+int svq_drv_rewind(struct svq_drv *vq, uint32_t base, uint16_t *ids)
+{
+	uint32_t pos, end, span, total, left, off;
+	uint16_t id, k, slots;
+	int err;
+
+	if (unlikely(vq->rc.broken))
+		return -EIO;
+	err = svq_layout_drv_pos(vq, base, &pos, &end, &span);
+	if (err)
+		return err;
+	/* Slots from the base to the next one: each must belong to a chain
+	 * in flight that begins at or after the base. */
+	total = left = (end + span - pos) % span;
+	if (total > vq->rc.num)
+		return -EPROTO;
+	for (k = 0; k < vq->rc.num; k++)
+		ids[k] = UINT16_MAX;
+	for (id = 0; id < vq->rc.num; id++) {
+		if (!vq->id_inflight[id])
+			continue;
+		off = (vq->id_pos[id] + span - pos) % span;
+		if (off >= total)
+			continue;
+		/* Offsets are distinct and below num: slot order. */
+		ids[off] = id;
+		slots = svq_layout_drv_chain_slots(vq, id);
+		if (slots > left)
+			return -EPROTO;
+		left -= slots;
+	}
+	if (left)	/* slots after the base that no chain in flight holds */
+		return -EPROTO;
+	/* Oldest first, packed down. */
+	for (k = 0, off = 0; off < total; off++)
+		if (ids[off] != UINT16_MAX)
+			ids[k++] = ids[off];
+	for (id = 0; id < k; id++)
+		svq_layout_drv_detach(vq, ids[id]);
+	return k;
 }
 
 bool svq_drv_enable_cb(struct svq_drv *vq)

@@ -319,6 +319,16 @@ bool svq_dev_need_notify(struct svq_dev *vq);
 bool svq_dev_enable_notify(struct svq_dev *vq);
 void svq_dev_disable_notify(struct svq_dev *vq);
 
+/*
+ * svq_dev_unpop() - chain @id, popped and not pushed, goes back to the ring:
+ * the next pops take it again. Only the chains popped last may go back
+ * (the ring position is rewound by the chain's length); the caller gives
+ * back a suffix of what it popped.
+ *
+ * Return: 0; -EINVAL (@id not in flight), -EIO (broken).
+ */
+int svq_dev_unpop(struct svq_dev *vq, uint16_t id);
+
 /* Whether the driver has made a buffer available (no validation). */
 bool svq_dev_has_avail(struct svq_dev *vq);
 
@@ -385,6 +395,9 @@ struct svq_drv {
 	bool cb_enabled;		/* we asked the device for used notifications */
 	uint8_t *id_inflight;		/* [num] */
 	uint16_t *id_ndescs;		/* [num] descriptors the chain holds */
+	uint16_t *id_pos;		/* [num] where the chain was made
+					 * available: split avail index, packed
+					 * slot + num on a lap of wrap 0 */
 	union {
 		struct svq_drv_split split;
 		struct svq_drv_packed packed;
@@ -431,6 +444,20 @@ bool svq_drv_kick_prepare(struct svq_drv *vq);
  * (the ring is now broken), -EIO if already broken.
  */
 int svq_drv_get_used(struct svq_drv *vq, uint16_t *id, uint32_t *len);
+
+/*
+ * svq_drv_rewind() - the device stopped at vring base @base (what it said
+ * GET_VRING_BASE): chains made available at or after that point were never
+ * seen by it. They are taken back: their ids are no longer in flight (a
+ * used entry naming one is a violation) and written to @ids, oldest first
+ * (room for num). The ring must be laid out afresh (svq_drv_init()) before
+ * it carries chains again.
+ *
+ * Return: how many (>= 0); -EPROTO when @base is not where a chain in
+ * flight begins, or claims chains the device already completed (the ring
+ * is not marked broken: the caller decides), -EIO (broken).
+ */
+int svq_drv_rewind(struct svq_drv *vq, uint32_t base, uint16_t *ids);
 
 /*
  * svq_drv_enable_cb() - ask the device to notify on used buffers.

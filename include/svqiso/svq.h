@@ -226,9 +226,12 @@ SVQISO_API int svqiso_svq_set_busy_poll(struct svqiso_svq *svq, bool on);
  * already taken that was waiting for bounce space. Completions go on. A VMM
  * stopping a queue pauses it, then runs process_used() until
  * svqiso_svq_in_flight() is 0, so nothing the guest handed over is lost.
- * Reset keeps the setting.
+ * Reset keeps the setting. Where requests may stay posted for ever (a net
+ * RX queue on a quiet link), waiting is no way to stop: see
+ * svqiso_svq_rewind().
  *
- * Return: 0; -EINVAL (NULL @svq).
+ * Return: 0; -EINVAL (NULL @svq), -EBUSY (unpausing after
+ * svqiso_svq_rewind(): only svqiso_svq_reset() goes on from there).
  */
 SVQISO_API int svqiso_svq_pause(struct svqiso_svq *svq, bool paused);
 
@@ -251,6 +254,33 @@ SVQISO_API unsigned int svqiso_svq_in_flight(const struct svqiso_svq *svq);
  */
 SVQISO_API int svqiso_svq_guest_base(const struct svqiso_svq *svq,
 				     uint32_t *base);
+
+/**
+ * svqiso_svq_rewind() - ring mode: the backend stopped the shadow ring at
+ * @shadow_base, what GET_VRING_BASE returned for it (split: the next avail
+ * index it would read; packed: its next avail slot | wrap counter << 15 in
+ * the low half, the high half is not used). The requests the shadow ring
+ * made available from there on were never seen by the backend: each goes
+ * back to the guest ring, with the chain waiting for bounce space, and its
+ * bounce buffer back to the pool. The guest ring's position is rewound over
+ * them (split: by one per chain; packed: by the chain's slots, wrap counter
+ * included), so svqiso_svq_guest_base() then names the first of them and a
+ * restart there pops them again, in the same order. What the backend did
+ * take stays in flight until process_used() completes it; once
+ * svqiso_svq_in_flight() is 0 the guest base is a clean restart point.
+ *
+ * This is how a queue whose requests may stay posted for ever (net RX
+ * buffers wait for packets) stops at once: pause, GET_VRING_BASE, rewind,
+ * and wait, bounded, only for what the backend holds. The queue stays
+ * paused; only svqiso_svq_reset() lays out a fresh shadow ring to go on. A
+ * used entry for a request given back is a protocol violation.
+ *
+ * Return: the number of requests given back (>= 0); -EINVAL (NULL, element
+ * mode), -EIO (broken; or @shadow_base is not where the requests the
+ * backend has not completed begin, or says the backend did not take a
+ * request it already completed: the queue breaks with that reason).
+ */
+SVQISO_API int svqiso_svq_rewind(struct svqiso_svq *svq, uint32_t shadow_base);
 
 /** svqiso_svq_is_broken() - whether a violation stopped the queue. */
 SVQISO_API bool svqiso_svq_is_broken(const struct svqiso_svq *svq);
@@ -292,8 +322,10 @@ struct svqiso_svq_stats {
 	uint64_t clamped;		/* used lengths past the writable bytes */
 	uint64_t errors;		/* violations that broke the queue */
 	uint64_t splits;		/* calls that returned SVQISO_SIGNAL_AGAIN */
+	uint64_t given_back;		/* requests svqiso_svq_rewind() gave
+					 * back to the guest ring */
 };
-#define svqiso_svq_stats__last_field splits
+#define svqiso_svq_stats__last_field given_back
 
 /**
  * svqiso_svq_get_stats() - copy the counters; fields past @st->sz are left

@@ -201,9 +201,10 @@ static int backend_serve(uint32_t report_len_delta, uint32_t *len_out,
 	return 1;
 }
 
-/* Guest: post one chain of @n segments at @off; readable ones carry @pat. */
-static uint16_t guest_post(unsigned int n, unsigned int nw, uint32_t seglen,
-			   uint64_t off, uint8_t pat, bool ind)
+/* Guest: post one chain of @n segments at @off; readable ones carry @pat;
+ * with @ind, through the indirect table at guest offset @table. */
+static uint16_t guest_post_table(unsigned int n, unsigned int nw, uint32_t seglen,
+				 uint64_t off, uint8_t pat, bool ind, uint64_t table)
 {
 	struct svq_seg s[MAX_SEGS];
 	struct svq_indirect t;
@@ -217,11 +218,17 @@ static uint16_t guest_post(unsigned int n, unsigned int nw, uint32_t seglen,
 		s[k].write = k >= n - nw;
 		memset(gpa_hva(s[k].addr), s[k].write ? 0xee : pat, seglen);
 	}
-	t = (struct svq_indirect){ .hva = gpa_hva(GUEST_BASE + G_TABLES),
-				   .addr = GUEST_BASE + G_TABLES, .cap = 64 };
+	t = (struct svq_indirect){ .hva = gpa_hva(GUEST_BASE + table),
+				   .addr = GUEST_BASE + table, .cap = 64 };
 	ck_assert_int_eq(svq_drv_add(&F.gdrv, s, n, ind ? &t : NULL, &id), 0);
 	F.last_kick = svq_drv_kick_prepare(&F.gdrv);
 	return id;
+}
+
+static uint16_t guest_post(unsigned int n, unsigned int nw, uint32_t seglen,
+			   uint64_t off, uint8_t pat, bool ind)
+{
+	return guest_post_table(n, nw, seglen, off, pat, ind, G_TABLES);
 }
 
 /* ---- ring mode, all four layout pairs ---- */
@@ -876,6 +883,257 @@ START_TEST(test_request_larger_than_pool_breaks)
 }
 END_TEST
 
+/* ---- stopping a queue whose requests stay posted: rewind ---- */
+
+/* A device that takes chains and completes them later, as a net device
+ * fills RX buffers only when frames arrive. */
+struct held_elem {
+	struct svq_elem e;
+	struct svq_seg seg[MAX_SEGS * 2];
+};
+
+static bool backend_take(struct held_elem *h)
+{
+	h->e = (struct svq_elem){ .seg = h->seg, .max_seg = MAX_SEGS * 2 };
+	return svq_dev_pop(&F.backend, &h->e) == 1;
+}
+
+static void backend_finish(struct held_elem *h, uint8_t fill)
+{
+	uint32_t written = 0;
+	uint16_t k;
+
+	for (k = h->e.nout; k < h->e.nseg; k++) {
+		memset(h->e.seg[k].hva, fill, h->e.seg[k].len);
+		written += h->e.seg[k].len;
+	}
+	ck_assert_int_eq(svq_dev_push(&F.backend, h->e.id, written), 0);
+	svq_dev_flush(&F.backend);
+}
+
+#define RW_BUFS		32		/* guest buffers of RW_BUF bytes */
+#define RW_BUF		(16u << 10)
+
+/* Per guest buffer: its chain's guest id while posted, and its shape. */
+struct rw_guest {
+	bool busy[RW_BUFS];
+	int buf_of_id[NUM];
+	uint8_t nseg[RW_BUFS], nw[RW_BUFS];
+	uint32_t seglen[RW_BUFS];
+	unsigned int posted, completed;
+};
+
+static void rw_post(struct rw_guest *g, uint64_t *s, bool ind)
+{
+	unsigned int b, n, nw;
+	uint32_t seglen;
+	uint16_t id;
+
+	for (b = 0; g->busy[b]; b++)
+		;
+	n = 1 + (unsigned int)(rnd(s) % 3);
+	nw = (unsigned int)(rnd(s) % (n + 1));
+	seglen = 512u << (rnd(s) % 3);
+	id = guest_post_table(n, nw, seglen, (uint64_t)b * RW_BUF,
+			      (uint8_t)(0x10 + b), ind, G_TABLES + (uint64_t)b * 64 * 16);
+	g->busy[b] = true;
+	g->buf_of_id[id] = (int)b;
+	g->nseg[b] = (uint8_t)n;
+	g->nw[b] = (uint8_t)nw;
+	g->seglen[b] = seglen;
+	g->posted++;
+}
+
+/* Collect the guest's used entries: each chain once, with what it asked. */
+static void rw_collect(struct rw_guest *g, uint8_t fill)
+{
+	uint16_t gid;
+	uint32_t glen;
+
+	while (svq_drv_get_used(&F.gdrv, &gid, &glen) == 1) {
+		int b = g->buf_of_id[gid];
+		uint8_t *w;
+
+		ck_assert_int_ge(b, 0);
+		ck_assert_msg(g->busy[b], "chain %u completed twice", gid);
+		ck_assert_uint_eq(glen, (uint32_t)g->nw[b] * g->seglen[b]);
+		if (g->nw[b]) {
+			w = gpa_hva(GUEST_BASE + G_DATA + (uint64_t)b * RW_BUF +
+				    (uint64_t)(g->nseg[b] - g->nw[b]) * g->seglen[b]);
+			ck_assert_uint_eq(w[0], fill);
+			ck_assert_uint_eq(w[glen - 1], fill);
+		}
+		g->busy[b] = false;
+		g->buf_of_id[gid] = -1;
+		g->completed++;
+	}
+}
+
+/*
+ * A device holding some of the requests it took, completing some, never
+ * seeing the rest; the queue stops at the device's vring base: what it
+ * never took goes back to the guest ring, with the chain waiting for
+ * bounce space; what it holds completes; a restart at the guest base
+ * delivers every chain exactly once. All four layout pairs, with and
+ * without indirect tables on both rings, many random rounds.
+ */
+START_TEST(test_rewind_gives_back_what_backend_never_took)
+{
+	uint8_t gl = _i & 1, sl = (_i >> 1) & 1;
+	uint32_t feat = _i & 4 ? SVQISO_RING_F_INDIRECT : 0;
+	struct held_elem *held = calloc(NUM, sizeof(*held));
+	struct rw_guest g;
+	uint64_t s = seed + (uint64_t)_i;
+	unsigned int round, k, nheld, posted_now, took;
+	uint32_t base, gbase;
+	int ret;
+
+	ck_assert_ptr_nonnull(held);
+	memset(&g, 0, sizeof(g));
+	memset(g.buf_of_id, -1, sizeof(g.buf_of_id));
+	/* 48 KiB of bounce space: some rounds hold a chain for room. */
+	fx_open(gl, sl, feat, feat, 0, 48 << 10, SVQISO_COPY_MEMCPY);
+	for (round = 0; round < 200; round++) {
+		struct svqiso_svq_stats st = { .sz = sizeof(st) };
+		unsigned int inflight, want_back;
+
+		posted_now = 1 + (unsigned int)(rnd(&s) % 8);
+		for (k = 0; k < posted_now && g.posted - g.completed < RW_BUFS; k++)
+			rw_post(&g, &s, feat && rnd(&s) % 2);
+		ret = svqiso_svq_process_avail(F.svq);
+		ck_assert_int_ge(ret, 0);
+		inflight = svqiso_svq_in_flight(F.svq);
+		/* The device takes some, completes a few of those at once. */
+		took = (unsigned int)(rnd(&s) % (inflight + 1));
+		for (nheld = 0, k = 0; k < took; k++)
+			if (backend_take(&held[nheld]))
+				nheld++;
+		while (nheld && rnd(&s) % 3 == 0)
+			backend_finish(&held[--nheld], 0x5a);
+		ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+		rw_collect(&g, 0x5a);
+
+		/* Stop: GET_VRING_BASE, then give back what it never took. */
+		ck_assert_int_eq(svqiso_svq_pause(F.svq, true), 0);
+		base = svq_dev_get_base(&F.backend);
+		inflight = svqiso_svq_in_flight(F.svq);
+		want_back = inflight - nheld;
+		ret = svqiso_svq_rewind(F.svq, base);
+		ck_assert_msg(ret == (int)want_back, "round %u: gave back %d, want %u (%u in flight, %u held)",
+			      round, ret, want_back, inflight, nheld);
+		ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), nheld);
+		ck_assert_int_eq(svqiso_svq_pause(F.svq, false), -EBUSY);
+		ck_assert_int_eq(svqiso_svq_process_avail(F.svq), 0);	/* takes none */
+		/* Only what the device holds is waited for. */
+		while (nheld)
+			backend_finish(&held[--nheld], 0x5a);
+		ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+		rw_collect(&g, 0x5a);
+		ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 0);
+		ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 0);
+		ck_assert_int_eq(svqiso_svq_get_stats(F.svq, &st), 0);
+
+		/* Restart at the guest base with a fresh shadow ring: the
+		 * chains given back are popped again. */
+		ck_assert_int_eq(svqiso_svq_guest_base(F.svq, &gbase), 0);
+		if (gl == SVQISO_LAYOUT_PACKED)
+			ck_assert_uint_eq(gbase >> 16, gbase & 0xffff);
+		ck_assert_int_eq(svqiso_svq_reset(F.svq, gbase), 0);
+		ck_assert_int_eq(svqiso_svq_pause(F.svq, false), 0);
+		ck_assert_int_eq(svqiso_svq_get_shadow(F.svq, &F.info), 0);
+		backend_reattach();
+	}
+	/* Drain everything still posted. */
+	while (g.completed < g.posted) {
+		ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+		while (backend_serve(0, NULL, 0x5a) == 1)
+			;
+		ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+		k = g.completed;
+		rw_collect(&g, 0x5a);
+		ck_assert_uint_gt(g.completed + svqiso_svq_in_flight(F.svq), k);
+	}
+	ck_assert_uint_ge(g.posted, 500);
+	ck_assert(!svqiso_svq_is_broken(F.svq));
+	fx_close();
+	free(held);
+}
+END_TEST
+
+/*
+ * A base that does not fit what the device did: past the end, inside a
+ * packed chain, or before a chain the device already completed. The queue
+ * breaks with the reason, and nothing is given back or written to the guest.
+ */
+START_TEST(test_rewind_bad_base_breaks)
+{
+	uint8_t sl = (uint8_t)(_i & 1);
+	struct held_elem h;
+	uint32_t base, bad[3];
+	unsigned int nbad = 0, k;
+	uint8_t *snap = malloc(GUEST_SIZE);
+
+	ck_assert_ptr_nonnull(snap);
+	for (k = 0; k < 3; k++) {
+		fx_open(SVQISO_LAYOUT_SPLIT, sl, 0, 0, 0, 1 << 20, SVQISO_COPY_MEMCPY);
+		guest_post(2, 1, 512, 0, 0x11, false);
+		guest_post(2, 1, 512, 4096, 0x22, false);
+		guest_post(2, 1, 512, 8192, 0x33, false);
+		ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+		/* The device completes the first, holds the second. */
+		ck_assert(backend_take(&h));
+		backend_finish(&h, 0x5a);
+		ck_assert(backend_take(&h));
+		ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+		base = svq_dev_get_base(&F.backend);
+		nbad = 0;
+		/* One past the end of what was made available. */
+		bad[nbad++] = sl ? (base & 0xffff) + 3 : base + 2;
+		/* Back over the chain the device completed. */
+		bad[nbad++] = sl ? 0x8000 : 0;
+		if (sl)	/* the third chain's second slot */
+			bad[nbad++] = (base & 0xffff) + 1;
+		else	/* a split base has no high half */
+			bad[nbad++] = base | 1u << 16;
+		memcpy(snap, F.guest, GUEST_SIZE);
+		ck_assert_int_eq(svqiso_svq_rewind(F.svq, bad[k]), -EIO);
+		ck_assert(svqiso_svq_is_broken(F.svq));
+		ck_assert_ptr_nonnull(strstr(svqiso_svq_broken_reason(F.svq), "stopped at base"));
+		ck_assert(memcmp(snap, F.guest, GUEST_SIZE) == 0);
+		ck_assert_uint_eq(svqiso_pool_in_use(F.pool) > 0, 1);
+		ck_assert_int_eq(svqiso_svq_rewind(F.svq, base), -EIO);
+		fx_close();
+	}
+	/* The good base on the same state gives back exactly the third. */
+	fx_open(SVQISO_LAYOUT_SPLIT, sl, 0, 0, 0, 1 << 20, SVQISO_COPY_MEMCPY);
+	guest_post(2, 1, 512, 0, 0x11, false);
+	guest_post(2, 1, 512, 4096, 0x22, false);
+	guest_post(2, 1, 512, 8192, 0x33, false);
+	ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	ck_assert(backend_take(&h));
+	backend_finish(&h, 0x5a);
+	ck_assert(backend_take(&h));
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ck_assert_int_eq(svqiso_svq_rewind(F.svq, svq_dev_get_base(&F.backend)), 1);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 1);
+	/* A device completing the chain it never took breaks the queue. */
+	{
+		struct svq_elem e = { .seg = h.seg, .max_seg = MAX_SEGS * 2 };
+
+		ck_assert_int_eq(svq_dev_pop(&F.backend, &e), 1);
+		ck_assert_int_eq(svq_dev_push(&F.backend, e.id, 512), 0);
+		svq_dev_flush(&F.backend);
+	}
+	ck_assert_int_eq(svqiso_svq_process_used(F.svq), -EIO);
+	ck_assert_int_eq(svqiso_svq_rewind(NULL, 0), -EINVAL);
+	fx_close();
+	fx_open(0, sl, 0, 0, SVQISO_SVQ_F_ELEMENT, 1 << 20, SVQISO_COPY_MEMCPY);
+	ck_assert_int_eq(svqiso_svq_rewind(F.svq, 0), -EINVAL);
+	fx_close();
+	free(snap);
+}
+END_TEST
+
 /* ---- per-request memfd pool ---- */
 
 START_TEST(test_memfd_pool_roundtrip)
@@ -1301,6 +1559,11 @@ static Suite *svq_suite(void)
 	tcase_add_test(tc, test_request_larger_than_pool_breaks);
 	tcase_add_loop_test(tc, test_pool_failure_breaks, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_loop_test(tc, test_memfd_pool_roundtrip, 0, SVQISO_NR_LAYOUTS);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("rewind");
+	tcase_add_loop_test(tc, test_rewind_gives_back_what_backend_never_took, 0, 8);
+	tcase_add_loop_test(tc, test_rewind_bad_base_breaks, 0, SVQISO_NR_LAYOUTS);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("batch-bytes");
