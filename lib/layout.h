@@ -204,6 +204,22 @@ static inline void svq_layout_drv_detach(struct svq_drv *vq, uint16_t id)
 	}
 }
 
+/*
+ * Where the device says it reads next, as svq_layout_drv_pos() counts;
+ * -ENODATA when it publishes no position.
+ */
+static inline int svq_layout_drv_device_pos(const struct svq_drv *vq, uint32_t *pos,
+					    uint32_t *end, uint32_t *span)
+{
+	switch (vq->rc.layout) {
+	case SVQISO_LAYOUT_SPLIT:
+		return svq_drv_device_pos_split(vq, pos, end, span);
+	case SVQISO_LAYOUT_PACKED:
+		return svq_drv_device_pos_packed(vq, pos, end, span);
+	}
+	return -ENODATA;
+}
+
 /* Ring positions chain @id takes: split one avail entry, packed its slots. */
 static inline uint16_t svq_layout_drv_chain_slots(const struct svq_drv *vq, uint16_t id)
 {

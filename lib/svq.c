@@ -349,6 +349,15 @@ int svqiso_svq_pause(struct svqiso_svq *svq, bool paused)
 	return 0;
 }
 
+int svqiso_svq_backend_taken(const struct svqiso_svq *svq)
+{
+	if (!svq)
+		return -EINVAL;
+	if (svq->broken)
+		return -EIO;
+	return svq_drv_device_taken(&svq->shadow);
+}
+
 int svqiso_svq_rewind(struct svqiso_svq *svq, uint32_t shadow_base)
 {
 	int n, k, given = 0;

@@ -361,6 +361,25 @@ int svq_drv_get_used(struct svq_drv *vq, uint16_t *id, uint32_t *len)
 	return svq_layout_drv_get_used(vq, id, len);
 }
 
+int svq_drv_device_taken(const struct svq_drv *vq)
+{
+	uint32_t pos, end, span, ahead;
+	uint16_t id;
+	int err, unseen = 0;
+
+	if (unlikely(vq->rc.broken))
+		return -EIO;
+	err = svq_layout_drv_device_pos(vq, &pos, &end, &span);
+	if (err)
+		return err;
+	ahead = (end + span - pos) % span;
+	for (id = 0; id < vq->rc.num; id++)
+		if (vq->id_inflight[id] &&
+		    (vq->id_pos[id] + span - pos) % span < ahead)
+			unseen++;
+	return vq->inflight - unseen;
+}
+
 int svq_drv_rewind(struct svq_drv *vq, uint32_t base, uint16_t *ids)
 {
 	uint32_t pos, end, span, total, left, off;

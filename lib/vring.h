@@ -460,6 +460,16 @@ int svq_drv_get_used(struct svq_drv *vq, uint16_t *id, uint32_t *len);
 int svq_drv_rewind(struct svq_drv *vq, uint32_t base, uint16_t *ids);
 
 /*
+ * svq_drv_device_taken() - chains in flight that the device's own published
+ * position (EVENT_IDX: split avail_event; packed device event offset, while
+ * it asks for notifications at one) says it has taken. The device may lie:
+ * a hint for when to stop it, never for what to give back.
+ *
+ * Return: the count (>= 0); -ENODATA (no position published), -EIO.
+ */
+int svq_drv_device_taken(const struct svq_drv *vq);
+
+/*
  * svq_drv_enable_cb() - ask the device to notify on used buffers.
  *
  * Return: true if used buffers are already pending (poll again).

@@ -19,6 +19,7 @@
  */
 #define _GNU_SOURCE	/* POLLRDHUP */
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -54,6 +55,8 @@ _Static_assert(sizeof(struct svqiso_vu_opts) == 88, "svqiso_vu_opts is append-on
 enum vu_qstate {
 	VU_Q_IDLE = 0,		/* never started, or stopped */
 	VU_Q_RUNNING,
+	VU_Q_STOPPING,		/* the backend stopped its ring; what it
+				 * holds has not all completed yet */
 };
 
 struct vu_queue {
@@ -423,12 +426,13 @@ uint64_t svqiso_vu_get_features(const struct svqiso_vu *vu)
 	return vu ? vu->guest_offer : 0;
 }
 
+/* Queues running, or stopping with requests in flight. */
 static unsigned int nr_running(const struct svqiso_vu *vu)
 {
 	unsigned int i, n = 0;
 
 	for (i = 0; i < vu->nq; i++)
-		n += vu->q[i].state == VU_Q_RUNNING;
+		n += vu->q[i].state != VU_Q_IDLE;
 	return n;
 }
 
@@ -716,7 +720,7 @@ int svqiso_vu_queue_start(struct svqiso_vu *vu, unsigned int index,
 	if (packed_acked != (cfg->layout == SVQISO_LAYOUT_PACKED))
 		return -EINVAL;
 	q = &vu->q[index];
-	if (q->state == VU_Q_RUNNING)
+	if (q->state != VU_Q_IDLE)
 		return -EBUSY;
 
 	relay_pause(vu);
@@ -774,27 +778,68 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Whether the backend hung up the session (polled, not read). */
+static bool backend_gone(struct svqiso_vu *vu)
+{
+	struct pollfd pfd = { .fd = svq_fe_fd(vu->fe), .events = POLLRDHUP };
+
+	if (pfd.fd < 0)
+		return true;
+	return poll(&pfd, 1, 0) > 0 &&
+	       (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
 /*
- * Take nothing new; complete everything taken. The backend keeps its kick
- * and call fds meanwhile. Return: 0, -ETIMEDOUT, -EIO (broken).
+ * How long a stop waits with no completion before it takes the requests
+ * left to be ones the backend leaves posted (net RX buffers) rather than
+ * ones it is working on.
  */
-static int queue_drain(struct svqiso_vu *vu, struct vu_queue *q)
+#define VU_QUIET_MS	100
+
+/*
+ * Complete what the svq has in flight. After svqiso_svq_rewind() that is
+ * what the backend took, all of it. Before GET_VRING_BASE (@settle), until
+ * completions stop for VU_QUIET_MS with the backend holding nothing as far
+ * as it tells (svqiso_svq_backend_taken()): some backends cannot complete a
+ * request after GET_VRING_BASE (qemu-storage-daemon's libvhost-user gives
+ * up on the session when it writes the call fd it closed there), while
+ * requests a backend never took, such as posted net RX buffers, may never
+ * complete. A backend past GET_VRING_BASE may no longer signal, so the used
+ * ring is polled in short slices too. Return: 0, -ETIMEDOUT, -ECONNRESET,
+ * -EIO.
+ */
+static int queue_drain(struct svqiso_vu *vu, struct vu_queue *q, bool settle)
 {
 	int64_t deadline = now_ms() + vu->timeout_ms;
+	int64_t quiet_until = now_ms() + VU_QUIET_MS;
+	unsigned int last = UINT_MAX, n;
 	struct pollfd pfd[2] = {
 		{ .fd = q->backend_call, .events = POLLIN },
 		{ .fd = svq_fe_fd(vu->fe), .events = POLLRDHUP },
 	};
 
-	svqiso_svq_pause(q->svq, true);
 	for (;;) {
 		int64_t left;
 
 		drain_fd(q->backend_call);
 		if (queue_poke(q, false))
 			return -EIO;
-		if (!svqiso_svq_in_flight(q->svq))
+		n = svqiso_svq_in_flight(q->svq);
+		if (!n)
 			return 0;
+		if (settle) {
+			int taken;
+
+			if (n < last) {
+				last = n;
+				quiet_until = now_ms() + VU_QUIET_MS;
+			} else if (now_ms() >= quiet_until) {
+				/* Quiet, and holding nothing as far as it says. */
+				taken = svqiso_svq_backend_taken(q->svq);
+				if (taken == 0 || taken == -ENODATA)
+					return 0;
+			}
+		}
 		/* A backend that hung up completes nothing more. */
 		if (pfd[1].fd < 0 ||
 		    (pfd[1].revents & (POLLRDHUP | POLLHUP | POLLERR)))
@@ -802,19 +847,61 @@ static int queue_drain(struct svqiso_vu *vu, struct vu_queue *q)
 		left = deadline - now_ms();
 		if (left <= 0)
 			return -ETIMEDOUT;
-		/* Short slices: a backend may publish without notifying. */
 		poll(pfd, 2, left < 10 ? (int)left : 10);
 	}
+}
+
+/*
+ * Isolated mode, a running queue: take nothing new, collect what is done,
+ * stop the backend's ring (GET_VRING_BASE) and give back to the guest ring
+ * what the backend never took. Return: 0; -EAGAIN (the backend went on
+ * holding requests: its ring is not stopped); -ECONNRESET, -EIO, the
+ * session's errnos (-ETIMEDOUT included: the session is then dead): the
+ * queue is then stopped, not stopping.
+ */
+static int queue_halt(struct svqiso_vu *vu, unsigned int index,
+		      struct vu_queue *q)
+{
+	uint32_t shadow_base;
+	int rc, ret, given;
+
+	svqiso_svq_pause(q->svq, true);
+	rc = queue_drain(vu, q, true);
+	if (rc == -ETIMEDOUT)
+		return -EAGAIN;
+	if (rc == -ECONNRESET)
+		return rc;
+	if (backend_gone(vu))
+		return -ECONNRESET;
+	/* A broken queue stops the backend too; its base stays where it
+	 * broke. */
+	ret = svq_fe_vring_enable(vu->fe, index, false);
+	if (!ret)
+		ret = svq_fe_vring_stop(vu->fe, index, &shadow_base);
+	/* No answer in time, or a broken reply: the session is dead, and
+	 * what the backend had is gone with it. */
+	if (ret && svq_fe_fd(vu->fe) < 0)
+		return -ECONNRESET;
+	if (rc)
+		return rc;
+	if (ret)
+		return ret;
+	given = svqiso_svq_rewind(q->svq, shadow_base);
+	if (given < 0)
+		return given;	/* a base that lies: logged by the svq */
+	svq_log(vu->log, vu->log_ctx, SVQISO_LOG_DEBUG,
+		"vu: queue %u: backend stopped at %#x; %d requests given back, %u held",
+		index, shadow_base, given, svqiso_svq_in_flight(q->svq));
+	return 0;
 }
 
 int svqiso_vu_queue_stop(struct svqiso_vu *vu, unsigned int index,
 			 uint32_t *base)
 {
 	struct vu_queue *q;
-	uint32_t shadow_base;
-	int rc, ret;
+	int rc;
 
-	if (!vu || !base || index >= vu->nq || vu->q[index].state != VU_Q_RUNNING)
+	if (!vu || !base || index >= vu->nq || vu->q[index].state == VU_Q_IDLE)
 		return -EINVAL;
 	q = &vu->q[index];
 	relay_pause(vu);
@@ -826,33 +913,45 @@ int svqiso_vu_queue_stop(struct svqiso_vu *vu, unsigned int index,
 		goto out;
 	}
 
-	rc = queue_drain(vu, q);
-	if (rc == -ECONNRESET) {
-		/* What it held is gone with it: the queue stops here. */
-		svq_log(vu->log, vu->log_ctx, SVQISO_LOG_ERR,
-			"vu: queue %u: the backend hung up with %u requests in "
-			"flight", index, svqiso_svq_in_flight(q->svq));
-		q->state = VU_Q_IDLE;
-		svqiso_svq_guest_base(q->svq, base);
-		goto out;
+	if (q->state == VU_Q_RUNNING) {
+		rc = queue_halt(vu, index, q);
+		if (rc == -EAGAIN) {
+			/* The backend's ring is not stopped: running, taking
+			 * nothing new; call again. */
+			svq_log(vu->log, vu->log_ctx, SVQISO_LOG_WARN,
+				"vu: queue %u: %u requests still in flight after %d ms",
+				index, svqiso_svq_in_flight(q->svq), vu->timeout_ms);
+			rc = -ETIMEDOUT;
+			goto out;
+		}
+		if (rc) {
+			if (rc == -ECONNRESET)
+				svq_log(vu->log, vu->log_ctx, SVQISO_LOG_ERR,
+					"vu: queue %u: the backend hung up or stopped answering with %u requests in flight",
+					index, svqiso_svq_in_flight(q->svq));
+			q->state = VU_Q_IDLE;
+			svqiso_svq_guest_base(q->svq, base);
+			goto out;
+		}
+		q->state = VU_Q_STOPPING;
 	}
+	/* Only for what the backend holds. */
+	rc = queue_drain(vu, q, false);
 	if (rc == -ETIMEDOUT) {
 		svq_log(vu->log, vu->log_ctx, SVQISO_LOG_WARN,
-			"vu: queue %u: %u requests still in flight after %d ms",
+			"vu: queue %u: the backend still holds %u requests after %d ms",
 			index, svqiso_svq_in_flight(q->svq), vu->timeout_ms);
-		goto out;	/* still running, taking nothing new */
+		goto out;	/* stopping; call again */
 	}
-	ret = svq_fe_vring_enable(vu->fe, index, false);
-	if (!ret)
-		ret = svq_fe_vring_stop(vu->fe, index, &shadow_base);
+	if (rc == -ECONNRESET)
+		svq_log(vu->log, vu->log_ctx, SVQISO_LOG_ERR,
+			"vu: queue %u: the backend hung up holding %u requests",
+			index, svqiso_svq_in_flight(q->svq));
 	q->state = VU_Q_IDLE;
 	svqiso_svq_guest_base(q->svq, base);
 	if (!rc)
-		rc = ret;
-	if (!rc)
 		svq_log(vu->log, vu->log_ctx, SVQISO_LOG_DEBUG,
-			"vu: queue %u stopped: guest base %#x, backend base %u",
-			index, *base, shadow_base);
+			"vu: queue %u stopped: guest base %#x", index, *base);
 out:
 	relay_resume(vu);
 	return rc;
@@ -992,16 +1091,12 @@ int svqiso_vu_reset(struct svqiso_vu *vu)
 	for (i = 0; i < vu->nq; i++) {
 		struct vu_queue *q = &vu->q[i];
 
-		if (q->state != VU_Q_RUNNING)
+		if (q->state == VU_Q_IDLE)
 			continue;
-		if (svqiso_vu_queue_stop(vu, i, &base) == -ETIMEDOUT) {
-			/* Reset drops what the backend did not complete. */
-			relay_pause(vu);
-			svq_fe_vring_enable(vu->fe, i, false);
-			svq_fe_vring_stop(vu->fe, i, &base);
+		/* Reset drops what the backend holds past the timeout; its
+		 * ring is stopped already. */
+		if (svqiso_vu_queue_stop(vu, i, &base) == -ETIMEDOUT)
 			q->state = VU_Q_IDLE;
-			relay_resume(vu);
-		}
 	}
 	relay_pause(vu);
 	for (i = 0; i < vu->nq; i++) {

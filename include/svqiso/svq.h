@@ -282,6 +282,21 @@ SVQISO_API int svqiso_svq_guest_base(const struct svqiso_svq *svq,
  */
 SVQISO_API int svqiso_svq_rewind(struct svqiso_svq *svq, uint32_t shadow_base);
 
+/**
+ * svqiso_svq_backend_taken() - of the requests on the shadow ring, how many
+ * the backend says it has taken, by the ring position it publishes (with
+ * EVENT_IDX: a split ring's avail_event; a packed ring's device event
+ * offset, while it asks for notifications at one). The backend may lie:
+ * this only tells when stopping it is likely to find it holding nothing,
+ * which some backends need (libvhost-user's cannot complete a request
+ * after GET_VRING_BASE); what is given back is what svqiso_svq_rewind()
+ * decides from GET_VRING_BASE.
+ *
+ * Return: the count (>= 0); -EINVAL (NULL), -ENODATA (the backend publishes
+ * no position), -EIO (broken).
+ */
+SVQISO_API int svqiso_svq_backend_taken(const struct svqiso_svq *svq);
+
 /** svqiso_svq_is_broken() - whether a violation stopped the queue. */
 SVQISO_API bool svqiso_svq_is_broken(const struct svqiso_svq *svq);
 

@@ -18,10 +18,12 @@
  *   svqiso_vu_queue_process() external loop: the backend called
  *   svqiso_vu_free()
  *
- * Stopping a queue loses nothing: the adapter stops taking guest requests,
- * waits (bounded) until every request it took has completed to the guest,
- * then stops the backend's ring. Requests the guest posted meanwhile stay in
- * its ring; svqiso_vu_queue_start() at the returned base picks them up.
+ * Stopping a queue loses nothing, whatever the device: the adapter stops
+ * taking guest requests and lets the backend finish what it works on; then
+ * it stops the backend's ring and gives back to the guest ring what the
+ * backend never took (posted net RX buffers, say), rewinding the guest base
+ * over them. Requests the guest posted meanwhile stay in its ring too;
+ * svqiso_vu_queue_start() at the returned base picks them all up.
  *
  * SVQISO_VU_DIRECT registers guest RAM and hands the guest rings and
  * eventfds to the backend unchanged, as plain vhost-user does. It gives no
@@ -255,19 +257,35 @@ SVQISO_API int svqiso_vu_queue_start(struct svqiso_vu *vu, unsigned int index,
 /**
  * svqiso_vu_queue_stop() - stop queue @index without losing a request, and
  * report the guest ring's vring base for a later svqiso_vu_queue_start().
- * Isolated mode: stop taking guest requests, wait up to the adapter's
- * timeout for every request taken to complete to the guest, then
- * SET_VRING_ENABLE 0 and GET_VRING_BASE on the shadow ring. Direct mode:
- * SET_VRING_ENABLE 0 and GET_VRING_BASE; the backend's base is the guest's.
- * External loop: the stop polls the backend's call eventfd and processes
- * completions itself, on the calling thread; with call_fd -1, what it
- * completed to the guest is not signalled: inject an interrupt after it.
+ * Isolated mode, in three steps:
+ *  1. take no new guest request, and complete what the backend finishes,
+ *     until completions stop for 100 ms while the backend, as far as its
+ *     published ring position tells (EVENT_IDX), holds none of the rest:
+ *     those are requests it leaves posted, such as net RX buffers on a quiet
+ *     link (some backends, qemu-storage-daemon's among them, cannot finish
+ *     a request after step 2); up to the adapter's timeout;
+ *  2. SET_VRING_ENABLE 0 and GET_VRING_BASE on the shadow ring: what the
+ *     shadow ring made available past that base was never seen by the
+ *     backend and goes back to the guest ring (svqiso_svq_rewind());
+ *  3. wait, up to the timeout, for what the backend took before the base.
+ * So an idle net RX queue stops in about 100 ms, and the returned base
+ * names its first posted buffer. Direct mode: SET_VRING_ENABLE 0 and
+ * GET_VRING_BASE; the backend's base is the guest's. External loop: the
+ * stop polls the backend's call eventfd and processes completions itself,
+ * on the calling thread; with call_fd -1, what it completed to the guest is
+ * not signalled: inject an interrupt after it.
+ *
+ * Packed guest rings: the base is in vhost's format, the used position in
+ * the high half (see svqiso_svq_guest_base()).
  *
  * Return: 0; -EINVAL (NULL, @index not running), -ETIMEDOUT (requests still
- * in flight: the queue stays running but takes nothing new; call again),
- * -ECONNRESET (the backend hung up with requests in flight, which are lost
- * with it: the queue is stopped, *@base counts them as taken), -EIO (the
- * queue is broken; the base is where it broke), the session's errnos.
+ * in flight after the timeout, in step 1 (the queue stays running but
+ * takes nothing new) or step 3 (the backend's ring is stopped); call
+ * again), -ECONNRESET (the backend hung up, or did not answer within the
+ * timeout, with requests in flight, which are lost with it: the queue is
+ * stopped, *@base counts them as taken), -EIO (the queue is broken, or the
+ * backend's base contradicts what it completed; the base is where it
+ * broke), the session's errnos.
  */
 SVQISO_API int svqiso_vu_queue_stop(struct svqiso_vu *vu, unsigned int index,
 				    uint32_t *base);

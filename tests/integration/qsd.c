@@ -78,7 +78,7 @@ out:
 
 static int start(struct qsd *q, const struct qsd_cfg *cfg)
 {
-	char a_file[192], a_raw[128], a_export[256];
+	char a_file[192], a_raw[128], a_export[256], a_group[96];
 	const char *unmap = cfg->discard ? ",discard=unmap" : "";
 	pid_t parent = getpid();
 	struct stat st;
@@ -96,18 +96,36 @@ static int start(struct qsd *q, const struct qsd_cfg *cfg)
 		 unmap);
 	snprintf(a_export, sizeof(a_export),
 		 "type=vhost-user-blk,id=exp0,addr.type=unix,addr.path=%s,"
-		 "node-name=disk0,writable=on,num-queues=%u", q->sock,
+		 "node-name=%s,writable=on,num-queues=%u", q->sock,
+		 cfg->throttle_iops ? "thr0" : "disk0",
 		 cfg->num_queues ? cfg->num_queues : 2);
+	snprintf(a_group, sizeof(a_group), "throttle-group,id=tg0,x-iops-total=%u",
+		 cfg->throttle_iops);
 	q->pid = fork();
 	if (q->pid < 0) {
 		q->pid = -1;
 		return -errno;
 	}
 	if (q->pid == 0) {
-		char *argv[] = {
+		char a_thr[96];
+		char *argv[12] = {
 			QSD_BIN, "--blockdev", a_file, "--blockdev", a_raw,
-			"--export", a_export, NULL,
 		};
+		unsigned int n = 5;
+
+		/* Every node before the export that names one. */
+		snprintf(a_thr, sizeof(a_thr),
+			 "driver=throttle,node-name=thr0,throttle-group=tg0,file=disk0%s",
+			 unmap);
+		if (cfg->throttle_iops) {
+			argv[n++] = "--object";
+			argv[n++] = a_group;
+			argv[n++] = "--blockdev";
+			argv[n++] = a_thr;
+		}
+		argv[n++] = "--export";
+		argv[n++] = a_export;
+		argv[n] = NULL;
 
 		/* Dies with the test process, whatever ends it. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);

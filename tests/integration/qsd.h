@@ -28,6 +28,9 @@ struct qsd_cfg {
 					 * zeros (as a disk's DMA writes it)
 					 * instead of leaving it untouched */
 	bool discard;			/* discard=unmap: discards punch holes */
+	unsigned int throttle_iops;	/* 0: none; else every request waits
+					 * its turn at this rate (a throttle
+					 * node over the disk) */
 };
 
 struct qsd {

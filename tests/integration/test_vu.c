@@ -67,6 +67,7 @@
 #define REQUESTS	20000
 #define MAX_LEN		(1u << 20)
 #define PATTERN		0x9e3779b97f4a7c15ull
+#define THROTTLE_IOPS	25		/* the slow daemon's rate */
 
 /* Transport feature bits */
 #define F_NOTIFY_ON_EMPTY	24
@@ -126,6 +127,16 @@ static void daemon_setup(void)
 {
 	struct qsd_cfg c = { .img_size = IMG_SIZE, .fill = fill_pattern,
 			     .discard = true };
+
+	if (qsd_setup(&D, &c))
+		printf("# qemu-storage-daemon: %s\n", D.err);
+}
+
+/* A daemon that works through requests at THROTTLE_IOPS. */
+static void daemon_setup_throttled(void)
+{
+	struct qsd_cfg c = { .img_size = IMG_SIZE, .fill = fill_pattern,
+			     .discard = true, .throttle_iops = THROTTLE_IOPS };
 
 	if (qsd_setup(&D, &c))
 		printf("# qemu-storage-daemon: %s\n", D.err);
@@ -316,7 +327,8 @@ static void ext_restart(unsigned int i)
 	F.restarts_busy += st.requests != st.completions;
 	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, i, &base), 0);
 	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, i, &st), 0);
-	ck_assert_uint_eq(st.requests, st.completions);	/* drained */
+	/* Completed, or given back to the guest ring untouched. */
+	ck_assert_uint_eq(st.requests, st.completions + st.given_back);
 	/* Stopped: a notify now is refused (the start takes what it missed). */
 	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, i), -EINVAL);
 	ck_assert_int_eq(svqiso_vu_queue_process(F.vu, i), -EINVAL);
@@ -520,10 +532,11 @@ static uint64_t check_queues_done(uint64_t n)
 
 	for (i = 0; i < NQ; i++) {
 		ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, i, &st), 0);
-		ck_assert_uint_eq(st.requests, st.completions);
+		/* A request given back at a stop is forwarded again. */
+		ck_assert_uint_eq(st.requests, st.completions + st.given_back);
 		ck_assert_uint_eq(st.errors, 0);
 		ck_assert_ptr_null(svqiso_vu_queue_broken(F.vu, i));
-		reqs += st.requests;
+		reqs += st.completions;
 		splits += st.splits;
 	}
 	ck_assert_uint_eq(reqs, n);
@@ -692,7 +705,8 @@ START_TEST(test_stop_restart_loses_nothing)
 		busy += st.requests != st.completions;
 		ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, i, &base), 0);
 		ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, i, &st), 0);
-		ck_assert_uint_eq(st.requests, st.completions);	/* drained */
+		/* Completed, or given back to the guest ring untouched. */
+		ck_assert_uint_eq(st.requests, st.completions + st.given_back);
 		/* The other queue runs on meanwhile. */
 		ck_assert_int_eq(svqiso_vu_get_info(F.vu, &info), 0);
 		ck_assert_uint_eq(info.running, NQ - 1);
@@ -719,56 +733,58 @@ START_TEST(test_stop_restart_loses_nothing)
 END_TEST
 
 /*
- * A backend that is alive but completes nothing (stopped with SIGSTOP): a
- * queue stop gives up after the adapter's timeout with -ETIMEDOUT, leaves
- * the queue running and taking nothing new, and succeeds once the backend
- * goes on; no request is lost.
+ * A backend working slowly through what it took (a throttled daemon: every
+ * request waits its turn): a queue stop gives up after the adapter's
+ * timeout with -ETIMEDOUT, leaves the queue running and taking nothing new,
+ * and succeeds once the backend is through; no request is lost.
  */
-START_TEST(test_stop_times_out_on_a_stalled_backend)
+START_TEST(test_stop_times_out_on_a_slow_backend)
 {
-	struct runner r = { .n = scaled(4000), .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct runner r = { .n = scaled(120), .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct variant v = { .mode = SVQISO_VU_ISOLATED, .indirect = true,
 			     .event_idx = true, .timeout_ms = 300 };
 	struct svqiso_svq_stats st = { .sz = sizeof(st) };
 	struct svqiso_vu_info info = { .sz = sizeof(info) };
 	struct svqiso_vu_queue c;
-	uint64_t held = 0;
-	unsigned int i;
+	uint64_t taken;
+	unsigned int i, tries;
 	uint32_t base;
+	int rc;
 	pthread_t t;
 
 	fx_open(&v);
 	work_new(DEPTH);
 	F.ticks = 1;
 	ck_assert_int_eq(pthread_create(&t, NULL, run_thread, &r), 0);
-	nanosleep(&(struct timespec){ 0, 100000000 }, NULL);
-	daemon_signal(SIGSTOP);
-	/* Let the relay hand the frozen daemon what the guest has posted
-	 * (bounded: a loaded machine may take a while to run them). */
+	/* Let the guest fill its queues: the daemon takes everything and
+	 * works through it at THROTTLE_IOPS. */
 	for (i = 0; i < 200; i++) {
 		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
 		ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, 0, &st), 0);
-		held = st.requests - st.completions;
-		if (i >= 4 && held)
+		if (i >= 10 && st.requests - st.completions >= DEPTH / 2)
 			break;
 	}
-	ck_assert_uint_gt(held, 0);
+	ck_assert_uint_ge(st.requests - st.completions, DEPTH / 2);
 
-	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, 0, &base), -ETIMEDOUT);
+	rc = svqiso_vu_queue_stop(F.vu, 0, &base);
+	ck_assert_int_eq(rc, -ETIMEDOUT);
 	ck_assert_ptr_nonnull(strstr(F.logbuf, "still in flight"));
 	ck_assert_int_eq(svqiso_vu_get_info(F.vu, &info), 0);
 	ck_assert_uint_eq(info.running, NQ);	/* still running */
+	/* Paused: it takes nothing new now, and gave nothing back. */
 	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, 0, &st), 0);
-	/* Nothing dropped; the guest may have posted more before the stop. */
-	ck_assert_uint_ge(st.requests - st.completions, held);
-	/* Paused: it takes nothing new now. */
-	held = st.requests - st.completions;
+	taken = st.requests;
+	ck_assert_uint_eq(st.given_back, 0);
 	nanosleep(&(struct timespec){ 0, 50000000 }, NULL);
 	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, 0, &st), 0);
-	ck_assert_uint_eq(st.requests - st.completions, held);
+	ck_assert_uint_eq(st.requests, taken);
 
-	daemon_signal(SIGCONT);
-	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, 0, &base), 0);
+	for (tries = 1; rc == -ETIMEDOUT && tries < 100; tries++)
+		rc = svqiso_vu_queue_stop(F.vu, 0, &base);
+	ck_assert_int_eq(rc, 0);
+	fprintf(stderr, "# stopped at the %u-th call\n", tries);
+	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, 0, &st), 0);
+	ck_assert_uint_eq(st.requests, st.completions + st.given_back);
 	queue_cfg(0, base, &c);
 	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), 0);
 	pthread_join(t, NULL);
@@ -776,6 +792,62 @@ START_TEST(test_stop_times_out_on_a_stalled_backend)
 	check_result(&r.res, r.n);
 	stop_all();
 	check_image();
+	fx_close();
+}
+END_TEST
+
+/*
+ * A backend that answers nothing (stopped with SIGSTOP) while requests it
+ * never took wait on the shadow ring: they look like posted buffers, so
+ * the stop asks for the backend's base, gets no answer within the timeout
+ * and reports the backend gone (-ECONNRESET), in bounded time, with the
+ * queue stopped and the session closed.
+ */
+START_TEST(test_stop_of_a_frozen_backend_is_bounded)
+{
+	struct variant v = { .mode = SVQISO_VU_ISOLATED, .indirect = true,
+			     .event_idx = true, .timeout_ms = 300 };
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	struct svqiso_vu_info info = { .sz = sizeof(info) };
+	struct svqiso_vu_queue c;
+	struct blkq_seg seg;
+	struct blkq_req req;
+	struct timespec t0, t1;
+	unsigned int i;
+	uint32_t base;
+	double ms;
+
+	fx_open(&v);
+	daemon_signal(SIGSTOP);
+	for (i = 0; i < 4; i++) {
+		seg = (struct blkq_seg){ .gpa = gmem_alloc(F.gm, 4096, 4096),
+					 .len = 4096 };
+		ck_assert_uint_ne(seg.gpa, 0);
+		req = (struct blkq_req){ .type = VIRTIO_BLK_T_IN, .sector = i * 8,
+					 .seg = &seg, .nseg = 1 };
+		ck_assert_int_eq(blkq_submit(F.q[0], &req), 0);
+	}
+	for (i = 0; i < 200; i++) {
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+		ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, 0, &st), 0);
+		if (st.requests == 4)
+			break;
+	}
+	ck_assert_uint_eq(st.requests, 4);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, 0, &base), -ECONNRESET);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	fprintf(stderr, "# a frozen backend's stop took %.0f ms\n", ms);
+	ck_assert_double_lt(ms, 2000);
+	ck_assert_ptr_nonnull(strstr(F.logbuf, "stopped answering"));
+	ck_assert_int_eq(svqiso_vu_get_info(F.vu, &info), 0);
+	ck_assert_uint_eq(info.running, NQ - 1);
+	/* What it never answered for is counted as taken. */
+	ck_assert_uint_eq(base, blkq_fresh_base(F.q[0]) + 4);
+	queue_cfg(0, base, &c);
+	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), -ENOTCONN);
+	daemon_signal(SIGCONT);
 	fx_close();
 }
 END_TEST
@@ -1481,7 +1553,8 @@ END_TEST
 static int planned;
 static bool tc_selected;
 
-static TCase *vu_tcase(Suite *s, const char *name, double timeout)
+static TCase *vu_tcase_with(Suite *s, const char *name, double timeout,
+			    void (*setup)(void))
 {
 	const char *suite = getenv("CK_RUN_SUITE"), *tcase = getenv("CK_RUN_CASE");
 	TCase *tc = tcase_create(name);
@@ -1489,10 +1562,15 @@ static TCase *vu_tcase(Suite *s, const char *name, double timeout)
 	tc_selected = (!suite || !strcmp(suite, "vu")) &&
 		      (!tcase || !strcmp(tcase, name)) &&
 		      !getenv("CK_INCLUDE_TAGS");
-	tcase_add_unchecked_fixture(tc, daemon_setup, daemon_teardown);
+	tcase_add_unchecked_fixture(tc, setup, daemon_teardown);
 	tcase_set_timeout(tc, timeout);
 	suite_add_tcase(s, tc);
 	return tc;
+}
+
+static TCase *vu_tcase(Suite *s, const char *name, double timeout)
+{
+	return vu_tcase_with(s, name, timeout, daemon_setup);
 }
 
 #define vu_add_loop_test(tc, tf, s, e) do {				\
@@ -1511,7 +1589,8 @@ static Suite *vu_suite(void)
 
 	tc = vu_tcase(s, "stop-restart", 600);
 	vu_add_loop_test(tc, test_stop_restart_loses_nothing, 0, 2);
-	vu_add_test(tc, test_stop_times_out_on_a_stalled_backend);
+	tc = vu_tcase_with(s, "stop-slow", 300, daemon_setup_throttled);
+	vu_add_test(tc, test_stop_times_out_on_a_slow_backend);
 
 	tc = vu_tcase(s, "direct", 300);
 	vu_add_test(tc, test_direct_mode_shares_guest_ram);
@@ -1537,6 +1616,8 @@ static Suite *vu_suite(void)
 	vu_add_test(tc, test_backend_death_is_bounded);
 	tc = vu_tcase(s, "backend-death-external", 60);
 	vu_add_test(tc, test_external_backend_death_is_bounded);
+	tc = vu_tcase(s, "backend-frozen", 60);
+	vu_add_test(tc, test_stop_of_a_frozen_backend_is_bounded);
 	return s;
 }
 
