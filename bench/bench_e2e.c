@@ -343,7 +343,7 @@ static int sess_close(struct sess *s)
 		st.sz = sizeof(st);
 		err = svqiso_vu_get_queue_stats(s->vu, i, &st);
 		blkq_get_stats(s->q[i], &gs);
-		if (err || st.requests != st.completions || st.errors ||
+		if (err || st.requests != st.completions + st.given_back || st.errors ||
 		    st.completions != gs.completed) {
 			fprintf(stderr, "bench_e2e: queue %u counters: %s, %" PRIu64
 				" relayed, %" PRIu64 " completed, %" PRIu64
