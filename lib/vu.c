@@ -1093,10 +1093,17 @@ int svqiso_vu_reset(struct svqiso_vu *vu)
 
 		if (q->state == VU_Q_IDLE)
 			continue;
-		/* Reset drops what the backend holds past the timeout; its
-		 * ring is stopped already. */
-		if (svqiso_vu_queue_stop(vu, i, &base) == -ETIMEDOUT)
-			q->state = VU_Q_IDLE;
+		/* Reset drops what the backend holds past the timeout. */
+		if (svqiso_vu_queue_stop(vu, i, &base) != -ETIMEDOUT)
+			continue;
+		relay_pause(vu);
+		if (q->state == VU_Q_RUNNING) {
+			/* Its ring was not stopped yet. */
+			svq_fe_vring_enable(vu->fe, i, false);
+			svq_fe_vring_stop(vu->fe, i, &base);
+		}
+		q->state = VU_Q_IDLE;
+		relay_resume(vu);
 	}
 	relay_pause(vu);
 	for (i = 0; i < vu->nq; i++) {

@@ -811,6 +811,51 @@ START_TEST(test_stop_times_out_on_a_slow_backend)
 END_TEST
 
 /*
+ * A device reset while the slow backend holds requests: every queue ends
+ * up stopped within the timeouts, its ring stopped at the backend too, and
+ * what the backend held is dropped (the guest's workload times out).
+ */
+START_TEST(test_reset_drops_what_a_slow_backend_holds)
+{
+	struct runner r = { .n = scaled(120), .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct variant v = { .mode = SVQISO_VU_ISOLATED, .indirect = true,
+			     .event_idx = true, .timeout_ms = 300 };
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	struct svqiso_vu_info info = { .sz = sizeof(info) };
+	struct timespec t0, t1;
+	unsigned int i;
+	pthread_t t;
+	double ms;
+
+	fx_open(&v);
+	F.work_timeout_ms = 1000;
+	work_new(DEPTH);
+	F.ticks = 1;
+	ck_assert_int_eq(pthread_create(&t, NULL, run_thread, &r), 0);
+	for (i = 0; i < 200; i++) {
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+		ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, 0, &st), 0);
+		if (i >= 10 && st.requests - st.completions >= DEPTH / 2)
+			break;
+	}
+	ck_assert_uint_ge(st.requests - st.completions, DEPTH / 2);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(svqiso_vu_reset(F.vu), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	fprintf(stderr, "# reset with a slow backend took %.0f ms\n", ms);
+	/* Each queue: at most the timeout before and after its base. */
+	ck_assert_double_lt(ms, NQ * 2 * 300 + 1000);
+	ck_assert_int_eq(svqiso_vu_get_info(F.vu, &info), 0);
+	ck_assert_uint_eq(info.running, 0);
+	ck_assert_uint_eq(info.acked_features, 0);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(r.rc, -ETIMEDOUT);
+	fx_close();
+}
+END_TEST
+
+/*
  * A backend that answers nothing (stopped with SIGSTOP) while requests it
  * never took wait on the shadow ring: they look like posted buffers, so
  * the stop asks for the backend's base, gets no answer within the timeout
@@ -1605,6 +1650,8 @@ static Suite *vu_suite(void)
 	vu_add_loop_test(tc, test_stop_restart_loses_nothing, 0, 2);
 	tc = vu_tcase_with(s, "stop-slow", 300, daemon_setup_throttled);
 	vu_add_test(tc, test_stop_times_out_on_a_slow_backend);
+	/* Last: the daemon may give up on what it held. */
+	vu_add_test(tc, test_reset_drops_what_a_slow_backend_holds);
 
 	tc = vu_tcase(s, "direct", 300);
 	vu_add_test(tc, test_direct_mode_shares_guest_ram);
