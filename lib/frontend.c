@@ -83,8 +83,12 @@ static int fe_kill(struct svq_fe *fe, uint32_t request, int rc)
 	svq_log(fe->log, fe->log_ctx, SVQISO_LOG_ERR,
 		"vhost-user: request %u failed (%s): session closed",
 		request, strerror(-rc));
-	if (fe->sock >= 0)
+	if (fe->sock >= 0) {
+		/* Ended for every holder of the socket (an adapter may keep a
+		 * duplicate to watch it), so the backend sees it end too. */
+		shutdown(fe->sock, SHUT_RDWR);
 		close(fe->sock);
+	}
 	fe->sock = -1;
 	return rc;
 }

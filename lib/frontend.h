@@ -125,7 +125,9 @@ unsigned int svq_fe_nr_regions(const struct svq_fe *fe);
 
 /*
  * svq_fe_fd() - the session's socket, to poll for the backend hanging up
- * (never to read or write); -1 once the session is dead.
+ * (never to read or write); -1 once the session is dead. A session that
+ * dies shuts the socket down first, so a duplicate of it reports the end
+ * (POLLHUP) as a hang-up does.
  */
 int svq_fe_fd(const struct svq_fe *fe);
 

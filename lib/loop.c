@@ -9,25 +9,30 @@
  * eventfd once per queue. Everything is sized at new(): nothing is allocated
  * while relaying.
  */
+#define _GNU_SOURCE	/* POLLRDHUP */
 #include <stdlib.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 
 #include "loop_priv.h"
 
 #if defined(__LP64__)
-_Static_assert(sizeof(struct svqiso_loop_opts) == 40, "svqiso_loop_opts is append-only");
+_Static_assert(sizeof(struct svqiso_loop_opts) == 64, "svqiso_loop_opts is append-only");
 _Static_assert(sizeof(struct svqiso_loop_queue) == 32, "svqiso_loop_queue is append-only");
 #endif
 
 #define DEFAULT_MAX_QUEUES	64
 #define MAX_QUEUES		4096	/* keeps the io_uring SQ within limits */
 
-/* epoll data: queue index << 1 | 1 for the backend call fd; or EP_STOP. */
+/* epoll data: queue index << 1 | 1 for the backend call fd; or EP_STOP,
+ * EP_WATCH. */
 #define EP_STOP			UINT64_MAX
+#define EP_WATCH		(UINT64_MAX - 1)
 #define EP_DATA(i, call)	(((uint64_t)(i) << 1) | (call))
 
 static const uint64_t one = 1;
@@ -188,6 +193,52 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* ---- The hang-up watch ---- */
+
+void svq_loop_watch_event(struct svqiso_loop *loop, int res)
+{
+	if (res == -ECANCELED || res == -EINTR || res == 0)
+		return;		/* nothing happened: it is watched again */
+	if (res < 0) {
+		loop->watch_failed = true;
+		svq_log(loop->log, loop->log_ctx, SVQISO_LOG_ERR,
+			"loop: cannot watch fd %d for a hang-up: %s",
+			loop->watch_fd, strerror(-res));
+		return;
+	}
+	if (res & (POLLRDHUP | POLLHUP | POLLERR)) {
+		loop->hung_up = true;
+		svq_log(loop->log, loop->log_ctx, SVQISO_LOG_DEBUG,
+			"loop: fd %d hung up (%#x): relaying stops",
+			loop->watch_fd, (unsigned int)res);
+	}
+}
+
+void svq_loop_watch_poll(struct svqiso_loop *loop, uint64_t now)
+{
+	struct pollfd p;
+
+	if (!svq_loop_watching(loop) ||
+	    now - loop->watch_polled < SVQ_LOOP_WATCH_POLL_NS)
+		return;
+	loop->watch_polled = now;
+	p = (struct pollfd){ .fd = loop->watch_fd, .events = POLLRDHUP };
+	if (poll(&p, 1, 0) < 0)
+		svq_loop_watch_event(loop, errno == EAGAIN ? -EINTR : -errno);
+	else
+		svq_loop_watch_event(loop, p.revents & POLLNVAL ? -EBADF :
+				     (int)p.revents);
+}
+
+/* A socket or a pipe: what poll() reports a hang-up on. */
+static bool watchable(int fd)
+{
+	struct stat st;
+
+	return fd >= 0 && !fstat(fd, &st) &&
+	       (S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode));
+}
+
 /* signal_fds() for a spin or busy polling. */
 static void fd_signal(struct svqiso_loop *loop, struct svq_loop_q *q, int mask,
 		      void *ctx)
@@ -266,14 +317,20 @@ void svq_loop_spin(struct svqiso_loop *loop, svq_loop_signal_fn signal,
 	loop->ctr.spin_rounds++;
 	spin_notify(loop, true);
 	idle_since = now_ns();
-	while (!svq_loop_stopping(loop)) {
-		if (poll_pass(loop, signal, ctx))
-			idle_since = now_ns();
-		else if (!any_in_flight(loop) ||
-			 now_ns() - idle_since >= loop->spin_ns)
+	while (!svq_loop_stopping(loop) && !loop->hung_up) {
+		bool progress = poll_pass(loop, signal, ctx);
+		uint64_t now;
+
+		if (!progress && !any_in_flight(loop))
+			break;
+		now = now_ns();
+		if (progress)
+			idle_since = now;
+		else if (now - idle_since >= loop->spin_ns)
 			break;
 		else
 			cpu_relax();
+		svq_loop_watch_poll(loop, now);
 	}
 	spin_notify(loop, false);
 	/* Also the queues that broke while spinning: the service pass after
@@ -284,11 +341,17 @@ void svq_loop_spin(struct svqiso_loop *loop, svq_loop_signal_fn signal,
 
 /* ---- epoll backend ---- */
 
-static int ep_ctl(struct svqiso_loop *loop, int op, int fd, uint64_t data)
+static int ep_ctl_events(struct svqiso_loop *loop, int op, int fd,
+			 uint32_t events, uint64_t data)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = data };
+	struct epoll_event ev = { .events = events, .data.u64 = data };
 
 	return epoll_ctl(loop->epfd, op, fd, &ev) ? -errno : 0;
+}
+
+static int ep_ctl(struct svqiso_loop *loop, int op, int fd, uint64_t data)
+{
+	return ep_ctl_events(loop, op, fd, EPOLLIN, data);
 }
 
 /* Register or drop one fd so that *@registered becomes @want. */
@@ -327,7 +390,7 @@ static int ep_sync(struct svqiso_loop *loop, struct svq_loop_q *q)
 static int epoll_run(struct svqiso_loop *loop)
 {
 	struct epoll_event *ev = loop->ep_events;
-	int maxev = (int)(2 * loop->max_queues + 1);
+	int maxev = (int)(2 * loop->max_queues + 2);
 	bool spun = false;
 	uint32_t i, k;
 	int n, j, ret;
@@ -363,6 +426,15 @@ static int epoll_run(struct svqiso_loop *loop)
 				drain_stop(loop);
 				continue;
 			}
+			if (d == EP_WATCH) {
+				svq_loop_watch_event(loop, (int)ev[j].events);
+				/* Level-triggered: a hang-up stays ready. */
+				if (!svq_loop_watching(loop) && loop->ep_watch) {
+					ep_ctl(loop, EPOLL_CTL_DEL, loop->watch_fd, 0);
+					loop->ep_watch = false;
+				}
+				continue;
+			}
 			i = (uint32_t)(d >> 1);
 			q = &loop->q[i];
 			ret = read_fd(loop, call ? q->backend_call_fd : q->guest_kick_fd);
@@ -372,6 +444,8 @@ static int epoll_run(struct svqiso_loop *loop)
 			svq_loop_touch(loop, i, call ? SVQ_LOOP_EV_CALL : SVQ_LOOP_EV_KICK);
 		}
 service:
+		if (loop->hung_up)
+			break;
 		for (k = 0; k < loop->nr_touched; k++) {
 			struct svq_loop_q *q = &loop->q[loop->touched[k]];
 
@@ -396,12 +470,21 @@ service:
 
 /* ---- busy polling ---- */
 
+/* Passes between two looks at the clock for the watch: a few microseconds
+ * idle, and bounded work each under load. */
+#define BUSY_WATCH_PASSES	64
+
 static int busy_run(struct svqiso_loop *loop)
 {
+	unsigned int n = 0;
+
 	spin_notify(loop, true);
-	while (!svq_loop_stopping(loop))
+	while (!svq_loop_stopping(loop) && !loop->hung_up) {
 		if (!poll_pass(loop, fd_signal, NULL))
 			cpu_relax();
+		if (svq_loop_watching(loop) && ++n % BUSY_WATCH_PASSES == 0)
+			svq_loop_watch_poll(loop, now_ns());
+	}
 	spin_notify(loop, false);
 	return 0;
 }
@@ -411,9 +494,10 @@ static int busy_run(struct svqiso_loop *loop)
 int svqiso_loop_new(const struct svqiso_loop_opts *opts, struct svqiso_loop **out)
 {
 	struct svqiso_loop *loop;
+	svqiso_loop_hangup_fn hangup;
 	uint8_t mode;
 	uint32_t maxq;
-	int err;
+	int err, watch_fd = -1;
 
 	if (!out || !SVQ_OPTS_OK(svqiso_loop_opts, opts))
 		return -EINVAL;
@@ -421,6 +505,12 @@ int svqiso_loop_new(const struct svqiso_loop_opts *opts, struct svqiso_loop **ou
 	maxq = SVQ_OPTS_GET(opts, max_queues, 0);
 	if (mode > SVQISO_LOOP_BUSY_POLL || maxq > MAX_QUEUES)
 		return -EINVAL;
+	hangup = SVQ_OPTS_GET(opts, hangup, NULL);
+	if (hangup) {
+		watch_fd = SVQ_OPTS_GET(opts, hangup_fd, -1);
+		if (!watchable(watch_fd))
+			return -EINVAL;
+	}
 	if (!maxq)
 		maxq = DEFAULT_MAX_QUEUES;
 
@@ -429,6 +519,9 @@ int svqiso_loop_new(const struct svqiso_loop_opts *opts, struct svqiso_loop **ou
 		return -ENOMEM;
 	loop->stop_fd = -1;
 	loop->epfd = -1;
+	loop->watch_fd = watch_fd;
+	loop->hangup = hangup;
+	loop->hangup_ctx = SVQ_OPTS_GET(opts, hangup_ctx, NULL);
 	loop->max_queues = maxq;
 	loop->log = SVQ_OPTS_GET(opts, log, NULL);
 	loop->log_ctx = SVQ_OPTS_GET(opts, log_ctx, NULL);
@@ -463,7 +556,7 @@ int svqiso_loop_new(const struct svqiso_loop_opts *opts, struct svqiso_loop **ou
 			err = -errno;
 			goto fail;
 		}
-		loop->ep_events = calloc(2 * (size_t)maxq + 1, sizeof(struct epoll_event));
+		loop->ep_events = calloc(2 * (size_t)maxq + 2, sizeof(struct epoll_event));
 		if (!loop->ep_events) {
 			err = -ENOMEM;
 			goto fail;
@@ -471,6 +564,14 @@ int svqiso_loop_new(const struct svqiso_loop_opts *opts, struct svqiso_loop **ou
 		err = ep_ctl(loop, EPOLL_CTL_ADD, loop->stop_fd, EP_STOP);
 		if (err)
 			goto fail;
+		if (watch_fd >= 0) {
+			/* Not EPOLLIN: the peer's messages are not ours. */
+			err = ep_ctl_events(loop, EPOLL_CTL_ADD, watch_fd,
+					    EPOLLRDHUP, EP_WATCH);
+			if (err)
+				goto fail;
+			loop->ep_watch = true;
+		}
 	}
 	loop->mode = mode;
 	svq_log(loop->log, loop->log_ctx, SVQISO_LOG_DEBUG, "loop: %s, up to %u queues",
@@ -579,6 +680,19 @@ static void revive(struct svqiso_loop *loop)
 	}
 }
 
+/* Relay in the loop's mode until a stop or a hang-up. */
+static int relay(struct svqiso_loop *loop)
+{
+	revive(loop);
+	switch (loop->mode) {
+	case SVQISO_LOOP_URING:
+		return svq_uring_run(loop);
+	case SVQISO_LOOP_EPOLL:
+		return epoll_run(loop);
+	}
+	return busy_run(loop);
+}
+
 int svqiso_loop_run(struct svqiso_loop *loop)
 {
 	int ret;
@@ -587,19 +701,15 @@ int svqiso_loop_run(struct svqiso_loop *loop)
 		return -EINVAL;
 	if (__atomic_exchange_n(&loop->running, true, __ATOMIC_ACQ_REL))
 		return -EBUSY;
-	revive(loop);
-	switch (loop->mode) {
-	case SVQISO_LOOP_URING:
-		ret = svq_uring_run(loop);
-		break;
-	case SVQISO_LOOP_EPOLL:
-		ret = epoll_run(loop);
-		break;
-	default:
-		ret = busy_run(loop);
-		break;
-	}
-	if (!ret) {
+	/* A loop whose peer hung up has nothing left to relay to. */
+	ret = loop->hung_up ? 0 : relay(loop);
+	if (loop->hung_up) {
+		ret = -ECONNRESET;
+		if (!loop->hangup_called) {
+			loop->hangup_called = true;
+			loop->hangup(loop->hangup_ctx);
+		}
+	} else if (!ret) {
 		/* The stop is consumed; one that comes later is for the next run. */
 		__atomic_store_n(&loop->stop, false, __ATOMIC_RELAXED);
 		drain_stop(loop);

@@ -74,7 +74,36 @@ struct svqiso_loop {
 	void *log_ctx;
 	uint64_t spin_ns;		/* 0: sleep at once after a wake-up */
 	struct svq_loop_counters ctr;
+	/* Hang-up watch (loop.h): only the run() thread touches these. */
+	int watch_fd;			/* -1: none */
+	svqiso_loop_hangup_fn hangup;
+	void *hangup_ctx;
+	bool watch_failed;		/* could not be watched: logged, off */
+	bool hung_up;			/* seen: relay nothing more */
+	bool hangup_called;
+	bool ep_watch;			/* epoll backend: registered */
+	uint64_t watch_polled;		/* now_ns() of the last poll() of it */
 };
+
+/* Whether the hang-up watch is on: set, not fired, not failed. */
+static inline bool svq_loop_watching(const struct svqiso_loop *loop)
+{
+	return loop->watch_fd >= 0 && !loop->hung_up && !loop->watch_failed;
+}
+
+/*
+ * svq_loop_watch_event() - what a wait on the watch reported: @res > 0 a
+ * poll mask (a hang-up bit marks the loop hung up), 0 nothing (re-arm),
+ * -errno a failure (logged; the watch is off).
+ */
+void svq_loop_watch_event(struct svqiso_loop *loop, int res);
+
+/*
+ * svq_loop_watch_poll() - spinning and busy polling, where no wait sees the
+ * watch: poll() it if the last look was SVQ_LOOP_WATCH_POLL_NS before @now.
+ */
+#define SVQ_LOOP_WATCH_POLL_NS	100000000ull
+void svq_loop_watch_poll(struct svqiso_loop *loop, uint64_t now);
 
 static inline bool svq_loop_stopping(const struct svqiso_loop *loop)
 {
@@ -107,8 +136,9 @@ bool svq_loop_should_spin(const struct svqiso_loop *loop);
 
 /*
  * svq_loop_spin() - poll every live queue's rings, notifications off, until
- * spin_ns pass without progress or nothing is in flight (see spin_ns in
- * loop.h); @signal writes what each pass asks for at once. On return the
+ * spin_ns pass without progress, nothing is in flight (see spin_ns in
+ * loop.h) or the watch sees a hang-up; @signal writes what each pass asks
+ * for at once. On return the
  * notifications are back on and every queue is touched: the caller services
  * them once more (which closes the race with a peer that saw them off), and
  * then sleeps. Writes the caller has queued must be out before the call.

@@ -5,11 +5,13 @@
  * iteration reaps what completed, runs the handlers, queues the eventfd
  * writes they asked for and the reads that re-arm, and hands all of it to
  * the kernel in the same io_uring_submit_and_wait(). Under load that is one
- * syscall per batch of requests, not one per request.
+ * syscall per batch of requests, not one per request. The hang-up watch is
+ * one poll, armed once, that completes only when the peer goes.
  *
  * Built without liburing (meson -During=disabled), svq_uring_new() fails
  * with -ENOSYS and SVQISO_LOOP_AUTO picks epoll.
  */
+#define _GNU_SOURCE	/* POLLRDHUP */
 #include "loop_priv.h"
 
 #ifdef SVQ_HAVE_URING
@@ -29,6 +31,7 @@ enum uring_op {
 	OP_WRITE_BACKEND,	/* backend kick fd */
 	OP_WRITE_GUEST,		/* guest call fd */
 	OP_CANCEL,
+	OP_WATCH,		/* the hang-up watch */
 };
 
 #define UD(i, op)	(((uint64_t)(i) << 8) | (op))
@@ -45,6 +48,7 @@ struct svq_uring {
 	unsigned int write_flags;	/* IOSQE_CQE_SKIP_SUCCESS if the kernel has it */
 	bool stop_armed, stop_poll;
 	uint64_t stop_buf;
+	bool watch_armed;
 };
 
 /* What one watched fd's read needs: both of a queue's reads share the code. */
@@ -173,6 +177,19 @@ static void arm_stop(struct svqiso_loop *loop, struct svq_uring *u)
 	arm_read(loop, u, 0, &s);
 }
 
+static void arm_watch(struct svqiso_loop *loop, struct svq_uring *u)
+{
+	struct io_uring_sqe *sqe;
+
+	reserve(u, 1);
+	sqe = sqe_get(u);
+	/* One shot, asleep until the peer goes (POLLHUP and POLLERR come
+	 * unasked); never POLLIN: the peer's messages are not the loop's. */
+	io_uring_prep_poll_add(sqe, loop->watch_fd, POLLRDHUP);
+	io_uring_sqe_set_data64(sqe, UD(0, OP_WATCH));
+	u->watch_armed = true;
+}
+
 static void queue_write(struct svqiso_loop *loop, struct svq_uring *u,
 			uint32_t i, int fd, unsigned int op)
 {
@@ -231,6 +248,10 @@ static void complete(struct svqiso_loop *loop, struct svq_uring *u,
 		u->stop_armed = false;
 		if (res == -EAGAIN)
 			u->stop_poll = true;
+		break;
+	case OP_WATCH:
+		u->watch_armed = false;
+		svq_loop_watch_event(loop, res);
 		break;
 	case OP_WRITE_BACKEND:
 	case OP_WRITE_GUEST:
@@ -293,6 +314,8 @@ int svq_uring_run(struct svqiso_loop *loop)
 	while (!svq_loop_stopping(loop)) {
 		if (!u->stop_armed)
 			arm_stop(loop, u);
+		if (svq_loop_watching(loop) && !u->watch_armed)
+			arm_watch(loop, u);
 		if (!spun) {
 			/* Writes and re-arms of the last iteration go in
 			 * with the wait. */
@@ -310,6 +333,8 @@ int svq_uring_run(struct svqiso_loop *loop)
 			 * reaping. */
 			reap(loop, u);
 		}
+		if (loop->hung_up)
+			break;		/* nothing more to relay to */
 		for (k = 0; k < loop->nr_touched; k++) {
 			struct svq_loop_q *q;
 

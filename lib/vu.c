@@ -16,6 +16,14 @@
  * With SVQISO_VU_F_EXTERNAL_LOOP there is no thread: relay_pause() and
  * relay_resume() do nothing, and the VMM's thread runs the same handlers
  * through svqiso_vu_queue_kick() and svqiso_vu_queue_process().
+ *
+ * A backend that hangs up is noticed on a duplicate of the session socket
+ * that lives as long as the adapter (session_fd): the relay's loop watches
+ * it, or the VMM polls it and calls svqiso_vu_session_check(). Either way
+ * note_hangup() runs once, where no handler runs concurrently on a queue
+ * whose svq it reads: it records each running queue's requests in flight
+ * in the adapter (the svqs are left alone, since their owner may be
+ * another thread), and the queues relay nothing more.
  */
 #define _GNU_SOURCE	/* POLLRDHUP */
 #include <fcntl.h>
@@ -34,7 +42,7 @@
 #include "vhost_user.h"
 
 #if defined(__LP64__)
-_Static_assert(sizeof(struct svqiso_vu_opts) == 88, "svqiso_vu_opts is append-only");
+_Static_assert(sizeof(struct svqiso_vu_opts) == 104, "svqiso_vu_opts is append-only");
 #endif
 
 /* Transport bits (VIRTIO 1.2, 6) and the guest-side policy. */
@@ -69,6 +77,12 @@ struct vu_queue {
 	uint32_t gfeat, sfeat;		/* ring features q->svq was made with */
 	bool stale;			/* q->svq's guest ring is gone: replace it */
 	char name[16];			/* for the svq's log lines */
+	/* The backend hung up while the queue ran: @hup (__atomic, release)
+	 * publishes @hup_reason, written once before it. */
+	bool hup;
+	char hup_reason[64];
+	unsigned int seen_in_flight;	/* __atomic; external loop: after
+					 * the last kick or process */
 };
 
 struct svqiso_vu {
@@ -101,11 +115,100 @@ struct svqiso_vu {
 
 	struct svqiso_loop *loop;	/* non-NULL while the relay runs */
 	pthread_t thread;
+
+	int session_fd;			/* the session socket, duplicated:
+					 * watched, never read or written */
+	svqiso_vu_hangup_fn hangup;
+	void *hangup_ctx;
+	bool hup;			/* __atomic: note_hangup() ran */
 };
 
 static bool external_loop(const struct svqiso_vu *vu)
 {
 	return vu->flags & SVQISO_VU_F_EXTERNAL_LOOP;
+}
+
+/* ---- backend hang-up ---- */
+
+static bool hung_up(const struct svqiso_vu *vu)
+{
+	return __atomic_load_n(&vu->hup, __ATOMIC_ACQUIRE);
+}
+
+static bool queue_hung_up(const struct vu_queue *q)
+{
+	return __atomic_load_n(&q->hup, __ATOMIC_ACQUIRE);
+}
+
+/* After a handler on the VMM's thread: what the queue holds, for a hang-up
+ * noticed on another thread. No system call. Return: @rc. */
+static int external_seen(struct vu_queue *q, int rc)
+{
+	__atomic_store_n(&q->seen_in_flight, svqiso_svq_in_flight(q->svq),
+			 __ATOMIC_RELAXED);
+	return rc;
+}
+
+/* Whether the session socket reports the backend gone; never blocks. */
+static bool session_gone(const struct svqiso_vu *vu)
+{
+	struct pollfd p = { .fd = vu->session_fd, .events = POLLRDHUP };
+
+	return poll(&p, 1, 0) == 1 &&
+	       (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/*
+ * The backend hung up: mark every running queue with what it held, then
+ * tell the VMM. Once per adapter. Called where no handler runs on a svq it
+ * reads: the relay thread at the end of its loop, a paused relay, or (the
+ * external loop, whose svqs may be busy on other threads) without reading
+ * them at all.
+ */
+static void note_hangup(struct svqiso_vu *vu)
+{
+	unsigned int i, n, running = 0, held = 0;
+
+	for (i = 0; i < vu->nq; i++) {
+		struct vu_queue *q = &vu->q[i];
+
+		if (q->state == VU_Q_IDLE)
+			continue;
+		running++;
+		if (vu->mode == SVQISO_VU_DIRECT) {
+			snprintf(q->hup_reason, sizeof(q->hup_reason),
+				 "backend hung up (direct mode: requests in "
+				 "flight unknown)");
+		} else {
+			/* A stopping queue's svq is touched only by the stop,
+			 * which runs alone. */
+			n = external_loop(vu) && q->state == VU_Q_RUNNING ?
+			    __atomic_load_n(&q->seen_in_flight, __ATOMIC_RELAXED) :
+			    svqiso_svq_in_flight(q->svq);
+			held += n;
+			snprintf(q->hup_reason, sizeof(q->hup_reason),
+				 "backend hung up with %u requests in flight", n);
+		}
+		/* Pairs with the acquire load in queue_hung_up(). */
+		__atomic_store_n(&q->hup, true, __ATOMIC_RELEASE);
+	}
+	if (vu->mode == SVQISO_VU_DIRECT)
+		svq_log(vu->log, vu->log_ctx, SVQISO_LOG_ERR,
+			"vu: the backend hung up with %u queues running "
+			"(direct mode: what they held is unknown)", running);
+	else
+		svq_log(vu->log, vu->log_ctx, SVQISO_LOG_ERR,
+			"vu: the backend hung up; %u requests in flight on %u "
+			"running queues are lost with it", held, running);
+	__atomic_store_n(&vu->hup, true, __ATOMIC_RELEASE);
+	if (vu->hangup)
+		vu->hangup(vu->hangup_ctx);
+}
+
+/* The relay's loop saw the hang-up; it has stopped relaying. */
+static void relay_hangup(void *ctx)
+{
+	note_hangup(ctx);
 }
 
 /* ---- relay thread ---- */
@@ -120,7 +223,8 @@ static void *relay_main(void *arg)
 	if (vu->relay_start)
 		vu->relay_start(vu->relay_ctx);
 	rc = svqiso_loop_run(vu->loop);
-	if (rc)
+	/* -ECONNRESET: the backend hung up, and relay_hangup() said so. */
+	if (rc && rc != -ECONNRESET)
 		svq_log(vu->log, vu->log_ctx, SVQISO_LOG_ERR,
 			"vu: relay loop failed: %s", strerror(-rc));
 	return NULL;
@@ -208,7 +312,8 @@ static int relay_resume(struct svqiso_vu *vu)
 {
 	SVQISO_OPTS(svqiso_loop_opts, lo, .mode = vu->loop_mode,
 		    .max_queues = vu->nq, .log = vu->log, .log_ctx = vu->log_ctx,
-		    .spin_ns = vu->spin_ns);
+		    .spin_ns = vu->spin_ns, .hangup_fd = vu->session_fd,
+		    .hangup = relay_hangup, .hangup_ctx = vu);
 	sigset_t all, old;
 	unsigned int i, n = 0;
 	int rc;
@@ -218,7 +323,10 @@ static int relay_resume(struct svqiso_vu *vu)
 	for (i = 0; i < vu->nq; i++) {
 		struct vu_queue *q = &vu->q[i];
 
-		if (q->state != VU_Q_RUNNING || svqiso_svq_is_broken(q->svq))
+		/* A queue whose backend hung up takes nothing more: what the
+		 * guest posts stays in its ring. */
+		if (q->state != VU_Q_RUNNING || queue_hung_up(q) ||
+		    svqiso_svq_is_broken(q->svq))
 			continue;
 		if (queue_poke(q, true))
 			continue;	/* logged by the svq */
@@ -238,7 +346,8 @@ static int relay_resume(struct svqiso_vu *vu)
 			    .backend_kick_fd = q->backend_kick,
 			    .backend_call_fd = q->backend_call);
 
-		if (q->state != VU_Q_RUNNING || svqiso_svq_is_broken(q->svq))
+		if (q->state != VU_Q_RUNNING || queue_hung_up(q) ||
+		    svqiso_svq_is_broken(q->svq))
 			continue;
 		rc = svqiso_loop_add(vu->loop, &lq);
 		if (rc)
@@ -341,6 +450,9 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 	vu->relay_ctx = SVQ_OPTS_GET(opts, relay_ctx, NULL);
 	vu->batch_bytes = SVQ_OPTS_GET(opts, batch_bytes, 0);
 	vu->spin_ns = SVQ_OPTS_GET(opts, spin_ns, 0);
+	vu->hangup = SVQ_OPTS_GET(opts, hangup, NULL);
+	vu->hangup_ctx = SVQ_OPTS_GET(opts, hangup_ctx, NULL);
+	vu->session_fd = -1;
 
 	fo.timeout_ms = vu->timeout_ms;
 	fo.log = vu->log;
@@ -351,6 +463,12 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 		rc = svq_fe_connect_fd(fd, &fo, &vu->fe);
 	if (rc)
 		goto err;
+	/* Ours for the adapter's life, whatever becomes of the session. */
+	vu->session_fd = fcntl(svq_fe_fd(vu->fe), F_DUPFD_CLOEXEC, 0);
+	if (vu->session_fd < 0) {
+		rc = -errno;
+		goto err;
+	}
 	if (vu->mode == SVQISO_VU_ISOLATED &&
 	    vu->shadow_layout == SVQISO_LAYOUT_PACKED &&
 	    !(svq_fe_offered_features(vu->fe) & VU_BIT(SVQ_FE_F_RING_PACKED))) {
@@ -418,6 +536,8 @@ void svqiso_vu_free(struct svqiso_vu *vu)
 	svqiso_iso_free(vu->iso);
 	svqiso_mem_free(vu->mem);
 	svq_fe_free(vu->fe);
+	if (vu->session_fd >= 0)
+		close(vu->session_fd);
 	free(vu);
 }
 
@@ -756,7 +876,7 @@ int svqiso_vu_queue_start(struct svqiso_vu *vu, unsigned int index,
 	/* What the guest posted while the queue was stopped: no kick for it
 	 * got through. A broken guest ring shows in the next kick's -EIO. */
 	if (ext)
-		queue_poke(q, true);
+		external_seen(q, queue_poke(q, true));
 out:
 	ret = relay_resume(vu);
 	if (!rc && ret) {
@@ -978,6 +1098,8 @@ static int external_queue(struct svqiso_vu *vu, unsigned int index,
 		return -ENOTSUP;
 	if (vu->q[index].state != VU_Q_RUNNING)
 		return -EINVAL;
+	if (queue_hung_up(&vu->q[index]))
+		return -EIO;
 	*q = &vu->q[index];
 	return 0;
 }
@@ -989,7 +1111,7 @@ int svqiso_vu_queue_kick(struct svqiso_vu *vu, unsigned int index)
 
 	if (rc)
 		return rc;
-	return queue_run(q, svqiso_svq_process_avail);
+	return external_seen(q, queue_run(q, svqiso_svq_process_avail));
 }
 
 int svqiso_vu_queue_process(struct svqiso_vu *vu, unsigned int index)
@@ -1005,15 +1127,46 @@ int svqiso_vu_queue_process(struct svqiso_vu *vu, unsigned int index)
 	 * resets a (non-semaphore) eventfd; EAGAIN: a spurious wake-up. */
 	n = read(q->backend_call, &v, sizeof(v));
 	(void)n;
-	return queue_run(q, svqiso_svq_process_used);
+	return external_seen(q, queue_run(q, svqiso_svq_process_used));
 }
 
 const char *svqiso_vu_queue_broken(const struct svqiso_vu *vu,
 				   unsigned int index)
 {
-	if (!vu || index >= vu->nq || !vu->q[index].svq)
+	const struct vu_queue *q;
+	const char *why = NULL;
+
+	if (!vu || index >= vu->nq)
 		return NULL;
-	return svqiso_svq_broken_reason(vu->q[index].svq);
+	q = &vu->q[index];
+	/* A queue broken before the hang-up keeps its first reason. */
+	if (q->svq)
+		why = svqiso_svq_broken_reason(q->svq);
+	if (!why && queue_hung_up(q))
+		why = q->hup_reason;
+	return why;
+}
+
+int svqiso_vu_session_fd(const struct svqiso_vu *vu)
+{
+	return vu ? vu->session_fd : -EINVAL;
+}
+
+int svqiso_vu_session_check(struct svqiso_vu *vu)
+{
+	if (!vu)
+		return -EINVAL;
+	if (hung_up(vu))
+		return 1;
+	if (!session_gone(vu))
+		return 0;
+	/* The relay's svqs are read with the relay paused; it may have seen
+	 * the hang-up itself meanwhile. */
+	relay_pause(vu);
+	if (!hung_up(vu))
+		note_hangup(vu);
+	relay_resume(vu);
+	return 1;
 }
 
 int svqiso_vu_get_queue_stats(const struct svqiso_vu *vu, unsigned int index,

@@ -28,6 +28,18 @@
  * progress; a backend that stops answering costs at most spin_ns once.
  * A spin of 0 (the default) sleeps at once.
  *
+ * Hang-up watch (hangup_fd, hangup): the loop also watches one fd for its
+ * peer hanging up (POLLRDHUP, POLLHUP or POLLERR; it is never read or
+ * written), typically the backend's vhost-user session socket: when that
+ * peer is gone no queue can progress. Then the loop relays nothing more:
+ * svqiso_loop_run() calls hangup once, on its own thread, with every queue
+ * as its last handler left it (no handler runs after the hang-up is seen),
+ * and returns -ECONNRESET, as every later run() does at once. The watch
+ * costs nothing per request: io_uring keeps one poll armed and epoll one
+ * registration, both asleep until the peer goes; busy polling and spinning
+ * (spin_ns) poll() it at most every 100 ms. So a hang-up is seen within
+ * about 100 ms in every mode.
+ *
  * Element mode: the loop only reads the backend call fd (guest_kick_fd is
  * -1), and svqiso_svq_submit() must be serialized with the loop thread. Call
  * it from the svq's complete callback (which runs on the loop thread) or
@@ -57,6 +69,19 @@ enum svqiso_loop_mode {
 	SVQISO_LOOP_BUSY_POLL = 3,	/* no notifications; spins */
 };
 
+/**
+ * svqiso_loop_hangup_fn - the peer of the loop's hangup_fd hung up.
+ * @ctx: the opts' hangup_ctx
+ *
+ * Called at most once per loop, by svqiso_loop_run() just before it returns
+ * -ECONNRESET. The svqs are idle and may be read (svqiso_svq_in_flight(),
+ * svqiso_svq_get_stats()).
+ *
+ * Context: the thread in svqiso_loop_run(); it may call svqiso_loop_stop()
+ * but no other svqiso_loop_* function.
+ */
+typedef void (*svqiso_loop_hangup_fn)(void *ctx);
+
 struct svqiso_loop_opts {
 	size_t sz;		/* = sizeof(struct svqiso_loop_opts) */
 	uint8_t mode;		/* enum svqiso_loop_mode */
@@ -67,8 +92,14 @@ struct svqiso_loop_opts {
 				 * poll the rings of queues with requests in
 				 * flight for up to this long without progress
 				 * before sleeping; 0: never (see below) */
+	int hangup_fd;		/* with @hangup: a socket or pipe to watch
+				 * for its peer hanging up; the caller's, open
+				 * until svqiso_loop_free() */
+	svqiso_loop_hangup_fn hangup;	/* NULL: no watch (hangup_fd is
+					 * not read) */
+	void *hangup_ctx;
 };
-#define svqiso_loop_opts__last_field spin_ns
+#define svqiso_loop_opts__last_field hangup_ctx
 
 /* struct svqiso_loop_queue - one svq and its four eventfds. */
 struct svqiso_loop_queue {
@@ -86,7 +117,8 @@ struct svqiso_loop;
 /**
  * svqiso_loop_new() - create a loop.
  *
- * Return: 0; -EINVAL (bad opts), -ENOMEM, -ENOSYS/-EPERM (io_uring asked for
+ * Return: 0; -EINVAL (bad opts; a hangup_fd not open, or neither a socket
+ * nor a pipe), -ENOMEM, -ENOSYS/-EPERM (io_uring asked for
  * explicitly and refused by the kernel, or the library built without it),
  * other -errno from the kernel. SVQISO_LOOP_AUTO falls back to epoll on any
  * io_uring failure and logs why at SVQISO_LOG_INFO.
@@ -116,7 +148,8 @@ SVQISO_API int svqiso_loop_add(struct svqiso_loop *loop,
 /**
  * svqiso_loop_run() - relay until svqiso_loop_stop().
  *
- * Return: 0 after a stop; -EINVAL (NULL), -EBUSY (already running); -errno
+ * Return: 0 after a stop; -ECONNRESET (the hangup_fd's peer hung up: the
+ * hangup callback ran), -EINVAL (NULL), -EBUSY (already running); -errno
  * on a failure of the loop itself. A queue that breaks (a process function
  * returns -EIO) is logged once and no longer polled; the others go on. A
  * broken queue whose svq was reset in the meantime is relayed again by the

@@ -16,6 +16,8 @@
  *   svqiso_vu_queue_stop()    drain, GET_VRING_BASE: the guest vring base
  *   svqiso_vu_queue_kick()    external loop: the guest notified
  *   svqiso_vu_queue_process() external loop: the backend called
+ *   svqiso_vu_session_fd()    with no relay thread: poll it for a hang-up
+ *   svqiso_vu_session_check() ...and say so when it fires
  *   svqiso_vu_free()
  *
  * Stopping a queue loses nothing, whatever the device: the adapter stops
@@ -24,6 +26,15 @@
  * backend never took (posted net RX buffers, say), rewinding the guest base
  * over them. Requests the guest posted meanwhile stay in its ring too;
  * svqiso_vu_queue_start() at the returned base picks them all up.
+ *
+ * A backend that hangs up (exits, crashes, closes its socket) takes the
+ * requests it held with it. The adapter notices and stops relaying: the
+ * queues that ran take nothing more from the guest (what it posts stays in
+ * its ring), svqiso_vu_queue_broken() says how many requests each held, and
+ * the opts' hangup callback runs once. In relay mode the relay thread
+ * watches the session while a queue runs, and notices within a second;
+ * otherwise (the external loop, direct mode, no queue running) the VMM
+ * polls svqiso_vu_session_fd() and calls svqiso_vu_session_check().
  *
  * SVQISO_VU_DIRECT registers guest RAM and hands the guest rings and
  * eventfds to the backend unchanged, as plain vhost-user does. It gives no
@@ -53,7 +64,9 @@
  * queue must be serialized by the VMM (distinct queues may run on distinct
  * threads). No other svqiso_vu_* call may run concurrently with them on any
  * queue, save svqiso_vu_queue_backend_fd(), svqiso_vu_queue_broken(),
- * svqiso_vu_get_queue_stats() and svqiso_vu_get_info(), which only read:
+ * svqiso_vu_get_queue_stats(), svqiso_vu_get_info() and
+ * svqiso_vu_session_fd(), which only read, and svqiso_vu_session_check(),
+ * which marks queues without touching their svqs:
  * quiesce the queues (as a VMM does for a memory or device change) around
  * svqiso_vu_queue_start(), svqiso_vu_queue_stop(), svqiso_vu_add_region(),
  * svqiso_vu_del_region(), svqiso_vu_reset() and svqiso_vu_free().
@@ -102,13 +115,16 @@ enum svqiso_vu_mode {
  * never called in direct mode or with SVQISO_VU_F_EXTERNAL_LOOP.
  *
  * After the hook the thread makes only these system calls: io_uring_enter
- * with the io_uring loop (its eventfd reads and writes are io_uring
- * operations, which a seccomp filter does not see); epoll_wait, epoll_ctl,
- * read and write with the epoll loop; write with busy polling; in every
- * mode a read of its stop eventfd when told to stop, then the thread's own
- * exit (madvise, exit). With spin_ns it also reads the monotonic clock
- * while it spins (clock_gettime: a vDSO call, a system call only where the
- * clock source has no vDSO path). The loop is set up before, on the thread
+ * with the io_uring loop (its eventfd reads and writes, and the poll that
+ * watches the session socket for a hang-up, are io_uring operations, which
+ * a seccomp filter does not see); epoll_wait, epoll_ctl, read and write
+ * with the epoll loop; write with busy polling; in every mode a read of its
+ * stop eventfd when told to stop, then the thread's own exit (madvise,
+ * exit). With busy polling, and with spin_ns while it spins, it also reads
+ * the monotonic clock (clock_gettime: a vDSO call, a system call only where
+ * the clock source has no vDSO path) and looks at the session socket at
+ * most every 100 ms (poll, no wait). When the backend hangs up it runs the
+ * opts' hangup callback and exits. The loop is set up before, on the thread
  * that starts the relay; the log callback runs on the relay thread.
  *
  * Context: the relay thread, with every signal blocked (it takes none meant
@@ -118,6 +134,27 @@ enum svqiso_vu_mode {
  * the queues wait for it.
  */
 typedef void (*svqiso_vu_relay_fn)(void *ctx);
+
+/**
+ * svqiso_vu_hangup_fn - the backend hung up.
+ * @ctx: the opts' hangup_ctx
+ *
+ * Called once per adapter, when it first notices that the session with the
+ * backend ended: the backend closed its socket or died, or the adapter
+ * closed the session after a request failed (logged). By then every queue
+ * that was running relays nothing more, and svqiso_vu_queue_broken() says
+ * how many requests it held: those are lost with the backend. The VMM then
+ * stops the queues and frees the adapter.
+ *
+ * Context: relay mode with a queue running: the relay thread, with every
+ * signal blocked, within a second of the hang-up (at once with the io_uring
+ * and epoll loops, within 100 ms busy polling or spinning); the thread exits
+ * after it. Otherwise: the thread in svqiso_vu_session_check(), before that
+ * returns. It may call svqiso_vu_queue_broken(), svqiso_vu_get_queue_stats(),
+ * svqiso_vu_get_info() and svqiso_vu_session_fd(), no other svqiso_vu_*
+ * function, and should return promptly: hand the rest to the VMM's own loop.
+ */
+typedef void (*svqiso_vu_hangup_fn)(void *ctx);
 
 struct svqiso_vu_opts {
 	size_t sz;			/* = sizeof(struct svqiso_vu_opts) */
@@ -148,8 +185,12 @@ struct svqiso_vu_opts {
 					 * it polls the rings for more work
 					 * before it sleeps (the loop opts'
 					 * spin_ns); 0: it sleeps at once */
+	svqiso_vu_hangup_fn hangup;	/* the backend hung up; NULL: none
+					 * (svqiso_vu_session_check() still
+					 * says so) */
+	void *hangup_ctx;		/* for hangup */
 };
-#define svqiso_vu_opts__last_field spin_ns
+#define svqiso_vu_opts__last_field hangup_ctx
 
 struct svqiso_vu;
 
@@ -318,8 +359,8 @@ SVQISO_API int svqiso_vu_queue_backend_fd(const struct svqiso_vu *vu,
  * -1); -EINVAL (NULL, @index past the
  * queue count or not running, an adapter without
  * SVQISO_VU_F_EXTERNAL_LOOP), -ENOTSUP (direct mode: the guest kicks the
- * backend itself), -EIO (the queue is broken, see svqiso_vu_queue_broken();
- * until it is stopped and started again).
+ * backend itself), -EIO (the queue is broken, until it is stopped and
+ * started again, or its backend hung up: see svqiso_vu_queue_broken()).
  *
  * Context: serialized with svqiso_vu_queue_process() on the same queue by
  * the caller; never sleeps (an eventfd write per batch_bytes copied).
@@ -345,12 +386,45 @@ SVQISO_API int svqiso_vu_queue_kick(struct svqiso_vu *vu, unsigned int index);
 SVQISO_API int svqiso_vu_queue_process(struct svqiso_vu *vu, unsigned int index);
 
 /**
- * svqiso_vu_queue_broken() - whether queue @index stopped relaying on a
- * protocol violation, and why; NULL if not broken (or no such queue). The
- * string lives until the queue is started again or the adapter is freed.
+ * svqiso_vu_queue_broken() - whether queue @index stopped relaying, and
+ * why: a protocol violation, or the backend hanging up while the queue ran
+ * ("backend hung up with 7 requests in flight": what it held when the
+ * adapter noticed, lost with it); NULL if neither (or no such queue). A
+ * violation's string lives until the queue is started again, a hang-up's
+ * until the adapter is freed.
  */
 SVQISO_API const char *svqiso_vu_queue_broken(const struct svqiso_vu *vu,
 					      unsigned int index);
+
+/**
+ * svqiso_vu_session_fd() - the vhost-user session's socket, for a VMM that
+ * watches for the backend hanging up (the external loop, direct mode, or
+ * relay mode with no queue running). Poll it for POLLRDHUP (epoll:
+ * EPOLLRDHUP; POLLHUP and POLLERR come unasked), never for POLLIN, and
+ * never read, write or close it: it is the adapter's, open until
+ * svqiso_vu_free(). When it reports, call svqiso_vu_session_check(). A
+ * hang-up stays reported: take the fd out of the poll set then.
+ *
+ * Return: the fd (>= 0); -EINVAL (NULL).
+ */
+SVQISO_API int svqiso_vu_session_fd(const struct svqiso_vu *vu);
+
+/**
+ * svqiso_vu_session_check() - whether the backend hung up. If it did and
+ * the adapter had not noticed yet, it acts as the relay thread would: every
+ * running queue relays nothing more and is marked with what it held (see
+ * svqiso_vu_queue_broken()), and the hangup callback runs, on this thread,
+ * before the call returns. It looks at the socket without reading it (one
+ * poll(), no wait).
+ *
+ * Return: 1 (hung up, now or before), 0 (the session is up); -EINVAL (NULL).
+ *
+ * Context: external loop: concurrently with svqiso_vu_queue_kick() and
+ * svqiso_vu_queue_process() on any queue (a queue in one of them is marked
+ * with what it held after its previous call), not with other calls. Relay
+ * mode: the VMM's control thread; acting on a hang-up pauses the relay.
+ */
+SVQISO_API int svqiso_vu_session_check(struct svqiso_vu *vu);
 
 /**
  * svqiso_vu_get_queue_stats() - queue @index's counters, kept across stop

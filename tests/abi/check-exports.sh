@@ -74,8 +74,9 @@ if [ ! -s "$tmp/header-names" ]; then
 fi
 
 # Version script: names under "global:", every node. The preprocessor
-# strips its C comments.
-$CC -E -P -x c "$map" | sed 's/[{};]/\n/g' | awk '
+# strips its C comments. A "}" stays on a line of its own: it ends a node's
+# names, and the node it inherits from follows it.
+$CC -E -P -x c "$map" | sed 's/}/\n}\n/g; s/[{;]/\n/g' | awk '
 /^[ \t]*global:/ { g = 1; sub(/^[ \t]*global:/, "") }
 /^[ \t]*local:/ { g = 0 }
 /^[ \t]*}/ { g = 0 }

@@ -24,6 +24,14 @@
  *    before collecting. The same workload and checks, stop/restart from that
  *    thread with requests in flight, misuse, a broken guest ring, and a
  *    backend killed mid-flight.
+ *  - backend hang-up: a daemon held to a few requests per second by a
+ *    throttle group, so requests stay in flight, is killed. The relay thread
+ *    (io_uring, epoll, busy polling, spinning) reports it through the
+ *    hangup callback within a second, the queues name the hang-up and what
+ *    they held, and relay nothing more; with the external loop the session
+ *    fd fires within a second and svqiso_vu_session_check() reports it, as
+ *    it does in direct mode and with no queue running. A session the
+ *    adapter closes on a request that timed out is reported the same way.
  *  - relay thread: the relay_start hook runs on the relay thread (named
  *    "svqiso-relay", signals blocked) once per start, including the restarts
  *    a queue stop/start and a region add make, and the CPU it pins the
@@ -176,6 +184,8 @@ struct variant {
 	size_t opts_sz;			/* the adapter's opts; 0: sizeof */
 	uint64_t batch_bytes;		/* the adapter's; 0: no limit */
 	uint64_t spin_ns;		/* the adapter's; 0: no spin */
+	uint8_t loop_mode;		/* the adapter's; 0: auto */
+	bool hangup;			/* hangup = on_hangup */
 };
 
 static void variant_of(int i, struct variant *v)
@@ -237,6 +247,54 @@ static unsigned int hook_calls(void)
 	return __atomic_load_n(&H.calls, __ATOMIC_ACQUIRE);
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/*
+ * What the hangup callback saw, written on the thread that calls it:
+ * @calls is stored last (release), as in H.
+ */
+static struct {
+	unsigned int calls;
+	double at;			/* now_s() of the first call */
+	pid_t tid;
+	char thread[16];
+	bool bad_ctx;
+	bool calls_failed;		/* a call it may make failed */
+	bool broken[NQ];		/* svqiso_vu_queue_broken() said why */
+} HU;
+
+static void on_hangup(void *ctx)
+{
+	unsigned int n = __atomic_load_n(&HU.calls, __ATOMIC_RELAXED), i;
+	struct svqiso_vu_info info = { .sz = sizeof(info) };
+
+	if (!n) {
+		HU.at = now_s();
+		HU.tid = thread_id();
+		pthread_getname_np(pthread_self(), HU.thread, sizeof(HU.thread));
+		/* The calls it may make; the queues are marked before it. */
+		if (svqiso_vu_get_info(F.vu, &info) ||
+		    svqiso_vu_session_fd(F.vu) < 0)
+			HU.calls_failed = true;
+		for (i = 0; i < NQ; i++)
+			HU.broken[i] = svqiso_vu_queue_broken(F.vu, i) != NULL;
+	}
+	if (ctx != &HU)
+		HU.bad_ctx = true;
+	__atomic_store_n(&HU.calls, n + 1, __ATOMIC_RELEASE);
+}
+
+static unsigned int hangup_calls(void)
+{
+	return __atomic_load_n(&HU.calls, __ATOMIC_ACQUIRE);
+}
+
 static void adapter_open(const struct variant *v)
 {
 	SVQISO_OPTS(svqiso_vu_opts, o, .path = D.sock, .mode = v->mode,
@@ -259,6 +317,12 @@ static void adapter_open(const struct variant *v)
 	}
 	o.batch_bytes = v->batch_bytes;
 	o.spin_ns = v->spin_ns;
+	o.loop_mode = v->loop_mode;
+	if (v->hangup) {
+		memset(&HU, 0, sizeof(HU));
+		o.hangup = on_hangup;
+		o.hangup_ctx = &HU;
+	}
 	if (v->opts_sz)
 		o.sz = v->opts_sz;
 	ck_assert_int_eq(svqiso_vu_connect(&o, &F.vu), 0);
@@ -1557,6 +1621,306 @@ START_TEST(test_backend_death_is_bounded)
 }
 END_TEST
 
+/* ---- the backend hangs up ---- */
+
+/* The tcase starts no daemon: each test starts its own, and kills it. */
+static void no_daemon(void)
+{
+}
+
+/* Requests the adapter took on queue @i and has not completed. */
+static uint64_t adapter_holds(unsigned int i, uint64_t *taken)
+{
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+
+	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, i, &st), 0);
+	if (taken)
+		*taken = st.requests;
+	return st.requests - st.completions;
+}
+
+/* The guest posts @n 4 KiB reads on queue @i; nothing collects them. */
+static void post_reads(unsigned int i, unsigned int n)
+{
+	unsigned int k;
+
+	for (k = 0; k < n; k++) {
+		struct blkq_seg seg = { .gpa = gmem_alloc(F.gm, 4096, 4096),
+					.len = 4096 };
+		struct blkq_req r = { .type = VIRTIO_BLK_T_IN, .sector = 8 * k,
+				      .seg = &seg, .nseg = 1 };
+
+		ck_assert_uint_ne(seg.gpa, 0);
+		ck_assert_int_eq(blkq_submit(F.q[i], &r), 0);
+	}
+}
+
+/* Post @n reads on queue 0 and wait (bounded) until the adapter took them
+ * all: the throttled daemon completes only a few. */
+static void post_and_hold(unsigned int n)
+{
+	uint64_t taken = 0;
+	unsigned int k;
+
+	post_reads(0, n);
+	for (k = 0; k < 200 && taken < n; k++) {
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+		adapter_holds(0, &taken);
+	}
+	ck_assert_uint_eq(taken, n);
+	ck_assert_uint_gt(adapter_holds(0, NULL), 0);
+}
+
+/* The count in a hang-up reason. */
+static unsigned int reason_count(unsigned int i)
+{
+	const char *why = svqiso_vu_queue_broken(F.vu, i);
+	unsigned int n = UINT32_MAX;
+
+	ck_assert_msg(why, "queue %u: no reason after the hang-up", i);
+	ck_assert_msg(sscanf(why, "backend hung up with %u requests in flight",
+			     &n) == 1, "queue %u: \"%s\"", i, why);
+	return n;
+}
+
+/* After the hang-up: the adapter stops each queue at once with
+ * -ECONNRESET, and frees in a bounded time. */
+static void stop_after_hangup(void)
+{
+	uint32_t base;
+	double t0 = now_s();
+
+	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, 0, &base), -ECONNRESET);
+	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, 1, &base), -ECONNRESET);
+	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, 1, &base), -EINVAL);
+	ck_assert_double_le(now_s() - t0, 1.0);
+	/* A hang-up's reason outlives the stop. */
+	ck_assert_ptr_nonnull(svqiso_vu_queue_broken(F.vu, 0));
+	t0 = now_s();
+	svqiso_vu_free(F.vu);
+	F.vu = NULL;
+	ck_assert_double_le(now_s() - t0, 3.0);
+}
+
+/*
+ * Relay mode: the daemon is killed with requests in flight on queue 0 and
+ * none on queue 1. The relay thread reports it through the hangup callback
+ * within a second, by itself; each queue's reason names the hang-up and
+ * what it held; nothing the guest posts afterwards is taken (it stays in
+ * the guest's ring). _i: io_uring, epoll, busy polling, io_uring spinning
+ * (the spin outlasts the test, so only the spin's own look sees it).
+ */
+START_TEST(test_relay_hangup_reported)
+{
+	static const char *const what[] = { "io_uring", "epoll", "busy polling",
+					    "io_uring, spinning" };
+	static const uint8_t mode[] = { SVQISO_LOOP_URING, SVQISO_LOOP_EPOLL,
+					SVQISO_LOOP_BUSY_POLL, SVQISO_LOOP_URING };
+	struct variant v = { .mode = SVQISO_VU_ISOLATED, .indirect = true,
+			     .event_idx = true, .loop_mode = mode[_i],
+			     .spin_ns = _i == 3 ? 10000000000ull : 0,
+			     .hangup = true };
+	uint64_t held0, taken1, later;
+	double t0, ms;
+	unsigned int k;
+
+	fx_open(&v);
+	post_and_hold(DEPTH);
+	ck_assert_uint_eq(adapter_holds(1, NULL), 0);
+	ck_assert_int_eq(svqiso_vu_session_check(F.vu), 0);	/* it is up */
+	ck_assert_uint_eq(hangup_calls(), 0);
+
+	t0 = now_s();
+	daemon_signal(SIGKILL);
+	for (k = 0; k < 500 && !hangup_calls(); k++)
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	ck_assert_msg(hangup_calls(), "%s: no hangup callback in 5 s", what[_i]);
+	ms = (HU.at - t0) * 1e3;
+	fprintf(stderr, "# %s: hang-up reported %.1f ms after SIGKILL\n",
+		what[_i], ms);
+	ck_assert_msg(ms <= 1000, "%s: %.1f ms", what[_i], ms);
+	ck_assert(!HU.bad_ctx && !HU.calls_failed);
+	ck_assert_str_eq(HU.thread, "svqiso-relay");
+	ck_assert_int_ne(HU.tid, thread_id());
+	ck_assert(HU.broken[0] && HU.broken[1]);
+
+	/* The relay stopped with the callback: the counts are final. */
+	held0 = adapter_holds(0, NULL);
+	ck_assert_uint_gt(held0, 0);
+	ck_assert_uint_eq(reason_count(0), held0);
+	ck_assert_uint_eq(reason_count(1), 0);
+	fprintf(stderr, "# queue 0: \"%s\"\n", svqiso_vu_queue_broken(F.vu, 0));
+
+	/* Posted after the hang-up: left in the guest's ring. */
+	adapter_holds(1, &taken1);
+	post_reads(1, 4);
+	nanosleep(&(struct timespec){ 0, 100000000 }, NULL);
+	adapter_holds(1, &later);
+	ck_assert_uint_eq(later, taken1);
+	ck_assert_uint_eq(blkq_inflight(F.q[1]), 4);
+
+	ck_assert_int_eq(svqiso_vu_session_check(F.vu), 1);
+	ck_assert_uint_eq(hangup_calls(), 1);	/* once */
+	stop_after_hangup();
+	ck_assert_uint_eq(hangup_calls(), 1);
+	fx_close();
+}
+END_TEST
+
+/*
+ * External loop: nothing watches by itself; the VMM polls the session fd.
+ * It fires within a second of the kill, and svqiso_vu_session_check()
+ * reports the hang-up on the calling thread: the callback runs there, the
+ * queues name what they held (as of their last kick or process) and refuse
+ * kicks and processing.
+ */
+START_TEST(test_external_hangup_reported)
+{
+	struct variant v = { .mode = SVQISO_VU_ISOLATED, .external = true,
+			     .indirect = true, .event_idx = true, .call_fd = true,
+			     .hangup = true };
+	struct pollfd pfd = { .events = POLLRDHUP };
+	uint64_t held0;
+	double t0, ms;
+	int n;
+
+	fx_open(&v);
+	ck_assert_int_eq(svqiso_vu_session_fd(NULL), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_session_check(NULL), -EINVAL);
+	pfd.fd = svqiso_vu_session_fd(F.vu);
+	ck_assert_int_ge(pfd.fd, 0);
+	post_and_hold(DEPTH);
+	/* What the daemon completed so far: the last call before the kill. */
+	ck_assert_int_ge(svqiso_vu_queue_process(F.vu, 0), 0);
+	held0 = adapter_holds(0, NULL);
+	ck_assert_uint_gt(held0, 0);
+	ck_assert_int_eq(poll(&pfd, 1, 0), 0);
+	ck_assert_int_eq(svqiso_vu_session_check(F.vu), 0);
+	ck_assert_ptr_null(svqiso_vu_queue_broken(F.vu, 0));
+
+	t0 = now_s();
+	daemon_signal(SIGKILL);
+	n = poll(&pfd, 1, 5000);
+	ms = (now_s() - t0) * 1e3;
+	ck_assert_int_eq(n, 1);
+	ck_assert(pfd.revents & (POLLRDHUP | POLLHUP));
+	fprintf(stderr, "# external loop: session fd fired %.1f ms after "
+		"SIGKILL\n", ms);
+	ck_assert_msg(ms <= 1000, "%.1f ms", ms);
+	ck_assert_uint_eq(hangup_calls(), 0);	/* nothing looks by itself */
+
+	ck_assert_int_eq(svqiso_vu_session_check(F.vu), 1);
+	ck_assert_uint_eq(hangup_calls(), 1);
+	ck_assert_int_eq(HU.tid, thread_id());
+	ck_assert(!HU.bad_ctx && !HU.calls_failed);
+	ck_assert(HU.broken[0] && HU.broken[1]);
+	ck_assert_uint_eq(reason_count(0), held0);
+	ck_assert_uint_eq(reason_count(1), 0);
+	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, 0), -EIO);
+	ck_assert_int_eq(svqiso_vu_queue_process(F.vu, 0), -EIO);
+	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, 1), -EIO);
+	ck_assert_int_eq(svqiso_vu_session_check(F.vu), 1);
+	ck_assert_uint_eq(hangup_calls(), 1);	/* once */
+	stop_after_hangup();
+	fx_close();
+}
+END_TEST
+
+/*
+ * Where no relay thread watches (_i 0: direct mode with queue 0 running;
+ * 1: isolated relay mode with no queue running), svqiso_vu_session_check()
+ * notices by itself and calls back on its caller's thread; only running
+ * queues are marked.
+ */
+START_TEST(test_session_check_without_relay)
+{
+	struct variant v = { .mode = _i ? SVQISO_VU_ISOLATED : SVQISO_VU_DIRECT,
+			     .indirect = true, .event_idx = true, .hangup = true };
+	struct blkq_opts qo = { .num = NUM, .indirect = true, .event_idx = true,
+				.max_segs = 8 };
+	struct pollfd pfd = { .events = POLLRDHUP };
+	struct svqiso_vu_queue c;
+	unsigned int i, k;
+	uint32_t base;
+	int rc = 0;
+
+	F.gm = gmem_new(GUEST_GPA, GUEST_SIZE, 2);
+	ck_assert_ptr_nonnull(F.gm);
+	for (i = 0; i < NQ; i++)
+		ck_assert_int_eq(blkq_new(F.gm, &qo, &F.q[i]), 0);
+	adapter_open(&v);
+	if (!_i) {
+		queue_cfg(0, 0, &c);
+		ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), 0);
+	}
+	ck_assert_uint_eq(nr_threads(), 1);
+	pfd.fd = svqiso_vu_session_fd(F.vu);
+	ck_assert_int_ge(pfd.fd, 0);
+	ck_assert_int_eq(svqiso_vu_session_check(F.vu), 0);
+
+	daemon_signal(SIGKILL);
+	ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+	/* A moment on, still nobody noticed but the VMM. */
+	nanosleep(&(struct timespec){ 0, 50000000 }, NULL);
+	ck_assert_uint_eq(hangup_calls(), 0);
+	for (k = 0; k < 100 && rc != 1; k++) {
+		rc = svqiso_vu_session_check(F.vu);
+		ck_assert_int_ge(rc, 0);
+	}
+	ck_assert_int_eq(rc, 1);
+	ck_assert_uint_eq(hangup_calls(), 1);
+	ck_assert_int_eq(HU.tid, thread_id());
+	ck_assert(HU.broken[0] == !_i);
+	ck_assert(!HU.broken[1]);
+	if (!_i)
+		ck_assert_ptr_nonnull(strstr(svqiso_vu_queue_broken(F.vu, 0),
+					     "backend hung up"));
+	ck_assert_ptr_null(svqiso_vu_queue_broken(F.vu, 1));
+	if (!_i)
+		ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, 0, &base), -ECONNRESET);
+	ck_assert_int_eq(svqiso_vu_session_check(F.vu), 1);
+	ck_assert_uint_eq(hangup_calls(), 1);
+	fx_close();
+}
+END_TEST
+
+/*
+ * The adapter ends the session itself, on a request the backend does not
+ * answer (stopped with SIGSTOP): the backend's end of it goes too, and the
+ * relay thread reports that as a hang-up, with what the queues held.
+ */
+START_TEST(test_session_closed_by_adapter_reported)
+{
+	struct variant v = { .mode = SVQISO_VU_ISOLATED, .indirect = true,
+			     .event_idx = true, .timeout_ms = 300,
+			     .hangup = true };
+	uint64_t capacity;
+	unsigned int k;
+	double t0;
+
+	fx_open(&v);
+	post_and_hold(DEPTH);
+	daemon_signal(SIGSTOP);
+	t0 = now_s();
+	ck_assert_int_eq(svqiso_vu_get_config(F.vu, 0, &capacity, 8), -ETIMEDOUT);
+	ck_assert_ptr_nonnull(strstr(F.logbuf, "session closed"));
+	for (k = 0; k < 500 && !hangup_calls(); k++)
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	ck_assert_msg(hangup_calls(), "no hangup callback in 5 s");
+	fprintf(stderr, "# session closed: reported %.1f ms after the request "
+		"that timed out began\n", (HU.at - t0) * 1e3);
+	ck_assert_double_le(HU.at - t0, 1.3);	/* the 300 ms timeout, then 1 s */
+	ck_assert_str_eq(HU.thread, "svqiso-relay");
+	ck_assert_uint_gt(reason_count(0), 0);
+	ck_assert_uint_eq(reason_count(0), adapter_holds(0, NULL));
+	ck_assert_uint_eq(reason_count(1), 0);
+	ck_assert_int_eq(svqiso_vu_session_check(F.vu), 1);
+	daemon_signal(SIGCONT);
+	fx_close();
+	ck_assert_uint_eq(hangup_calls(), 1);
+}
+END_TEST
+
 /*
  * External loop: the backend dies with requests in flight. The guest's
  * notifies keep being taken (nothing completes them), a process call finds
@@ -1679,6 +2043,12 @@ static Suite *vu_suite(void)
 	vu_add_test(tc, test_external_backend_death_is_bounded);
 	tc = vu_tcase(s, "backend-frozen", 60);
 	vu_add_test(tc, test_stop_of_a_frozen_backend_is_bounded);
+	tc = vu_tcase_with(s, "hangup", 60, no_daemon);
+	tcase_add_checked_fixture(tc, daemon_setup_throttled, daemon_teardown);
+	vu_add_loop_test(tc, test_relay_hangup_reported, 0, 4);
+	vu_add_test(tc, test_external_hangup_reported);
+	vu_add_loop_test(tc, test_session_check_without_relay, 0, 2);
+	vu_add_test(tc, test_session_closed_by_adapter_reported);
 	return s;
 }
 

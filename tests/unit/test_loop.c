@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Event loop (lib/loop.c, lib/uring.c) without traffic: opts, mode selection
- * and the fallback when io_uring is refused, queue registration, stop.
+ * and the fallback when io_uring is refused, queue registration, stop, and
+ * the hang-up watch.
  * tests/integration/test_relay.c relays requests through real svqs.
  *
  * Refusal is simulated with a seccomp filter that fails io_uring_setup(),
  * installed in a child process so no other test is affected.
  */
+#define _GNU_SOURCE	/* POLLRDHUP */
 #include <check.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +19,7 @@
 #include <unistd.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <linux/filter.h>
@@ -442,16 +447,20 @@ static double now(void)
 struct runner {
 	struct svqiso_loop *loop;
 	pthread_t th;
+	pid_t tid;
 	int ret;
 	double returned;
+	bool done;			/* __atomic: run() returned */
 };
 
 static void *run_thread(void *arg)
 {
 	struct runner *r = arg;
 
+	r->tid = (pid_t)syscall(SYS_gettid);
 	r->ret = svqiso_loop_run(r->loop);
 	r->returned = now();
+	__atomic_store_n(&r->done, true, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -459,6 +468,7 @@ static void start(struct runner *r, struct svqiso_loop *loop)
 {
 	r->loop = loop;
 	r->ret = 1;
+	r->done = false;
 	ck_assert_int_eq(pthread_create(&r->th, NULL, run_thread, r), 0);
 	/* Wait until run() is in. */
 	while (!__atomic_load_n(&loop->running, __ATOMIC_ACQUIRE))
@@ -535,6 +545,219 @@ START_TEST(test_idle_loop_sleeps)
 }
 END_TEST
 
+/* ---- the hang-up watch ---- */
+
+static struct {
+	unsigned int calls;
+	pid_t tid;
+	double at;
+	struct svqiso_loop *loop;
+	bool running;			/* run() was still running in the call */
+} W;
+
+static pid_t gettid_(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+static void on_hangup(void *ctx)
+{
+	ck_assert_ptr_eq(ctx, &W);
+	W.tid = gettid_();
+	W.at = now();
+	W.running = __atomic_load_n(&W.loop->running, __ATOMIC_ACQUIRE);
+	/* Allowed, and harmless: the loop is done anyway. */
+	svqiso_loop_stop(W.loop);
+	__atomic_add_fetch(&W.calls, 1, __ATOMIC_RELEASE);
+}
+
+static struct svqiso_loop *watch_loop(uint8_t mode, int fd, uint64_t spin_ns)
+{
+	SVQISO_OPTS(svqiso_loop_opts, o, .mode = mode, .log = log_cb,
+		    .spin_ns = spin_ns, .hangup = on_hangup, .hangup_ctx = &W,
+		    .hangup_fd = fd);
+	struct svqiso_loop *loop = NULL;
+
+	if (mode == SVQISO_LOOP_URING && !uring_expected())
+		o.mode = SVQISO_LOOP_EPOLL;
+	ck_assert_int_eq(svqiso_loop_new(&o, &loop), 0);
+	memset(&W, 0, sizeof(W));
+	W.loop = loop;
+	return loop;
+}
+
+START_TEST(test_watch_bad_fd_einval)
+{
+	SVQISO_OPTS(svqiso_loop_opts, o, .mode = modes[_i], .hangup = on_hangup,
+		    .hangup_ctx = &W);
+	struct svqiso_loop *loop = NULL;
+	int sv[2], p[2], closed = efd(), ev = efd();
+	FILE *f = tmpfile();
+
+	if (modes[_i] == SVQISO_LOOP_URING && !uring_expected())
+		o.mode = SVQISO_LOOP_EPOLL;
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	close(closed);	/* last: no fd made after takes its number */
+	o.hangup_fd = -1;
+	ck_assert_int_eq(svqiso_loop_new(&o, &loop), -EINVAL);
+	o.hangup_fd = closed;
+	ck_assert_int_eq(svqiso_loop_new(&o, &loop), -EINVAL);
+	o.hangup_fd = fileno(f);	/* a regular file never hangs up */
+	ck_assert_int_eq(svqiso_loop_new(&o, &loop), -EINVAL);
+	o.hangup_fd = ev;		/* nor does an eventfd */
+	ck_assert_int_eq(svqiso_loop_new(&o, &loop), -EINVAL);
+	ck_assert_ptr_null(loop);
+	/* Opts from before the watch: a field past sz is not read. */
+	o.sz = offsetof(struct svqiso_loop_opts, hangup_fd);
+	ck_assert_int_eq(svqiso_loop_new(&o, &loop), 0);
+	ck_assert_int_eq(loop->watch_fd, -1);
+	svqiso_loop_free(loop);
+	o.sz = sizeof(o);
+	/* No callback, no watch: the fd is not looked at. */
+	o.hangup = NULL;
+	ck_assert_int_eq(svqiso_loop_new(&o, &loop), 0);
+	ck_assert_int_eq(loop->watch_fd, -1);
+	svqiso_loop_free(loop);
+	o.hangup = on_hangup;
+	o.hangup_fd = sv[0];
+	ck_assert_int_eq(svqiso_loop_new(&o, &loop), 0);
+	ck_assert_int_eq(loop->watch_fd, sv[0]);
+	svqiso_loop_free(loop);
+	o.hangup_fd = p[0];
+	ck_assert_int_eq(svqiso_loop_new(&o, &loop), 0);
+	svqiso_loop_free(loop);
+	fclose(f);
+	close(ev);
+	close(sv[0]);
+	close(sv[1]);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
+/*
+ * How the peer goes: _i / 3 is the mode, _i % 3 the way: a socket's peer
+ * closed, a socket's peer shut down for writing (POLLRDHUP alone), a pipe's
+ * writer closed (POLLHUP). The loop sees it within a bound, calls the hook
+ * once on its own thread and returns -ECONNRESET, and so does every later
+ * run, at once and without another call.
+ */
+START_TEST(test_watch_hangup_ends_run)
+{
+	static const char *const how[] = { "close", "shutdown", "pipe" };
+	uint8_t mode = modes[_i / 3];
+	int fds[2], watched, peer;
+	struct svqiso_loop *loop;
+	struct runner r;
+	double t0;
+
+	if (_i % 3 == 2)
+		ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	else
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
+					    0, fds), 0);
+	watched = fds[0];
+	peer = fds[1];
+	loop = watch_loop(mode, watched, 0);
+	start(&r, loop);
+	usleep(20000);	/* asleep in the kernel, or busy polling */
+	ck_assert_uint_eq(__atomic_load_n(&W.calls, __ATOMIC_ACQUIRE), 0);
+	t0 = now();
+	if (_i % 3 == 1)
+		ck_assert_int_eq(shutdown(peer, SHUT_WR), 0);
+	else
+		close(peer);
+	while (!__atomic_load_n(&r.done, __ATOMIC_ACQUIRE) && now() - t0 < 2)
+		usleep(1000);
+	if (!__atomic_load_n(&r.done, __ATOMIC_ACQUIRE))
+		svqiso_loop_stop(loop);	/* not seen: end it, and fail */
+	ck_assert_int_eq(pthread_join(r.th, NULL), 0);
+	ck_assert_int_eq(r.ret, -ECONNRESET);
+	fprintf(stderr, "# %s, %s: run() returned %.1f ms after the hang-up\n",
+		svqiso_loop_mode(loop) == SVQISO_LOOP_URING ? "io_uring" :
+		svqiso_loop_mode(loop) == SVQISO_LOOP_EPOLL ? "epoll" : "busy-poll",
+		how[_i % 3], (r.returned - t0) * 1e3);
+	/* Busy polling looks every 100 ms; the others are woken. */
+	ck_assert_msg(r.returned - t0 < 0.5, "run() took %.3f s", r.returned - t0);
+	ck_assert_uint_eq(__atomic_load_n(&W.calls, __ATOMIC_ACQUIRE), 1);
+	ck_assert_int_eq(W.tid, r.tid);
+	ck_assert(W.running);
+	ck_assert(W.at <= r.returned);
+	/* Done for good: at once, and no second call. */
+	ck_assert_int_eq(svqiso_loop_run(loop), -ECONNRESET);
+	ck_assert_uint_eq(W.calls, 1);
+	svqiso_loop_free(loop);
+	close(watched);
+	if (_i % 3 == 1)
+		close(peer);
+}
+END_TEST
+
+/*
+ * The watch is not a reader: the peer's messages neither wake the loop nor
+ * get consumed, a stop ends the run as before, and a hang-up between two
+ * runs ends the next one.
+ */
+START_TEST(test_watch_ignores_messages)
+{
+	struct svqiso_loop *loop;
+	struct runner r;
+	char c = 0;
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	loop = watch_loop(modes[_i], sv[0], 0);
+	start(&r, loop);
+	usleep(20000);
+	ck_assert_int_eq(write(sv[1], "m", 1), 1);
+	usleep(50000);
+	if (svqiso_loop_mode(loop) != SVQISO_LOOP_BUSY_POLL)
+		ck_assert_uint_le(__atomic_load_n(&loop->ctr.waits,
+						  __ATOMIC_RELAXED), 2);
+	svqiso_loop_stop(loop);
+	ck_assert_int_eq(pthread_join(r.th, NULL), 0);
+	ck_assert_int_eq(r.ret, 0);
+	ck_assert_uint_eq(W.calls, 0);
+	ck_assert_int_eq(recv(sv[0], &c, 1, MSG_DONTWAIT), 1);	/* still there */
+	ck_assert_int_eq(c, 'm');
+
+	close(sv[1]);
+	ck_assert_int_eq(svqiso_loop_run(loop), -ECONNRESET);
+	ck_assert_uint_eq(W.calls, 1);
+	svqiso_loop_free(loop);
+	close(sv[0]);
+}
+END_TEST
+
+/* Where no wait sees it (spinning, busy polling): a poll() at most every
+ * SVQ_LOOP_WATCH_POLL_NS. */
+START_TEST(test_watch_poll_rate_limited)
+{
+	struct svqiso_loop *loop;
+	uint64_t t = 5 * SVQ_LOOP_WATCH_POLL_NS;
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	loop = watch_loop(SVQISO_LOOP_BUSY_POLL, sv[0], 0);
+	svq_loop_watch_poll(loop, t);
+	ck_assert(!loop->hung_up);
+	ck_assert(svq_loop_watching(loop));
+	close(sv[1]);
+	svq_loop_watch_poll(loop, t + SVQ_LOOP_WATCH_POLL_NS - 1);
+	ck_assert(!loop->hung_up);	/* too soon to look again */
+	svq_loop_watch_poll(loop, t + SVQ_LOOP_WATCH_POLL_NS);
+	ck_assert(loop->hung_up);
+	ck_assert(!svq_loop_watching(loop));
+	ck_assert_uint_eq(W.calls, 0);	/* run() makes the call */
+	ck_assert_int_eq(svqiso_loop_run(loop), -ECONNRESET);
+	ck_assert_uint_eq(W.calls, 1);
+	svqiso_loop_free(loop);
+	close(sv[0]);
+}
+END_TEST
+
 static Suite *loop_suite(void)
 {
 	Suite *s = suite_create("loop");
@@ -566,6 +789,13 @@ static Suite *loop_suite(void)
 	tcase_add_loop_test(tc, test_stop_other_thread_returns_promptly, 0, SVQ_ARRAY_SIZE(modes));
 	tcase_add_loop_test(tc, test_run_twice_ebusy_add_ebusy, 0, SVQ_ARRAY_SIZE(modes));
 	tcase_add_loop_test(tc, test_idle_loop_sleeps, 0, SVQ_ARRAY_SIZE(modes));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("hangup-watch");
+	tcase_add_loop_test(tc, test_watch_bad_fd_einval, 0, SVQ_ARRAY_SIZE(modes));
+	tcase_add_loop_test(tc, test_watch_hangup_ends_run, 0, 3 * SVQ_ARRAY_SIZE(modes));
+	tcase_add_loop_test(tc, test_watch_ignores_messages, 0, SVQ_ARRAY_SIZE(modes));
+	tcase_add_test(tc, test_watch_poll_rate_limited);
 	suite_add_tcase(s, tc);
 	return s;
 }
