@@ -311,7 +311,8 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 					       SVQISO_VU_F_NO_INDIRECT |
 					       SVQISO_VU_F_NO_EVENT_IDX |
 					       SVQISO_VU_F_LAZY_KICKS |
-					       SVQISO_VU_F_EXTERNAL_LOOP))) {
+					       SVQISO_VU_F_EXTERNAL_LOOP |
+					       SVQISO_VU_F_QUEUE_PAIRS))) {
 		if (!path)
 			close(fd);
 		return -EINVAL;
@@ -340,6 +341,8 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 	vu->spin_ns = SVQ_OPTS_GET(opts, spin_ns, 0);
 
 	fo.timeout_ms = vu->timeout_ms;
+	if (vu->flags & SVQISO_VU_F_QUEUE_PAIRS)
+		fo.flags = SVQ_FE_QUEUE_PAIRS;
 	fo.log = vu->log;
 	fo.log_ctx = vu->log_ctx;
 	if (path)
