@@ -8,6 +8,8 @@
 #define _GNU_SOURCE
 #include <endian.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -72,6 +74,7 @@ struct gring {
 	gring_notify_fn notify;		/* NULL: write kick_fd */
 	void *notify_ctx;
 	bool broken;
+	char why[96];			/* what broke it */
 	struct svqiso_vring_addr addr;
 
 	uint64_t tables_gpa;		/* [num][max_pieces] descriptors */
@@ -81,6 +84,8 @@ struct gring {
 	void **cookie;
 	uint16_t *ndescs;		/* ring descriptors the chain holds */
 	uint32_t *writable;		/* device-writable bytes of the chain */
+	uint32_t *bytes;		/* all its bytes */
+	bool len_chain;			/* a used length may reach @bytes */
 	uint8_t *inflight;
 	unsigned int nr_inflight;
 	uint16_t num_free;		/* free ring descriptors */
@@ -188,15 +193,18 @@ int gring_new(struct gmem *gm, const struct gring_opts *o, struct gring **out)
 	q->indirect = o->indirect;
 	q->event_idx = o->event_idx;
 	q->max_pieces = o->max_pieces;
+	q->len_chain = o->len_chain;
 	q->rng = o->seed ? o->seed : 0x6a09e667f3bcc909ull;
 	q->kick_fd = q->call_fd = -1;
 	q->num_free = q->num;
 	q->cookie = calloc(q->num, sizeof(*q->cookie));
 	q->ndescs = calloc(q->num, sizeof(*q->ndescs));
 	q->writable = calloc(q->num, sizeof(*q->writable));
+	q->bytes = calloc(q->num, sizeof(*q->bytes));
 	q->inflight = calloc(q->num, 1);
 	q->next = calloc(q->num, sizeof(*q->next));
-	if (!q->cookie || !q->ndescs || !q->writable || !q->inflight || !q->next)
+	if (!q->cookie || !q->ndescs || !q->writable || !q->bytes || !q->inflight ||
+	    !q->next)
 		goto fail;
 	if (q->indirect) {
 		q->tables = gmem_area(gm, 16ull * q->max_pieces * q->num, 16,
@@ -231,6 +239,7 @@ void gring_free(struct gring *q)
 	free(q->cookie);
 	free(q->ndescs);
 	free(q->writable);
+	free(q->bytes);
 	free(q->inflight);
 	free(q->next);
 	free(q);
@@ -246,10 +255,21 @@ int gring_kick_fd(const struct gring *q) { return q->kick_fd; }
 int gring_call_fd(const struct gring *q) { return q->call_fd; }
 unsigned int gring_inflight(const struct gring *q) { return q->nr_inflight; }
 bool gring_broken(const struct gring *q) { return q->broken; }
+const char *gring_broken_reason(const struct gring *q) { return q->broken ? q->why : NULL; }
 
 uint32_t gring_fresh_base(const struct gring *q)
 {
 	return q->layout == SVQISO_LAYOUT_PACKED ? SVQISO_PACKED_FRESH_BASE : 0;
+}
+
+uint32_t gring_used_base(const struct gring *q)
+{
+	uint32_t half;
+
+	if (q->layout == SVQISO_LAYOUT_SPLIT)
+		return q->s.last_used;
+	half = q->p.last_used | (uint32_t)q->p.used_wrap << 15;
+	return half | half << 16;
 }
 
 void gring_get_stats(const struct gring *q, struct gring_stats *st)
@@ -394,15 +414,35 @@ static void free_split(struct gring *q, uint16_t id)
 	q->free_head = id;
 }
 
+static int fail(struct gring *q, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int fail(struct gring *q, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(q->why, sizeof(q->why), fmt, ap);
+	va_end(ap);
+	q->broken = true;
+	return -EPROTO;
+}
+
 /* Take chain @id back from the device, which reported @len written. */
 static int complete(struct gring *q, uint32_t id, uint32_t len,
 		    gring_done_fn done, void *ctx)
 {
 	void *cookie;
 
-	if (id >= q->num || !q->inflight[id] || len > q->writable[id]) {
-		q->broken = true;
-		return -EPROTO;
+	if (id >= q->num || !q->inflight[id]) {
+		return fail(q, "used id %u %s", id,
+			    id >= q->num ? "out of range" : "not in flight");
+	}
+	if (len > q->writable[id]) {
+		if (!q->len_chain || len > q->bytes[id])
+			return fail(q, "used length %u of id %u past its %u%s bytes",
+				    len, id, q->len_chain ? q->bytes[id] : q->writable[id],
+				    q->len_chain ? "" : " writable");
+		q->st.len_past_writable++;
 	}
 	cookie = q->cookie[id];
 	if (q->layout == SVQISO_LAYOUT_PACKED) {
@@ -433,10 +473,10 @@ static int collect_split(struct gring *q, gring_done_fn done, void *ctx)
 	for (;;) {
 		uint16_t used = LD16(s_used_idx(q), __ATOMIC_ACQUIRE);
 
-		if ((uint16_t)(used - q->s.last_used) > q->nr_inflight) {
-			q->broken = true;
-			return -EPROTO;
-		}
+		if ((uint16_t)(used - q->s.last_used) > q->nr_inflight)
+			return fail(q, "used idx %u moved %u past %u with %u in flight",
+				    used, (uint16_t)(used - q->s.last_used),
+				    q->s.last_used, q->nr_inflight);
 		while (q->s.last_used != used) {
 			struct used_elem *u = &s_used_ring(q)[q->s.last_used & (q->num - 1)];
 
@@ -575,7 +615,7 @@ int gring_add(struct gring *q, const struct gring_piece *pc, unsigned int n,
 	      void *cookie)
 {
 	uint64_t base, end;
-	uint32_t writable = 0;
+	uint32_t writable = 0, bytes = 0;
 	unsigned int i;
 	uint16_t id;
 	bool ind;
@@ -588,8 +628,9 @@ int gring_add(struct gring *q, const struct gring_piece *pc, unsigned int n,
 	end = base + gmem_size(q->gm);
 	for (i = 0; i < n; i++) {
 		if (!pc[i].len || pc[i].gpa < base || pc[i].gpa >= end ||
-		    pc[i].len > end - pc[i].gpa)
+		    pc[i].len > end - pc[i].gpa || pc[i].len > UINT32_MAX - bytes)
 			return -EINVAL;
+		bytes += pc[i].len;
 		if (pc[i].write)
 			writable += pc[i].len;
 	}
@@ -606,6 +647,7 @@ int gring_add(struct gring *q, const struct gring_piece *pc, unsigned int n,
 	q->num_free -= q->ndescs[id];
 	q->cookie[id] = cookie;
 	q->writable[id] = writable;
+	q->bytes[id] = bytes;
 	q->inflight[id] = 1;
 	q->nr_inflight++;
 	q->st.submitted++;

@@ -137,6 +137,10 @@ struct gring_opts {
 	bool event_idx;		/* VIRTIO_F_EVENT_IDX negotiated */
 	unsigned int max_pieces; /* descriptors in one chain, >= 1 */
 	uint64_t seed;		/* chooses indirect or direct per chain; 0: fixed */
+	bool len_chain;		/* a used length past the writable bytes is
+				 * counted, not refused, up to the chain's
+				 * length: for a driver that ignores it, as
+				 * virtio-net's TX does */
 };
 
 /* One descriptor's buffer, in guest-physical addresses. */
@@ -153,6 +157,7 @@ struct gring_stats {
 	uint64_t indirect;	/* chains sent through an indirect table */
 	uint64_t direct;	/* chains of ring descriptors */
 	uint64_t ring_full;	/* -ENOSPC returns */
+	uint64_t len_past_writable; /* len_chain: used lengths past them */
 };
 
 /* gring_notify_fn - the driver notifies the device, in place of the kick
@@ -195,10 +200,20 @@ int gring_call_fd(const struct gring *q);
 /** gring_fresh_base() - vring base of a new ring, as QEMU sends it: split
  * 0, packed SVQISO_PACKED_FRESH_BASE (both wrap counters 1). */
 uint32_t gring_fresh_base(const struct gring *q);
+/**
+ * gring_used_base() - the vring base (as GET_VRING_BASE carries it) of a
+ * device that has used exactly the chains collected so far and holds none
+ * of the others: split, the used index; packed, the next used position and
+ * its wrap counter, in both halves. Restarted there, a device takes every
+ * chain in flight afresh.
+ */
+uint32_t gring_used_base(const struct gring *q);
 /** gring_inflight() - chains added and not yet collected. */
 unsigned int gring_inflight(const struct gring *q);
 /** gring_broken() - whether the device broke the protocol (see collect). */
 bool gring_broken(const struct gring *q);
+/** gring_broken_reason() - how; NULL while not broken. */
+const char *gring_broken_reason(const struct gring *q);
 void gring_get_stats(const struct gring *q, struct gring_stats *st);
 
 /** gring_set_notify() - notify through @fn from now on; NULL: the kick fd. */
@@ -231,8 +246,9 @@ int gring_add(struct gring *q, const struct gring_piece *pc, unsigned int n,
  *
  * Return: the number of chains completed; -EPROTO when the device returned
  * an id out of range or not in flight, a length past the chain's writable
- * bytes, or moved the used index too far (the ring is then unusable and
- * every later call fails the same way).
+ * bytes (len_chain: past its length), or moved the used index too far (the
+ * ring is then unusable and every later call fails the same way; see
+ * gring_broken_reason()).
  */
 int gring_collect(struct gring *q, gring_done_fn done, void *ctx);
 
@@ -483,10 +499,13 @@ int netq_tx_send(struct netq *q, const void *frame, uint32_t len);
 
 /**
  * netq_tx_collect() - TX: take back every buffer the device is done with.
+ * A TX buffer has no writable bytes, so its used length should be 0; a
+ * driver ignores it (DPDK 22.11's packed ring leaves the driver's length
+ * there), so one up to the chain's length is only counted, in the gring's
+ * len_past_writable.
  *
  * Return: buffers taken back; -EINVAL (an RX queue), -EPROTO (as
- * gring_collect(): a TX buffer has no writable bytes, so any length but 0
- * is one).
+ * gring_collect(): a length past the chain's, a bad id).
  */
 int netq_tx_collect(struct netq *q);
 

@@ -48,7 +48,8 @@ int netq_new(struct gmem *gm, const struct netq_opts *o, struct netq **out)
 	ro = (struct gring_opts){ .layout = o->layout, .num = o->num,
 				  .indirect = o->indirect,
 				  .event_idx = o->event_idx,
-				  .max_pieces = MAX_PIECES, .seed = o->seed };
+				  .max_pieces = MAX_PIECES, .seed = o->seed,
+				  .len_chain = o->role == NETQ_TX };
 	if (!gring_opts_ok(&ro))
 		return -EINVAL;
 	q = calloc(1, sizeof(*q));

@@ -959,6 +959,23 @@ START_TEST(test_net_loop_back_frames_intact)
 }
 END_TEST
 
+/* A TX used length up to the frame's is counted, not refused. */
+START_TEST(test_net_tx_used_len_counted)
+{
+	struct gring_stats st;
+	struct net n;
+	uint8_t f[60] = { 1 };
+
+	net_init(&n, _i);
+	ck_assert_int_eq(netq_tx_send(n.q[1], f, sizeof(f)), 0);	/* id 0 */
+	bogus_used_len(netq_ring(n.q[1]), 0, VIRTIO_NET_HDR_LEN + sizeof(f));
+	ck_assert_int_eq(netq_tx_collect(n.q[1]), 1);
+	gring_get_stats(netq_ring(n.q[1]), &st);
+	ck_assert_uint_eq(st.len_past_writable, 1);
+	net_fini(&n);
+}
+END_TEST
+
 START_TEST(test_net_full_tx_ring_enospc)
 {
 	struct net n;
@@ -982,9 +999,9 @@ END_TEST
 
 /*
  * A hostile device: _i / 2 picks the lie (RX: a length past the buffer,
- * shorter than the header, an id not posted; TX: any length at all),
- * _i & 1 the layout. Each fails the queue with -EPROTO, calls nothing,
- * and keeps it failed.
+ * shorter than the header, an id not posted; TX: a length past the
+ * frame), _i & 1 the layout. Each fails the queue with -EPROTO, calls
+ * nothing, and keeps it failed.
  */
 START_TEST(test_net_bad_used_entry_eproto)
 {
@@ -1011,7 +1028,7 @@ START_TEST(test_net_bad_used_entry_eproto)
 		bogus_used_len(netq_ring(q), NET_NUM, 64);
 		break;
 	case 3:
-		bogus_used_len(netq_ring(q), 0, 1);
+		bogus_used_len(netq_ring(q), 0, VIRTIO_NET_HDR_LEN + sizeof(f) + 1);
 		break;
 	}
 	if (tx) {
@@ -1059,6 +1076,7 @@ static Suite *guest_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, test_net_loop_back_frames_intact, 0, 8);
 	tcase_add_loop_test(tc, test_net_full_tx_ring_enospc, 0, 2);
+	tcase_add_loop_test(tc, test_net_tx_used_len_counted, 0, 2);
 	tcase_add_loop_test(tc, test_net_bad_used_entry_eproto, 0, 8);
 	suite_add_tcase(s, tc);
 	return s;
