@@ -509,18 +509,17 @@ static void inspect_pmd(void)
 	ck_assert_int_eq(inspect_process(T.pid, &F.guest_st, NULL, 0, &r), 0);
 	F.inspections++;
 	if (F.direct) {
-		/* Plain vhost-user: testpmd maps all of guest RAM. */
+		/* Plain vhost-user: testpmd maps all of guest RAM (a region
+		 * from the start of its memfd, so more than its bytes). */
 		ck_assert_msg(r.map_guest > 0, "direct mode, yet no guest mapping");
 		ck_assert_uint_eq(info.backend_bytes, GUEST_SIZE);
 		return;
 	}
 	ck_assert_msg(!inspect_leaks(&r), "guest RAM reachable: %s", r.detail);
-	ck_assert_uint_eq(r.fd_guest, 0);
-	ck_assert_uint_eq(r.map_guest, 0);
-	/* Every memfd byte it maps is its own or an isolated region, and
-	 * all of them. */
-	ck_assert_uint_eq(r.map_memfd_bytes, pmd_own_memfd + info.backend_bytes);
+	/* Every memfd byte it maps is its own memory or an isolated region,
+	 * and all of those. */
 	ck_assert_uint_gt(info.backend_bytes, 0);
+	ck_assert_uint_eq(r.map_memfd_bytes, pmd_own_memfd + info.backend_bytes);
 }
 
 /*
