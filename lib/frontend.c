@@ -22,6 +22,7 @@ struct svq_fe {
 	uint64_t acked;		/* SET_FEATURES */
 	uint64_t protocol;	/* SET_PROTOCOL_FEATURES */
 	unsigned int queue_num;
+	unsigned int queues_per_count;	/* GET_QUEUE_NUM's unit: 1, or 2 for pairs */
 	unsigned int mem_slots;
 	/* What the backend holds, for SET_MEM_TABLE and the slot count. */
 	struct svqiso_region *regions;
@@ -193,9 +194,10 @@ static int fe_negotiate_protocol(struct svq_fe *fe)
 		rc = fe_get_u64(fe, SVQ_VU_GET_QUEUE_NUM, &val);
 		if (rc)
 			return rc;
-		if (!val || val > 0x100)	/* the index is 8 bits on the wire */
+		/* The index is 8 bits on the wire. */
+		if (!val || val > 0x100 / fe->queues_per_count)
 			return fe_kill(fe, SVQ_VU_GET_QUEUE_NUM, -EPROTO);
-		fe->queue_num = (unsigned int)val;
+		fe->queue_num = (unsigned int)val * fe->queues_per_count;
 	}
 	if (has_protocol(fe, SVQ_VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS)) {
 		rc = fe_get_u64(fe, SVQ_VU_GET_MAX_MEM_SLOTS, &val);
@@ -214,7 +216,8 @@ static int fe_negotiate_protocol(struct svq_fe *fe)
 static bool fe_opts_ok(const struct svq_fe_opts *opts)
 {
 	return SVQ_OPTS_OK(svq_fe_opts, opts) &&
-	       SVQ_OPTS_GET(opts, timeout_ms, 0) >= 0;
+	       SVQ_OPTS_GET(opts, timeout_ms, 0) >= 0 &&
+	       !(SVQ_OPTS_GET(opts, flags, 0) & ~(uint64_t)SVQ_FE_QUEUE_PAIRS);
 }
 
 /* Negotiate over @sock, which the new session owns from here on. */
@@ -236,7 +239,8 @@ static int fe_open(int sock, const struct svq_fe_opts *opts,
 	fe->timeout_ms = SVQ_OPTS_GET(opts, timeout_ms, 0);
 	if (!fe->timeout_ms)
 		fe->timeout_ms = SVQ_FE_TIMEOUT_MS;
-	fe->queue_num = 1;
+	fe->queues_per_count = SVQ_OPTS_GET(opts, flags, 0) & SVQ_FE_QUEUE_PAIRS ? 2 : 1;
+	fe->queue_num = fe->queues_per_count;	/* one, without MQ */
 	fe->mem_slots = SVQ_FE_MAX_TABLE;
 
 	svq_vu_msg_init(&m, SVQ_VU_SET_OWNER, 0);	/* no payload */

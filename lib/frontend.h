@@ -45,16 +45,22 @@
 /* The most regions one SET_MEM_TABLE carries (and so without mem slots). */
 #define SVQ_FE_MAX_TABLE	8
 
+/* svq_fe_opts flags */
+#define SVQ_FE_QUEUE_PAIRS	(1u << 0)	/* GET_QUEUE_NUM counts queue
+						 * pairs (virtio-net): 2 queues
+						 * each */
+
 struct svq_fe_opts {
 	size_t sz;			/* = sizeof(struct svq_fe_opts) */
 	int timeout_ms;			/* per reply; 0: SVQ_FE_TIMEOUT_MS */
 	svqiso_log_fn log;		/* NULL: silent */
 	void *log_ctx;
+	uint64_t flags;			/* SVQ_FE_* */
 };
-#define svq_fe_opts__last_field log_ctx
+#define svq_fe_opts__last_field flags
 /* No padding at the end: SVQISO_OPTS() cannot promise to zero it. */
 _Static_assert(sizeof(struct svq_fe_opts) ==
-	       offsetof(struct svq_fe_opts, log_ctx) + sizeof(void *), "no tail padding");
+	       offsetof(struct svq_fe_opts, flags) + sizeof(uint64_t), "no tail padding");
 
 struct svq_fe;
 
@@ -65,10 +71,13 @@ struct svq_fe;
  * GET_PROTOCOL_FEATURES, SET_PROTOCOL_FEATURES with what svqiso honours (each
  * masked bit logged), GET_QUEUE_NUM (MQ) and GET_MAX_MEM_SLOTS
  * (CONFIGURE_MEM_SLOTS). REPLY_ACK, when offered, is used from then on.
+ * With SVQ_FE_QUEUE_PAIRS the backend's count (1 without MQ) is of queue
+ * pairs, and the session has twice as many queues.
  *
- * Return: 0; -EINVAL (NULL @path or @out, bad opts, path too long), -ENOMEM,
- * -EPROTO (a reply breaking the protocol, zero or over 256 queues, zero
- * slots; more slots than SVQISO_MEM_MAX_REGIONS are clamped), -errno from
+ * Return: 0; -EINVAL (NULL @path or @out, bad opts, unknown flags, path too
+ * long), -ENOMEM, -EPROTO (a reply breaking the protocol, zero or over 256
+ * queues, or over 128 pairs, zero slots; more slots than
+ * SVQISO_MEM_MAX_REGIONS are clamped), -errno from
  * socket/connect and the codec (-ETIMEDOUT, -ECONNRESET, -EIO for a nack).
  */
 int svq_fe_connect(const char *path, const struct svq_fe_opts *opts,
@@ -93,7 +102,8 @@ uint64_t svq_fe_offered_features(const struct svq_fe *fe);
 uint64_t svq_fe_protocol_features(const struct svq_fe *fe);	/* agreed */
 /* Features SET_FEATURES sent; 0 before it and after svq_fe_reset(). */
 uint64_t svq_fe_acked_features(const struct svq_fe *fe);
-unsigned int svq_fe_queue_num(const struct svq_fe *fe);		/* 1 without MQ */
+/* Queues: 1 without MQ (2 with SVQ_FE_QUEUE_PAIRS). */
+unsigned int svq_fe_queue_num(const struct svq_fe *fe);
 unsigned int svq_fe_mem_slots(const struct svq_fe *fe);		/* without slots: 8 */
 
 /*

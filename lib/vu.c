@@ -77,6 +77,7 @@ struct vu_queue {
 	uint32_t gfeat, sfeat;		/* ring features q->svq was made with */
 	bool stale;			/* q->svq's guest ring is gone: replace it */
 	char name[16];			/* for the svq's log lines */
+	uint64_t stops_seen;		/* vu->ring_stops when last enabled */
 	/* The backend hung up while the queue ran: @hup (__atomic, release)
 	 * publishes @hup_reason, written once before it. */
 	bool hup;
@@ -112,6 +113,8 @@ struct svqiso_vu {
 
 	unsigned int nq;
 	struct vu_queue *q;
+
+	uint64_t ring_stops;		/* GET_VRING_BASE sent, any queue */
 
 	struct svqiso_loop *loop;	/* non-NULL while the relay runs */
 	pthread_t thread;
@@ -423,7 +426,8 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 					       SVQISO_VU_F_NO_INDIRECT |
 					       SVQISO_VU_F_NO_EVENT_IDX |
 					       SVQISO_VU_F_LAZY_KICKS |
-					       SVQISO_VU_F_EXTERNAL_LOOP))) {
+					       SVQISO_VU_F_EXTERNAL_LOOP |
+					       SVQISO_VU_F_QUEUE_PAIRS))) {
 		if (!path)
 			close(fd);
 		return -EINVAL;
@@ -455,6 +459,8 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 	vu->session_fd = -1;
 
 	fo.timeout_ms = vu->timeout_ms;
+	if (vu->flags & SVQISO_VU_F_QUEUE_PAIRS)
+		fo.flags = SVQ_FE_QUEUE_PAIRS;
 	fo.log = vu->log;
 	fo.log_ctx = vu->log_ctx;
 	if (path)
@@ -816,6 +822,45 @@ static int new_eventfd(int *fd)
 	return *fd < 0 ? -errno : 0;
 }
 
+/* GET_VRING_BASE for queue @index: the backend stops its ring. */
+static int ring_stop(struct svqiso_vu *vu, unsigned int index, uint32_t *base)
+{
+	vu->ring_stops++;
+	return svq_fe_vring_stop(vu->fe, index, base);
+}
+
+/*
+ * After queue @index started: every other running queue across whose run
+ * the backend stopped a ring is disabled and enabled again. A backend may
+ * take a GET_VRING_BASE on one queue for the whole device stopping and,
+ * once it starts again, use only the queues whose state changed since
+ * (DPDK's vhost library does: a net RX queue stopped and started alone
+ * would leave TX unread for ever). The queue's ring and position stay.
+ */
+static void reenable_others(struct svqiso_vu *vu, unsigned int index)
+{
+	unsigned int j;
+	int rc;
+
+	vu->q[index].stops_seen = vu->ring_stops;
+	for (j = 0; j < vu->nq; j++) {
+		struct vu_queue *q = &vu->q[j];
+
+		if (j == index || q->state != VU_Q_RUNNING ||
+		    q->stops_seen == vu->ring_stops)
+			continue;
+		q->stops_seen = vu->ring_stops;
+		/* A failure is the session's: the next call reports it. */
+		rc = svq_fe_vring_enable(vu->fe, j, false);
+		if (!rc)
+			rc = svq_fe_vring_enable(vu->fe, j, true);
+		if (rc)
+			svq_log(vu->log, vu->log_ctx, SVQISO_LOG_WARN,
+				"vu: queue %u: enabling it again failed: %s",
+				j, strerror(-rc));
+	}
+}
+
 int svqiso_vu_queue_start(struct svqiso_vu *vu, unsigned int index,
 			  const struct svqiso_vu_queue *cfg)
 {
@@ -852,6 +897,7 @@ int svqiso_vu_queue_start(struct svqiso_vu *vu, unsigned int index,
 		if (!rc) {
 			q->cfg = *cfg;
 			q->state = VU_Q_RUNNING;
+			reenable_others(vu, index);
 		}
 		goto out;
 	}
@@ -873,6 +919,7 @@ int svqiso_vu_queue_start(struct svqiso_vu *vu, unsigned int index,
 	if (rc)
 		goto out;
 	q->state = VU_Q_RUNNING;
+	reenable_others(vu, index);
 	/* What the guest posted while the queue was stopped: no kick for it
 	 * got through. A broken guest ring shows in the next kick's -EIO. */
 	if (ext)
@@ -997,7 +1044,7 @@ static int queue_halt(struct svqiso_vu *vu, unsigned int index,
 	 * broke. */
 	ret = svq_fe_vring_enable(vu->fe, index, false);
 	if (!ret)
-		ret = svq_fe_vring_stop(vu->fe, index, &shadow_base);
+		ret = ring_stop(vu, index, &shadow_base);
 	/* No answer in time, or a broken reply: the session is dead, and
 	 * what the backend had is gone with it. */
 	if (ret && svq_fe_fd(vu->fe) < 0)
@@ -1028,7 +1075,7 @@ int svqiso_vu_queue_stop(struct svqiso_vu *vu, unsigned int index,
 	if (vu->mode == SVQISO_VU_DIRECT) {
 		rc = svq_fe_vring_enable(vu->fe, index, false);
 		if (!rc)
-			rc = svq_fe_vring_stop(vu->fe, index, base);
+			rc = ring_stop(vu, index, base);
 		q->state = VU_Q_IDLE;
 		goto out;
 	}
@@ -1253,7 +1300,7 @@ int svqiso_vu_reset(struct svqiso_vu *vu)
 		if (q->state == VU_Q_RUNNING) {
 			/* Its ring was not stopped yet. */
 			svq_fe_vring_enable(vu->fe, i, false);
-			svq_fe_vring_stop(vu->fe, i, &base);
+			ring_stop(vu, i, &base);
 		}
 		q->state = VU_Q_IDLE;
 		relay_resume(vu);

@@ -2,9 +2,9 @@
 # Shared by scripts/test, scripts/demo and scripts/bench; sourced, not run.
 
 # Everything the build, the tests, the demo and the benchmarks need
-# (qemu-system-common brings qemu-storage-daemon).
+# (qemu-system-common brings qemu-storage-daemon, dpdk-dev DPDK's testpmd).
 packages=(meson ninja-build gcc libc6-dev pkg-config check liburing-dev
-	  binutils valgrind qemu-system-common)
+	  binutils valgrind qemu-system-common dpdk-dev)
 
 # install_packages NAME [PACKAGE...]: apt-get install whatever of the
 # packages (default: all of the above) is missing. Needs root to install.

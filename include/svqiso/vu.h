@@ -98,6 +98,11 @@ enum svqiso_vu_mode {
 #define SVQISO_VU_F_EXTERNAL_LOOP (1u << 4)	/* no relay thread: the VMM
 						 * calls svqiso_vu_queue_kick()
 						 * and _process() */
+#define SVQISO_VU_F_QUEUE_PAIRS	(1u << 5)	/* the backend counts queue
+						 * pairs in GET_QUEUE_NUM, as a
+						 * virtio-net backend does: the
+						 * adapter runs 2 queues per
+						 * pair (RX 2n, TX 2n + 1) */
 
 /**
  * svqiso_vu_relay_fn - the relay thread started.
@@ -198,10 +203,13 @@ struct svqiso_vu;
  * svqiso_vu_connect() - connect to the backend and negotiate everything but
  * the device features (see svqiso_vu_set_features()). Protocol features
  * svqiso cannot honour under isolation are masked, each with a log line.
+ * The backend's queue count is GET_QUEUE_NUM's answer (1 without MQ), or
+ * twice that with SVQISO_VU_F_QUEUE_PAIRS.
  *
  * Return: 0; -EINVAL (bad opts, no socket), -ENOTSUP (a packed shadow ring
  * the backend does not offer), -ENOMEM, -EPROTO (a reply breaking the
- * protocol), -ETIMEDOUT, -ECONNRESET, -errno from socket/connect.
+ * protocol, such as over 256 queues or 128 pairs), -ETIMEDOUT,
+ * -ECONNRESET, -errno from socket/connect.
  */
 SVQISO_API int svqiso_vu_connect(const struct svqiso_vu_opts *opts,
 				 struct svqiso_vu **out);
@@ -286,6 +294,13 @@ struct svqiso_vu_queue {
  *
  * External loop: the queue takes what the guest made available while it
  * was stopped (a kick then got -EINVAL), as a svqiso_vu_queue_kick() would.
+ *
+ * Every other running queue across whose run the backend stopped a ring
+ * (GET_VRING_BASE) then gets SET_VRING_ENABLE 0 and 1: a backend may take
+ * any GET_VRING_BASE for the whole device stopping and, once it starts
+ * again, use only the queues whose state changed since (DPDK's vhost
+ * library does), so that a net RX queue stopped and restarted alone leaves
+ * TX running. Their rings and positions do not change.
  *
  * Return: 0; -EINVAL (NULL or bad struct, @index past the backend's queue
  * count, features not set, layout disagreeing with the features, bad
@@ -447,7 +462,9 @@ struct svqiso_vu_info {
 	uint64_t protocol_features;	/* agreed */
 	uint64_t guest_bytes;		/* guest RAM added */
 	uint64_t backend_bytes;		/* memory registered with the backend */
-	uint32_t queues;		/* the backend's queue count */
+	uint32_t queues;		/* the backend's queue count (with
+					 * SVQISO_VU_F_QUEUE_PAIRS twice its
+					 * count of pairs) */
 	uint32_t mem_slots;		/* the backend's memory slots */
 	uint32_t guest_regions;
 	uint32_t backend_regions;	/* regions registered with the backend */

@@ -224,6 +224,18 @@ uint64_t gmem_alloc_contig(struct gmem *gm, uint64_t len, uint64_t align)
 	return at;
 }
 
+void *gmem_area(struct gmem *gm, uint64_t len, uint64_t align, uint64_t *gpa)
+{
+	void *h;
+
+	*gpa = gmem_alloc_contig(gm, len, align);
+	if (!*gpa)
+		return NULL;
+	h = gmem_hva(gm, *gpa, len);
+	memset(h, 0, len);
+	return h;
+}
+
 uint64_t gmem_alloc_top(const struct gmem *gm)
 {
 	return gm->top;

@@ -1,10 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A qemu-storage-daemon for tests: a raw image in a fresh temporary
- * directory ($TMPDIR, else /dev/shm when writable, else /tmp), exported as
- * vhost-user-blk on a unix socket there, started with fork+exec and stopped
- * by pid. The daemon gets SIGKILL if the process
- * that started it dies, so a crashed test leaves none behind.
+ * directory (proc_mkdtemp()), exported as vhost-user-blk on a unix socket
+ * there, started and stopped by pid (proc.h).
  *
  * No Check assertions: the launcher runs in unchecked fixtures, and reports
  * why it failed in qsd->err.
@@ -15,6 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "proc.h"
 
 #define QSD_BIN		"qemu-storage-daemon"
 
@@ -42,7 +42,10 @@ struct qsd {
 };
 
 /* Whether @name is an executable on PATH. */
-bool qsd_on_path(const char *name);
+static inline bool qsd_on_path(const char *name)
+{
+	return proc_on_path(name);
+}
 
 /*
  * qsd_setup() - make the directory and image, start the daemon, wait for its

@@ -426,13 +426,17 @@ static void peer_join(void)
 
 /* The reply wait of the next fe_connect(): short only where none comes. */
 static int fe_timeout = REPLY_MS;
+/* The opts' flags of the next fe_connect(). */
+static uint64_t fe_flags;
 
 static struct svq_fe *fe_connect(int expect)
 {
-	SVQISO_OPTS(svq_fe_opts, o, .timeout_ms = fe_timeout, .log = log_cb);
+	SVQISO_OPTS(svq_fe_opts, o, .timeout_ms = fe_timeout, .log = log_cb,
+		    .flags = fe_flags);
 	struct svq_fe *fe = NULL;
 
 	fe_timeout = REPLY_MS;	/* one connect only */
+	fe_flags = 0;
 	ck_assert_int_eq(svq_fe_connect_fd(peer_start(), &o, &fe), expect);
 	if (expect)
 		ck_assert_ptr_null(fe);
@@ -683,6 +687,71 @@ START_TEST(test_queue_num_256_accepted)
 	ck_assert_int_eq(svq_fe_vring_enable(fe, 256, true), -EINVAL);
 	svq_fe_free(fe);
 	peer_join();
+}
+END_TEST
+
+/* A net backend's GET_QUEUE_NUM counts pairs: one pair is queues 0 and 1. */
+START_TEST(test_queue_pairs_two_queues_each)
+{
+	struct svq_fe *fe;
+	int r;
+
+	peer_defaults();
+	P.queue_num = 1;
+	fe = fe_connect(0);
+	ck_assert_uint_eq(svq_fe_queue_num(fe), 1);
+	ck_assert_int_eq(svq_fe_set_features(fe, 0, NULL), 0);
+	ck_assert_int_eq(svq_fe_vring_enable(fe, 1, true), -EINVAL);
+	svq_fe_free(fe);
+	peer_join();
+
+	peer_defaults();
+	P.queue_num = 1;
+	fe_flags = SVQ_FE_QUEUE_PAIRS;
+	fe = fe_connect(0);
+	ck_assert_uint_eq(svq_fe_queue_num(fe), 2);
+	ck_assert_int_eq(svq_fe_set_features(fe, 0, NULL), 0);
+	ck_assert_int_eq(svq_fe_vring_enable(fe, 1, true), 0);
+	ck_assert_int_eq(svq_fe_vring_enable(fe, 2, true), -EINVAL);
+	svq_fe_free(fe);
+	peer_join();
+	r = find_rec(SVQ_VU_SET_FEATURES, 0);
+	check_state(&P.recs[r + 1], SVQ_VU_SET_VRING_ENABLE, 1, 1);
+}
+END_TEST
+
+START_TEST(test_queue_pairs_128_accepted_129_eproto)
+{
+	struct svq_fe *fe;
+
+	peer_defaults();
+	P.queue_num = 128;
+	fe_flags = SVQ_FE_QUEUE_PAIRS;
+	fe = fe_connect(0);
+	ck_assert_uint_eq(svq_fe_queue_num(fe), 256);
+	svq_fe_free(fe);
+	peer_join();
+
+	peer_defaults();
+	P.queue_num = 129;
+	fe_flags = SVQ_FE_QUEUE_PAIRS;
+	connect_expect_eproto(SVQ_VU_GET_QUEUE_NUM);
+}
+END_TEST
+
+/* Without MQ there is one queue, or one pair. */
+START_TEST(test_queue_pairs_without_mq_one_pair)
+{
+	struct svq_fe *fe;
+
+	peer_defaults();
+	P.protocol &= ~BIT(SVQ_VU_PROTOCOL_F_MQ);
+	fe_flags = SVQ_FE_QUEUE_PAIRS;
+	fe = fe_connect(0);
+	ck_assert_uint_eq(svq_fe_queue_num(fe), 2);
+	svq_fe_free(fe);
+	peer_join();
+	ck_assert_int_eq(find_rec(SVQ_VU_GET_QUEUE_NUM, 0), -1);
 }
 END_TEST
 
@@ -1404,6 +1473,7 @@ END_TEST
 START_TEST(test_connect_fd_bad_args_close_sock)
 {
 	struct svq_fe_opts bad = { .sz = sizeof(bad), .timeout_ms = -1 };
+	struct svq_fe_opts flag = { .sz = sizeof(flag), .flags = 1u << 1 };
 	struct svq_fe *fe = NULL;
 	unsigned int fds = mock_count_fds();
 	int sv[2];
@@ -1413,6 +1483,11 @@ START_TEST(test_connect_fd_bad_args_close_sock)
 	ck_assert_int_eq(fcntl(sv[0], F_GETFD), -1);
 	ck_assert_int_eq(svq_fe_connect_fd(sv[1], &bad, &fe), -EINVAL);
 	ck_assert_int_eq(fcntl(sv[1], F_GETFD), -1);
+	ck_assert_ptr_null(fe);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	close(sv[1]);
+	ck_assert_int_eq(svq_fe_connect_fd(sv[0], &flag, &fe), -EINVAL);
+	ck_assert_int_eq(fcntl(sv[0], F_GETFD), -1);
 	ck_assert_ptr_null(fe);
 	ck_assert_uint_eq(mock_count_fds(), fds);
 }
@@ -1449,6 +1524,9 @@ static Suite *frontend_suite(void)
 	tcase_add_test(tc, test_queue_num_zero_eproto);
 	tcase_add_test(tc, test_queue_num_257_eproto);
 	tcase_add_test(tc, test_queue_num_256_accepted);
+	tcase_add_test(tc, test_queue_pairs_two_queues_each);
+	tcase_add_test(tc, test_queue_pairs_128_accepted_129_eproto);
+	tcase_add_test(tc, test_queue_pairs_without_mq_one_pair);
 	tcase_add_test(tc, test_mem_slots_zero_eproto);
 	tcase_add_test(tc, test_mem_slots_past_map_limit_clamped);
 	tcase_add_test(tc, test_vring_base_other_index_eproto);

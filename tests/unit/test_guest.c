@@ -626,26 +626,32 @@ START_TEST(test_flipped_byte_reported)
 }
 END_TEST
 
-/* Write a used entry by hand: id @id at the first used position. */
-static void bogus_used(struct blkq *q, uint16_t id)
+/* Write a used entry by hand: id @id, length @len at the first used
+ * position of @r. */
+static void bogus_used_len(struct gring *r, uint16_t id, uint32_t len)
 {
-	struct gmem *gm = blkq_gmem(q);
-	struct svqiso_vring_addr a = blkq_addr(q);
-	uint16_t num = blkq_num(q);
+	struct gmem *gm = gring_gmem(r);
+	struct svqiso_vring_addr a = gring_addr(r);
+	uint16_t num = gring_num(r);
 
-	if (blkq_layout(q) == SVQISO_LAYOUT_SPLIT) {
+	if (gring_layout(r) == SVQISO_LAYOUT_SPLIT) {
 		struct svq_split_used *u = gmem_hva(gm, a.device, 4 + 8u * num);
 
 		svq_st32(&u->ring[0].id, id);
-		svq_st32(&u->ring[0].len, 1);
+		svq_st32(&u->ring[0].len, len);
 		svq_st16_release(&u->idx, 1);
 	} else {
 		struct svq_packed_desc *d = gmem_hva(gm, a.desc, 16u * num);
 
 		svq_st16(&d[0].id, id);
-		svq_st32(&d[0].len, 1);
+		svq_st32(&d[0].len, len);
 		svq_st16_release(&d[0].flags, SVQ_DESC_F_AVAIL | SVQ_DESC_F_USED);
 	}
+}
+
+static void bogus_used(struct blkq *q, uint16_t id)
+{
+	bogus_used_len(blkq_ring(q), id, 1);
 }
 
 static int ndone;
@@ -808,6 +814,237 @@ START_TEST(test_submit_bad_request_einval)
 }
 END_TEST
 
+/* ---- virtio-net queues ---- */
+
+#define NET_NUM		64
+
+struct net {
+	struct gmem *gm;
+	struct svqiso_mem *mem;
+	struct netq *q[2];		/* RX, TX */
+	struct svq_dev vq[2];		/* the device's view of them */
+	struct rng rng;
+	uint8_t frame[NETQ_FRAME_MAX];
+	/* what came back */
+	uint64_t rx_frames, rx_bad;
+	uint32_t expect_len;
+	uint8_t expect[NETQ_FRAME_MAX];
+};
+
+static void net_init(struct net *n, unsigned int variant)
+{
+	struct netq_opts o = { .layout = variant & 1, .num = NET_NUM,
+			       .indirect = variant & 2, .event_idx = variant & 4,
+			       .seed = test_seed };
+
+	memset(n, 0, sizeof(*n));
+	rng_seed(&n->rng, test_seed, 0x6e6574);
+	n->gm = gmem_new(GUEST_BASE, REGION_SIZE * 2, 2);
+	ck_assert_ptr_nonnull(n->gm);
+	/* Buffers across the region boundary too. */
+	ck_assert_int_eq(gmem_set_alloc_top(n->gm, GUEST_BASE + REGION_SIZE -
+					    NET_NUM * 1536 / 2), 0);
+	for (unsigned int i = 0; i < 2; i++) {
+		o.role = i == 0 ? NETQ_RX : NETQ_TX;
+		ck_assert_int_eq(netq_new(n->gm, &o, &n->q[i]), 0);
+	}
+	ck_assert_int_eq(svqiso_mem_new(NULL, &n->mem), 0);
+	for (unsigned int i = 0; i < gmem_nr_regions(n->gm); i++) {
+		struct svqiso_mem_region r;
+
+		ck_assert_int_eq(gmem_region(n->gm, i, &r), 0);
+		ck_assert_int_eq(svqiso_mem_add_region(n->mem, &r), 0);
+	}
+	for (unsigned int i = 0; i < 2; i++) {
+		struct gring *r = netq_ring(n->q[i]);
+		struct svqiso_vring_addr a = gring_addr(r);
+		struct svq_dev_cfg c = {
+			.layout = gring_layout(r), .num = gring_num(r),
+			.flags = (gring_event_idx(r) ? SVQ_RING_F_EVENT_IDX : 0) |
+				 (gring_indirect(r) ? SVQ_RING_F_INDIRECT : 0),
+			.desc = a.desc, .driver = a.driver, .device = a.device,
+			.mem = svqiso_mem_ops(), .mem_ctx = n->mem,
+			.base = gring_fresh_base(r), .name = "net",
+		};
+
+		ck_assert_int_eq(svq_dev_init(&n->vq[i], &c), 0);
+	}
+}
+
+static void net_fini(struct net *n)
+{
+	for (unsigned int i = 0; i < 2; i++) {
+		svq_dev_fini(&n->vq[i]);
+		netq_free(n->q[i]);
+	}
+	svqiso_mem_free(n->mem);
+	gmem_free(n->gm);
+}
+
+/*
+ * The device: every frame waiting on TX goes back on RX, behind a header
+ * of zeros, as a port looped back does. Return: frames moved.
+ */
+static unsigned int net_loop_back(struct net *n)
+{
+	static struct svq_seg ts[8], rs[8];
+	uint8_t buf[VIRTIO_NET_HDR_LEN + NETQ_FRAME_MAX];
+	unsigned int moved = 0;
+
+	for (;;) {
+		struct svq_elem t = { .max_seg = 8, .seg = ts };
+		struct svq_elem r = { .max_seg = 8, .seg = rs };
+		uint32_t len;
+
+		if (svq_dev_pop(&n->vq[1], &t) != 1)
+			break;
+		ck_assert_uint_eq(t.nout, t.nseg);	/* readable only */
+		ck_assert_uint_le(t.out_bytes, sizeof(buf));
+		ck_assert(stream(&t, 0, t.nseg, 0, buf, t.out_bytes, false));
+		ck_assert_int_eq(svq_dev_pop(&n->vq[0], &r), 1);
+		ck_assert_uint_eq(r.nout, 0);		/* writable only */
+		len = t.out_bytes;
+		ck_assert_uint_le(len, r.in_bytes);
+		memset(buf, 0, VIRTIO_NET_HDR_LEN);
+		ck_assert(stream(&r, 0, r.nseg, 0, buf, len, true));
+		ck_assert_int_eq(svq_dev_push(&n->vq[1], t.id, 0), 0);
+		ck_assert_int_eq(svq_dev_push(&n->vq[0], r.id, len), 0);
+		moved++;
+	}
+	svq_dev_flush(&n->vq[0]);
+	svq_dev_flush(&n->vq[1]);
+	return moved;
+}
+
+static void net_rx(void *ctx, const struct virtio_net_hdr_v1 *hdr,
+		   const uint8_t *frame, uint32_t len)
+{
+	struct net *n = ctx;
+
+	n->rx_frames++;
+	if (hdr->flags || hdr->gso_type || len != n->expect_len ||
+	    memcmp(frame, n->expect, len))
+		n->rx_bad++;
+}
+
+/* _i: layout | indirect << 1 | event_idx << 2 */
+START_TEST(test_net_loop_back_frames_intact)
+{
+	struct net n;
+	struct gring_stats st;
+
+	print_seed();
+	net_init(&n, _i);
+	ck_assert_int_eq(netq_rx_fill(n.q[0]), gring_inflight(netq_ring(n.q[0])));
+	ck_assert_int_gt(gring_inflight(netq_ring(n.q[0])), 0);
+	for (unsigned int k = 0; k < 2000; k++) {
+		n.expect_len = rng_range(&n.rng, 1, NETQ_FRAME_MAX);
+		for (uint32_t b = 0; b < n.expect_len; b++)
+			n.expect[b] = (uint8_t)rng_next(&n.rng);
+		ck_assert_int_eq(netq_tx_send(n.q[1], n.expect, n.expect_len), 0);
+		ck_assert_uint_eq(net_loop_back(&n), 1);
+		ck_assert_int_eq(netq_tx_collect(n.q[1]), 1);
+		ck_assert_int_eq(netq_rx_collect(n.q[0], net_rx, &n), 1);
+	}
+	ck_assert_uint_eq(n.rx_frames, 2000);
+	ck_assert_uint_eq(n.rx_bad, 0);
+	/* Every RX buffer is posted again; every chain shape went out. */
+	ck_assert_int_eq(netq_rx_fill(n.q[0]), 0);
+	gring_get_stats(netq_ring(n.q[1]), &st);
+	ck_assert_uint_eq(st.completed, 2000);
+	if (_i & 2)
+		ck_assert_uint_gt(st.indirect, 0);
+	ck_assert_uint_gt(st.direct, 0);
+	net_fini(&n);
+}
+END_TEST
+
+/* A TX used length up to the frame's is counted, not refused. */
+START_TEST(test_net_tx_used_len_counted)
+{
+	struct gring_stats st;
+	struct net n;
+	uint8_t f[60] = { 1 };
+
+	net_init(&n, _i);
+	ck_assert_int_eq(netq_tx_send(n.q[1], f, sizeof(f)), 0);	/* id 0 */
+	bogus_used_len(netq_ring(n.q[1]), 0, VIRTIO_NET_HDR_LEN + sizeof(f));
+	ck_assert_int_eq(netq_tx_collect(n.q[1]), 1);
+	gring_get_stats(netq_ring(n.q[1]), &st);
+	ck_assert_uint_eq(st.len_past_writable, 1);
+	net_fini(&n);
+}
+END_TEST
+
+START_TEST(test_net_full_tx_ring_enospc)
+{
+	struct net n;
+	uint8_t f[60] = { 1 };
+	int sent = 0;
+
+	net_init(&n, _i);
+	while (netq_tx_send(n.q[1], f, sizeof(f)) == 0)
+		sent++;
+	ck_assert_int_ge(sent, NET_NUM / 3);
+	ck_assert_int_le(sent, NET_NUM);
+	ck_assert_int_eq(netq_tx_send(n.q[1], f, sizeof(f)), -ENOSPC);
+	ck_assert_int_eq(netq_tx_send(n.q[1], f, 0), -EINVAL);
+	ck_assert_int_eq(netq_tx_send(n.q[1], f, NETQ_FRAME_MAX + 1), -EINVAL);
+	ck_assert_int_eq(netq_tx_send(n.q[0], f, sizeof(f)), -EINVAL);
+	ck_assert_int_eq(netq_rx_fill(n.q[1]), -EINVAL);
+	ck_assert_int_eq(netq_tx_collect(n.q[0]), -EINVAL);
+	net_fini(&n);
+}
+END_TEST
+
+/*
+ * A hostile device: _i / 2 picks the lie (RX: a length past the buffer,
+ * shorter than the header, an id not posted; TX: a length past the
+ * frame), _i & 1 the layout. Each fails the queue with -EPROTO, calls
+ * nothing, and keeps it failed.
+ */
+START_TEST(test_net_bad_used_entry_eproto)
+{
+	unsigned int lie = _i / 2;
+	bool tx = lie == 3;
+	struct net n;
+	uint8_t f[60] = { 1 };
+	struct netq *q;
+
+	net_init(&n, _i & 1);
+	q = n.q[tx];
+	if (tx)
+		ck_assert_int_eq(netq_tx_send(q, f, sizeof(f)), 0);	/* id 0 */
+	else
+		ck_assert_int_gt(netq_rx_fill(q), 0);
+	switch (lie) {
+	case 0:
+		bogus_used_len(netq_ring(q), 0, VIRTIO_NET_HDR_LEN + NETQ_FRAME_MAX + 1);
+		break;
+	case 1:
+		bogus_used_len(netq_ring(q), 0, VIRTIO_NET_HDR_LEN - 1);
+		break;
+	case 2:
+		bogus_used_len(netq_ring(q), NET_NUM, 64);
+		break;
+	case 3:
+		bogus_used_len(netq_ring(q), 0, VIRTIO_NET_HDR_LEN + sizeof(f) + 1);
+		break;
+	}
+	if (tx) {
+		ck_assert_int_eq(netq_tx_collect(q), -EPROTO);
+		ck_assert_int_eq(netq_tx_collect(q), -EPROTO);
+		ck_assert_int_eq(netq_tx_send(q, f, sizeof(f)), -EPROTO);
+	} else {
+		ck_assert_int_eq(netq_rx_collect(q, net_rx, &n), -EPROTO);
+		ck_assert_int_eq(netq_rx_collect(q, net_rx, &n), -EPROTO);
+		ck_assert_int_eq(netq_rx_fill(q), -EPROTO);
+		ck_assert_uint_eq(n.rx_frames, 0);
+	}
+	net_fini(&n);
+}
+END_TEST
+
 static Suite *guest_suite(void)
 {
 	Suite *s = suite_create("guest");
@@ -833,6 +1070,14 @@ static Suite *guest_suite(void)
 	tc = tcase_create("submit");
 	tcase_add_loop_test(tc, test_ring_full_enospc_writes_nothing, 0, 2 * SVQISO_NR_LAYOUTS);
 	tcase_add_loop_test(tc, test_submit_bad_request_einval, 0, SVQISO_NR_LAYOUTS);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("net");
+	tcase_set_timeout(tc, 30);
+	tcase_add_loop_test(tc, test_net_loop_back_frames_intact, 0, 8);
+	tcase_add_loop_test(tc, test_net_full_tx_ring_enospc, 0, 2);
+	tcase_add_loop_test(tc, test_net_tx_used_len_counted, 0, 2);
+	tcase_add_loop_test(tc, test_net_bad_used_entry_eproto, 0, 8);
 	suite_add_tcase(s, tc);
 	return s;
 }
