@@ -322,6 +322,8 @@ int svqiso_svq_submit(struct svqiso_svq *svq, const struct iovec *out,
 	 * be: the reset clears the broken state. */
 	if (svq->broken && !svq->resetting)
 		return -EIO;
+	if (svq->rewound && !svq->resetting && svq->element_mode)
+		return -EBUSY;
 	/* Each count on its own first: their sum may wrap. */
 	if (!svq->element_mode || nout > svq->max_segs || nin > svq->max_segs ||
 	    nout + nin == 0 || nout + nin > svq->max_segs ||

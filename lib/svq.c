@@ -8,7 +8,7 @@
 #include "svq_priv.h"
 
 #if defined(__LP64__)
-_Static_assert(sizeof(struct svqiso_svq_opts) == 136, "svqiso_svq_opts is append-only");
+_Static_assert(sizeof(struct svqiso_svq_opts) == 152, "svqiso_svq_opts is append-only");
 _Static_assert(sizeof(struct svqiso_svq_stats) == 120, "svqiso_svq_stats is append-only");
 #endif
 
@@ -150,6 +150,8 @@ int svqiso_svq_new(const struct svqiso_svq_opts *opts, struct svqiso_svq **out)
 	svq->log_ctx = opts->log_ctx;
 	svq->complete = opts->complete;
 	svq->complete_ctx = opts->complete_ctx;
+	svq->giveback = SVQ_OPTS_GET(opts, giveback, NULL);
+	svq->giveback_ctx = SVQ_OPTS_GET(opts, giveback_ctx, NULL);
 	svq->iso = opts->iso;
 	svq->st.sz = sizeof(svq->st);
 	svq->ring_region.iova = UINT64_MAX;
@@ -358,11 +360,36 @@ int svqiso_svq_backend_taken(const struct svqiso_svq *svq)
 	return svq_drv_device_taken(&svq->shadow);
 }
 
+/*
+ * Element mode: hand the VMM back, newest first, what was submitted and not
+ * forwarded, then the @n requests svq->rewind_ids names (oldest first).
+ */
+static int give_back_elements(struct svqiso_svq *svq, int n)
+{
+	int k, given = 0;
+
+	while (svq->pend_len) {
+		svq->pend_len--;
+		svq->giveback(svq->giveback_ctx,
+			      svq->pend[(svq->pend_head + svq->pend_len) % svq->num].cookie);
+		given++;
+	}
+	for (k = n; k-- > 0; ) {
+		struct svq_req *r = &svq->slot[svq->rewind_ids[k]];
+
+		svq_release(svq, r);
+		svq->giveback(svq->giveback_ctx, r->cookie);
+		given++;
+	}
+	svq->st.given_back += (uint64_t)given;
+	return given;
+}
+
 int svqiso_svq_rewind(struct svqiso_svq *svq, uint32_t shadow_base)
 {
 	int n, k, given = 0;
 
-	if (!svq || svq->element_mode)
+	if (!svq || (svq->element_mode && !svq->giveback))
 		return -EINVAL;
 	if (svq->broken)
 		return -EIO;
@@ -373,6 +400,8 @@ int svqiso_svq_rewind(struct svqiso_svq *svq, uint32_t shadow_base)
 		return svq_fail(svq, false,
 				"%s: broken: the backend stopped at base %#x, not where requests it has not completed begin",
 				svq->name, shadow_base);
+	if (svq->element_mode)
+		return give_back_elements(svq, n);
 	/* Newest first: the chain held for room was popped last, and the
 	 * shadow ring took the others in the order they were popped. */
 	if (svq->held) {

@@ -67,6 +67,8 @@ struct svqiso_svq {
 	uint16_t pend_head, pend_len;
 	svqiso_complete_fn complete;
 	void *complete_ctx;
+	svqiso_giveback_fn giveback;	/* element mode: rewind's */
+	void *giveback_ctx;
 
 	/* isolated side */
 	struct svqiso_iso *iso;

@@ -81,6 +81,16 @@ struct svqiso_vring_addr {
  */
 typedef void (*svqiso_complete_fn)(void *ctx, void *cookie, uint32_t len);
 
+/*
+ * svqiso_giveback_fn - element mode: the request submitted with @cookie
+ * was never seen by the backend and goes back to the VMM, which puts it
+ * back in the guest's ring (QEMU: virtqueue_unpop()); @complete will not
+ * run for it. Called from svqiso_svq_rewind() only, newest request first,
+ * so that each call undoes the last pop. May not call any svqiso_svq_*
+ * function on this svq.
+ */
+typedef void (*svqiso_giveback_fn)(void *ctx, void *cookie);
+
 struct svqiso_svq_opts {
 	size_t sz;			/* = sizeof(struct svqiso_svq_opts) */
 	uint32_t flags;			/* SVQISO_SVQ_F_* */
@@ -113,8 +123,12 @@ struct svqiso_svq_opts {
 	 * in element mode.
 	 */
 	uint64_t batch_bytes;
+	/* element mode: where svqiso_svq_rewind() gives requests back;
+	 * NULL: rewind is refused (-EINVAL) */
+	svqiso_giveback_fn giveback;
+	void *giveback_ctx;
 };
-#define svqiso_svq_opts__last_field batch_bytes
+#define svqiso_svq_opts__last_field giveback_ctx
 
 struct svqiso_svq;
 
@@ -202,7 +216,8 @@ SVQISO_API int svqiso_svq_process_used(struct svqiso_svq *svq);
  * past max_segs, total of 2^32 or more, or a request the shadow ring could
  * never hold: more shadow descriptors than num without shadow indirect
  * tables) and -ENOSPC (num requests already held): the request was not
- * taken and @complete will not run for it; -EIO (broken). Called from a
+ * taken and @complete will not run for it; -EBUSY (after
+ * svqiso_svq_rewind(), until svqiso_svq_reset()); -EIO (broken). Called from a
  * completion callback during svqiso_svq_reset(), it returns 0 and the
  * request is forwarded when the reset ends; the next process call asks for
  * the backend kick it needs.
@@ -269,16 +284,22 @@ SVQISO_API int svqiso_svq_guest_base(const struct svqiso_svq *svq,
  * take stays in flight until process_used() completes it; once
  * svqiso_svq_in_flight() is 0 the guest base is a clean restart point.
  *
+ * Element mode: the requests the backend never saw, and those submitted
+ * and not yet forwarded, go to the opts' giveback callback, newest first,
+ * so the VMM puts them back in the guest's ring by undoing its pops.
+ *
  * This is how a queue whose requests may stay posted for ever (net RX
  * buffers wait for packets) stops at once: pause, GET_VRING_BASE, rewind,
  * and wait, bounded, only for what the backend holds. The queue stays
- * paused; only svqiso_svq_reset() lays out a fresh shadow ring to go on. A
- * used entry for a request given back is a protocol violation.
+ * paused (element mode: svqiso_svq_submit() returns -EBUSY); only
+ * svqiso_svq_reset() lays out a fresh shadow ring to go on. A used entry
+ * for a request given back is a protocol violation.
  *
  * Return: the number of requests given back (>= 0); -EINVAL (NULL, element
- * mode), -EIO (broken; or @shadow_base is not where the requests the
- * backend has not completed begin, or says the backend did not take a
- * request it already completed: the queue breaks with that reason).
+ * mode without a giveback callback), -EIO (broken; or @shadow_base is not
+ * where the requests the backend has not completed begin, or says the
+ * backend did not take a request it already completed: the queue breaks
+ * with that reason, and nothing is given back).
  */
 SVQISO_API int svqiso_svq_rewind(struct svqiso_svq *svq, uint32_t shadow_base);
 

@@ -1134,6 +1134,114 @@ START_TEST(test_rewind_bad_base_breaks)
 }
 END_TEST
 
+/* Element mode: what rewind hands back, in the order it does. */
+static void *given[NUM * 2];
+static unsigned int ngiven;
+
+static void giveback_cb(void *ctx, void *cookie)
+{
+	(void)ctx;
+	ck_assert_uint_lt(ngiven, NUM * 2);
+	given[ngiven++] = cookie;
+}
+
+/*
+ * Element mode: requests the device never took, and those still waiting
+ * for room, go back to the VMM newest first (so each undoes its last pop);
+ * what the device holds completes; submits wait for the reset; a bad base
+ * breaks the queue and gives nothing back. Without a giveback callback,
+ * rewind is refused.
+ */
+START_TEST(test_rewind_element_mode_gives_back_newest_first)
+{
+	SVQISO_OPTS(svqiso_svq_opts, so);
+	struct held_elem h[2];
+	uint8_t out[8][4096];
+	unsigned int k;
+	uint32_t base;
+
+	fx_open(0, _i, 0, 0, SVQISO_SVQ_F_ELEMENT, 16 << 10, SVQISO_COPY_MEMCPY);
+	ck_assert_int_eq(svqiso_svq_rewind(F.svq, 0), -EINVAL);	/* no callback */
+	so.flags = SVQISO_SVQ_F_ELEMENT;
+	so.num = NUM;
+	so.shadow_layout = (uint8_t)_i;
+	so.max_segs = MAX_SEGS * 2;
+	so.iso = F.iso;
+	so.pool = F.pool;
+	so.complete = complete_cb;
+	so.giveback = giveback_cb;
+	so.log = log_cb;
+	svqiso_svq_free(F.svq);
+	ck_assert_int_eq(svqiso_svq_new(&so, &F.svq), 0);
+	ck_assert_int_eq(svqiso_svq_get_shadow(F.svq, &F.info), 0);
+	backend_reattach();
+	ngiven = 0;
+
+	/* 8 requests of 4 KiB in a 16 KiB arena: 4 forwarded, 4 wait. */
+	for (k = 0; k < 8; k++) {
+		struct iovec o = { out[k], sizeof(out[k]) };
+
+		ck_assert_int_ge(svqiso_svq_submit(F.svq, &o, 1, NULL, 0,
+						   (void *)(uintptr_t)(k + 1)), 0);
+	}
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 8);
+	/* The device completes the first, holds the second and third. */
+	ck_assert(backend_take(&h[0]));
+	backend_finish(&h[0], 0);
+	ck_assert(backend_take(&h[0]));
+	ck_assert(backend_take(&h[1]));
+	/* Its completion lets the fifth through: 4 on the shadow ring. */
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ck_assert_uint_eq(F.ncomplete, 1);
+	base = svq_dev_get_base(&F.backend);
+
+	ck_assert_int_eq(svqiso_svq_rewind(F.svq, base), 5);
+	/* Newest first: 8, 7, 6 waited for room; 5 and 4 were never taken. */
+	ck_assert_uint_eq(ngiven, 5);
+	for (k = 0; k < 5; k++)
+		ck_assert_ptr_eq(given[k], (void *)(uintptr_t)(8 - k));
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 2);
+	{
+		struct iovec o = { out[0], sizeof(out[0]) };
+
+		ck_assert_int_eq(svqiso_svq_submit(F.svq, &o, 1, NULL, 0, NULL), -EBUSY);
+	}
+	backend_finish(&h[1], 0);
+	backend_finish(&h[0], 0);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ck_assert_uint_eq(F.ncomplete, 3);
+	ck_assert_ptr_eq(F.cookies[1], (void *)3);
+	ck_assert_ptr_eq(F.cookies[2], (void *)2);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 0);
+	ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 0);
+	/* The reset completes nothing given back, and submits go on. */
+	ck_assert_int_eq(svqiso_svq_reset(F.svq, 0), 0);
+	ck_assert_uint_eq(F.ncomplete, 3);
+	backend_reattach();
+	{
+		struct iovec o = { out[0], sizeof(out[0]) };
+
+		ck_assert_int_ge(svqiso_svq_submit(F.svq, &o, 1, NULL, 0, (void *)9), 0);
+	}
+	ck_assert_int_eq(backend_serve(0, NULL, 0), 1);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ck_assert_ptr_eq(F.cookies[3], (void *)9);
+
+	/* A base behind a completed request: broken, nothing given back. */
+	for (k = 0; k < 2; k++) {
+		struct iovec o = { out[k], sizeof(out[k]) };
+
+		ck_assert_int_ge(svqiso_svq_submit(F.svq, &o, 1, NULL, 0, NULL), 0);
+	}
+	ck_assert_int_eq(backend_serve(0, NULL, 0), 1);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ngiven = 0;
+	ck_assert_int_eq(svqiso_svq_rewind(F.svq, _i ? 0x8000 : 0), -EIO);
+	ck_assert_uint_eq(ngiven, 0);
+	fx_close();
+}
+END_TEST
+
 /* ---- per-request memfd pool ---- */
 
 START_TEST(test_memfd_pool_roundtrip)
@@ -1564,6 +1672,8 @@ static Suite *svq_suite(void)
 	tc = tcase_create("rewind");
 	tcase_add_loop_test(tc, test_rewind_gives_back_what_backend_never_took, 0, 8);
 	tcase_add_loop_test(tc, test_rewind_bad_base_breaks, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_rewind_element_mode_gives_back_newest_first, 0,
+			    SVQISO_NR_LAYOUTS);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("batch-bytes");
