@@ -906,11 +906,12 @@ START_TEST(test_reset_drops_what_a_slow_backend_holds)
 	ck_assert_uint_ge(st.requests - st.completions, DEPTH / 2);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	/* qemu-storage-daemon gives up on the session when a request it
-	 * held completes after its ring stopped: the reset then finds the
-	 * session gone. */
+	 * held completes after its ring stopped: the reset may then find
+	 * the session gone, or see it go. */
 	rc = svqiso_vu_reset(F.vu);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	ck_assert_msg(rc == 0 || rc == -ENOTCONN, "reset: %d", rc);
+	ck_assert_msg(rc == 0 || rc == -ENOTCONN || rc == -ECONNRESET ||
+		      rc == -EPIPE, "reset: %d", rc);
 	ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
 	fprintf(stderr, "# reset with a slow backend took %.0f ms\n", ms);
 	/* Each queue: at most the timeout before and after its base. */
