@@ -205,17 +205,16 @@ static inline void svq_layout_drv_detach(struct svq_drv *vq, uint16_t id)
 }
 
 /*
- * Where the device says it reads next, as svq_layout_drv_pos() counts;
- * -ENODATA when it publishes no position.
+ * Where the device says it reads next, in a vring base's form (for
+ * svq_layout_drv_pos()); -ENODATA when it publishes no position.
  */
-static inline int svq_layout_drv_device_pos(const struct svq_drv *vq, uint32_t *pos,
-					    uint32_t *end, uint32_t *span)
+static inline int svq_layout_drv_device_word(const struct svq_drv *vq, uint32_t *word)
 {
 	switch (vq->rc.layout) {
 	case SVQISO_LAYOUT_SPLIT:
-		return svq_drv_device_pos_split(vq, pos, end, span);
+		return svq_drv_device_word_split(vq, word);
 	case SVQISO_LAYOUT_PACKED:
-		return svq_drv_device_pos_packed(vq, pos, end, span);
+		return svq_drv_device_word_packed(vq, word);
 	}
 	return -ENODATA;
 }

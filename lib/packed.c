@@ -460,23 +460,16 @@ void svq_drv_detach_packed(struct svq_drv *vq, uint16_t id)
 	free_id(vq, id);
 }
 
-int svq_drv_device_pos_packed(const struct svq_drv *vq, uint32_t *pos,
-			      uint32_t *end, uint32_t *span)
+int svq_drv_device_word_packed(const struct svq_drv *vq, uint32_t *word)
 {
 	const struct svq_drv_packed *p = &vq->packed;
-	uint16_t num = vq->rc.num, ow;
 
 	/* Only a device asking for notifications at a position says where
-	 * it is. */
+	 * it is; its offset and wrap counter read as a base's low half. */
 	if (!(vq->rc.flags & SVQ_RING_F_EVENT_IDX) ||
 	    svq_ld16(&p->device->flags) != SVQ_EVENT_F_DESC)
 		return -ENODATA;
-	ow = svq_ld16(&p->device->off_wrap);
-	if ((ow & 0x7fff) >= num)
-		return -ENODATA;
-	*pos = lap_pos(ow & 0x7fff, ow >> 15, num);
-	*end = lap_pos(p->next_avail_idx, p->avail_wrap_counter, num);
-	*span = 2u * num;
+	*word = svq_ld16(&p->device->off_wrap);
 	return 0;
 }
 

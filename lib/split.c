@@ -446,17 +446,12 @@ void svq_drv_detach_split(struct svq_drv *vq, uint16_t id)
 	free_chain(vq, id);
 }
 
-int svq_drv_device_pos_split(const struct svq_drv *vq, uint32_t *pos,
-			     uint32_t *end, uint32_t *span)
+int svq_drv_device_word_split(const struct svq_drv *vq, uint32_t *word)
 {
-	const struct svq_drv_split *s = &vq->split;
-
 	/* With EVENT_IDX the device publishes the next avail entry it reads. */
 	if (!(vq->rc.flags & SVQ_RING_F_EVENT_IDX))
 		return -ENODATA;
-	*pos = svq_ld16(avail_event(s->used, vq->rc.num));
-	*end = s->avail_idx;
-	*span = 1u << 16;
+	*word = svq_ld16(avail_event(vq->split.used, vq->rc.num));
 	return 0;
 }
 

@@ -16,8 +16,7 @@ bool svq_dev_has_avail_split(struct svq_dev *vq);
 uint32_t svq_dev_get_base_split(const struct svq_dev *vq);
 void svq_dev_unpop_split(struct svq_dev *vq, uint16_t id);
 void svq_drv_detach_split(struct svq_drv *vq, uint16_t id);
-int svq_drv_device_pos_split(const struct svq_drv *vq, uint32_t *pos,
-			     uint32_t *end, uint32_t *span);
+int svq_drv_device_word_split(const struct svq_drv *vq, uint32_t *word);
 uint16_t svq_drv_chain_slots_split(const struct svq_drv *vq, uint16_t id);
 int svq_drv_pos_split(const struct svq_drv *vq, uint32_t base, uint32_t *pos,
 		      uint32_t *end, uint32_t *span);

@@ -363,15 +363,17 @@ int svq_drv_get_used(struct svq_drv *vq, uint16_t *id, uint32_t *len)
 
 int svq_drv_device_taken(const struct svq_drv *vq)
 {
-	uint32_t pos, end, span, ahead;
+	uint32_t word, pos, end, span, ahead;
 	uint16_t id;
 	int err, unseen = 0;
 
 	if (unlikely(vq->rc.broken))
 		return -EIO;
-	err = svq_layout_drv_device_pos(vq, &pos, &end, &span);
+	err = svq_layout_drv_device_word(vq, &word);
 	if (err)
 		return err;
+	if (svq_layout_drv_pos(vq, word, &pos, &end, &span))
+		return -ENODATA;	/* not a position on this ring */
 	ahead = (end + span - pos) % span;
 	for (id = 0; id < vq->rc.num; id++)
 		if (vq->id_inflight[id] &&

@@ -465,7 +465,8 @@ int svq_drv_rewind(struct svq_drv *vq, uint32_t base, uint16_t *ids);
  * it asks for notifications at one) says it has taken. The device may lie:
  * a hint for when to stop it, never for what to give back.
  *
- * Return: the count (>= 0); -ENODATA (no position published), -EIO.
+ * Return: the count (>= 0); -ENODATA (no position published, or none on
+ * this ring), -EIO.
  */
 int svq_drv_device_taken(const struct svq_drv *vq);
 

@@ -945,17 +945,6 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Whether the backend hung up the session (polled, not read). */
-static bool backend_gone(struct svqiso_vu *vu)
-{
-	struct pollfd pfd = { .fd = svq_fe_fd(vu->fe), .events = POLLRDHUP };
-
-	if (pfd.fd < 0)
-		return true;
-	return poll(&pfd, 1, 0) > 0 &&
-	       (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
-}
-
 /*
  * How long a stop waits with no completion before it takes the requests
  * left to be ones the backend leaves posted (net RX buffers) rather than
@@ -1038,7 +1027,7 @@ static int queue_halt(struct svqiso_vu *vu, unsigned int index,
 		return -EAGAIN;
 	if (rc == -ECONNRESET)
 		return rc;
-	if (backend_gone(vu))
+	if (svq_fe_fd(vu->fe) < 0 || session_gone(vu))
 		return -ECONNRESET;
 	/* A broken queue stops the backend too; its base stays where it
 	 * broke. */

@@ -314,7 +314,7 @@ SVQISO_API int svqiso_svq_rewind(struct svqiso_svq *svq, uint32_t shadow_base);
  * decides from GET_VRING_BASE.
  *
  * Return: the count (>= 0); -EINVAL (NULL), -ENODATA (the backend publishes
- * no position), -EIO (broken).
+ * no position, or one that is no place on the ring), -EIO (broken).
  */
 SVQISO_API int svqiso_svq_backend_taken(const struct svqiso_svq *svq);
 

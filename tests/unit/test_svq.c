@@ -73,6 +73,9 @@ static struct fx F;
 /* The next fx_open()'s batch_bytes (0: no limit) and ring size (0: NUM). */
 static uint64_t fx_batch;
 static uint16_t fx_num;
+/* The next fx_open()'s element-mode callbacks (NULL: complete_cb, none). */
+static svqiso_complete_fn fx_complete;
+static svqiso_giveback_fn fx_giveback;
 
 /* Set to make the iso refuse new regions, as a frontend whose backend has
  * no memory slot left would. */
@@ -123,8 +126,10 @@ static void fx_open(uint8_t glayout, uint8_t slayout, uint32_t gfeat,
 		    .max_segs = MAX_SEGS * 2,
 		    .guest_ring = { GUEST_BASE + G_DESC, GUEST_BASE + G_DRIVER,
 				    GUEST_BASE + G_DEVICE },
-		    .guest_mem = svqiso_mem_ops(), .complete = complete_cb,
-		    .log = log_cb, .name = "q0", .batch_bytes = fx_batch);
+		    .guest_mem = svqiso_mem_ops(),
+		    .complete = fx_complete ? fx_complete : complete_cb,
+		    .log = log_cb, .name = "q0", .batch_bytes = fx_batch,
+		    .giveback = fx_giveback);
 	struct svq_drv_cfg dc = {
 		.layout = glayout, .num = fx_num ? fx_num : NUM, .flags = gfeat,
 	};
@@ -176,6 +181,8 @@ static void fx_close(void)
 	free(F.guest);
 	fx_batch = 0;
 	fx_num = 0;
+	fx_complete = NULL;
+	fx_giveback = NULL;
 }
 
 /* The backend: pop one chain, check what it reads, fill what it may write. */
@@ -1134,6 +1141,66 @@ START_TEST(test_rewind_bad_base_breaks)
 }
 END_TEST
 
+/*
+ * What the backend's published position says it took: split avail_event,
+ * packed device event offset while it asks for notifications at one; no
+ * EVENT_IDX, no answer; a position that lies stays within what is in
+ * flight.
+ */
+START_TEST(test_backend_taken_follows_published_position)
+{
+	uint8_t sl = (uint8_t)(_i & 1);
+	bool ev = _i & 2;
+	struct held_elem h[4];
+	unsigned int k;
+
+	fx_open(SVQISO_LAYOUT_SPLIT, sl, 0, ev ? SVQISO_RING_F_EVENT_IDX : 0, 0,
+		1 << 20, SVQISO_COPY_MEMCPY);
+	ck_assert_int_eq(svqiso_svq_backend_taken(NULL), -EINVAL);
+	for (k = 0; k < 4; k++)
+		guest_post(1, 1, 512, (uint64_t)k * 4096, 0, false);
+	ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 4);
+	if (!ev) {
+		ck_assert_int_eq(svqiso_svq_backend_taken(F.svq), -ENODATA);
+		fx_close();
+		return;
+	}
+	/* A packed device says where it is only while it asks for
+	 * notifications at a position. */
+	svq_dev_enable_notify(&F.backend);
+	ck_assert_int_eq(svqiso_svq_backend_taken(F.svq), 0);
+	for (k = 0; k < 3; k++) {
+		ck_assert(backend_take(&h[k]));
+		svq_dev_enable_notify(&F.backend);
+		ck_assert_int_eq(svqiso_svq_backend_taken(F.svq), (int)k + 1);
+	}
+	backend_finish(&h[0], 0);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ck_assert_int_eq(svqiso_svq_backend_taken(F.svq), 2);
+	/* A lying position: the answer stays a count of what is in flight;
+	 * one that is no place on a packed ring is no answer. */
+	if (sl == SVQISO_LAYOUT_SPLIT) {
+		*(uint16_t *)((uint8_t *)(uintptr_t)F.info.uaddr.device + 4 + 8 * NUM) =
+			htole16(40000);
+	} else {
+		*(uint16_t *)(uintptr_t)F.info.uaddr.device = htole16(0x7fff);
+		ck_assert_int_eq(svqiso_svq_backend_taken(F.svq), -ENODATA);
+		*(uint16_t *)(uintptr_t)F.info.uaddr.device = htole16(40);
+	}
+	k = (unsigned int)svqiso_svq_backend_taken(F.svq);
+	ck_assert_uint_le(k, svqiso_svq_in_flight(F.svq));
+	ck_assert(!svqiso_svq_is_broken(F.svq));
+	/* Broken: -EIO. */
+	guest_post(1, 1, 512, 0, 0, false);
+	memset(gpa_hva(GUEST_BASE + G_DESC), 0xff, 16 * NUM);
+	F.gdrv.split.avail->idx = htole16(le16toh(F.gdrv.split.avail->idx) + 1);
+	ck_assert_int_eq(svqiso_svq_process_avail(F.svq), -EIO);
+	ck_assert_int_eq(svqiso_svq_backend_taken(F.svq), -EIO);
+	fx_close();
+}
+END_TEST
+
 /* Element mode: what rewind hands back, in the order it does. */
 static void *given[NUM * 2];
 static unsigned int ngiven;
@@ -1154,7 +1221,6 @@ static void giveback_cb(void *ctx, void *cookie)
  */
 START_TEST(test_rewind_element_mode_gives_back_newest_first)
 {
-	SVQISO_OPTS(svqiso_svq_opts, so);
 	struct held_elem h[2];
 	uint8_t out[8][4096];
 	unsigned int k;
@@ -1162,19 +1228,9 @@ START_TEST(test_rewind_element_mode_gives_back_newest_first)
 
 	fx_open(0, _i, 0, 0, SVQISO_SVQ_F_ELEMENT, 16 << 10, SVQISO_COPY_MEMCPY);
 	ck_assert_int_eq(svqiso_svq_rewind(F.svq, 0), -EINVAL);	/* no callback */
-	so.flags = SVQISO_SVQ_F_ELEMENT;
-	so.num = NUM;
-	so.shadow_layout = (uint8_t)_i;
-	so.max_segs = MAX_SEGS * 2;
-	so.iso = F.iso;
-	so.pool = F.pool;
-	so.complete = complete_cb;
-	so.giveback = giveback_cb;
-	so.log = log_cb;
-	svqiso_svq_free(F.svq);
-	ck_assert_int_eq(svqiso_svq_new(&so, &F.svq), 0);
-	ck_assert_int_eq(svqiso_svq_get_shadow(F.svq, &F.info), 0);
-	backend_reattach();
+	fx_close();
+	fx_giveback = giveback_cb;
+	fx_open(0, _i, 0, 0, SVQISO_SVQ_F_ELEMENT, 16 << 10, SVQISO_COPY_MEMCPY);
 	ngiven = 0;
 
 	/* 8 requests of 4 KiB in a 16 KiB arena: 4 forwarded, 4 wait. */
@@ -1522,28 +1578,14 @@ static void reset_resubmit_cb(void *ctx, void *cookie, uint32_t len)
  */
 START_TEST(test_submit_from_reset_callback_kept)
 {
-	SVQISO_OPTS(svqiso_svq_opts, so);
 	uint8_t out[3][256], in[3][256];
 	bool seen[0x110] = { false };
 	unsigned int k, round;
 	int ret;
 
+	fx_complete = reset_resubmit_cb;
 	fx_open(0, _i, 0, SVQISO_RING_F_INDIRECT, SVQISO_SVQ_F_ELEMENT, 1 << 20,
 		SVQISO_COPY_MEMCPY);
-	/* The fixture's svq, again with the resubmitting callback. */
-	so.flags = SVQISO_SVQ_F_ELEMENT;
-	so.num = NUM;
-	so.shadow_layout = (uint8_t)_i;
-	so.shadow_features = SVQISO_RING_F_INDIRECT;
-	so.max_segs = MAX_SEGS * 2;
-	so.iso = F.iso;
-	so.pool = F.pool;
-	so.complete = reset_resubmit_cb;
-	so.log = log_cb;
-	svqiso_svq_free(F.svq);
-	ck_assert_int_eq(svqiso_svq_new(&so, &F.svq), 0);
-	ck_assert_int_eq(svqiso_svq_get_shadow(F.svq, &F.info), 0);
-	backend_reattach();
 
 	/* Three requests on shadow tables; the backend completes the first,
 	 * so its slot is the next free one: the one a reset walks first.
@@ -1672,6 +1714,7 @@ static Suite *svq_suite(void)
 	tc = tcase_create("rewind");
 	tcase_add_loop_test(tc, test_rewind_gives_back_what_backend_never_took, 0, 8);
 	tcase_add_loop_test(tc, test_rewind_bad_base_breaks, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_backend_taken_follows_published_position, 0, 4);
 	tcase_add_loop_test(tc, test_rewind_element_mode_gives_back_newest_first, 0,
 			    SVQISO_NR_LAYOUTS);
 	suite_add_tcase(s, tc);
