@@ -180,9 +180,69 @@ int svq_forward(struct svqiso_svq *svq, struct svq_req *r)
 	svq_req_move(to, r);
 	to->buf = buf;
 	to->table = ind ? svq->free_tables[--svq->nr_free_tables] : SVQ_NO_TABLE;
+	to->seq = svq->next_seq++;
 
 	svq->st.requests++;
 	svq->st.bytes_out += svq->preserve ? total : to->out_bytes;
+	return 0;
+}
+
+/*
+ * svq_reforward() - put request @r, whose bounce buffer already holds its
+ * bytes, on the shadow ring again (svqiso_svq_repost()): the shadow
+ * segments as svq_forward() lays them out, nothing copied. @r holds no
+ * table. On success @r's state moves into the shadow slot.
+ *
+ * Return: 0; -ENOSPC (no room: cannot be on a fresh ring that held it
+ * before); -EIO.
+ */
+int svq_reforward(struct svqiso_svq *svq, struct svq_req *r)
+{
+	bool use_ind = (svq->shadow.rc.flags & SVQ_RING_F_INDIRECT) && r->nseg > 1;
+	const struct svq_indirect *ind = NULL;
+	struct svq_indirect table;
+	struct svq_req *to;
+	uint16_t k, nshadow = 0, id;
+	uint64_t off = 0;
+	int err;
+
+	if (r->nseg > 1 && !use_ind && r->nseg > svq->num) {
+		if (r->out_bytes)
+			svq->shadow_seg[nshadow++] = (struct svq_seg){
+				.addr = r->buf.iova, .len = r->out_bytes };
+		if (r->in_bytes)
+			svq->shadow_seg[nshadow++] = (struct svq_seg){
+				.addr = r->buf.iova + r->out_bytes,
+				.len = r->in_bytes, .write = true };
+	} else {
+		for (k = 0; k < r->nseg; k++) {
+			svq->shadow_seg[k] = (struct svq_seg){
+				.addr = r->buf.iova + off, .len = r->seg[k].len,
+				.write = r->seg[k].write };
+			off += r->seg[k].len;
+		}
+		nshadow = r->nseg;
+	}
+	if (use_ind) {
+		uint16_t t;
+
+		if (!svq->nr_free_tables || !svq->shadow.num_free)
+			return -ENOSPC;
+		t = svq->free_tables[svq->nr_free_tables - 1];
+		table.hva = svq->tables + (size_t)t * svq->max_segs * 16;
+		table.addr = svq->tables_iova + (uint64_t)t * svq->max_segs * 16;
+		table.cap = svq->max_segs;
+		ind = &table;
+	} else if (svq->shadow.num_free < nshadow) {
+		return -ENOSPC;
+	}
+	err = svq_drv_add(&svq->shadow, svq->shadow_seg, nshadow, ind, &id);
+	if (err)
+		return svq_fail(svq, false, "%s: broken: shadow re-add failed: %d",
+				svq->name, err);
+	to = &svq->slot[id];
+	svq_req_move(to, r);	/* buffer and order go with it */
+	to->table = ind ? svq->free_tables[--svq->nr_free_tables] : SVQ_NO_TABLE;
 	return 0;
 }
 

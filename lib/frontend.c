@@ -10,6 +10,7 @@
 #include <sys/un.h>
 
 #include "frontend.h"
+#include "policy.h"
 #include "vhost_user.h"
 
 struct svq_fe {
@@ -29,49 +30,18 @@ struct svq_fe {
 	unsigned int nregions;
 };
 
-/* Protocol features svqiso honours; everything else is masked with a log line. */
-#define FE_PROTOCOL_OK ((1ull << SVQ_VU_PROTOCOL_F_MQ) |			\
-			(1ull << SVQ_VU_PROTOCOL_F_REPLY_ACK) |			\
-			(1ull << SVQ_VU_PROTOCOL_F_NET_MTU) |			\
-			(1ull << SVQ_VU_PROTOCOL_F_CONFIG) |			\
-			(1ull << SVQ_VU_PROTOCOL_F_RESET_DEVICE) |		\
-			(1ull << SVQ_VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
-
-static const char *const protocol_names[] = {
-	[SVQ_VU_PROTOCOL_F_MQ] = "MQ",
-	[SVQ_VU_PROTOCOL_F_LOG_SHMFD] = "LOG_SHMFD",
-	[SVQ_VU_PROTOCOL_F_RARP] = "RARP",
-	[SVQ_VU_PROTOCOL_F_REPLY_ACK] = "REPLY_ACK",
-	[SVQ_VU_PROTOCOL_F_NET_MTU] = "NET_MTU",
-	[SVQ_VU_PROTOCOL_F_BACKEND_REQ] = "BACKEND_REQ",
-	[SVQ_VU_PROTOCOL_F_CROSS_ENDIAN] = "CROSS_ENDIAN",
-	[SVQ_VU_PROTOCOL_F_CRYPTO_SESSION] = "CRYPTO_SESSION",
-	[SVQ_VU_PROTOCOL_F_PAGEFAULT] = "PAGEFAULT",
-	[SVQ_VU_PROTOCOL_F_CONFIG] = "CONFIG",
-	[SVQ_VU_PROTOCOL_F_BACKEND_SEND_FD] = "BACKEND_SEND_FD",
-	[SVQ_VU_PROTOCOL_F_HOST_NOTIFIER] = "HOST_NOTIFIER",
-	[SVQ_VU_PROTOCOL_F_INFLIGHT_SHMFD] = "INFLIGHT_SHMFD",
-	[SVQ_VU_PROTOCOL_F_RESET_DEVICE] = "RESET_DEVICE",
-	[SVQ_VU_PROTOCOL_F_INBAND_NOTIFICATIONS] = "INBAND_NOTIFICATIONS",
-	[SVQ_VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS] = "CONFIGURE_MEM_SLOTS",
-	[SVQ_VU_PROTOCOL_F_STATUS] = "STATUS",
-};
-
 /*
- * Transport bits the shadow ring implements. Bits 24 to 41 extend the queue
- * and negotiation, 42 to 49 are reserved: none of them is device-specific,
- * so what the shadow ring does not know is masked. ACCESS_PLATFORM would
- * need an IOTLB, NOTIFICATION_DATA and IN_ORDER promises the shadow does not
- * keep, LOG_ALL is migration's.
+ * Protocol features this frontend honours: isolation's policy (policy.h)
+ * less what it has no use for (RARP, BACKEND_REQ and STATUS are a full
+ * VMM's: it sends no RARP, opens no backend channel, sends no status).
  */
-#define FE_TRANSPORT_MASK	(((1ull << 50) - 1) & ~((1ull << 24) - 1))
-#define FE_TRANSPORT_OK	((1ull << SVQ_FE_F_NOTIFY_ON_EMPTY) |		\
-			 (1ull << SVQ_FE_F_ANY_LAYOUT) |		\
-			 (1ull << SVQ_FE_F_INDIRECT_DESC) |		\
-			 (1ull << SVQ_FE_F_EVENT_IDX) |			\
-			 (1ull << SVQ_FE_F_VERSION_1) |			\
-			 (1ull << SVQ_FE_F_RING_PACKED) |		\
-			 (1ull << SVQ_FE_F_ORDER_PLATFORM))
+#define FE_PROTOCOL_OK	(SVQ_PROTO_ISOLATION_OK &				\
+			 ((1ull << SVQ_VU_PROTOCOL_F_MQ) |			\
+			  (1ull << SVQ_VU_PROTOCOL_F_REPLY_ACK) |		\
+			  (1ull << SVQ_VU_PROTOCOL_F_NET_MTU) |			\
+			  (1ull << SVQ_VU_PROTOCOL_F_CONFIG) |			\
+			  (1ull << SVQ_VU_PROTOCOL_F_RESET_DEVICE) |		\
+			  (1ull << SVQ_VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS)))
 
 static bool has_protocol(const struct svq_fe *fe, unsigned int bit)
 {
@@ -167,24 +137,15 @@ static int fe_set_vring_fd(struct svq_fe *fe, uint32_t request,
 
 static int fe_negotiate_protocol(struct svq_fe *fe)
 {
-	uint64_t offered, masked, val;
-	unsigned int bit;
+	uint64_t offered, val;
 	int rc;
 
 	rc = fe_get_u64(fe, SVQ_VU_GET_PROTOCOL_FEATURES, &offered);
 	if (rc)
 		return rc;
-	masked = offered & ~FE_PROTOCOL_OK;
-	for (bit = 0; bit < 64; bit++) {
-		if (!(masked & (1ull << bit)))
-			continue;
-		svq_log(fe->log, fe->log_ctx, SVQISO_LOG_INFO,
-			"vhost-user: masking protocol feature %s (bit %u): "
-			"not honoured under memory isolation",
-			bit < SVQ_ARRAY_SIZE(protocol_names) && protocol_names[bit] ?
-			protocol_names[bit] : "unknown", bit);
-	}
-	fe->protocol = offered & FE_PROTOCOL_OK;
+	fe->protocol = svq_feat_protocol(offered, FE_PROTOCOL_OK, fe->log,
+					 fe->log_ctx, "vhost-user",
+					 "not used by this frontend");
 	rc = fe_set_u64(fe, SVQ_VU_SET_PROTOCOL_FEATURES, fe->protocol);
 	if (rc)
 		return rc;
@@ -363,7 +324,7 @@ int svq_fe_set_features(struct svq_fe *fe, uint64_t wanted, uint64_t *agreed)
 	 */
 	wanted &= ~(1ull << SVQ_VU_F_PROTOCOL_FEATURES);
 	features = wanted & fe->offered;
-	dropped = features & FE_TRANSPORT_MASK & ~FE_TRANSPORT_OK;
+	dropped = features & SVQ_F_TRANSPORT & ~SVQ_F_SHADOW_OK;
 	for (bit = 0; bit < 64; bit++) {
 		if (dropped & (1ull << bit))
 			svq_log(fe->log, fe->log_ctx, SVQISO_LOG_INFO,

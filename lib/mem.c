@@ -156,6 +156,45 @@ int svqiso_mem_remove_region(struct svqiso_mem *mem, uint64_t gpa)
 	return 0;
 }
 
+int svqiso_mem_set_regions(struct svqiso_mem *mem,
+			   const struct svqiso_mem_region *regions,
+			   unsigned int n)
+{
+	struct svqiso_mem tmp = { .log = NULL };
+	struct svqiso_mem_region *swap;
+	unsigned int i;
+	int rc;
+
+	if (!mem || (n && !regions))
+		return -EINVAL;
+	if (n > SVQISO_MEM_MAX_REGIONS)
+		return -E2BIG;
+	/* Built aside with the same rules as one add at a time; the map
+	 * changes only once all of it is good. */
+	tmp.max = n > mem->max ? n : mem->max;
+	tmp.gen = 1;
+	tmp.log = mem->log;
+	tmp.log_ctx = mem->log_ctx;
+	tmp.regions = calloc(tmp.max, sizeof(*tmp.regions));
+	if (!tmp.regions)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		rc = svqiso_mem_add_region(&tmp, &regions[i]);
+		if (rc) {
+			free(tmp.regions);
+			return rc;
+		}
+	}
+	swap = mem->regions;
+	mem->regions = tmp.regions;
+	mem->nr = tmp.nr;
+	mem->max = tmp.max;
+	/* Every translation cache made before is stale. */
+	mem->gen++;
+	free(swap);
+	return 0;
+}
+
 unsigned int svqiso_mem_nr_regions(const struct svqiso_mem *mem)
 {
 	return mem ? mem->nr : 0;

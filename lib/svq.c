@@ -8,8 +8,8 @@
 #include "svq_priv.h"
 
 #if defined(__LP64__)
-_Static_assert(sizeof(struct svqiso_svq_opts) == 152, "svqiso_svq_opts is append-only");
-_Static_assert(sizeof(struct svqiso_svq_stats) == 120, "svqiso_svq_stats is append-only");
+_Static_assert(sizeof(struct svqiso_svq_opts) == 160, "svqiso_svq_opts is append-only");
+_Static_assert(sizeof(struct svqiso_svq_stats) == 128, "svqiso_svq_stats is append-only");
 #endif
 
 #define DEFAULT_MAX_SEGS 128
@@ -60,6 +60,18 @@ static void shadow_layout(uint8_t layout, uint16_t num, uint16_t max_segs,
 	l->device = align_up(l->driver + drv_sz, AREA_ALIGN);
 	l->tables = align_up(l->device + dev_sz, AREA_ALIGN);
 	l->size = l->tables + (size_t)num * max_segs * 16;
+}
+
+uint64_t svqiso_svq_ring_size(uint8_t layout, uint16_t num, uint16_t max_segs)
+{
+	struct ring_layout l;
+
+	if ((layout != SVQISO_LAYOUT_SPLIT && layout != SVQISO_LAYOUT_PACKED) ||
+	    !num || num > SVQ_RING_MAX ||
+	    (layout == SVQISO_LAYOUT_SPLIT && (num & (num - 1))))
+		return 0;
+	shadow_layout(layout, num, max_segs ? max_segs : DEFAULT_MAX_SEGS, &l);
+	return l.size;
 }
 
 static int shadow_init(struct svqiso_svq *svq)
@@ -177,12 +189,25 @@ int svqiso_svq_new(const struct svqiso_svq_opts *opts, struct svqiso_svq **out)
 			goto fail;
 	}
 
-	/* The shadow ring and its indirect tables: one isolated region. */
+	/* The shadow ring and its indirect tables: one isolated region, or
+	 * the caller's piece of one. */
 	shadow_layout(opts->shadow_layout, svq->num, svq->max_segs, &l);
-	err = svqiso_iso_region_new(svq->iso, l.size, &svq->ring_region);
-	if (err) {
-		svq->ring_region.iova = UINT64_MAX;
-		goto fail;
+	if (SVQ_OPTS_GET(opts, ring_area, NULL)) {
+		const struct svqiso_region *a = opts->ring_area;
+
+		if (a->size < l.size || !a->uaddr || (a->iova & 4095) ||
+		    ((uintptr_t)a->uaddr & 4095)) {
+			err = -EINVAL;
+			goto fail;
+		}
+		svq->ring_region = *a;
+	} else {
+		err = svqiso_iso_region_new(svq->iso, l.size, &svq->ring_region);
+		if (err) {
+			svq->ring_region.iova = UINT64_MAX;
+			goto fail;
+		}
+		svq->own_ring_region = true;
 	}
 	svq->shadow_cfg = (struct svq_drv_cfg){
 		.layout = opts->shadow_layout,
@@ -304,7 +329,7 @@ void svqiso_svq_free(struct svqiso_svq *svq)
 	if (!svq->element_mode)
 		svq_dev_fini(&svq->guest);
 	svq_drv_fini(&svq->shadow);
-	if (svq->ring_region.iova != UINT64_MAX)
+	if (svq->own_ring_region)
 		svqiso_iso_region_free(svq->iso, svq->ring_region.iova);
 	free_reqs(svq->slot, svq->num);
 	free_reqs(svq->pend, svq->num);
@@ -485,6 +510,88 @@ int svqiso_svq_reset(struct svqiso_svq *svq, uint32_t guest_base)
 	if (svq->busy_poll)
 		svqiso_svq_set_busy_poll(svq, true);
 	return 0;
+}
+
+int svqiso_svq_remap(struct svqiso_svq *svq)
+{
+	int err;
+
+	if (!svq || svq->element_mode)
+		return -EINVAL;
+	if (svq->broken)
+		return -EIO;
+	err = svq_dev_remap(&svq->guest, &svq->guest_cfg);
+	if (err)
+		return svq_fail(svq, false,
+				"%s: broken: the guest ring is no longer in guest memory (%d)",
+				svq->name, err);
+	return 0;
+}
+
+/* Forwarding order of two requests; @a before @b across a wrap of seq. */
+static bool seq_before(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) < 0;
+}
+
+int svqiso_svq_repost(struct svqiso_svq *svq)
+{
+	struct svq_req *keep;
+	uint16_t *order, i, n = 0, k;
+	int err;
+
+	if (!svq)
+		return -EINVAL;
+	if (svq->broken)
+		return -EIO;
+	order = svq->rewind_ids;	/* scratch, [num] */
+	for (i = 0; i < svq->num; i++) {
+		if (!svq->slot[i].buf.len)
+			continue;
+		/* Insertion by forwarding order: n is at most num. */
+		for (k = n; k > 0 && seq_before(svq->slot[i].seq,
+						 svq->slot[order[k - 1]].seq); k--)
+			order[k] = order[k - 1];
+		order[k] = i;
+		n++;
+	}
+	keep = calloc(n ? n : 1, sizeof(*keep));
+	if (!keep || alloc_reqs(keep, n, svq->max_segs)) {
+		free_reqs(keep, n);
+		return -ENOMEM;
+	}
+	/* Out of the old slots (their tables go back: the fresh ring hands
+	 * out its own), then onto the fresh ring in order. */
+	for (k = 0; k < n; k++) {
+		struct svq_req *r = &svq->slot[order[k]];
+
+		r->table = SVQ_NO_TABLE;
+		svq_req_move(&keep[k], r);
+		keep[k].table = SVQ_NO_TABLE;
+	}
+	svq_drv_fini(&svq->shadow);
+	err = shadow_init(svq);
+	for (k = 0; !err && k < n; k++)
+		err = svq_reforward(svq, &keep[k]);
+	if (err) {
+		/* The kept requests cannot be put back: nothing they had
+		 * is lost silently, the queue says why. */
+		for (i = 0; i < n; i++)
+			if (keep[i].buf.len)
+				svq_pool_put(svq->pool, &keep[i].buf);
+		free_reqs(keep, n);
+		return svq_fail(svq, false, "%s: broken: cannot post %u requests again: %d",
+				svq->name, n, err);
+	}
+	free_reqs(keep, n);
+	svq->rewound = false;
+	svq->freed = false;
+	svq->avail_again = false;
+	svq->kick_owed = n > 0;
+	svq->st.reposted += n;
+	if (svq->busy_poll)
+		svqiso_svq_set_busy_poll(svq, true);
+	return n;
 }
 
 int svqiso_svq_get_stats(const struct svqiso_svq *svq, struct svqiso_svq_stats *st)

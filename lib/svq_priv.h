@@ -21,6 +21,7 @@ struct svq_req {
 	uint16_t table;			/* shadow indirect table, or NO_TABLE */
 	uint32_t out_bytes;
 	uint32_t in_bytes;
+	uint32_t seq;			/* forwarding order, for a repost */
 	void *cookie;			/* element mode */
 	struct svq_seg *seg;		/* [max_segs], owned; swapped, never copied */
 	struct svqiso_buf buf;		/* valid while forwarded */
@@ -75,6 +76,8 @@ struct svqiso_svq {
 	struct svqiso_pool *pool;
 	bool own_pool;
 	struct svqiso_region ring_region;
+	bool own_ring_region;		/* ring_region is the svq's to free */
+	uint32_t next_seq;
 	struct svq_drv shadow;
 	struct svq_drv_cfg shadow_cfg;
 	struct svqiso_shadow_info info;
@@ -96,6 +99,7 @@ int svq_fail(struct svqiso_svq *svq, bool logged, const char *fmt, ...)
 /* avail.c */
 int svq_drain_avail(struct svqiso_svq *svq);
 int svq_forward(struct svqiso_svq *svq, struct svq_req *r);
+int svq_reforward(struct svqiso_svq *svq, struct svq_req *r);
 
 /* Give back a completed or dropped request's bounce buffer and table. */
 static inline void svq_release(struct svqiso_svq *svq, struct svq_req *r)

@@ -166,6 +166,37 @@ int svq_dev_init(struct svq_dev *vq, const struct svq_dev_cfg *cfg)
 	return 0;
 }
 
+int svq_dev_remap(struct svq_dev *vq, const struct svq_dev_cfg *cfg)
+{
+	bool split = vq->rc.layout == SVQISO_LAYOUT_SPLIT;
+	uint16_t num = vq->rc.num;
+	void *desc, *driver, *device;
+	int err;
+
+	err = svq_dev_map_area(vq, cfg->desc, split ? svq_split_desc_size(num) :
+			       svq_packed_desc_size(num), 16, &desc);
+	if (!err)
+		err = svq_dev_map_area(vq, cfg->driver, split ?
+				       svq_split_avail_size(num) :
+				       SVQ_PACKED_EVENT_SIZE, split ? 2 : 4, &driver);
+	if (!err)
+		err = svq_dev_map_area(vq, cfg->device, split ?
+				       svq_split_used_size(num) :
+				       SVQ_PACKED_EVENT_SIZE, 4, &device);
+	if (err)
+		return err;
+	if (split) {
+		vq->split.desc = desc;
+		vq->split.avail = driver;
+		vq->split.used = device;
+	} else {
+		vq->packed.desc = desc;
+		vq->packed.driver = driver;
+		vq->packed.device = device;
+	}
+	return 0;
+}
+
 void svq_dev_fini(struct svq_dev *vq)
 {
 	free(vq->id_inflight);

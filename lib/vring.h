@@ -273,6 +273,12 @@ struct svq_dev {
  */
 int svq_dev_init(struct svq_dev *vq, const struct svq_dev_cfg *cfg);
 void svq_dev_fini(struct svq_dev *vq);
+/*
+ * svq_dev_remap() - translate the ring areas of @cfg again (the memory map
+ * changed); positions and state stay. Return: 0; -EFAULT, -EINVAL (an area
+ * no longer mapped, or misaligned): nothing changed.
+ */
+int svq_dev_remap(struct svq_dev *vq, const struct svq_dev_cfg *cfg);
 
 /*
  * svq_dev_map_area() - translate one ring area, which must be contiguous in

@@ -1,17 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vhost-user adapter for C frontends: guest memory map, one shadow
- * virtqueue and bounce arena per queue, a relay thread running the event
- * loop, and the frontend session. See include/svqiso/vu.h.
+ * vhost-user adapter for C frontends that let svqiso own the session: the
+ * frontend session (frontend.c) driving the vhost engine (engine.c, see
+ * include/svqiso/vhost.h), whose queues run on a relay thread (relay.c) or
+ * on the VMM's own thread. See include/svqiso/vu.h.
  *
- * The relay thread runs one svqiso_loop over every running queue. A loop's
- * queue set is fixed while it runs, so every change (a queue started or
- * stopped, guest RAM added) pauses the thread: stop the loop, join, change,
- * then build a fresh loop and start a fresh thread. A wake-up the old loop
- * took from an eventfd but did not act on would be lost across that, so
- * each resume first runs both handlers of every running queue once. Each
- * new thread names itself and runs the VMM's relay_start hook before its
- * loop, so what the VMM sets for the thread holds across restarts.
+ * Isolated mode is glue: the engine decides what the session sends and
+ * runs the queues; this file sends it. Direct mode (plain vhost-user, the
+ * benchmarks' baseline) hands the backend the guest's own rings and RAM.
+ *
+ * The relay's loop has a fixed queue set, so every change (a queue started
+ * or stopped, guest RAM added) pauses the thread: stop the loop, join,
+ * change, then build a fresh loop and start a fresh thread. A wake-up the
+ * old loop took from an eventfd but did not act on would be lost across
+ * that, so each resume first runs both handlers of every running queue
+ * once. Each new thread names itself and runs the VMM's relay_start hook
+ * before its loop, so what the VMM sets for the thread holds across
+ * restarts.
  *
  * With SVQISO_VU_F_EXTERNAL_LOOP there is no thread: relay_pause() and
  * relay_resume() do nothing, and the VMM's thread runs the same handlers
@@ -29,36 +34,25 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
-#include <sys/eventfd.h>
 
 #include <svqiso/vu.h>
+#include <svqiso/vhost.h>
+#include "engine.h"
+#include "policy.h"
 #include "frontend.h"
+#include "relay.h"
 #include "vhost_user.h"
 
 #if defined(__LP64__)
 _Static_assert(sizeof(struct svqiso_vu_opts) == 104, "svqiso_vu_opts is append-only");
 #endif
 
-/* Transport bits (VIRTIO 1.2, 6) and the guest-side policy. */
-#define VU_TRANSPORT_MASK	(((1ull << 41) - 1) & ~((1ull << 24) - 1))
-#define VU_BIT(b)		(1ull << (b))
-/* Served by svqiso on the guest ring whatever the backend does. */
-#define VU_GUEST_OWN		(VU_BIT(SVQ_FE_F_INDIRECT_DESC) |	\
-				 VU_BIT(SVQ_FE_F_EVENT_IDX) |		\
-				 VU_BIT(SVQ_FE_F_RING_PACKED))
-/* Passed to the guest when the backend offers them. */
-#define VU_GUEST_PASS		(VU_BIT(SVQ_FE_F_VERSION_1) |		\
-				 VU_BIT(SVQ_FE_F_ANY_LAYOUT) |		\
-				 VU_BIT(SVQ_FE_F_ORDER_PLATFORM))
 /* Never offered to a guest, in any mode. */
-#define VU_NEVER		(VU_BIT(SVQ_FE_F_LOG_ALL) |		\
-				 VU_BIT(SVQ_VU_F_PROTOCOL_FEATURES))
+#define VU_NEVER		(SVQ_F_BIT(SVQ_F_LOG_ALL) |		\
+				 SVQ_F_BIT(SVQ_F_PROTOCOL_FEATURES))
 
 enum vu_qstate {
 	VU_Q_IDLE = 0,		/* never started, or stopped */
@@ -70,13 +64,6 @@ enum vu_qstate {
 struct vu_queue {
 	enum vu_qstate state;
 	struct svqiso_vu_queue cfg;	/* as last started */
-	struct svqiso_svq *svq;		/* isolated mode */
-	struct svqiso_pool *pool;
-	int backend_kick;		/* eventfds shared with the backend */
-	int backend_call;
-	uint32_t gfeat, sfeat;		/* ring features q->svq was made with */
-	bool stale;			/* q->svq's guest ring is gone: replace it */
-	char name[16];			/* for the svq's log lines */
 	uint64_t stops_seen;		/* vu->ring_stops when last enabled */
 	/* The backend hung up while the queue ran: @hup (__atomic, release)
 	 * publishes @hup_reason, written once before it. */
@@ -88,36 +75,30 @@ struct vu_queue {
 
 struct svqiso_vu {
 	struct svq_fe *fe;
+	struct svqiso_vhost *vh;	/* the engine; direct mode: only its
+					 * guest memory map */
 	uint8_t mode;
 	uint8_t loop_mode;
-	uint8_t copy;
-	uint8_t shadow_layout;
 	uint32_t flags;
-	uint64_t pool_size;
 	int timeout_ms;
 	svqiso_log_fn log;
 	void *log_ctx;
 	svqiso_vu_relay_fn relay_start;	/* on each new relay thread */
 	void *relay_ctx;
-	uint64_t batch_bytes;		/* for each svq */
 	uint64_t spin_ns;		/* for the relay loop */
 
 	uint64_t guest_offer;		/* svqiso_vu_get_features() */
 	uint64_t guest_features;	/* what the guest accepted */
 	bool features_set;
 
-	struct svqiso_mem *mem;		/* guest RAM */
 	uint64_t guest_bytes;
-	struct svqiso_iso *iso;		/* isolated mode */
-	bool closing;			/* free: regions are not unregistered */
 
 	unsigned int nq;
 	struct vu_queue *q;
 
 	uint64_t ring_stops;		/* GET_VRING_BASE sent, any queue */
 
-	struct svqiso_loop *loop;	/* non-NULL while the relay runs */
-	pthread_t thread;
+	struct svq_relay *relay;	/* non-NULL while the relay runs */
 
 	int session_fd;			/* the session socket, duplicated:
 					 * watched, never read or written */
@@ -129,6 +110,11 @@ struct svqiso_vu {
 static bool external_loop(const struct svqiso_vu *vu)
 {
 	return vu->flags & SVQISO_VU_F_EXTERNAL_LOOP;
+}
+
+static bool isolated(const struct svqiso_vu *vu)
+{
+	return vu->mode == SVQISO_VU_ISOLATED;
 }
 
 /* ---- backend hang-up ---- */
@@ -145,9 +131,10 @@ static bool queue_hung_up(const struct vu_queue *q)
 
 /* After a handler on the VMM's thread: what the queue holds, for a hang-up
  * noticed on another thread. No system call. Return: @rc. */
-static int external_seen(struct vu_queue *q, int rc)
+static int external_seen(struct svqiso_vu *vu, unsigned int index, int rc)
 {
-	__atomic_store_n(&q->seen_in_flight, svqiso_svq_in_flight(q->svq),
+	__atomic_store_n(&vu->q[index].seen_in_flight,
+			 svqiso_vhost_queue_in_flight(vu->vh, index),
 			 __ATOMIC_RELAXED);
 	return rc;
 }
@@ -178,7 +165,7 @@ static void note_hangup(struct svqiso_vu *vu)
 		if (q->state == VU_Q_IDLE)
 			continue;
 		running++;
-		if (vu->mode == SVQISO_VU_DIRECT) {
+		if (!isolated(vu)) {
 			snprintf(q->hup_reason, sizeof(q->hup_reason),
 				 "backend hung up (direct mode: requests in "
 				 "flight unknown)");
@@ -187,7 +174,7 @@ static void note_hangup(struct svqiso_vu *vu)
 			 * which runs alone. */
 			n = external_loop(vu) && q->state == VU_Q_RUNNING ?
 			    __atomic_load_n(&q->seen_in_flight, __ATOMIC_RELAXED) :
-			    svqiso_svq_in_flight(q->svq);
+			    svqiso_vhost_queue_in_flight(vu->vh, i);
 			held += n;
 			snprintf(q->hup_reason, sizeof(q->hup_reason),
 				 "backend hung up with %u requests in flight", n);
@@ -195,7 +182,7 @@ static void note_hangup(struct svqiso_vu *vu)
 		/* Pairs with the acquire load in queue_hung_up(). */
 		__atomic_store_n(&q->hup, true, __ATOMIC_RELEASE);
 	}
-	if (vu->mode == SVQISO_VU_DIRECT)
+	if (!isolated(vu))
 		svq_log(vu->log, vu->log_ctx, SVQISO_LOG_ERR,
 			"vu: the backend hung up with %u queues running "
 			"(direct mode: what they held is unknown)", running);
@@ -216,92 +203,28 @@ static void relay_hangup(void *ctx)
 
 /* ---- relay thread ---- */
 
-static void *relay_main(void *arg)
-{
-	struct svqiso_vu *vu = arg;
-	int rc;
-
-	/* Before the hook, which may rename it. */
-	pthread_setname_np(pthread_self(), "svqiso-relay");
-	if (vu->relay_start)
-		vu->relay_start(vu->relay_ctx);
-	rc = svqiso_loop_run(vu->loop);
-	/* -ECONNRESET: the backend hung up, and relay_hangup() said so. */
-	if (rc && rc != -ECONNRESET)
-		svq_log(vu->log, vu->log_ctx, SVQISO_LOG_ERR,
-			"vu: relay loop failed: %s", strerror(-rc));
-	return NULL;
-}
-
 static void relay_pause(struct svqiso_vu *vu)
 {
-	if (!vu->loop)
-		return;
-	svqiso_loop_stop(vu->loop);
-	pthread_join(vu->thread, NULL);
-	svqiso_loop_free(vu->loop);
-	vu->loop = NULL;
+	svq_relay_stop(vu->relay);
+	vu->relay = NULL;
 }
 
-static void signal_fd(int fd)
+/* Whether queue @i is one the relay (or the VMM's loop) serves. */
+static bool relayed(const struct svqiso_vu *vu, unsigned int i)
 {
-	static const uint64_t one = 1;
-	ssize_t n;
+	const struct svqiso_svq *svq = svq_vh_svq(vu->vh, i);
 
-	if (fd < 0)
-		return;
-	/* Fails only when the counter is full: a wake-up is pending anyway. */
-	n = write(fd, &one, sizeof(one));
-	(void)n;
+	/* A queue whose backend hung up takes nothing more: what the guest
+	 * posts stays in its ring. */
+	return vu->q[i].state == VU_Q_RUNNING && !queue_hung_up(&vu->q[i]) &&
+	       svq && !svqiso_svq_is_broken(svq);
 }
 
-static void drain_fd(int fd)
+/* Run both handlers of queue @i once. Return: -EIO if broken. */
+static int queue_poke(struct svqiso_vu *vu, unsigned int i)
 {
-	uint64_t v;
-
-	while (read(fd, &v, sizeof(v)) == sizeof(v))
-		;
-}
-
-/* Write the eventfds a handler's @mask asks for. Return: @mask; -EIO for a
- * broken queue (the svq logged why). */
-static int queue_signal(struct vu_queue *q, int mask)
-{
-	if (mask < 0)
-		return -EIO;
-	if (mask & SVQISO_SIGNAL_BACKEND)
-		signal_fd(q->backend_kick);
-	if (mask & SVQISO_SIGNAL_GUEST)
-		signal_fd(q->cfg.call_fd);
-	return mask;
-}
-
-/*
- * Run a handler until it has nothing left, signalling what each call asks
- * for as it comes (a call that stops at batch_bytes returns
- * SVQISO_SIGNAL_AGAIN). Return: what was asked for, without AGAIN; -EIO for
- * a broken queue.
- */
-static int queue_run(struct vu_queue *q, int (*handler)(struct svqiso_svq *))
-{
-	int mask, all = 0;
-
-	do {
-		mask = queue_signal(q, handler(q->svq));
-		if (mask < 0)
-			return mask;
-		all |= mask & ~SVQISO_SIGNAL_AGAIN;
-	} while (mask & SVQISO_SIGNAL_AGAIN);
-	return all;
-}
-
-/* Run both handlers to the end, signalling as they ask. Return: -EIO if
- * broken. */
-static int queue_poke(struct vu_queue *q, bool take)
-{
-	if (queue_run(q, svqiso_svq_process_used) < 0)
-		return -EIO;
-	if (take && queue_run(q, svqiso_svq_process_avail) < 0)
+	if (svqiso_vhost_queue_process(vu->vh, i) < 0 ||
+	    svqiso_vhost_queue_kick(vu->vh, i) < 0)
 		return -EIO;
 	return 0;
 }
@@ -313,64 +236,40 @@ static int queue_poke(struct vu_queue *q, bool take)
  */
 static int relay_resume(struct svqiso_vu *vu)
 {
-	SVQISO_OPTS(svqiso_loop_opts, lo, .mode = vu->loop_mode,
-		    .max_queues = vu->nq, .log = vu->log, .log_ctx = vu->log_ctx,
-		    .spin_ns = vu->spin_ns, .hangup_fd = vu->session_fd,
-		    .hangup = relay_hangup, .hangup_ctx = vu);
-	sigset_t all, old;
+	struct svq_relay_cfg rc = {
+		.loop_mode = vu->loop_mode, .spin_ns = vu->spin_ns,
+		.log = vu->log, .log_ctx = vu->log_ctx,
+		.hangup_fd = vu->session_fd, .hangup = relay_hangup,
+		.hangup_ctx = vu, .thread_start = vu->relay_start,
+		.thread_ctx = vu->relay_ctx,
+	};
+	struct svqiso_loop_queue *lq;
 	unsigned int i, n = 0;
-	int rc;
+	int ret;
 
-	if (vu->mode == SVQISO_VU_DIRECT || external_loop(vu))
+	if (!isolated(vu) || external_loop(vu))
 		return 0;
+	lq = calloc(vu->nq, sizeof(*lq));
+	if (!lq)
+		return -ENOMEM;
 	for (i = 0; i < vu->nq; i++) {
-		struct vu_queue *q = &vu->q[i];
+		struct svq_vh_fds fds;
 
-		/* A queue whose backend hung up takes nothing more: what the
-		 * guest posts stays in its ring. */
-		if (q->state != VU_Q_RUNNING || queue_hung_up(q) ||
-		    svqiso_svq_is_broken(q->svq))
-			continue;
-		if (queue_poke(q, true))
-			continue;	/* logged by the svq */
+		if (!relayed(vu, i) || queue_poke(vu, i))
+			continue;	/* a broken queue was logged by its svq */
+		svq_vh_fds(vu->vh, i, &fds);
+		lq[n] = (struct svqiso_loop_queue){
+			.sz = sizeof(lq[n]), .svq = svq_vh_svq(vu->vh, i),
+			.guest_kick_fd = vu->q[i].cfg.kick_fd,
+			.guest_call_fd = fds.guest_call,
+			.backend_kick_fd = fds.kick,
+			.backend_call_fd = fds.call,
+		};
 		n++;
 	}
-	if (!n)
-		return 0;
-
-	rc = svqiso_loop_new(&lo, &vu->loop);
-	if (rc)
-		goto err;
-	for (i = 0; i < vu->nq; i++) {
-		struct vu_queue *q = &vu->q[i];
-		SVQISO_OPTS(svqiso_loop_queue, lq, .svq = q->svq,
-			    .guest_kick_fd = q->cfg.kick_fd,
-			    .guest_call_fd = q->cfg.call_fd,
-			    .backend_kick_fd = q->backend_kick,
-			    .backend_call_fd = q->backend_call);
-
-		if (q->state != VU_Q_RUNNING || queue_hung_up(q) ||
-		    svqiso_svq_is_broken(q->svq))
-			continue;
-		rc = svqiso_loop_add(vu->loop, &lq);
-		if (rc)
-			goto err_loop;
-	}
-	/* The relay thread takes no signal meant for the VMM's threads. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = -pthread_create(&vu->thread, NULL, relay_main, vu);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc)
-		goto err_loop;
-	return 0;
-err_loop:
-	svqiso_loop_free(vu->loop);
-	vu->loop = NULL;
-err:
-	svq_log(vu->log, vu->log_ctx, SVQISO_LOG_ERR,
-		"vu: cannot start the relay: %s", strerror(-rc));
-	return rc;
+	ret = svq_relay_start(&rc, lq, n, &vu->relay);
+	free(lq);
+	return ret;
 }
 
 /* ---- session and memory ---- */
@@ -386,29 +285,16 @@ static int vu_region_del(void *ctx, const struct svqiso_region *r)
 {
 	struct svqiso_vu *vu = ctx;
 
-	if (vu->closing)	/* the session closes with them */
-		return 0;
 	return svq_fe_region_del(vu->fe, r);
-}
-
-static uint64_t guest_offer(const struct svqiso_vu *vu, uint64_t offered)
-{
-	uint64_t device = offered & ~VU_TRANSPORT_MASK & ~VU_NEVER;
-
-	if (vu->mode == SVQISO_VU_DIRECT) {
-		/* What the backend offers, less what svqiso never passes. */
-		return (offered & ~VU_NEVER &
-			~VU_BIT(SVQ_FE_F_ACCESS_PLATFORM));
-	}
-	return device | VU_GUEST_OWN | (offered & VU_GUEST_PASS);
 }
 
 int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 {
 	SVQISO_OPTS(svq_fe_opts, fo);
-	SVQISO_OPTS(svqiso_mem_opts, mo);
 	struct svqiso_vu *vu;
 	const char *path;
+	uint32_t flags;
+	uint64_t offered;
 	int rc, fd;
 
 	if (!out || !opts || !SVQ_OPTS_OK(svqiso_vu_opts, opts))
@@ -417,17 +303,15 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 	fd = SVQ_OPTS_GET(opts, fd, -1);
 	if (!path && fd < 0)
 		return -EINVAL;
+	flags = SVQ_OPTS_GET(opts, flags, 0);
 	if (SVQ_OPTS_GET(opts, mode, 0) > SVQISO_VU_DIRECT ||
 	    SVQ_OPTS_GET(opts, loop_mode, 0) > SVQISO_LOOP_BUSY_POLL ||
 	    SVQ_OPTS_GET(opts, copy, 0) >= SVQISO_NR_COPY ||
 	    SVQ_OPTS_GET(opts, shadow_layout, 0) >= SVQISO_NR_LAYOUTS ||
 	    SVQ_OPTS_GET(opts, timeout_ms, 0) < 0 ||
-	    (SVQ_OPTS_GET(opts, flags, 0) & ~(SVQISO_VU_F_PRESERVE |
-					       SVQISO_VU_F_NO_INDIRECT |
-					       SVQISO_VU_F_NO_EVENT_IDX |
-					       SVQISO_VU_F_LAZY_KICKS |
-					       SVQISO_VU_F_EXTERNAL_LOOP |
-					       SVQISO_VU_F_QUEUE_PAIRS))) {
+	    (flags & ~(SVQISO_VU_F_PRESERVE | SVQISO_VU_F_NO_INDIRECT |
+		       SVQISO_VU_F_NO_EVENT_IDX | SVQISO_VU_F_LAZY_KICKS |
+		       SVQISO_VU_F_EXTERNAL_LOOP | SVQISO_VU_F_QUEUE_PAIRS))) {
 		if (!path)
 			close(fd);
 		return -EINVAL;
@@ -441,10 +325,7 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 	}
 	vu->mode = SVQ_OPTS_GET(opts, mode, 0);
 	vu->loop_mode = SVQ_OPTS_GET(opts, loop_mode, 0);
-	vu->copy = SVQ_OPTS_GET(opts, copy, 0);
-	vu->shadow_layout = SVQ_OPTS_GET(opts, shadow_layout, 0);
-	vu->flags = SVQ_OPTS_GET(opts, flags, 0);
-	vu->pool_size = SVQ_OPTS_GET(opts, pool_size, 0);
+	vu->flags = flags;
 	vu->timeout_ms = SVQ_OPTS_GET(opts, timeout_ms, 0);
 	if (!vu->timeout_ms)
 		vu->timeout_ms = SVQ_FE_TIMEOUT_MS;
@@ -452,14 +333,13 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 	vu->log_ctx = SVQ_OPTS_GET(opts, log_ctx, NULL);
 	vu->relay_start = SVQ_OPTS_GET(opts, relay_start, NULL);
 	vu->relay_ctx = SVQ_OPTS_GET(opts, relay_ctx, NULL);
-	vu->batch_bytes = SVQ_OPTS_GET(opts, batch_bytes, 0);
 	vu->spin_ns = SVQ_OPTS_GET(opts, spin_ns, 0);
 	vu->hangup = SVQ_OPTS_GET(opts, hangup, NULL);
 	vu->hangup_ctx = SVQ_OPTS_GET(opts, hangup_ctx, NULL);
 	vu->session_fd = -1;
 
 	fo.timeout_ms = vu->timeout_ms;
-	if (vu->flags & SVQISO_VU_F_QUEUE_PAIRS)
+	if (flags & SVQISO_VU_F_QUEUE_PAIRS)
 		fo.flags = SVQ_FE_QUEUE_PAIRS;
 	fo.log = vu->log;
 	fo.log_ctx = vu->log_ctx;
@@ -475,39 +355,50 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 		rc = -errno;
 		goto err;
 	}
-	if (vu->mode == SVQISO_VU_ISOLATED &&
-	    vu->shadow_layout == SVQISO_LAYOUT_PACKED &&
-	    !(svq_fe_offered_features(vu->fe) & VU_BIT(SVQ_FE_F_RING_PACKED))) {
+	offered = svq_fe_offered_features(vu->fe);
+	if (isolated(vu) &&
+	    SVQ_OPTS_GET(opts, shadow_layout, 0) == SVQISO_LAYOUT_PACKED &&
+	    !(offered & SVQ_F_BIT(SVQ_F_RING_PACKED))) {
 		svq_log(vu->log, vu->log_ctx, SVQISO_LOG_ERR,
 			"vu: packed shadow rings asked for; the backend has none");
 		rc = -ENOTSUP;
 		goto err;
 	}
-	vu->guest_offer = guest_offer(vu, svq_fe_offered_features(vu->fe));
-
-	mo.log = vu->log;
-	mo.log_ctx = vu->log_ctx;
-	rc = svqiso_mem_new(&mo, &vu->mem);
-	if (rc)
-		goto err;
-	if (vu->mode == SVQISO_VU_ISOLATED) {
-		SVQISO_OPTS(svqiso_iso_opts, io, .region_add = vu_region_add,
+	{
+		SVQISO_OPTS(svqiso_vhost_opts, vo,
+			    .flags = (flags & SVQISO_VU_F_PRESERVE ?
+				      SVQISO_VHOST_F_PRESERVE : 0) |
+				     (flags & SVQISO_VU_F_NO_INDIRECT ?
+				      SVQISO_VHOST_F_NO_INDIRECT : 0) |
+				     (flags & SVQISO_VU_F_NO_EVENT_IDX ?
+				      SVQISO_VHOST_F_NO_EVENT_IDX : 0) |
+				     (flags & SVQISO_VU_F_LAZY_KICKS ?
+				      SVQISO_VHOST_F_LAZY_KICKS : 0),
+			    .copy = SVQ_OPTS_GET(opts, copy, 0),
+			    .shadow_layout = SVQ_OPTS_GET(opts, shadow_layout, 0),
+			    .pool_size = SVQ_OPTS_GET(opts, pool_size, 0),
+			    .batch_bytes = SVQ_OPTS_GET(opts, batch_bytes, 0),
+			    .region_add = vu_region_add,
 			    .region_del = vu_region_del, .region_ctx = vu,
 			    .log = vu->log, .log_ctx = vu->log_ctx,
 			    .name = "svqiso-vu");
 
-		rc = svqiso_iso_new(&io, &vu->iso);
+		rc = svqiso_vhost_new(&vo, &vu->vh);
 		if (rc)
 			goto err;
 	}
+	if (isolated(vu))
+		vu->guest_offer = svqiso_vhost_guest_features(vu->vh, offered);
+	else	/* What the backend offers, less what svqiso never passes. */
+		vu->guest_offer = offered & ~VU_NEVER &
+				  ~SVQ_F_BIT(SVQ_F_ACCESS_PLATFORM);
+
 	vu->nq = svq_fe_queue_num(vu->fe);
 	vu->q = calloc(vu->nq, sizeof(*vu->q));
 	if (!vu->q) {
 		rc = -ENOMEM;
 		goto err;
 	}
-	for (unsigned int i = 0; i < vu->nq; i++)
-		vu->q[i].backend_kick = vu->q[i].backend_call = -1;
 	*out = vu;
 	return 0;
 err:
@@ -515,32 +406,14 @@ err:
 	return rc;
 }
 
-static void queue_release(struct vu_queue *q)
-{
-	svqiso_svq_free(q->svq);
-	q->svq = NULL;
-	svqiso_pool_free(q->pool);
-	q->pool = NULL;
-	if (q->backend_kick >= 0)
-		close(q->backend_kick);
-	if (q->backend_call >= 0)
-		close(q->backend_call);
-	q->backend_kick = q->backend_call = -1;
-}
-
 void svqiso_vu_free(struct svqiso_vu *vu)
 {
-	unsigned int i;
-
 	if (!vu)
 		return;
 	relay_pause(vu);
-	vu->closing = true;
-	for (i = 0; i < vu->nq; i++)
-		queue_release(&vu->q[i]);
+	/* Regions are not taken back: the session closes with them. */
+	svqiso_vhost_free(vu->vh);
 	free(vu->q);
-	svqiso_iso_free(vu->iso);
-	svqiso_mem_free(vu->mem);
 	svq_fe_free(vu->fe);
 	if (vu->session_fd >= 0)
 		close(vu->session_fd);
@@ -564,27 +437,20 @@ static unsigned int nr_running(const struct svqiso_vu *vu)
 
 int svqiso_vu_set_features(struct svqiso_vu *vu, uint64_t features)
 {
-	uint64_t offered, wanted;
+	uint64_t wanted, agreed;
 	int rc;
 
 	if (!vu || (features & ~vu->guest_offer) || nr_running(vu))
 		return -EINVAL;
-	offered = svq_fe_offered_features(vu->fe);
-	if (vu->mode == SVQISO_VU_DIRECT) {
-		wanted = features;
-	} else {
-		/* Device bits as the guest took them; the shadow ring's own
-		 * transport bits. */
-		wanted = features & ~VU_TRANSPORT_MASK;
-		wanted |= features & offered & VU_GUEST_PASS;
-		if (!(vu->flags & SVQISO_VU_F_NO_INDIRECT))
-			wanted |= offered & VU_BIT(SVQ_FE_F_INDIRECT_DESC);
-		if (!(vu->flags & SVQISO_VU_F_NO_EVENT_IDX))
-			wanted |= offered & VU_BIT(SVQ_FE_F_EVENT_IDX);
-		if (vu->shadow_layout == SVQISO_LAYOUT_PACKED)
-			wanted |= VU_BIT(SVQ_FE_F_RING_PACKED);
-	}
-	rc = svq_fe_set_features(vu->fe, wanted, NULL);
+	/* Isolated: the guest's device bits; the shadow ring's own
+	 * transport bits. */
+	wanted = isolated(vu) ?
+		 svqiso_vhost_backend_features(vu->vh, features,
+					       svq_fe_offered_features(vu->fe)) :
+		 features;
+	rc = svq_fe_set_features(vu->fe, wanted, &agreed);
+	if (!rc && isolated(vu))
+		rc = svqiso_vhost_set_features(vu->vh, features, agreed);
 	if (rc)
 		return rc;
 	vu->guest_features = features;
@@ -592,16 +458,42 @@ int svqiso_vu_set_features(struct svqiso_vu *vu, uint64_t features)
 	return 0;
 }
 
-static bool ring_in_region(const struct vu_queue *q, uint64_t gpa, uint64_t size)
+/* The guest memory map with @add (non-NULL) or without the region at
+ * @del_gpa, to the engine. */
+static int guest_mem_update(struct svqiso_vu *vu,
+			    const struct svqiso_mem_region *add, uint64_t del_gpa)
 {
-	const struct svqiso_vring_addr *a = &q->cfg.ring;
-	const uint64_t addrs[] = { a->desc, a->driver, a->device };
-	unsigned int k;
+	struct svqiso_mem *mem = svq_vh_mem(vu->vh);
+	unsigned int i, k = 0, n = svqiso_mem_nr_regions(mem);
+	struct svqiso_mem_region *r = calloc(n + 1, sizeof(*r));
+	int rc;
 
-	for (k = 0; k < SVQ_ARRAY_SIZE(addrs); k++)
-		if (addrs[k] >= gpa && addrs[k] - gpa < size)
-			return true;
-	return false;
+	if (!r)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		svqiso_mem_get_region(mem, i, &r[k]);
+		if (add || r[k].gpa != del_gpa)
+			k++;
+	}
+	if (add)
+		r[k++] = *add;
+	rc = svqiso_vhost_set_guest_mem(vu->vh, r, k);
+	free(r);
+	return rc;
+}
+
+static int find_region(const struct svqiso_vu *vu, uint64_t gpa,
+		       struct svqiso_mem_region *mr)
+{
+	struct svqiso_mem *mem = svq_vh_mem(vu->vh);
+	unsigned int i, n = svqiso_mem_nr_regions(mem);
+
+	for (i = 0; i < n; i++) {
+		svqiso_mem_get_region(mem, i, mr);
+		if (mr->gpa == gpa)
+			return 0;
+	}
+	return -ENOENT;
 }
 
 int svqiso_vu_add_region(struct svqiso_vu *vu,
@@ -612,11 +504,30 @@ int svqiso_vu_add_region(struct svqiso_vu *vu,
 
 	if (!vu || !region)
 		return -EINVAL;
-	if (vu->mode == SVQISO_VU_DIRECT && region->fd < 0)
+	if (!isolated(vu) && region->fd < 0)
 		return -EINVAL;
 	relay_pause(vu);
-	rc = svqiso_mem_add_region(vu->mem, region);
-	if (!rc && vu->mode == SVQISO_VU_DIRECT) {
+	/* What one add checks, before the table is replaced. */
+	{
+		SVQISO_OPTS(svqiso_mem_opts, mo, .log = vu->log,
+			    .log_ctx = vu->log_ctx);
+		struct svqiso_mem *probe;
+		unsigned int i, n;
+		struct svqiso_mem_region mr;
+
+		rc = svqiso_mem_new(&mo, &probe);
+		n = svqiso_mem_nr_regions(svq_vh_mem(vu->vh));
+		for (i = 0; !rc && i < n; i++) {
+			svqiso_mem_get_region(svq_vh_mem(vu->vh), i, &mr);
+			rc = svqiso_mem_add_region(probe, &mr);
+		}
+		if (!rc)
+			rc = svqiso_mem_add_region(probe, region);
+		svqiso_mem_free(probe);
+	}
+	if (!rc)
+		rc = guest_mem_update(vu, region, 0);
+	if (!rc && !isolated(vu)) {
 		r = (struct svqiso_region){ .iova = region->gpa,
 					    .size = region->size,
 					    .uaddr = region->hva,
@@ -624,7 +535,7 @@ int svqiso_vu_add_region(struct svqiso_vu *vu,
 					    .fd_offset = region->fd_offset };
 		rc = svq_fe_region_add(vu->fe, &r);
 		if (rc)
-			svqiso_mem_remove_region(vu->mem, region->gpa);
+			guest_mem_update(vu, NULL, region->gpa);
 	}
 	if (!rc)
 		vu->guest_bytes += region->size;
@@ -636,34 +547,19 @@ int svqiso_vu_del_region(struct svqiso_vu *vu, uint64_t gpa)
 {
 	struct svqiso_mem_region mr;
 	struct svqiso_region r;
-	unsigned int i, n;
 	int rc;
 
 	if (!vu)
 		return -EINVAL;
 	if (nr_running(vu))
 		return -EBUSY;
-	n = svqiso_mem_nr_regions(vu->mem);
-	for (i = 0; i < n; i++) {
-		svqiso_mem_get_region(vu->mem, i, &mr);
-		if (mr.gpa == gpa)
-			break;
-	}
-	if (i == n)
+	if (find_region(vu, gpa, &mr))
 		return -ENOENT;
-	rc = svqiso_mem_remove_region(vu->mem, gpa);
+	rc = guest_mem_update(vu, NULL, gpa);
 	if (rc)
 		return rc;
 	vu->guest_bytes -= mr.size;
-	/* A stopped queue's ring may sit in it: its svq must not be reused
-	 * (but stays until replaced, see queue_prepare_svq()). */
-	for (i = 0; i < vu->nq; i++) {
-		struct vu_queue *q = &vu->q[i];
-
-		if (q->svq && ring_in_region(q, mr.gpa, mr.size))
-			q->stale = true;
-	}
-	if (vu->mode == SVQISO_VU_DIRECT) {
+	if (!isolated(vu)) {
 		r = (struct svqiso_region){ .iova = mr.gpa, .size = mr.size,
 					    .uaddr = mr.hva, .fd = mr.fd,
 					    .fd_offset = mr.fd_offset };
@@ -674,117 +570,11 @@ int svqiso_vu_del_region(struct svqiso_vu *vu, uint64_t gpa)
 
 /* ---- queues ---- */
 
-static uint32_t fresh_base(uint8_t layout)
-{
-	return layout == SVQISO_LAYOUT_PACKED ? 1u << 15 : 0;
-}
-
-static bool same_ring(const struct svqiso_vu_queue *a,
-		      const struct svqiso_vu_queue *b)
-{
-	return a->num == b->num && a->layout == b->layout &&
-	       a->ring.desc == b->ring.desc && a->ring.driver == b->ring.driver &&
-	       a->ring.device == b->ring.device;
-}
-
-static uint32_t guest_ring_features(const struct svqiso_vu *vu)
-{
-	uint32_t f = 0;
-
-	if (vu->guest_features & VU_BIT(SVQ_FE_F_INDIRECT_DESC))
-		f |= SVQISO_RING_F_INDIRECT;
-	if (vu->guest_features & VU_BIT(SVQ_FE_F_EVENT_IDX))
-		f |= SVQISO_RING_F_EVENT_IDX;
-	return f;
-}
-
-static uint32_t shadow_ring_features(const struct svqiso_vu *vu)
-{
-	uint64_t acked = svq_fe_acked_features(vu->fe);
-	uint32_t f = 0;
-
-	if (acked & VU_BIT(SVQ_FE_F_INDIRECT_DESC))
-		f |= SVQISO_RING_F_INDIRECT;
-	if (acked & VU_BIT(SVQ_FE_F_EVENT_IDX))
-		f |= SVQISO_RING_F_EVENT_IDX;
-	return f;
-}
-
-/*
- * Isolated mode: make q->svq ready for @cfg, at the guest base it gives.
- *
- * The backend may still hold the address of the previous shadow ring, and
- * QEMU 7.2's libvhost-user maps every queue it knows again whenever a region
- * is added: a ring whose region is gone makes it give up on the session. So a
- * new svq is made before the old one (and its ring region) goes, and *@old
- * receives the svq to free once the backend has the new ring's address.
- */
-static int queue_prepare_svq(struct svqiso_vu *vu, unsigned int index,
-			     struct vu_queue *q, const struct svqiso_vu_queue *cfg,
-			     struct svqiso_svq **old)
-{
-	uint32_t gfeat = guest_ring_features(vu), sfeat = shadow_ring_features(vu);
-	struct svqiso_svq *svq;
-	int rc;
-
-	*old = NULL;
-	if (!q->pool) {
-		SVQISO_OPTS(svqiso_arena_opts, ao, .size = vu->pool_size);
-
-		rc = svqiso_pool_new_arena(vu->iso, &ao, &q->pool);
-		if (rc)
-			return rc;
-	}
-	if (q->svq && !q->stale && same_ring(&q->cfg, cfg) && q->gfeat == gfeat &&
-	    q->sfeat == sfeat) {
-		/* A fresh shadow ring in place; the guest ring at its base. */
-		rc = svqiso_svq_reset(q->svq, cfg->base);
-		if (!rc)
-			rc = svqiso_svq_pause(q->svq, false);
-		return rc;
-	}
-
-	/* The svq keeps the name pointer: it lives in the queue. */
-	snprintf(q->name, sizeof(q->name), "vu-q%u", index);
-	{
-		SVQISO_OPTS(svqiso_svq_opts, so,
-			    .flags = (vu->flags & SVQISO_VU_F_PRESERVE ?
-				      SVQISO_SVQ_F_PRESERVE : 0) |
-				     (vu->flags & SVQISO_VU_F_LAZY_KICKS ?
-				      SVQISO_SVQ_F_LAZY_KICKS : 0),
-			    .num = cfg->num, .guest_layout = cfg->layout,
-			    .shadow_layout = vu->shadow_layout,
-			    .guest_features = gfeat, .shadow_features = sfeat,
-			    .copy = vu->copy, .guest_ring = cfg->ring,
-			    .guest_mem = svqiso_mem_ops(), .guest_mem_ctx = vu->mem,
-			    .iso = vu->iso, .pool = q->pool,
-			    .log = vu->log, .log_ctx = vu->log_ctx,
-			    .name = q->name, .batch_bytes = vu->batch_bytes);
-
-		rc = svqiso_svq_new(&so, &svq);
-	}
-	if (rc)
-		return rc;
-	if (cfg->base != fresh_base(cfg->layout)) {
-		rc = svqiso_svq_reset(svq, cfg->base);
-		if (rc) {
-			svqiso_svq_free(svq);
-			return rc;
-		}
-	}
-	*old = q->svq;
-	q->svq = svq;
-	q->stale = false;
-	q->gfeat = gfeat;
-	q->sfeat = sfeat;
-	return 0;
-}
-
 static int ring_hva(struct svqiso_vu *vu, uint64_t gpa, uint64_t len,
 		    uint64_t *hva)
 {
 	uint64_t got = len;
-	void *p = svqiso_mem_lookup(vu->mem, gpa, &got);
+	void *p = svqiso_mem_lookup(svq_vh_mem(vu->vh), gpa, &got);
 
 	if (!p || got < len)
 		return -EFAULT;
@@ -812,14 +602,6 @@ static int direct_info(struct svqiso_vu *vu, const struct svqiso_vu_queue *cfg,
 		rc = ring_hva(vu, cfg->ring.device, packed ? 4 : 6 + 8 * n,
 			      &info->uaddr.device);
 	return rc;
-}
-
-static int new_eventfd(int *fd)
-{
-	if (*fd >= 0)
-		return 0;
-	*fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	return *fd < 0 ? -errno : 0;
 }
 
 /* GET_VRING_BASE for queue @index: the backend stops its ring. */
@@ -861,11 +643,34 @@ static void reenable_others(struct svqiso_vu *vu, unsigned int index)
 	}
 }
 
+/* Isolated mode: the engine starts the queue, the session hands the
+ * shadow ring to the backend. */
+static int isolated_start(struct svqiso_vu *vu, unsigned int index,
+			  const struct svqiso_vu_queue *cfg)
+{
+	struct svqiso_vhost_vring vr = {
+		.sz = sizeof(vr), .ring = cfg->ring, .num = cfg->num,
+		.layout = cfg->layout, .base = cfg->base,
+	};
+	struct svqiso_vhost_shadow sh = { .sz = sizeof(sh) };
+	uint32_t base;
+	int rc;
+
+	rc = svqiso_vhost_queue_set_call(vu->vh, index, cfg->call_fd);
+	if (!rc)
+		rc = svqiso_vhost_queue_start(vu->vh, index, &vr, &sh);
+	if (rc)
+		return rc;
+	rc = svq_fe_vring_start(vu->fe, index, &sh.ring, sh.kick_fd, sh.call_fd);
+	if (rc)	/* what it took is kept for a start that gets through */
+		svqiso_vhost_queue_backend_lost(vu->vh, index, &base);
+	return rc;
+}
+
 int svqiso_vu_queue_start(struct svqiso_vu *vu, unsigned int index,
 			  const struct svqiso_vu_queue *cfg)
 {
 	struct svqiso_shadow_info info;
-	struct svqiso_svq *old = NULL;
 	struct vu_queue *q;
 	bool packed_acked, ext;
 	int rc, ret;
@@ -877,11 +682,11 @@ int svqiso_vu_queue_start(struct svqiso_vu *vu, unsigned int index,
 		return -EINVAL;
 	/* The external loop reads no guest kick fd; nothing else runs
 	 * without one. A bad call fd is refused as the relay's loop does. */
-	ext = external_loop(vu) && vu->mode == SVQISO_VU_ISOLATED;
+	ext = external_loop(vu) && isolated(vu);
 	if ((cfg->kick_fd < 0 && !ext) ||
 	    (ext && cfg->call_fd >= 0 && fcntl(cfg->call_fd, F_GETFD) < 0))
 		return -EINVAL;
-	packed_acked = vu->guest_features & VU_BIT(SVQ_FE_F_RING_PACKED);
+	packed_acked = vu->guest_features & SVQ_F_BIT(SVQ_F_RING_PACKED);
 	if (packed_acked != (cfg->layout == SVQISO_LAYOUT_PACKED))
 		return -EINVAL;
 	q = &vu->q[index];
@@ -889,42 +694,24 @@ int svqiso_vu_queue_start(struct svqiso_vu *vu, unsigned int index,
 		return -EBUSY;
 
 	relay_pause(vu);
-	if (vu->mode == SVQISO_VU_DIRECT) {
+	if (!isolated(vu)) {
 		rc = direct_info(vu, cfg, &info);
 		if (!rc)
 			rc = svq_fe_vring_start(vu->fe, index, &info,
 						cfg->kick_fd, cfg->call_fd);
-		if (!rc) {
-			q->cfg = *cfg;
-			q->state = VU_Q_RUNNING;
-			reenable_others(vu, index);
-		}
-		goto out;
+	} else {
+		rc = isolated_start(vu, index, cfg);
 	}
-
-	rc = new_eventfd(&q->backend_kick);
-	if (!rc)
-		rc = new_eventfd(&q->backend_call);
-	if (!rc)
-		rc = queue_prepare_svq(vu, index, q, cfg, &old);
-	if (rc)
-		goto out;
-	q->cfg = *cfg;
-	drain_fd(q->backend_call);
-	rc = svqiso_svq_get_shadow(q->svq, &info);
-	if (!rc)
-		rc = svq_fe_vring_start(vu->fe, index, &info, q->backend_kick,
-					q->backend_call);
-	svqiso_svq_free(old);	/* the backend has the new ring, or is gone */
-	if (rc)
-		goto out;
-	q->state = VU_Q_RUNNING;
-	reenable_others(vu, index);
-	/* What the guest posted while the queue was stopped: no kick for it
-	 * got through. A broken guest ring shows in the next kick's -EIO. */
-	if (ext)
-		external_seen(q, queue_poke(q, true));
-out:
+	if (!rc) {
+		q->cfg = *cfg;
+		q->state = VU_Q_RUNNING;
+		reenable_others(vu, index);
+		/* What the guest posted while the queue was stopped: no kick
+		 * for it got through. A broken guest ring shows in the next
+		 * kick's -EIO. */
+		if (ext)
+			external_seen(vu, index, queue_poke(vu, index));
+	}
 	ret = relay_resume(vu);
 	if (!rc && ret) {
 		/* Nothing relays it: better refuse than stall silently. */
@@ -937,118 +724,64 @@ out:
 	return rc;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
- * How long a stop waits with no completion before it takes the requests
- * left to be ones the backend leaves posted (net RX buffers) rather than
- * ones it is working on.
+ * Isolated mode, a running queue: take nothing new, collect what is done
+ * (the engine's drain), stop the backend's ring (GET_VRING_BASE) and hand
+ * its base to the engine, which gives back to the guest ring what the
+ * backend never took and waits for what it holds. Return: 0, the queue
+ * stopped; -ETIMEDOUT from the drain: the backend's ring is not stopped
+ * (running, taking nothing new; call again) or, with the queue left
+ * stopping, from the wait for what it holds; -ECONNRESET, -EIO, the
+ * session's errnos: the queue is stopped.
  */
-#define VU_QUIET_MS	100
-
-/*
- * Complete what the svq has in flight. After svqiso_svq_rewind() that is
- * what the backend took, all of it. Before GET_VRING_BASE (@settle), until
- * completions stop for VU_QUIET_MS with the backend holding nothing as far
- * as it tells (svqiso_svq_backend_taken()): some backends cannot complete a
- * request after GET_VRING_BASE (qemu-storage-daemon's libvhost-user gives
- * up on the session when it writes the call fd it closed there), while
- * requests a backend never took, such as posted net RX buffers, may never
- * complete. A backend past GET_VRING_BASE may no longer signal, so the used
- * ring is polled in short slices too. Return: 0, -ETIMEDOUT, -ECONNRESET,
- * -EIO.
- */
-static int queue_drain(struct svqiso_vu *vu, struct vu_queue *q, bool settle)
+static int isolated_stop(struct svqiso_vu *vu, unsigned int index,
+			 uint32_t *base)
 {
-	int64_t deadline = now_ms() + vu->timeout_ms;
-	int64_t quiet_until = now_ms() + VU_QUIET_MS;
-	unsigned int last = UINT_MAX, n;
-	struct pollfd pfd[2] = {
-		{ .fd = q->backend_call, .events = POLLIN },
-		{ .fd = svq_fe_fd(vu->fe), .events = POLLRDHUP },
-	};
+	struct vu_queue *q = &vu->q[index];
+	uint32_t shadow_base = 0;
+	int rc, ret;
 
-	for (;;) {
-		int64_t left;
-
-		drain_fd(q->backend_call);
-		if (queue_poke(q, false))
-			return -EIO;
-		n = svqiso_svq_in_flight(q->svq);
-		if (!n)
-			return 0;
-		if (settle) {
-			int taken;
-
-			if (n < last) {
-				last = n;
-				quiet_until = now_ms() + VU_QUIET_MS;
-			} else if (now_ms() >= quiet_until) {
-				/* Quiet, and holding nothing as far as it says. */
-				taken = svqiso_svq_backend_taken(q->svq);
-				if (taken == 0 || taken == -ENODATA)
-					return 0;
-			}
+	if (q->state == VU_Q_RUNNING) {
+		rc = svqiso_vhost_queue_drain(vu->vh, index, vu->timeout_ms,
+					      vu->session_fd);
+		if (rc == -ETIMEDOUT) {
+			svq_log(vu->log, vu->log_ctx, SVQISO_LOG_WARN,
+				"vu: queue %u: %u requests still in flight after %d ms",
+				index, svqiso_vhost_queue_in_flight(vu->vh, index),
+				vu->timeout_ms);
+			return rc;	/* running, taking nothing new */
 		}
-		/* A backend that hung up completes nothing more. */
-		if (pfd[1].fd < 0 ||
-		    (pfd[1].revents & (POLLRDHUP | POLLHUP | POLLERR)))
-			return -ECONNRESET;
-		left = deadline - now_ms();
-		if (left <= 0)
-			return -ETIMEDOUT;
-		poll(pfd, 2, left < 10 ? (int)left : 10);
+		if (rc != -ECONNRESET &&
+		    (svq_fe_fd(vu->fe) < 0 || session_gone(vu)))
+			rc = -ECONNRESET;
+		if (rc != -ECONNRESET) {
+			/* A broken queue stops the backend too. */
+			ret = svq_fe_vring_enable(vu->fe, index, false);
+			if (!ret)
+				ret = ring_stop(vu, index, &shadow_base);
+			/* No answer in time, or a broken reply: the session
+			 * is dead, and what the backend had is gone with it. */
+			if (ret && svq_fe_fd(vu->fe) < 0)
+				rc = -ECONNRESET;
+			else if (ret && !rc)
+				rc = ret;
+		}
+		if (rc == -ECONNRESET)
+			svq_log(vu->log, vu->log_ctx, SVQISO_LOG_ERR,
+				"vu: queue %u: the backend hung up or stopped answering with %u requests in flight",
+				index, svqiso_vhost_queue_in_flight(vu->vh, index));
+		if (rc && rc != -EIO) {
+			q->state = VU_Q_IDLE;
+			svqiso_vhost_queue_backend_lost(vu->vh, index, base);
+			return rc;
+		}
+		q->state = VU_Q_STOPPING;
 	}
-}
-
-/*
- * Isolated mode, a running queue: take nothing new, collect what is done,
- * stop the backend's ring (GET_VRING_BASE) and give back to the guest ring
- * what the backend never took. Return: 0; -EAGAIN (the backend went on
- * holding requests: its ring is not stopped); -ECONNRESET, -EIO, the
- * session's errnos (-ETIMEDOUT included: the session is then dead): the
- * queue is then stopped, not stopping.
- */
-static int queue_halt(struct svqiso_vu *vu, unsigned int index,
-		      struct vu_queue *q)
-{
-	uint32_t shadow_base;
-	int rc, ret, given;
-
-	svqiso_svq_pause(q->svq, true);
-	rc = queue_drain(vu, q, true);
-	if (rc == -ETIMEDOUT)
-		return -EAGAIN;
-	if (rc == -ECONNRESET)
-		return rc;
-	if (svq_fe_fd(vu->fe) < 0 || session_gone(vu))
-		return -ECONNRESET;
-	/* A broken queue stops the backend too; its base stays where it
-	 * broke. */
-	ret = svq_fe_vring_enable(vu->fe, index, false);
-	if (!ret)
-		ret = ring_stop(vu, index, &shadow_base);
-	/* No answer in time, or a broken reply: the session is dead, and
-	 * what the backend had is gone with it. */
-	if (ret && svq_fe_fd(vu->fe) < 0)
-		return -ECONNRESET;
-	if (rc)
-		return rc;
-	if (ret)
-		return ret;
-	given = svqiso_svq_rewind(q->svq, shadow_base);
-	if (given < 0)
-		return given;	/* a base that lies: logged by the svq */
-	svq_log(vu->log, vu->log_ctx, SVQISO_LOG_DEBUG,
-		"vu: queue %u: backend stopped at %#x; %d requests given back, %u held",
-		index, shadow_base, given, svqiso_svq_in_flight(q->svq));
-	return 0;
+	rc = svqiso_vhost_queue_stop(vu->vh, index, shadow_base, vu->timeout_ms,
+				     vu->session_fd, base);
+	if (rc != -ETIMEDOUT)
+		q->state = VU_Q_IDLE;
+	return rc;
 }
 
 int svqiso_vu_queue_stop(struct svqiso_vu *vu, unsigned int index,
@@ -1061,54 +794,14 @@ int svqiso_vu_queue_stop(struct svqiso_vu *vu, unsigned int index,
 		return -EINVAL;
 	q = &vu->q[index];
 	relay_pause(vu);
-	if (vu->mode == SVQISO_VU_DIRECT) {
+	if (!isolated(vu)) {
 		rc = svq_fe_vring_enable(vu->fe, index, false);
 		if (!rc)
 			rc = ring_stop(vu, index, base);
 		q->state = VU_Q_IDLE;
-		goto out;
+	} else {
+		rc = isolated_stop(vu, index, base);
 	}
-
-	if (q->state == VU_Q_RUNNING) {
-		rc = queue_halt(vu, index, q);
-		if (rc == -EAGAIN) {
-			/* The backend's ring is not stopped: running, taking
-			 * nothing new; call again. */
-			svq_log(vu->log, vu->log_ctx, SVQISO_LOG_WARN,
-				"vu: queue %u: %u requests still in flight after %d ms",
-				index, svqiso_svq_in_flight(q->svq), vu->timeout_ms);
-			rc = -ETIMEDOUT;
-			goto out;
-		}
-		if (rc) {
-			if (rc == -ECONNRESET)
-				svq_log(vu->log, vu->log_ctx, SVQISO_LOG_ERR,
-					"vu: queue %u: the backend hung up or stopped answering with %u requests in flight",
-					index, svqiso_svq_in_flight(q->svq));
-			q->state = VU_Q_IDLE;
-			svqiso_svq_guest_base(q->svq, base);
-			goto out;
-		}
-		q->state = VU_Q_STOPPING;
-	}
-	/* Only for what the backend holds. */
-	rc = queue_drain(vu, q, false);
-	if (rc == -ETIMEDOUT) {
-		svq_log(vu->log, vu->log_ctx, SVQISO_LOG_WARN,
-			"vu: queue %u: the backend still holds %u requests after %d ms",
-			index, svqiso_svq_in_flight(q->svq), vu->timeout_ms);
-		goto out;	/* stopping; call again */
-	}
-	if (rc == -ECONNRESET)
-		svq_log(vu->log, vu->log_ctx, SVQISO_LOG_ERR,
-			"vu: queue %u: the backend hung up holding %u requests",
-			index, svqiso_svq_in_flight(q->svq));
-	q->state = VU_Q_IDLE;
-	svqiso_svq_guest_base(q->svq, base);
-	if (!rc)
-		svq_log(vu->log, vu->log_ctx, SVQISO_LOG_DEBUG,
-			"vu: queue %u stopped: guest base %#x", index, *base);
-out:
 	relay_resume(vu);
 	return rc;
 }
@@ -1117,69 +810,61 @@ out:
 
 int svqiso_vu_queue_backend_fd(const struct svqiso_vu *vu, unsigned int index)
 {
+	struct svq_vh_fds fds;
+
 	if (!vu || index >= vu->nq || !external_loop(vu))
 		return -EINVAL;
-	if (vu->mode == SVQISO_VU_DIRECT)
+	if (!isolated(vu))
 		return -ENOTSUP;
-	return vu->q[index].backend_call >= 0 ? vu->q[index].backend_call : -ENOENT;
+	if (svq_vh_fds(vu->vh, index, &fds) || fds.call < 0)
+		return -ENOENT;
+	return fds.call;
 }
 
-/* The running isolated queue @index of an external-loop adapter. */
-static int external_queue(struct svqiso_vu *vu, unsigned int index,
-			  struct vu_queue **q)
+/* Queue @index of an external-loop adapter, running and isolated. */
+static int external_queue(struct svqiso_vu *vu, unsigned int index)
 {
 	if (!vu || index >= vu->nq || !external_loop(vu))
 		return -EINVAL;
-	if (vu->mode == SVQISO_VU_DIRECT)
+	if (!isolated(vu))
 		return -ENOTSUP;
 	if (vu->q[index].state != VU_Q_RUNNING)
 		return -EINVAL;
 	if (queue_hung_up(&vu->q[index]))
 		return -EIO;
-	*q = &vu->q[index];
 	return 0;
 }
 
 int svqiso_vu_queue_kick(struct svqiso_vu *vu, unsigned int index)
 {
-	struct vu_queue *q;
-	int rc = external_queue(vu, index, &q);
+	int rc = external_queue(vu, index);
 
 	if (rc)
 		return rc;
-	return external_seen(q, queue_run(q, svqiso_svq_process_avail));
+	return external_seen(vu, index, svqiso_vhost_queue_kick(vu->vh, index));
 }
 
 int svqiso_vu_queue_process(struct svqiso_vu *vu, unsigned int index)
 {
-	struct vu_queue *q;
-	uint64_t v;
-	ssize_t n;
-	int rc = external_queue(vu, index, &q);
+	int rc = external_queue(vu, index);
 
 	if (rc)
 		return rc;
-	/* Before collecting, so a call made meanwhile stays pending. One read
-	 * resets a (non-semaphore) eventfd; EAGAIN: a spurious wake-up. */
-	n = read(q->backend_call, &v, sizeof(v));
-	(void)n;
-	return external_seen(q, queue_run(q, svqiso_svq_process_used));
+	return external_seen(vu, index,
+			     svqiso_vhost_queue_process(vu->vh, index));
 }
 
 const char *svqiso_vu_queue_broken(const struct svqiso_vu *vu,
 				   unsigned int index)
 {
-	const struct vu_queue *q;
-	const char *why = NULL;
+	const char *why;
 
 	if (!vu || index >= vu->nq)
 		return NULL;
-	q = &vu->q[index];
 	/* A queue broken before the hang-up keeps its first reason. */
-	if (q->svq)
-		why = svqiso_svq_broken_reason(q->svq);
-	if (!why && queue_hung_up(q))
-		why = q->hup_reason;
+	why = svqiso_vhost_queue_broken(vu->vh, index);
+	if (!why && queue_hung_up(&vu->q[index]))
+		why = vu->q[index].hup_reason;
 	return why;
 }
 
@@ -1210,16 +895,15 @@ int svqiso_vu_get_queue_stats(const struct svqiso_vu *vu, unsigned int index,
 {
 	if (!vu || !st || index >= vu->nq)
 		return -EINVAL;
-	if (vu->mode == SVQISO_VU_DIRECT)
+	if (!isolated(vu))
 		return -ENOTSUP;
-	if (!vu->q[index].svq)
-		return -ENOENT;
-	return svqiso_svq_get_stats(vu->q[index].svq, st);
+	return svqiso_vhost_queue_stats(vu->vh, index, st);
 }
 
 int svqiso_vu_get_info(const struct svqiso_vu *vu, struct svqiso_vu_info *info)
 {
 	struct svqiso_vu_info v = { .sz = sizeof(v) };
+	struct svqiso_mem *mem;
 	struct svqiso_region r;
 	struct svqiso_mem_region mr;
 	unsigned int i, n;
@@ -1227,25 +911,26 @@ int svqiso_vu_get_info(const struct svqiso_vu *vu, struct svqiso_vu_info *info)
 
 	if (!vu || !info || info->sz < sizeof(size_t))
 		return -EINVAL;
+	mem = svq_vh_mem(vu->vh);
 	v.backend_features = svq_fe_offered_features(vu->fe);
 	v.acked_features = svq_fe_acked_features(vu->fe);
 	v.protocol_features = svq_fe_protocol_features(vu->fe);
 	v.guest_bytes = vu->guest_bytes;
 	v.queues = vu->nq;
 	v.mem_slots = svq_fe_mem_slots(vu->fe);
-	v.guest_regions = svqiso_mem_nr_regions(vu->mem);
+	v.guest_regions = svqiso_mem_nr_regions(mem);
 	v.backend_regions = svq_fe_nr_regions(vu->fe);
 	v.running = nr_running(vu);
 	v.mode = vu->mode;
-	if (vu->mode == SVQISO_VU_DIRECT) {
-		n = svqiso_mem_nr_regions(vu->mem);
+	if (!isolated(vu)) {
+		n = svqiso_mem_nr_regions(mem);
 		for (i = 0; i < n; i++)
-			if (!svqiso_mem_get_region(vu->mem, i, &mr))
+			if (!svqiso_mem_get_region(mem, i, &mr))
 				v.backend_bytes += mr.size;
 	} else {
-		n = svqiso_iso_nr_regions(vu->iso);
+		n = svqiso_vhost_nr_regions(vu->vh);
 		for (i = 0; i < n; i++)
-			if (!svqiso_iso_get_region(vu->iso, i, &r))
+			if (!svqiso_vhost_get_region(vu->vh, i, &r))
 				v.backend_bytes += r.size;
 	}
 	sz = info->sz < sizeof(v) ? info->sz : sizeof(v);
@@ -1295,11 +980,10 @@ int svqiso_vu_reset(struct svqiso_vu *vu)
 		relay_resume(vu);
 	}
 	relay_pause(vu);
-	for (i = 0; i < vu->nq; i++) {
-		/* The guest sets its rings up afresh after a reset; the old
-		 * svq stays until replaced (see queue_prepare_svq()). */
-		vu->q[i].stale = true;
-	}
+	/* The guest sets its rings up afresh after a reset. */
+	if (isolated(vu))
+		for (i = 0; i < vu->nq; i++)
+			svqiso_vhost_queue_reset(vu->vh, i);
 	vu->features_set = false;
 	vu->guest_features = 0;
 	return svq_fe_reset(vu->fe);

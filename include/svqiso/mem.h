@@ -96,6 +96,19 @@ SVQISO_API int svqiso_mem_add_region(struct svqiso_mem *mem,
  */
 SVQISO_API int svqiso_mem_remove_region(struct svqiso_mem *mem, uint64_t gpa);
 
+/**
+ * svqiso_mem_set_regions() - replace every region with the @n of @regions,
+ * as if each were added in turn to an empty map (more than max_regions are
+ * allowed: the map grows). Not safe against a concurrent lookup.
+ *
+ * Return: 0; -EINVAL (NULL @mem, NULL @regions with @n > 0, a bad region),
+ * -EOVERFLOW, -EEXIST (two regions overlap), -E2BIG (over
+ * SVQISO_MEM_MAX_REGIONS), -ENOMEM. On error the map is unchanged.
+ */
+SVQISO_API int svqiso_mem_set_regions(struct svqiso_mem *mem,
+				      const struct svqiso_mem_region *regions,
+				      unsigned int n);
+
 /** svqiso_mem_nr_regions() - number of regions in the map; 0 for NULL. */
 SVQISO_API unsigned int svqiso_mem_nr_regions(const struct svqiso_mem *mem);
 

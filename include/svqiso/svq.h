@@ -127,8 +127,27 @@ struct svqiso_svq_opts {
 	 * NULL: rewind is refused (-EINVAL) */
 	svqiso_giveback_fn giveback;
 	void *giveback_ctx;
+	/*
+	 * Where the shadow ring and its indirect tables go: a piece of a
+	 * region of @iso that the caller owns and keeps while the svq lives,
+	 * at least svqiso_svq_ring_size() bytes, its iova and uaddr 4 KiB
+	 * aligned (fd and fd_offset are not used). Several svqs may share
+	 * one region this way, each in a piece of its own. NULL: a region
+	 * of the svq's own.
+	 */
+	const struct svqiso_region *ring_area;
 };
-#define svqiso_svq_opts__last_field giveback_ctx
+#define svqiso_svq_opts__last_field ring_area
+
+/**
+ * svqiso_svq_ring_size() - bytes a shadow ring of @num entries in @layout
+ * with its indirect tables of @max_segs entries (0: the default, 128)
+ * takes in isolated memory: what an opts ring_area must hold.
+ *
+ * Return: the size; 0 for a bad layout or @num.
+ */
+SVQISO_API uint64_t svqiso_svq_ring_size(uint8_t layout, uint16_t num,
+					 uint16_t max_segs);
 
 struct svqiso_svq;
 
@@ -342,6 +361,31 @@ SVQISO_API const char *svqiso_svq_broken_reason(const struct svqiso_svq *svq);
  */
 SVQISO_API int svqiso_svq_reset(struct svqiso_svq *svq, uint32_t guest_base);
 
+/**
+ * svqiso_svq_remap() - ring mode: the guest memory map changed (regions
+ * replaced, see svqiso_mem_set_regions()); find the guest ring's areas
+ * again, at the same guest addresses. Positions and requests in flight
+ * stay. Call it with no handler running on the svq.
+ *
+ * Return: 0; -EINVAL (NULL, element mode), -EIO (broken; or the ring is no
+ * longer in guest memory: the queue breaks with that reason).
+ */
+SVQISO_API int svqiso_svq_remap(struct svqiso_svq *svq);
+
+/**
+ * svqiso_svq_repost() - the backend that held the shadow ring is gone (a
+ * new one takes its place): lay out a fresh shadow ring and put every
+ * request in flight on it again, oldest first, with its bounce buffer as
+ * it is (the bytes copied in stay; nothing is read from the guest again).
+ * The guest ring keeps its position. Undoes svqiso_svq_rewind()'s pause;
+ * svqiso_svq_pause() is left as it was. The next process call asks for
+ * the backend kick the requests need.
+ *
+ * Return: the number of requests reposted (>= 0); -EINVAL (NULL), -EIO
+ * (broken), -ENOMEM (nothing changed).
+ */
+SVQISO_API int svqiso_svq_repost(struct svqiso_svq *svq);
+
 /* struct svqiso_svq_stats - counters since creation (reset keeps them). */
 struct svqiso_svq_stats {
 	size_t sz;			/* = sizeof(struct svqiso_svq_stats) */
@@ -360,8 +404,10 @@ struct svqiso_svq_stats {
 	uint64_t splits;		/* calls that returned SVQISO_SIGNAL_AGAIN */
 	uint64_t given_back;		/* requests svqiso_svq_rewind() gave
 					 * back to the guest ring */
+	uint64_t reposted;		/* requests svqiso_svq_repost() put on
+					 * a fresh shadow ring again */
 };
-#define svqiso_svq_stats__last_field given_back
+#define svqiso_svq_stats__last_field reposted
 
 /**
  * svqiso_svq_get_stats() - copy the counters; fields past @st->sz are left

@@ -11,6 +11,7 @@
 #include <svqiso/pool.h>
 #include <svqiso/svq.h>
 #include <svqiso/loop.h>
+#include <svqiso/vhost.h>
 #include <svqiso/vu.h>
 
 #endif /* SVQISO_SVQISO_H */

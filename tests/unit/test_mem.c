@@ -982,6 +982,44 @@ START_TEST(test_new_alloc_failure_enomem)
 }
 END_TEST
 
+/* The whole table replaced at once; a bad table leaves the old one, and
+ * the map grows past max_regions when it has to. */
+START_TEST(test_set_regions_replaces_or_changes_nothing)
+{
+	struct svqiso_mem_region r[3] = {
+		{ .gpa = 0x10000, .size = 0x1000, .hva = HVA(0x700000), .fd = -1 },
+		{ .gpa = 0x0, .size = 0x1000, .hva = HVA(0x900000), .fd = -1 },
+		{ .gpa = 0x20000, .size = 0x2000, .hva = HVA(0xa00000), .fd = -1 },
+	};
+	struct svqiso_mem *m = map_new(2);
+	uint64_t len = 1;
+
+	ck_assert_int_eq(add(m, 0x5000, 0x1000, 0x50000), 0);
+	ck_assert_int_eq(svqiso_mem_set_regions(m, r, 3), 0);
+	ck_assert_uint_eq(svqiso_mem_nr_regions(m), 3);
+	ck_assert_ptr_eq(svqiso_mem_lookup(m, 0x10010, &len), HVA(0x700010));
+	len = 1;
+	ck_assert_ptr_null(svqiso_mem_lookup(m, 0x5000, &len));
+	/* Overlapping: refused, the three stay. */
+	r[2].gpa = 0x10800;
+	ck_assert_int_eq(svqiso_mem_set_regions(m, r, 3), -EEXIST);
+	ck_assert_uint_eq(svqiso_mem_nr_regions(m), 3);
+	len = 1;
+	ck_assert_ptr_eq(svqiso_mem_lookup(m, 0x20000, &len), HVA(0xa00000));
+	r[2].size = 0;
+	ck_assert_int_eq(svqiso_mem_set_regions(m, r, 3), -EINVAL);
+	ck_assert_int_eq(svqiso_mem_set_regions(m, NULL, 1), -EINVAL);
+	ck_assert_int_eq(svqiso_mem_set_regions(m, r, SVQISO_MEM_MAX_REGIONS + 1), -E2BIG);
+	calloc_fail_in = 1;
+	ck_assert_int_eq(svqiso_mem_set_regions(m, r, 2), -ENOMEM);
+	ck_assert_uint_eq(svqiso_mem_nr_regions(m), 3);
+	/* Empty. */
+	ck_assert_int_eq(svqiso_mem_set_regions(m, NULL, 0), 0);
+	ck_assert_uint_eq(svqiso_mem_nr_regions(m), 0);
+	svqiso_mem_free(m);
+}
+END_TEST
+
 START_TEST(test_version_matches_header)
 {
 	char want[32];
@@ -1001,6 +1039,7 @@ static Suite *mem_suite(void)
 	tc = tcase_create("add");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_add_out_of_order_sorted);
+	tcase_add_test(tc, test_set_regions_replaces_or_changes_nothing);
 	tcase_add_test(tc, test_add_all_fields_copied);
 	tcase_add_test(tc, test_add_adjacent_ok);
 	tcase_add_test(tc, test_add_overlap_low_edge_eexist);
