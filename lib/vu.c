@@ -507,26 +507,7 @@ int svqiso_vu_add_region(struct svqiso_vu *vu,
 	if (!isolated(vu) && region->fd < 0)
 		return -EINVAL;
 	relay_pause(vu);
-	/* What one add checks, before the table is replaced. */
-	{
-		SVQISO_OPTS(svqiso_mem_opts, mo, .log = vu->log,
-			    .log_ctx = vu->log_ctx);
-		struct svqiso_mem *probe;
-		unsigned int i, n;
-		struct svqiso_mem_region mr;
-
-		rc = svqiso_mem_new(&mo, &probe);
-		n = svqiso_mem_nr_regions(svq_vh_mem(vu->vh));
-		for (i = 0; !rc && i < n; i++) {
-			svqiso_mem_get_region(svq_vh_mem(vu->vh), i, &mr);
-			rc = svqiso_mem_add_region(probe, &mr);
-		}
-		if (!rc)
-			rc = svqiso_mem_add_region(probe, region);
-		svqiso_mem_free(probe);
-	}
-	if (!rc)
-		rc = guest_mem_update(vu, region, 0);
+	rc = guest_mem_update(vu, region, 0);
 	if (!rc && !isolated(vu)) {
 		r = (struct svqiso_region){ .iova = region->gpa,
 					    .size = region->size,

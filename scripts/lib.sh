@@ -31,8 +31,21 @@ install_packages() {
 	fi
 	echo "$who: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update
-	apt-get install -y --no-install-recommends "${missing[@]}"
+	# Another apt may hold the locks for a while: wait rather than fail.
+	apt-get -o DPkg::Lock::Timeout=600 update
+	apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends \
+		"${missing[@]}"
+}
+
+# guest_kernel: the newest /boot/vmlinuz-VERSION whose modules are in
+# /lib/modules/VERSION (linux-image-amd64), for suite "qemu"'s guests.
+guest_kernel() {
+	local k best=
+
+	for k in $(ls /boot/vmlinuz-* 2>/dev/null | sort -V); do
+		[ -f "/lib/modules/${k#/boot/vmlinuz-}/modules.dep" ] && best=$k
+	done
+	echo "$best"
 }
 
 # meson_setup DIR OPTION...: configure DIR, or reconfigure it with OPTION...

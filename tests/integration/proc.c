@@ -118,3 +118,15 @@ out:
 	*pid = -1;
 	return status;
 }
+
+int proc_kill(pid_t *pid)
+{
+	int status = -1;
+
+	if (*pid <= 0)
+		return -1;
+	kill(*pid, SIGKILL);
+	waitpid(*pid, &status, 0);
+	*pid = -1;
+	return status;
+}

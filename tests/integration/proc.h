@@ -53,6 +53,12 @@ int proc_spawn(const struct proc_spawn_opts *o, pid_t *pid, char *err, size_t le
  */
 int proc_stop(pid_t *pid, int stop_ms);
 
+/*
+ * proc_kill() - SIGKILL, as a crash would end it, and reap. Does nothing
+ * for *@pid <= 0, and sets it to -1. Return: its wait status; -1 if none.
+ */
+int proc_kill(pid_t *pid);
+
 /* proc_sleep_ms() - nanosleep for @ms milliseconds. */
 void proc_sleep_ms(long ms);
 

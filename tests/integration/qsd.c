@@ -121,6 +121,26 @@ void qsd_stop(struct qsd *q)
 	proc_stop(&q->pid, STOP_MS);
 }
 
+void qsd_kill(struct qsd *q)
+{
+	proc_kill(&q->pid);
+}
+
+int qsd_restart(struct qsd *q, const struct qsd_cfg *cfg)
+{
+	int rc;
+
+	qsd_stop(q);
+	/* A killed daemon leaves its socket: wait for the new one's. */
+	unlink(q->sock);
+	q->err[0] = 0;
+	rc = start(q, cfg);
+	if (rc && !q->err[0])
+		snprintf(q->err, sizeof(q->err), "restarting " QSD_BIN ": %s",
+			 strerror(-rc));
+	return rc;
+}
+
 void qsd_teardown(struct qsd *q)
 {
 	qsd_stop(q);

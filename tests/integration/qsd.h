@@ -56,6 +56,16 @@ int qsd_setup(struct qsd *q, const struct qsd_cfg *cfg);
 /* Stop the daemon (SIGTERM, then SIGKILL); idempotent. */
 void qsd_stop(struct qsd *q);
 
+/* SIGKILL it, as a crash would end it; the socket file stays behind. */
+void qsd_kill(struct qsd *q);
+
+/*
+ * qsd_restart() - start the daemon again on the same image and socket
+ * (after qsd_stop() or qsd_kill()), as a supervisor would.
+ * Return: 0; -errno, with qsd->err saying what failed.
+ */
+int qsd_restart(struct qsd *q, const struct qsd_cfg *cfg);
+
 /* Stop it and remove the image, socket and directory; idempotent. */
 void qsd_teardown(struct qsd *q);
 

@@ -1298,14 +1298,21 @@ START_TEST(test_relay_start_hook_places_the_thread)
 	ck_assert_int_eq(svqiso_vu_add_region(F.vu, &r), 0);
 	run_work(n, false);
 	check_relay_thread(self, NQ + 3);
+	/* Overlapping or empty: refused, and the queues go on as they were
+	 * (each attempt still restarts the relay). */
+	ck_assert_int_eq(svqiso_vu_add_region(F.vu, &r), -EEXIST);
+	r.size = 0;
+	ck_assert_int_eq(svqiso_vu_add_region(F.vu, &r), -EINVAL);
+	run_work(n, false);
+	ck_assert_uint_eq(hook_calls(), NQ + 5);
 
 	/* With no queue running there is no relay thread to call it on. */
 	stop_all();
-	ck_assert_uint_eq(hook_calls(), NQ + 4);	/* the first stop's */
+	ck_assert_uint_eq(hook_calls(), NQ + 6);	/* the first stop's */
 	ck_assert_uint_eq(nr_threads(), 1);
 	check_image();
 	fx_close();
-	ck_assert_uint_eq(hook_calls(), NQ + 4);
+	ck_assert_uint_eq(hook_calls(), NQ + 6);
 	ck_assert(!H.pin_failed && !H.signals_open && !H.bad_ctx);
 }
 END_TEST
