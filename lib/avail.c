@@ -348,7 +348,11 @@ int svq_drain_avail(struct svqiso_svq *svq)
 	int ret = svq->element_mode ? drain_pending(svq) : drain_ring(svq);
 
 	if (unlikely(svq->kick_owed) && ret >= 0) {
+		/* What a reset or a repost put on the ring is published here
+		 * (nothing else may have been added since), and the backend
+		 * is kicked whatever it asked: it may be new. */
 		svq->kick_owed = false;
+		svq_drv_kick_prepare(&svq->shadow);
 		ret |= SVQISO_SIGNAL_BACKEND;
 	}
 

@@ -276,7 +276,12 @@ struct svqiso_vhost_shadow {
  * After svqiso_vhost_queue_backend_lost() with the same ring at the base it
  * returned, the requests the old backend held go onto the fresh shadow ring
  * first (@shadow->reposted); at any other ring or base they are dropped
- * (the guest reset its ring).
+ * (the guest reset its ring). They are published, and the backend kicked,
+ * by the next svqiso_vhost_queue_kick() or _process(): call one once the
+ * backend has the ring (QEMU: by setting the guest kick notifier).
+ *
+ * A queue below what svqiso_vhost_reserve() covered, with a ring of at
+ * most max_num entries, makes and drops no region here.
  *
  * Return: 0; -EINVAL (NULL, bad @vring, @idx out of range, no features
  * set, a layout that disagrees with them), -EBUSY (running), -EFAULT (the
@@ -343,11 +348,14 @@ SVQISO_API int svqiso_vhost_queue_drain(struct svqiso_vhost *vh, unsigned int id
  * base in vhost's format: what the VMM's own GET_VRING_BASE answers, and
  * the base to start the queue again at.
  *
- * Return: 0 (stopped, nothing in flight); -ETIMEDOUT, -ECONNRESET (the
- * backend still holds requests: the queue is stopped and keeps them, as
- * after svqiso_vhost_queue_backend_lost(); @guest_base is set); -EINVAL
- * (NULL, not running), -EIO (broken, or a @shadow_base that cannot be:
- * @guest_base is set and the queue is stopped).
+ * Return: 0 (stopped, nothing in flight); -ETIMEDOUT (the backend still
+ * holds requests: the queue is still stopping; call again to wait more, any
+ * @shadow_base, or give up on them with svqiso_vhost_queue_backend_lost(),
+ * which keeps them for the next start; @guest_base is set); -ECONNRESET
+ * (@hup_fd hung up: the queue is stopped and keeps what the backend held,
+ * as after svqiso_vhost_queue_backend_lost(); @guest_base is set);
+ * -EINVAL (NULL, not running), -EIO (broken, or a @shadow_base that cannot
+ * be: @guest_base is set and the queue is stopped).
  */
 SVQISO_API int svqiso_vhost_queue_stop(struct svqiso_vhost *vh, unsigned int idx,
 				       uint32_t shadow_base, int timeout_ms,
