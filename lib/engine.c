@@ -986,8 +986,3 @@ struct svqiso_mem *svq_vh_mem(const struct svqiso_vhost *vh)
 {
 	return vh->mem;
 }
-
-struct svqiso_iso *svq_vh_iso(const struct svqiso_vhost *vh)
-{
-	return vh->iso;
-}

@@ -23,8 +23,7 @@ struct svqiso_svq *svq_vh_svq(const struct svqiso_vhost *vh, unsigned int idx);
 int svq_vh_fds(const struct svqiso_vhost *vh, unsigned int idx,
 	       struct svq_vh_fds *fds);
 
-/* The guest memory map and the iso. */
+/* The guest memory map. */
 struct svqiso_mem *svq_vh_mem(const struct svqiso_vhost *vh);
-struct svqiso_iso *svq_vh_iso(const struct svqiso_vhost *vh);
 
 #endif /* SVQ_ENGINE_H */

@@ -28,19 +28,20 @@
 #define SVQ_FRONTEND_H
 
 #include "internal.h"
+#include "policy.h"
 
 #define SVQ_FE_TIMEOUT_MS	5000
 
-/* Transport feature bits the frontend looks at (VIRTIO 1.2, 6). */
-#define SVQ_FE_F_NOTIFY_ON_EMPTY	24
-#define SVQ_FE_F_ANY_LAYOUT		27
-#define SVQ_FE_F_INDIRECT_DESC		28
-#define SVQ_FE_F_EVENT_IDX		29
-#define SVQ_FE_F_VERSION_1		32
-#define SVQ_FE_F_ACCESS_PLATFORM	33
-#define SVQ_FE_F_RING_PACKED		34
-#define SVQ_FE_F_ORDER_PLATFORM		36
-#define SVQ_FE_F_LOG_ALL		26	/* vhost: dirty logging */
+/* Transport feature bits the frontend looks at: policy.h's, by old names. */
+#define SVQ_FE_F_NOTIFY_ON_EMPTY	SVQ_F_NOTIFY_ON_EMPTY
+#define SVQ_FE_F_ANY_LAYOUT		SVQ_F_ANY_LAYOUT
+#define SVQ_FE_F_INDIRECT_DESC		SVQ_F_INDIRECT_DESC
+#define SVQ_FE_F_EVENT_IDX		SVQ_F_EVENT_IDX
+#define SVQ_FE_F_VERSION_1		SVQ_F_VERSION_1
+#define SVQ_FE_F_ACCESS_PLATFORM	SVQ_F_ACCESS_PLATFORM
+#define SVQ_FE_F_RING_PACKED		SVQ_F_RING_PACKED
+#define SVQ_FE_F_ORDER_PLATFORM		SVQ_F_ORDER_PLATFORM
+#define SVQ_FE_F_LOG_ALL		SVQ_F_LOG_ALL
 
 /* The most regions one SET_MEM_TABLE carries (and so without mem slots). */
 #define SVQ_FE_MAX_TABLE	8
