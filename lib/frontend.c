@@ -23,6 +23,7 @@ struct svq_fe {
 	uint64_t acked;		/* SET_FEATURES */
 	uint64_t protocol;	/* SET_PROTOCOL_FEATURES */
 	unsigned int queue_num;
+	unsigned int max_queues;	/* indexes taken: queue_num or the opts' */
 	unsigned int queues_per_count;	/* GET_QUEUE_NUM's unit: 1, or 2 for pairs */
 	unsigned int mem_slots;
 	/* What the backend holds, for SET_MEM_TABLE and the slot count. */
@@ -178,6 +179,7 @@ static bool fe_opts_ok(const struct svq_fe_opts *opts)
 {
 	return SVQ_OPTS_OK(svq_fe_opts, opts) &&
 	       SVQ_OPTS_GET(opts, timeout_ms, 0) >= 0 &&
+	       SVQ_OPTS_GET(opts, max_queues, 0) <= 0x100 &&
 	       !(SVQ_OPTS_GET(opts, flags, 0) & ~(uint64_t)SVQ_FE_QUEUE_PAIRS);
 }
 
@@ -213,6 +215,9 @@ static int fe_open(int sock, const struct svq_fe_opts *opts,
 	if (rc)
 		goto err;
 
+	fe->max_queues = (unsigned int)SVQ_OPTS_GET(opts, max_queues, 0);
+	if (!fe->max_queues)
+		fe->max_queues = fe->queue_num;
 	fe->regions = calloc(fe->mem_slots, sizeof(*fe->regions));
 	if (!fe->regions) {
 		rc = -ENOMEM;
@@ -291,6 +296,11 @@ uint64_t svq_fe_protocol_features(const struct svq_fe *fe)
 unsigned int svq_fe_queue_num(const struct svq_fe *fe)
 {
 	return fe ? fe->queue_num : 0;
+}
+
+unsigned int svq_fe_max_queues(const struct svq_fe *fe)
+{
+	return fe ? fe->max_queues : 0;
 }
 
 unsigned int svq_fe_mem_slots(const struct svq_fe *fe)
@@ -441,7 +451,7 @@ int svq_fe_vring_start(struct svq_fe *fe, unsigned int index,
 	struct svq_vu_msg m;
 	int rc;
 
-	if (!fe || !info || index >= fe->queue_num || kick_fd < 0)
+	if (!fe || !info || index >= fe->max_queues || kick_fd < 0)
 		return -EINVAL;
 	if (fe->sock < 0)
 		return -ENOTCONN;
@@ -478,7 +488,7 @@ int svq_fe_vring_stop(struct svq_fe *fe, unsigned int index, uint32_t *base)
 	struct svq_vu_msg m, r;
 	int rc;
 
-	if (!fe || !base || index >= fe->queue_num)
+	if (!fe || !base || index >= fe->max_queues)
 		return -EINVAL;
 	svq_vu_msg_init(&m, SVQ_VU_GET_VRING_BASE, sizeof(struct svq_vu_vring_state));
 	m.payload.state.index = index;
@@ -534,7 +544,7 @@ int svq_fe_set_config(struct svq_fe *fe, uint32_t offset, const void *buf,
 
 int svq_fe_vring_enable(struct svq_fe *fe, unsigned int index, bool on)
 {
-	if (!fe || index >= fe->queue_num)
+	if (!fe || index >= fe->max_queues)
 		return -EINVAL;
 	if (fe->sock < 0)
 		return -ENOTCONN;
@@ -542,6 +552,14 @@ int svq_fe_vring_enable(struct svq_fe *fe, unsigned int index, bool on)
 	if (!(fe->acked & (1ull << SVQ_VU_F_PROTOCOL_FEATURES)))
 		return 0;
 	return fe_set_state(fe, SVQ_VU_SET_VRING_ENABLE, index, on);
+}
+
+int svq_fe_call(struct svq_fe *fe, struct svq_vu_msg *req,
+		struct svq_vu_msg *reply)
+{
+	if (!fe || !req || req->nfds)
+		return -EINVAL;
+	return fe_call(fe, req, reply);
 }
 
 int svq_fe_reset(struct svq_fe *fe)

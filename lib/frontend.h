@@ -29,6 +29,7 @@
 
 #include "internal.h"
 #include "policy.h"
+#include "vhost_user.h"
 
 #define SVQ_FE_TIMEOUT_MS	5000
 
@@ -57,11 +58,16 @@ struct svq_fe_opts {
 	svqiso_log_fn log;		/* NULL: silent */
 	void *log_ctx;
 	uint64_t flags;			/* SVQ_FE_* */
+	uint64_t max_queues;		/* queue indexes the session takes: 0,
+					 * the backend's queue count; else this
+					 * many (at most 256), whatever the
+					 * count (a proxy passes it on, and the
+					 * VMM knows its device's queues) */
 };
-#define svq_fe_opts__last_field flags
+#define svq_fe_opts__last_field max_queues
 /* No padding at the end: SVQISO_OPTS() cannot promise to zero it. */
 _Static_assert(sizeof(struct svq_fe_opts) ==
-	       offsetof(struct svq_fe_opts, flags) + sizeof(uint64_t), "no tail padding");
+	       offsetof(struct svq_fe_opts, max_queues) + sizeof(uint64_t), "no tail padding");
 
 struct svq_fe;
 
@@ -105,6 +111,9 @@ uint64_t svq_fe_protocol_features(const struct svq_fe *fe);	/* agreed */
 uint64_t svq_fe_acked_features(const struct svq_fe *fe);
 /* Queues: 1 without MQ (2 with SVQ_FE_QUEUE_PAIRS). */
 unsigned int svq_fe_queue_num(const struct svq_fe *fe);
+/* Queue indexes the session takes: svq_fe_queue_num(), or the opts'
+ * max_queues. */
+unsigned int svq_fe_max_queues(const struct svq_fe *fe);
 unsigned int svq_fe_mem_slots(const struct svq_fe *fe);		/* without slots: 8 */
 
 /*
@@ -196,6 +205,17 @@ int svq_fe_set_config(struct svq_fe *fe, uint32_t offset, const void *buf,
  * codec's errnos.
  */
 int svq_fe_vring_enable(struct svq_fe *fe, unsigned int index, bool on);
+
+/*
+ * svq_fe_call() - send @req, a request with no fds, and wait for its reply
+ * by the session's rules (svq_vu_call(): the REPLY_ACK ack, or the reply a
+ * GET_* request has, in @reply). For what a proxy passes on as it is
+ * (NET_SET_MTU).
+ *
+ * Return: 0; -EINVAL (NULL), -ENOTCONN, the codec's errnos (-EIO: refused).
+ */
+int svq_fe_call(struct svq_fe *fe, struct svq_vu_msg *req,
+		struct svq_vu_msg *reply);
 
 /*
  * svq_fe_reset() - reset the device: RESET_DEVICE when that protocol feature

@@ -288,8 +288,10 @@ int svq_vu_recv(int sock, struct svq_vu_msg *m, int timeout_ms)
 		goto fail;
 
 	allowed = svq_vu_fds_allowed(&m->hdr);
-	while (rx.n > allowed)
+	while (rx.n > allowed) {
 		close(rx.fds[--rx.n]);
+		m->nfds_dropped++;
+	}
 	memcpy(m->fds, rx.fds, rx.n * sizeof(int));
 	m->nfds = rx.n;
 	return 0;

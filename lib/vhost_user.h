@@ -157,6 +157,8 @@ struct svq_vu_msg {
 	union svq_vu_payload payload;
 	int fds[SVQ_VU_MAX_FDS];
 	unsigned int nfds;
+	unsigned int nfds_dropped;	/* received past svq_vu_fds_allowed()
+					 * and closed by svq_vu_recv() */
 };
 
 _Static_assert(sizeof(struct svq_vu_hdr) == SVQ_VU_HDR_SIZE, "wire layout");
@@ -201,8 +203,8 @@ int svq_vu_send(int sock, const struct svq_vu_msg *m);
 
 /*
  * svq_vu_recv() - read one message into @m, waiting at most @timeout_ms in
- * all. Fds beyond what svq_vu_fds_allowed() grants are closed; the ones kept
- * are in m->fds and are the caller's. On error no fd is kept (nfds is 0).
+ * all. Fds beyond what svq_vu_fds_allowed() grants are closed and counted
+ * in m->nfds_dropped; the ones kept are in m->fds and are the caller's. On error no fd is kept (nfds is 0).
  *
  * Return: 0; -EINVAL (NULL @m, negative @timeout_ms), -ETIMEDOUT,
  * -ECONNRESET (peer closed before the first byte, or reset), -EPROTO (peer
