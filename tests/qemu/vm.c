@@ -140,6 +140,10 @@ int vm_start(struct vm *vm, const char *dir, const struct vm_cfg *cfg)
 	}
 	argv[n] = NULL;
 
+	/* A QEMU killed in @dir before left its sockets: waiting for the
+	 * console's would find the dead one's. */
+	unlink(vm->con_path);
+	unlink(vm->qmp_path);
 	fd = open(vm->qemu_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = -errno;
