@@ -23,6 +23,14 @@
  * memory-isolation property (the adapters/qemu series is not applied);
  * see variants[] for what each one does.
  *
+ * The "proxy-" variants run the distribution's QEMU, unchanged, with
+ * svqiso-proxy as its vhost-user backend and the real backend behind the
+ * proxy: the backend must reach no guest RAM and no memfd but the proxy's
+ * isolated regions, and the proxy must map guest RAM (it is the VMM's side
+ * of the isolation: the positive control of the inspection). They check
+ * the proxy's stats (SIGUSR1: a JSON line on its stdout) and its clean
+ * exit on SIGTERM too.
+ *
  * Environment:
  *   SVQISO_QEMU           the QEMU binary; scripts/test sets it to
  *                         build-qemu/bin/qemu-system-x86_64 (scripts/qemu).
@@ -34,6 +42,14 @@
  *                         VERSION; default: the newest such in /boot
  *   SVQISO_VIRTIOFSD      default /usr/lib/qemu/virtiofsd
  *   SVQISO_QEMU_TESTS     this directory (mkinitramfs, guest/init)
+ *   SVQISO_STOCK_QEMU     the proxy variants' QEMU; default
+ *                         /usr/bin/qemu-system-x86_64 (Debian's
+ *                         qemu-system-x86), and a skip if it is not there;
+ *                         set: anything missing fails
+ *   SVQISO_PROXY          the svqiso-proxy binary (meson sets it)
+ *   SVQISO_PROXY_BYPASS   1: the proxy variants connect QEMU straight to
+ *                         the backend, the proxy idle beside them; they
+ *                         must then fail (a check of the checks)
  */
 #define _GNU_SOURCE	/* memmem, versionsort */
 #include <dirent.h>
@@ -41,6 +57,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,12 +82,16 @@
 #define FS_MB		8		/* guest.bin */
 #define HOST_FILE_MB	4		/* host.bin */
 #define VIRTIOFSD	"/usr/lib/qemu/virtiofsd"
+#define STOCK_QEMU	"/usr/bin/qemu-system-x86_64"
+#define PROXY_NAME	"dev0"		/* --name: its memfds are "dev0-<iova>" */
+#define STATS_MS	10000		/* for a stats line after SIGUSR1 */
 
 enum kind {
 	K_BLK,			/* data on two queues, direct and cached */
 	K_FS,			/* virtiofs: read a host file, write files */
 	K_RESET,		/* system_reset mid-I/O, then a guest reboot */
 	K_RECONNECT,		/* qemu-storage-daemon killed mid-I/O, restarted */
+	K_RESTART,		/* QEMU killed mid-I/O, started again (proxy only) */
 };
 
 struct variant {
@@ -79,6 +100,7 @@ struct variant {
 	bool iso;		/* memory-isolation=on */
 	bool ram;		/* memory-backend-ram: no fd, not shared */
 	const char *props;	/* more device properties */
+	bool proxy;		/* stock QEMU, svqiso-proxy before the backend */
 };
 
 static const struct variant variants[] = {
@@ -86,30 +108,47 @@ static const struct variant variants[] = {
 	 * half from each vCPU (both queues must complete requests), 64 MiB
 	 * through the page cache, read back in the guest and checked
 	 * against the image file on the host. */
-	{ "blk-off", K_BLK, false, false, NULL },
-	{ "blk-on", K_BLK, true, false, NULL },
+	{ "blk-off", K_BLK, false, false, NULL, false },
+	{ "blk-on", K_BLK, true, false, NULL, false },
 	/* Guest RAM qemu-storage-daemon could not map even without
 	 * isolation (plain vhost-user fails on it). */
-	{ "blk-on-ram", K_BLK, true, true, NULL },
+	{ "blk-on-ram", K_BLK, true, true, NULL, false },
 	/* A packed guest ring over qemu-storage-daemon's split one. */
-	{ "blk-on-packed", K_BLK, true, false, "packed=on" },
+	{ "blk-on-packed", K_BLK, true, false, "packed=on", false },
 	{ "blk-on-noindirect", K_BLK, true, false,
-	  "indirect_desc=off,event_idx=off" },
+	  "indirect_desc=off,event_idx=off", false },
 	/* vhost-user-fs-pci against virtiofsd: the guest reads a host file
 	 * and writes files the host then checks. */
-	{ "fs-off", K_FS, false, false, NULL },
-	{ "fs-on", K_FS, true, false, NULL },
+	{ "fs-off", K_FS, false, false, NULL, false },
+	{ "fs-on", K_FS, true, false, NULL, false },
 	/* system_reset through QMP in the middle of a write, then a reboot
 	 * from the guest: the disk works after each, the data written
 	 * before is there, and QEMU holds no more fds and mappings than
 	 * after the first boot. */
-	{ "reset-off", K_RESET, false, false, NULL },
-	{ "reset-on", K_RESET, true, false, NULL },
+	{ "reset-off", K_RESET, false, false, NULL, false },
+	{ "reset-on", K_RESET, true, false, NULL, false },
 	/* qemu-storage-daemon SIGKILLed in the middle of a write and
 	 * started again on the same socket (chardev reconnect=1): the
 	 * write completes and its data is on the disk. */
-	{ "reconnect-off", K_RECONNECT, false, false, NULL },
-	{ "reconnect-on", K_RECONNECT, true, false, NULL },
+	{ "reconnect-off", K_RECONNECT, false, false, NULL, false },
+	{ "reconnect-on", K_RECONNECT, true, false, NULL, false },
+	/* The stock QEMU and svqiso-proxy (see the top of this file). The
+	 * blk, fs and packed ones as blk-on, fs-on and blk-on-packed (the
+	 * proxy's shadow ring is split, as qemu-storage-daemon's). */
+	{ "proxy-blk", K_BLK, false, false, NULL, true },
+	{ "proxy-fs", K_FS, false, false, NULL, true },
+	{ "proxy-packed", K_BLK, false, false, "packed=on", true },
+	/* As reset-on, and the proxy holds no more fds and mappings either. */
+	{ "proxy-reboot", K_RESET, false, false, NULL, true },
+	/* QEMU SIGKILLed in the middle of a write and started again against
+	 * the same proxy, which serves the new session: the disk works, the
+	 * data written before is there, and the proxy let go of the dead
+	 * QEMU's guest RAM. */
+	{ "proxy-qemu-restart", K_RESTART, false, false, NULL, true },
+	/* As reconnect-on, with no reconnect option on QEMU's side: the
+	 * proxy reconnects to the restarted daemon by itself and re-posts
+	 * what the dead one held (its stats count the reconnect). */
+	{ "proxy-backend-kill", K_RECONNECT, false, false, NULL, true },
 };
 
 #define NR_VARIANTS	(sizeof(variants) / sizeof(variants[0]))
@@ -124,6 +163,8 @@ static struct {
 	char initrd[PATH_MAX];
 	const char *virtiofsd;
 	const char *tests;
+	const char *proxy;
+	bool bypass;		/* SVQISO_PROXY_BYPASS=1 */
 } env;
 
 /* One test's components; the forked test process owns them. */
@@ -133,6 +174,8 @@ static struct rig {
 	struct qsd qsd;
 	pid_t vfsd;
 	char share[192], fs_sock[192];
+	pid_t proxy;
+	char proxy_sock[192], proxy_log[192];
 	struct vm vm;
 	bool vm_up;
 	char a_chr[320], a_dev[320];
@@ -153,14 +196,38 @@ static double elapsed(void)
 #define note(fmt, ...) \
 	fprintf(stderr, "# %s %6.1f s: " fmt "\n", var->name, elapsed(), ##__VA_ARGS__)
 
-/* ck_assert_msg() that first shows what the guest and QEMU printed. */
+static void dump(void);
+
+/* ck_assert_msg() that first shows what the guest, QEMU and the proxy
+ * printed. */
 #define require(cond, ...) do {						\
 	if (!(cond)) {							\
-		if (rig.vm_up)						\
-			vm_dump(&rig.vm, stderr);			\
+		dump();							\
 		ck_abort_msg(__VA_ARGS__);				\
 	}								\
 } while (0)
+
+static void dump(void)
+{
+	char buf[6001];
+	ssize_t n;
+	off_t end;
+	int fd;
+
+	if (rig.vm_up)
+		vm_dump(&rig.vm, stderr);
+	if (!rig.proxy_log[0])
+		return;
+	fd = open(rig.proxy_log, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	end = lseek(fd, 0, SEEK_END);
+	n = pread(fd, buf, sizeof(buf) - 1, end > 6000 ? end - 6000 : 0);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	fprintf(stderr, "--- svqiso-proxy's output (last %zd bytes) ---\n%s---\n",
+		n > 0 ? n : 0, buf);
+}
 
 /* sha256 of what @cmd prints, by sha256sum. */
 static bool sha_of(const char *cmd, char sha[65])
@@ -199,11 +266,13 @@ static bool file_sha(const char *file, char sha[65])
 }
 
 /*
- * QEMU's memfds: guest RAM (a memfd of the whole RAM size that is not
- * svqiso's) in @guest, svqiso's isolated regions in @iso.
+ * The memfds process @pid holds: guest RAM (a memfd of the whole RAM size
+ * not named @iso_name...) in @guest, svqiso's isolated regions (those so
+ * named) in @iso. QEMU's are "svqiso...", svqiso-proxy's PROXY_NAME "-...".
  */
-static void qemu_memfds(pid_t qemu, struct stat *guest, bool *has_guest,
-			struct stat *iso, unsigned int *niso, unsigned int max)
+static void held_memfds(pid_t pid, const char *iso_name, struct stat *guest,
+			bool *has_guest, struct stat *iso, unsigned int *niso,
+			unsigned int max)
 {
 	char dir[64], path[PATH_MAX], link[PATH_MAX];
 	struct dirent *d;
@@ -214,7 +283,7 @@ static void qemu_memfds(pid_t qemu, struct stat *guest, bool *has_guest,
 	*has_guest = false;
 	*niso = 0;
 	memset(guest, 0, sizeof(*guest));
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)qemu);
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
 	dp = opendir(dir);
 	require(dp, "%s: %s", dir, strerror(errno));
 	while ((d = readdir(dp))) {
@@ -225,7 +294,7 @@ static void qemu_memfds(pid_t qemu, struct stat *guest, bool *has_guest,
 		link[n] = 0;
 		if (strncmp(link, "/memfd:", 7))
 			continue;
-		if (!strncmp(link, "/memfd:svqiso", 13)) {
+		if (!strncmp(link, iso_name, strlen(iso_name))) {
 			if (*niso < max)
 				iso[(*niso)++] = st;
 		} else if (st.st_size >= (off_t)MEM_MB << 20) {
@@ -236,24 +305,63 @@ static void qemu_memfds(pid_t qemu, struct stat *guest, bool *has_guest,
 	closedir(dp);
 }
 
+/* The guest RAM memfd of the running QEMU. */
+static struct stat guest_ram(void)
+{
+	struct stat guest, iso[64];
+	unsigned int niso;
+	bool has_guest;
+
+	held_memfds(rig.vm.pid, "/memfd:svqiso", &guest, &has_guest, iso, &niso, 64);
+	require(has_guest, "QEMU (pid %d) has no guest RAM memfd of %u MiB",
+		(int)rig.vm.pid, MEM_MB);
+	return guest;
+}
+
+/* What svqiso-proxy reaches: guest RAM, mapped (it is the VMM's side). */
+static void check_proxy(const struct stat *guest, const struct stat *iso,
+			unsigned int niso, const char *when)
+{
+	struct inspect_report r;
+	int rc;
+
+	rc = inspect_process(rig.proxy, guest, iso, niso, &r);
+	require(!rc, "inspecting svqiso-proxy (pid %d): %s", (int)rig.proxy,
+		strerror(-rc));
+	note("svqiso-proxy %s: %u fds (%u memfds), %u mappings, %u of guest RAM",
+	     when, r.fds, r.fd_memfd, r.maps, r.map_guest);
+	require(r.map_guest > 0,
+		"positive control: svqiso-proxy (pid %d) maps no guest RAM %s "
+		"(%u fds, %u mappings): is it between QEMU and the backend?",
+		(int)rig.proxy, when, r.fds, r.maps);
+}
+
 /* What @backend (@who) reaches now, against what the variant allows. */
 static void check_isolation(pid_t backend, const char *who, const char *when)
 {
-	struct stat guest, iso[64];
+	struct stat guest, pguest, iso[64];
 	struct inspect_report r;
 	unsigned int niso;
-	bool has_guest;
+	bool has_guest, phas;
 	int rc;
 
-	qemu_memfds(rig.vm.pid, &guest, &has_guest, iso, &niso, 64);
+	held_memfds(rig.vm.pid, "/memfd:svqiso", &guest, &has_guest, iso, &niso, 64);
+	if (var->proxy) {
+		require(has_guest, "QEMU (pid %d) has no guest RAM memfd of %u MiB",
+			(int)rig.vm.pid, MEM_MB);
+		require(niso == 0, "the stock QEMU holds %u svqiso memfds", niso);
+		/* The isolated regions are the proxy's. */
+		held_memfds(rig.proxy, "/memfd:" PROXY_NAME "-", &pguest, &phas,
+			    iso, &niso, 64);
+	}
 	rc = inspect_process(backend, &guest, iso, niso, &r);
 	require(!rc, "inspecting %s (pid %d): %s", who, (int)backend, strerror(-rc));
 	note("%s %s: %u fds (%u memfds), %u mappings, %llu KiB of memfds mapped, "
-	     "%u of guest RAM; QEMU: %u svqiso memfds%s", who, when, r.fds,
+	     "%u of guest RAM; %s: %u svqiso memfds%s", who, when, r.fds,
 	     r.fd_memfd, r.maps, (unsigned long long)r.map_memfd_bytes >> 10,
-	     r.fd_guest + r.map_guest, niso,
-	     has_guest ? ", guest RAM memfd" : "");
-	if (!var->iso) {
+	     r.fd_guest + r.map_guest, var->proxy ? "svqiso-proxy" : "QEMU", niso,
+	     has_guest ? ", guest RAM memfd in QEMU" : "");
+	if (!var->iso && !var->proxy) {
 		require(has_guest, "QEMU (pid %d) has no guest RAM memfd of %u MiB",
 			(int)rig.vm.pid, MEM_MB);
 		require(niso == 0, "isolation is off, yet QEMU holds %u svqiso memfds",
@@ -271,18 +379,22 @@ static void check_isolation(pid_t backend, const char *who, const char *when)
 	require(!r.fd_memfd_unknown && !r.map_memfd_unknown,
 		"%s (pid %d) holds memory that is no svqiso region %s: %s",
 		who, (int)backend, when, r.detail);
-	require(niso > 0, "memory-isolation=on, yet QEMU holds no svqiso memfd");
+	require(niso > 0, "%s holds no svqiso memfd",
+		var->proxy ? "svqiso-proxy" : "memory-isolation=on, yet QEMU");
 	require(r.map_memfd_bytes > 0,
 		"%s (pid %d) maps no svqiso region %s: is the device in use?",
 		who, (int)backend, when);
+	if (var->proxy)
+		check_proxy(&guest, iso, niso, when);
 }
 
-static void start_qsd(void)
+/* qemu-storage-daemon, throttled to @iops requests a second (0: not). */
+static void start_qsd(unsigned int iops)
 {
 	int rc;
 
 	rig.qcfg = (struct qsd_cfg){ .img_size = (uint64_t)IMG_MB << 20,
-				     .num_queues = 2 };
+				     .num_queues = 2, .throttle_iops = iops };
 	rc = qsd_setup(&rig.qsd, &rig.qcfg);
 	require(!rc, "qemu-storage-daemon: %s", rig.qsd.err);
 }
@@ -302,6 +414,178 @@ static void start_virtiofsd(void)
 	snprintf(a_src, sizeof(a_src), "source=%s", rig.share);
 	rc = proc_spawn(&po, &rig.vfsd, err, sizeof(err));
 	require(!rc, "virtiofsd: %s", err);
+}
+
+/* svqiso-proxy before the backend on @backend; its log lines (stderr) and
+ * stats (stdout) in rig.proxy_log. */
+static void start_proxy(const char *backend)
+{
+	char *argv[] = { (char *)env.proxy, "--socket", rig.proxy_sock,
+			 "--backend", (char *)backend, "--name", PROXY_NAME, NULL };
+	struct proc_spawn_opts po = { .argv = argv, .sock = rig.proxy_sock,
+				      .start_ms = 10000, .stdin_fd = -1 };
+	char err[160];
+	int rc;
+
+	snprintf(rig.proxy_sock, sizeof(rig.proxy_sock), "%s/proxy.sock", rig.dir);
+	snprintf(rig.proxy_log, sizeof(rig.proxy_log), "%s/proxy.log", rig.dir);
+	po.out_fd = open(rig.proxy_log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND |
+			 O_CLOEXEC, 0600);
+	require(po.out_fd >= 0, "%s: %s", rig.proxy_log, strerror(errno));
+	rc = proc_spawn(&po, &rig.proxy, err, sizeof(err));
+	close(po.out_fd);
+	require(!rc, "svqiso-proxy: %s", err);
+	note("svqiso-proxy (pid %d) for %s", (int)rig.proxy, backend);
+}
+
+/* The socket QEMU connects to: the backend's, @sock, or for the proxy
+ * variants that of a proxy started before it. */
+static const char *vmm_sock(const char *sock)
+{
+	if (!var->proxy)
+		return sock;
+	start_proxy(sock);
+	/* Bypassed, the first check_isolation() fails: nothing after it
+	 * needs to know. */
+	if (env.bypass) {
+		note("SVQISO_PROXY_BYPASS=1: QEMU connects to the backend, not "
+		     "to the proxy");
+		return sock;
+	}
+	return rig.proxy_sock;
+}
+
+struct proxy_stats {
+	char vmm[16], backend[16];
+	unsigned long long sessions, bad_messages, reconnects, reposted;
+	unsigned int queues;
+	unsigned long long requests, completions, in_flight, errors;
+};
+
+/* The number after "@key": in @json; false if there is none. */
+static bool json_num(const char *json, const char *key, unsigned long long *v)
+{
+	char k[64], *end;
+	const char *p;
+
+	snprintf(k, sizeof(k), "\"%s\":", key);
+	p = strstr(json, k);
+	if (!p)
+		return false;
+	p += strlen(k);
+	*v = strtoull(p, &end, 10);
+	return end != p;
+}
+
+/* The string after "@key": in @json, in @v; false if there is none. */
+static bool json_str(const char *json, const char *key, char *v, size_t size)
+{
+	char k[64];
+	const char *p;
+	size_t n;
+
+	snprintf(k, sizeof(k), "\"%s\":\"", key);
+	p = strstr(json, k);
+	if (!p)
+		return false;
+	p += strlen(k);
+	n = strcspn(p, "\"");
+	snprintf(v, size, "%.*s", (int)n, p);
+	return true;
+}
+
+/*
+ * The proxy's stats now (SIGUSR1: one JSON line on its stdout), summed over
+ * its queues, in @st. Fails the test on a bad message or a queue with
+ * errors or broken.
+ */
+static void proxy_stats(struct proxy_stats *st, const char *when)
+{
+	char line[8192], *q, *next;
+	unsigned long long v;
+	bool found = false;
+	struct stat sb;
+	int waited;
+	FILE *f;
+
+	memset(st, 0, sizeof(*st));
+	require(!stat(rig.proxy_log, &sb), "%s: %s", rig.proxy_log, strerror(errno));
+	require(!kill(rig.proxy, SIGUSR1), "SIGUSR1 to svqiso-proxy (pid %d): %s",
+		(int)rig.proxy, strerror(errno));
+	for (waited = 0; !found && waited < STATS_MS; waited += 50) {
+		proc_sleep_ms(50);
+		f = fopen(rig.proxy_log, "re");
+		if (!f)
+			continue;
+		if (!fseeko(f, sb.st_size, SEEK_SET))
+			while (!found && fgets(line, sizeof(line), f))
+				found = !strncmp(line, "{\"device\":", 10) &&
+					strchr(line, '\n');
+		fclose(f);
+	}
+	require(found, "svqiso-proxy printed no stats in %d s after SIGUSR1",
+		STATS_MS / 1000);
+	*strchr(line, '\n') = 0;
+	q = strstr(line, "\"queues\":[");
+	require(q && json_num(line, "sessions", &st->sessions) &&
+		json_num(line, "bad_messages", &st->bad_messages) &&
+		json_num(line, "reconnects", &st->reconnects) &&
+		json_num(line, "reposted", &st->reposted) &&
+		json_str(line, "vmm", st->vmm, sizeof(st->vmm)) &&
+		json_str(line, "backend", st->backend, sizeof(st->backend)),
+		"svqiso-proxy's stats: %s", line);
+	require(!st->bad_messages, "svqiso-proxy's stats %s: %llu bad messages: %s",
+		when, st->bad_messages, line);
+	/* One queue object at a time: cut the line at the next. */
+	for (q = strstr(q, "{\"queue\":"); q; q = next) {
+		next = strstr(q + 1, "{\"queue\":");
+		if (next)
+			next[-1] = 0;
+		require(json_num(q, "requests", &v), "stats: %s", q);
+		st->requests += v;
+		require(json_num(q, "completions", &v), "stats: %s", q);
+		st->completions += v;
+		require(json_num(q, "in_flight", &v), "stats: %s", q);
+		st->in_flight += v;
+		require(json_num(q, "errors", &v), "stats: %s", q);
+		st->errors += v;
+		require(strstr(q, "\"broken\":null"), "svqiso-proxy's stats %s: a "
+			"queue is broken: %s", when, q);
+		st->queues++;
+	}
+	require(!st->errors, "svqiso-proxy's stats %s: %llu errors", when, st->errors);
+	note("svqiso-proxy's stats %s: vmm %s, backend %s, %llu sessions, %llu "
+	     "reconnects, %llu reposted; %u queues: %llu requests, %llu "
+	     "completions, %llu in flight", when, st->vmm, st->backend,
+	     st->sessions, st->reconnects, st->reposted, st->queues, st->requests,
+	     st->completions, st->in_flight);
+}
+
+/* SIGTERM: the proxy must exit 0 and remove its socket, having logged
+ * no error on the way. */
+static void stop_proxy(void)
+{
+	pid_t pid = rig.proxy;
+	char line[1024];
+	int status;
+	FILE *f;
+
+	status = proc_stop(&rig.proxy, 5000);
+	require(WIFEXITED(status) && !WEXITSTATUS(status),
+		"svqiso-proxy (pid %d) ended with wait status %#x on SIGTERM",
+		(int)pid, status);
+	require(access(rig.proxy_sock, F_OK) && errno == ENOENT,
+		"svqiso-proxy left its socket %s behind", rig.proxy_sock);
+	f = fopen(rig.proxy_log, "re");
+	require(f, "%s: %s", rig.proxy_log, strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "svqiso-proxy: error: ", 21)) {
+			fclose(f);
+			require(false, "svqiso-proxy logged %s", line);
+		}
+	}
+	fclose(f);
+	note("svqiso-proxy stopped");
 }
 
 /* QEMU with the variant's device on the backend's socket. */
@@ -448,12 +732,27 @@ static void blk_read(unsigned int off, unsigned int mb, const char *want)
 	note("%s: PASS", what);
 }
 
-/* Power the guest off; QEMU must exit cleanly, the backend stay up. */
+/*
+ * Power the guest off; QEMU must exit cleanly, the backend stay up. The
+ * proxy, before: every request the guest made completed, none is in
+ * flight; after: it is still there, and exits cleanly on SIGTERM.
+ */
 static void poweroff(pid_t backend, const char *who)
 {
+	struct proxy_stats st;
 	char line[256];
 	int rc, status;
 
+	if (var->proxy) {
+		proxy_stats(&st, "before poweroff");
+		require(!strcmp(st.vmm, "connected") && !strcmp(st.backend, "up"),
+			"before poweroff, svqiso-proxy's VMM is %s, its backend %s",
+			st.vmm, st.backend);
+		require(st.requests > 0 && st.completions == st.requests &&
+			!st.in_flight, "svqiso-proxy with the guest idle: %llu "
+			"requests, %llu completions, %llu in flight", st.requests,
+			st.completions, st.in_flight);
+	}
 	rc = vm_expect(&rig.vm, "SVQISO-READY", CMD_MS, line, sizeof(line));
 	if (!rc)
 		rc = vm_send(&rig.vm, "poweroff");
@@ -468,6 +767,12 @@ static void poweroff(pid_t backend, const char *who)
 			status);
 	}
 	note("powered off");
+	if (var->proxy) {
+		require(waitpid(rig.proxy, &status, WNOHANG) == 0,
+			"svqiso-proxy (pid %d) died (wait status %#x)",
+			(int)rig.proxy, status);
+		stop_proxy();
+	}
 }
 
 /* Check fixtures: in the forked test process. */
@@ -478,6 +783,7 @@ static void rig_setup(void)
 	memset(&rig, 0, sizeof(rig));
 	rig.qsd.pid = -1;
 	rig.vfsd = -1;
+	rig.proxy = -1;
 	clock_gettime(CLOCK_MONOTONIC, &rig.t0);
 	ck_assert_msg(!proc_mkdtemp(rig.dir, sizeof(rig.dir), "vm", err, sizeof(err)),
 		      "%s", err);
@@ -489,6 +795,7 @@ static void rig_teardown(void)
 {
 	vm_stop(&rig.vm);
 	rig.vm_up = false;
+	proc_stop(&rig.proxy, 3000);
 	proc_stop(&rig.vfsd, 3000);
 	qsd_teardown(&rig.qsd);
 }
@@ -498,8 +805,8 @@ START_TEST(test_blk)
 	char reply[512], sha[65], irqs[64];
 	unsigned int q0 = 0, q1 = 0;
 
-	start_qsd();
-	start_vm(rig.qsd.sock, false);
+	start_qsd(0);
+	start_vm(vmm_sock(rig.qsd.sock), false);
 	blk_info();
 	blk_write(0, 64, "direct", sha, reply, sizeof(reply));
 	require(vm_value(reply, "irqs", irqs, sizeof(irqs)) &&
@@ -530,7 +837,7 @@ START_TEST(test_fs)
 	require(file_sha(path, want), "sha256 of %s", path);
 
 	start_virtiofsd();
-	start_vm(rig.fs_sock, false);
+	start_vm(vmm_sock(rig.fs_sock), false);
 	snprintf(reply, sizeof(reply), "fs hostfs %s %u", want, FS_MB);
 	cmd_start(reply);
 	check_isolation(rig.vfsd, "virtiofsd", "during I/O");
@@ -561,26 +868,27 @@ START_TEST(test_fs)
 }
 END_TEST
 
-/* QEMU's fds and mappings may not grow past @fds0 and @maps0. */
-static void check_counts(int fds0, int maps0, const char *after)
+/* @who's fds and mappings may not grow past @fds0 and @maps0. */
+static void check_counts(pid_t pid, const char *who, int fds0, int maps0,
+			 const char *after)
 {
-	int fds = vm_count(rig.vm.pid, "fd"), maps = vm_count(rig.vm.pid, "maps");
+	int fds = vm_count(pid, "fd"), maps = vm_count(pid, "maps");
 
-	note("QEMU after %s: %d fds, %d mappings (first boot: %d, %d)", after,
+	note("%s after %s: %d fds, %d mappings (first boot: %d, %d)", who, after,
 	     fds, maps, fds0, maps0);
-	require(fds > 0 && fds <= fds0, "QEMU holds %d fds after %s, %d before",
-		fds, after, fds0);
+	require(fds > 0 && fds <= fds0, "%s holds %d fds after %s, %d before",
+		who, fds, after, fds0);
 	require(maps > 0 && maps <= maps0,
-		"QEMU has %d mappings after %s, %d before", maps, after, maps0);
+		"%s has %d mappings after %s, %d before", who, maps, after, maps0);
 }
 
 START_TEST(test_reset)
 {
 	char reply[512], sha0[65], sha[65], line[256];
-	int fds0, maps0, rc;
+	int fds0, maps0, pfds0 = 0, pmaps0 = 0, rc;
 
-	start_qsd();
-	start_vm(rig.qsd.sock, false);
+	start_qsd(0);
+	start_vm(vmm_sock(rig.qsd.sock), false);
 	blk_info();
 	blk_write(0, 32, "direct", sha0, reply, sizeof(reply));
 	/* QMP's connection is one of QEMU's fds: open before counting. */
@@ -588,6 +896,10 @@ START_TEST(test_reset)
 	require(!rc && strstr(line, "\"running\""), "QMP: %s", rig.vm.err);
 	fds0 = vm_count(rig.vm.pid, "fd");
 	maps0 = vm_count(rig.vm.pid, "maps");
+	if (var->proxy) {
+		pfds0 = vm_count(rig.proxy, "fd");
+		pmaps0 = vm_count(rig.proxy, "maps");
+	}
 
 	cmd_start("write vda 32 64 direct");
 	proc_sleep_ms(500);
@@ -600,7 +912,10 @@ START_TEST(test_reset)
 	blk_info();
 	blk_write(64, 32, "direct", sha, reply, sizeof(reply));
 	blk_read(0, 32, sha0);
-	check_counts(fds0, maps0, "system_reset");
+	check_counts(rig.vm.pid, "QEMU", fds0, maps0, "system_reset");
+	if (var->proxy)
+		check_counts(rig.proxy, "svqiso-proxy", pfds0, pmaps0,
+			     "system_reset");
 
 	rc = vm_expect(&rig.vm, "SVQISO-READY", CMD_MS, line, sizeof(line));
 	if (!rc)
@@ -611,7 +926,10 @@ START_TEST(test_reset)
 	note("rebooted by the guest");
 	blk_write(96, 32, "cached", sha, reply, sizeof(reply));
 	blk_read(0, 32, sha0);
-	check_counts(fds0, maps0, "the guest's reboot");
+	check_counts(rig.vm.pid, "QEMU", fds0, maps0, "the guest's reboot");
+	if (var->proxy)
+		check_counts(rig.proxy, "svqiso-proxy", pfds0, pmaps0,
+			     "the guest's reboot");
 	poweroff(rig.qsd.pid, "qemu-storage-daemon");
 }
 END_TEST
@@ -621,8 +939,12 @@ START_TEST(test_reconnect)
 	char reply[512], sha0[65], sha[65];
 	int rc;
 
-	start_qsd();
-	start_vm(rig.qsd.sock, true);
+	/* Behind the proxy, throttled: the daemon holds requests whenever
+	 * the guest writes, so the kill loses some, which the proxy must
+	 * post again to the new one (not throttled). */
+	start_qsd(var->proxy ? 100 : 0);
+	/* The proxy reconnects by itself: QEMU needs no option for it. */
+	start_vm(vmm_sock(rig.qsd.sock), !var->proxy);
 	blk_info();
 	blk_write(0, 32, "direct", sha0, reply, sizeof(reply));
 
@@ -632,6 +954,7 @@ START_TEST(test_reconnect)
 	qsd_kill(&rig.qsd);
 	note("qemu-storage-daemon killed in the middle of a write");
 	proc_sleep_ms(1000);
+	rig.qcfg.throttle_iops = 0;
 	rc = qsd_restart(&rig.qsd, &rig.qcfg);
 	require(!rc, "%s", rig.qsd.err);
 	note("qemu-storage-daemon restarted (pid %d)", (int)rig.qsd.pid);
@@ -641,6 +964,69 @@ START_TEST(test_reconnect)
 	check_isolation(rig.qsd.pid, "qemu-storage-daemon", "after the restart");
 	blk_write(96, 32, "cached", sha, reply, sizeof(reply));
 	blk_read(0, 32, sha0);
+	if (var->proxy) {
+		struct proxy_stats st;
+
+		proxy_stats(&st, "after the restart");
+		require(st.reconnects >= 1 && st.reposted >= 1 &&
+			!strcmp(st.backend, "up") && st.sessions == 1,
+			"svqiso-proxy after the daemon's restart: %llu reconnects, "
+			"%llu requests posted again, backend %s, %llu sessions",
+			st.reconnects, st.reposted, st.backend, st.sessions);
+	}
+	poweroff(rig.qsd.pid, "qemu-storage-daemon");
+}
+END_TEST
+
+/* Until the proxy's stats say no VMM is connected. */
+static void wait_vmm_gone(void)
+{
+	struct proxy_stats st;
+	int waited;
+
+	for (waited = 0; waited < 30000; waited += 500) {
+		proxy_stats(&st, "after the kill");
+		if (!strcmp(st.vmm, "none"))
+			return;
+		proc_sleep_ms(500);
+	}
+	require(false, "svqiso-proxy still serves the killed QEMU after 30 s");
+}
+
+START_TEST(test_restart)
+{
+	char reply[512], sha0[65], sha[65];
+	struct proxy_stats st;
+	struct inspect_report r;
+	struct stat old;
+	int rc;
+
+	start_qsd(0);
+	start_vm(vmm_sock(rig.qsd.sock), false);
+	blk_info();
+	blk_write(0, 32, "direct", sha0, reply, sizeof(reply));
+	old = guest_ram();
+
+	cmd_start("write vda 32 64 direct");
+	proc_sleep_ms(500);
+	require(!printed("SVQISO-OK"), "the write ended before the kill");
+	proc_kill(&rig.vm.pid);
+	vm_stop(&rig.vm);
+	rig.vm_up = false;
+	note("QEMU killed in the middle of a write");
+	wait_vmm_gone();
+	rc = inspect_process(rig.proxy, &old, NULL, 0, &r);
+	require(!rc, "inspecting svqiso-proxy: %s", strerror(-rc));
+	require(!inspect_leaks(&r), "svqiso-proxy still reaches the dead QEMU's "
+		"guest RAM: %s", r.detail);
+
+	start_vm(rig.proxy_sock, false);
+	blk_info();
+	blk_write(96, 32, "cached", sha, reply, sizeof(reply));
+	blk_read(0, 32, sha0);
+	proxy_stats(&st, "after QEMU's restart");
+	require(st.sessions == 2, "svqiso-proxy served %llu sessions, not 2",
+		st.sessions);
 	poweroff(rig.qsd.pid, "qemu-storage-daemon");
 }
 END_TEST
@@ -732,19 +1118,41 @@ static const char *prerequisites(bool *must)
 	const char *base;
 	int iso;
 
-	/* Asked for explicitly (scripts/test, CI): what is missing fails. */
-	*must = q && *q;
-	if (!*must)
-		q = getenv("SVQISO_QEMU_DEFAULT");
-	if (!q || access(q, X_OK)) {
-		snprintf(why, sizeof(why), "no QEMU at %s (scripts/qemu builds it)",
-			 q ? q : "SVQISO_QEMU");
-		return why;
+	if (var->proxy) {
+		/* The distribution's QEMU, which finds its own firmware. */
+		q = getenv("SVQISO_STOCK_QEMU");
+		*must = q && *q;
+		if (!*must)
+			q = STOCK_QEMU;
+		if (access(q, X_OK)) {
+			snprintf(why, sizeof(why), "no QEMU at %s (qemu-system-x86)", q);
+			return why;
+		}
+		env.proxy = getenv("SVQISO_PROXY");
+		if (!env.proxy || access(env.proxy, X_OK)) {
+			*must = true;
+			snprintf(why, sizeof(why), "no svqiso-proxy at %s (meson sets "
+				 "SVQISO_PROXY)", env.proxy ? env.proxy : "SVQISO_PROXY");
+			return why;
+		}
+		env.bypass = getenv("SVQISO_PROXY_BYPASS") &&
+			     !strcmp(getenv("SVQISO_PROXY_BYPASS"), "1");
+	} else {
+		/* Asked for explicitly (scripts/test, CI): what is missing
+		 * fails. */
+		*must = q && *q;
+		if (!*must)
+			q = getenv("SVQISO_QEMU_DEFAULT");
+		if (!q || access(q, X_OK)) {
+			snprintf(why, sizeof(why), "no QEMU at %s (scripts/qemu "
+				 "builds it)", q ? q : "SVQISO_QEMU");
+			return why;
+		}
+		env.firmware = getenv("SVQISO_QEMU_FIRMWARE");
+		if (env.firmware && !*env.firmware)
+			env.firmware = NULL;
 	}
 	snprintf(env.qemu, sizeof(env.qemu), "%s", q);
-	env.firmware = getenv("SVQISO_QEMU_FIRMWARE");
-	if (env.firmware && !*env.firmware)
-		env.firmware = NULL;
 	env.virtiofsd = getenv("SVQISO_VIRTIOFSD") ? getenv("SVQISO_VIRTIOFSD")
 						   : VIRTIOFSD;
 	env.tests = getenv("SVQISO_QEMU_TESTS");
@@ -803,6 +1211,7 @@ int main(int argc, char **argv)
 	const TTest *const tests[] = {
 		[K_BLK] = test_blk, [K_FS] = test_fs,
 		[K_RESET] = test_reset, [K_RECONNECT] = test_reconnect,
+		[K_RESTART] = test_restart,
 	};
 	struct ckplan plan = { .suite = "qemu" };
 	char dir[64], err[160];
