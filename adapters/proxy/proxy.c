@@ -973,6 +973,21 @@ static int queue_index(struct proxy *p, const struct svq_vu_msg *m,
 	return 0;
 }
 
+/* Notifiers are eventfds: the proxy writes call fds on its only thread, and
+ * a full pipe there would stall every queue. */
+static bool is_eventfd(int fd)
+{
+	char path[64], target[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = '\0';
+	return !strcmp(target, "anon_inode:[eventfd]");
+}
+
 /* SET_VRING_KICK, _CALL, _ERR: the u64 and its fd (or none, bit 8). */
 static int vring_fd(struct proxy *p, struct svq_vu_msg *m, unsigned int *i,
 		    int *fd)
@@ -992,6 +1007,8 @@ static int vring_fd(struct proxy *p, struct svq_vu_msg *m, unsigned int *i,
 	rc = queue_index(p, m, (uint32_t)(v & SVQ_VU_VRING_IDX_MASK), i);
 	if (rc)
 		return rc;
+	if (!nofd && !is_eventfd(m->fds[0]))
+		return bad(p, m, "queue %u: the fd is not an eventfd", *i);
 	*fd = nofd ? -1 : m->fds[0];
 	m->nfds = 0;	/* taken */
 	return 0;
