@@ -750,7 +750,8 @@ static int region_map(struct proxy *p, const struct svq_vu_msg *m,
 	else if (!S_ISREG(st.st_mode))
 		rc = bad(p, m, "region at guest %#" PRIx64
 			 ": fd is not a memfd or a file", w->guest_phys_addr);
-	else if ((uint64_t)st.st_size < w->mmap_offset + w->memory_size)
+	else if (w->mmap_offset > (uint64_t)st.st_size ||
+		 w->memory_size > (uint64_t)st.st_size - w->mmap_offset)
 		rc = bad(p, m, "region at guest %#" PRIx64 ": offset %#" PRIx64
 			 " + size %#" PRIx64 " past the end of its fd (%#" PRIx64 ")",
 			 w->guest_phys_addr, w->mmap_offset, w->memory_size,
