@@ -764,13 +764,11 @@ static int region_map(struct proxy *p, const struct svq_vu_msg *m,
 	r->map_len = (size_t)(w->memory_size + (w->mmap_offset - aligned));
 	map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE,
 		   MAP_SHARED | MAP_NORESERVE, fd, (off_t)aligned);
-	rc = -errno;
+	rc = errno;
 	close(fd);
-	if (map == MAP_FAILED) {
-		plog(p, SVQISO_LOG_ERR, "vmm: region at guest %#" PRIx64
-		     ": mmap: %s", w->guest_phys_addr, strerror(-rc));
-		return rc;
-	}
+	if (map == MAP_FAILED)
+		return bad(p, m, "region at guest %#" PRIx64 ": mmap: %s",
+			   w->guest_phys_addr, strerror(rc));
 	r->map = map;
 	r->hva = (uint8_t *)map + (w->mmap_offset - aligned);
 	r->gpa = w->guest_phys_addr;
