@@ -594,6 +594,9 @@ static int queue_start(struct proxy *p, const struct svq_vu_msg *m,
 	vr.num = (uint16_t)q->num;
 	vr.layout = guest_packed(p) ? SVQISO_LAYOUT_PACKED : SVQISO_LAYOUT_SPLIT;
 	vr.base = q->base;
+	/* A split ring's base is its next avail index: 16 bits. */
+	if (!guest_packed(p) && q->base > UINT16_MAX)
+		return bad(p, m, "queue %u: base %#x of a split ring", i, q->base);
 	if (vmm_gpa(p, q->addr.desc, &vr.ring.desc) ||
 	    vmm_gpa(p, q->addr.avail, &vr.ring.driver) ||
 	    vmm_gpa(p, q->addr.used, &vr.ring.device))
@@ -606,10 +609,13 @@ static int queue_start(struct proxy *p, const struct svq_vu_msg *m,
 		return rc;
 	}
 	rc = svqiso_vhost_queue_start(p->vh, i, &vr, &sh);
-	if (rc == -EFAULT || rc == -EINVAL)
+	if (rc == -EFAULT)
 		return bad(p, m, "queue %u: ring of %u entries at guest %#" PRIx64
-			   " does not fit in guest RAM, or its areas are misaligned",
-			   i, q->num, vr.ring.desc);
+			   " does not fit in guest RAM", i, q->num, vr.ring.desc);
+	if (rc == -EINVAL)
+		return bad(p, m, "queue %u: ring of %u entries at guest %#" PRIx64
+			   ", base %#x: its areas are misaligned, or the base is"
+			   " past the ring", i, q->num, vr.ring.desc, vr.base);
 	if (rc) {
 		plog(p, SVQISO_LOG_ERR, "queue %u: start failed: %s", i, strerror(-rc));
 		return rc;
