@@ -1357,12 +1357,14 @@ static int on_vmm(struct proxy *p)
 	rc = svq_vu_recv(p->vmm, &m, PROXY_MSG_TIMEOUT_MS);
 	if (rc == -ECONNRESET)
 		return 1;	/* the VMM left */
-	if (rc == -EMSGSIZE) {
-		p->bad_messages++;
-		plog(p, SVQISO_LOG_ERR, "vmm: %s (%u): payload of %u bytes is too large: closing the session",
-		     req_name(m.hdr.request), m.hdr.request, m.hdr.size);
-		return -EPROTO;
-	}
+	if (rc == -EMSGSIZE ||
+	    (rc == -EPROTO && m.hdr.size > SVQ_VU_DRAIN_MAX))
+		return bad(p, &m, "payload of %u bytes is too large", m.hdr.size);
+	/* Whatever of the header came names the request. */
+	if (rc && m.hdr.request)
+		return bad(p, &m, "message %s",
+			   rc == -EPROTO ? "truncated, or too many fds" :
+			   rc == -ETIMEDOUT ? "incomplete" : strerror(-rc));
 	if (rc) {
 		p->bad_messages++;
 		plog(p, SVQISO_LOG_ERR, "vmm: reading a message: %s: closing the session",
