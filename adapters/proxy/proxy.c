@@ -594,7 +594,11 @@ static int queue_start(struct proxy *p, const struct svq_vu_msg *m,
 	vr.num = (uint16_t)q->num;
 	vr.layout = guest_packed(p) ? SVQISO_LAYOUT_PACKED : SVQISO_LAYOUT_SPLIT;
 	vr.base = q->base;
-	/* A split ring's base is its next avail index: 16 bits. */
+	/* What SET_VRING_NUM and _BASE could not hold to a layout not yet
+	 * known: a split ring's size is a power of two, its base the next
+	 * avail index (16 bits). */
+	if (!guest_packed(p) && (q->num & (q->num - 1)))
+		return bad(p, m, "queue %u: ring size %u of a split ring", i, q->num);
 	if (!guest_packed(p) && q->base > UINT16_MAX)
 		return bad(p, m, "queue %u: base %#x of a split ring", i, q->base);
 	if (vmm_gpa(p, q->addr.desc, &vr.ring.desc) ||
