@@ -948,10 +948,8 @@ static int reply(struct proxy *p, const struct svq_vu_msg *req,
 	r->hdr.request = req->hdr.request;
 	r->hdr.flags = SVQ_VU_VERSION | SVQ_VU_FLAG_REPLY;
 	rc = svq_vu_send(p->vmm, r);
-	if (rc)
-		plog(p, SVQISO_LOG_ERR, "vmm: %s: reply not sent: %s",
-		     req_name(req->hdr.request), strerror(-rc));
-	return rc;
+	/* Part of it may be out: the session cannot go on. */
+	return rc ? bad(p, req, "reply not sent: %s", strerror(-rc)) : 0;
 }
 
 static int reply_u64(struct proxy *p, const struct svq_vu_msg *req, uint64_t v)
@@ -1389,7 +1387,7 @@ static int on_vmm(struct proxy *p)
 		return -EPROTO;
 	ack = (m.hdr.flags & SVQ_VU_FLAG_NEED_REPLY) && !has_reply(m.hdr.request);
 	if (ack && reply_u64(p, &m, rc ? 1 : 0))
-		return -ECONNRESET;
+		return -EPROTO;
 	if (rc && !ack)
 		plog(p, SVQISO_LOG_WARN, "vmm: %s failed: %s",
 		     req_name(m.hdr.request), strerror(-rc));
@@ -1452,6 +1450,12 @@ static int begin_session(struct proxy *p, int fd)
 	p->backend_lost = false;
 	p->fe_watch = -1;
 	p->sessions++;
+	/* A VMM that does not read its replies gets SVQ_VU_SEND_TIMEOUT_MS,
+	 * not the proxy's thread for ever. */
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)) {
+		rc = -errno;
+		goto fail;
+	}
 
 	/* The backend's answers shape what the VMM is offered. */
 	p->nq = MAX_QUEUES;
