@@ -428,11 +428,7 @@ static int backend_restore(struct proxy *p)
 		rc = backend_ring(p, i, &sh);
 		if (rc)
 			goto fail;
-		if (sh.reposted)
-			plog(p, SVQISO_LOG_INFO,
-			     "backend: queue %u: %u requests posted again",
-			     i, sh.reposted);
-		p->reposted += sh.reposted;
+		p->reposted += sh.reposted;	/* the engine logs them */
 	}
 	p->fe_watch = fcntl(svq_fe_fd(p->fe), F_DUPFD_CLOEXEC, 0);
 	if (p->fe_watch < 0 ||
