@@ -1424,6 +1424,9 @@ static int begin_session(struct proxy *p, int fd)
 	unsigned int i;
 	int rc, waited = 0;
 
+	/* A VMM that stops reading cannot hold the proxy up for long: a
+	 * reply that finds no room in time ends the session. */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	memset(p->q, 0, sizeof(p->q));
 	for (i = 0; i < MAX_QUEUES; i++) {
 		p->q[i].kick_fd = p->q[i].call_fd = p->q[i].err_fd = -1;
