@@ -428,11 +428,7 @@ static int backend_restore(struct proxy *p)
 		rc = backend_ring(p, i, &sh);
 		if (rc)
 			goto fail;
-		if (sh.reposted)
-			plog(p, SVQISO_LOG_INFO,
-			     "backend: queue %u: %u requests posted again",
-			     i, sh.reposted);
-		p->reposted += sh.reposted;
+		p->reposted += sh.reposted;	/* the engine logs them */
 	}
 	p->fe_watch = fcntl(svq_fe_fd(p->fe), F_DUPFD_CLOEXEC, 0);
 	if (p->fe_watch < 0 ||
@@ -973,6 +969,21 @@ static int queue_index(struct proxy *p, const struct svq_vu_msg *m,
 	return 0;
 }
 
+/* Notifiers are eventfds: the proxy writes call fds on its only thread, and
+ * a full pipe there would stall every queue. */
+static bool is_eventfd(int fd)
+{
+	char path[64], target[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = '\0';
+	return !strcmp(target, "anon_inode:[eventfd]");
+}
+
 /* SET_VRING_KICK, _CALL, _ERR: the u64 and its fd (or none, bit 8). */
 static int vring_fd(struct proxy *p, struct svq_vu_msg *m, unsigned int *i,
 		    int *fd)
@@ -992,6 +1003,8 @@ static int vring_fd(struct proxy *p, struct svq_vu_msg *m, unsigned int *i,
 	rc = queue_index(p, m, (uint32_t)(v & SVQ_VU_VRING_IDX_MASK), i);
 	if (rc)
 		return rc;
+	if (!nofd && !is_eventfd(m->fds[0]))
+		return bad(p, m, "queue %u: the fd is not an eventfd", *i);
 	*fd = nofd ? -1 : m->fds[0];
 	m->nfds = 0;	/* taken */
 	return 0;
@@ -1411,6 +1424,9 @@ static int begin_session(struct proxy *p, int fd)
 	unsigned int i;
 	int rc, waited = 0;
 
+	/* A VMM that stops reading cannot hold the proxy up for long: a
+	 * reply that finds no room in time ends the session. */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	memset(p->q, 0, sizeof(p->q));
 	for (i = 0; i < MAX_QUEUES; i++) {
 		p->q[i].kick_fd = p->q[i].call_fd = p->q[i].err_fd = -1;
