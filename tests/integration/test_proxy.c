@@ -89,11 +89,6 @@ static double now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void sleep_ms(long ms)
-{
-	proc_sleep_ms(ms);
-}
-
 static void vu_log(void *ctx, int level, const char *msg)
 {
 	(void)ctx;
@@ -530,7 +525,7 @@ static void stats_wait(const struct px *x, unsigned int k, double timeout,
 	while (!stats_nth(x, k, st)) {
 		ck_assert_msg(now_s() - t0 < timeout, "%s: no stats line %u in %.1f s",
 			      x->name, k, timeout);
-		sleep_ms(10);
+		proc_sleep_ms(10);
 	}
 }
 
@@ -556,7 +551,7 @@ static void stats_wait_vmm(const struct px *x, const char *vmm, struct pstats *s
 			return;
 		ck_assert_msg(now_s() - t0 < 10.0, "vmm \"%s\", not \"%s\"",
 			      st->vmm, vmm);
-		sleep_ms(20);
+		proc_sleep_ms(20);
 	}
 }
 
@@ -654,7 +649,7 @@ static int px_start(struct px *x, const char *name, const char *const *extra)
 	if (rc)
 		return rc;
 	/* Its socket comes before its loop: wait for the loop. */
-	for (t0 = now_s(); now_s() - t0 < 10.0; sleep_ms(10))
+	for (t0 = now_s(); now_s() - t0 < 10.0; proc_sleep_ms(10))
 		if (log_count(x, "svqiso-proxy: info: ", "serving"))
 			return 0;
 	snprintf(x->err, sizeof(x->err), "%s: no \"serving\" line", name);
@@ -1022,7 +1017,7 @@ static void runner_progress(struct runner *r, unsigned int n)
 		ck_assert_msg(!runner_done(r), "the workload ended: %s",
 			      strerror(-r->rc));
 		ck_assert_msg(now_s() - s0 < 30.0, "no progress in 30 s");
-		sleep_ms(5);
+		proc_sleep_ms(5);
 	}
 }
 
@@ -1170,11 +1165,11 @@ START_TEST(test_backend_killed)
 		qsd_kill(&D);
 		/* Reaped here or not (the fixture started the first one):
 		 * gone, its image lock with it. */
-		for (t0 = now_s(); !pid_gone(old); sleep_ms(5))
+		for (t0 = now_s(); !pid_gone(old); proc_sleep_ms(5))
 			ck_assert(now_s() - t0 < 5.0);
-		sleep_ms(150 + 50 * k);
+		proc_sleep_ms(150 + 50 * k);
 		ck_assert_msg(!qsd_restart(&D, &cfg), "restart: %s", D.err);
-		for (t0 = now_s();; sleep_ms(20)) {
+		for (t0 = now_s();; proc_sleep_ms(20)) {
 			stats_now(x, &st);
 			if (st.reconnects == k + 1)
 				break;
@@ -1274,7 +1269,7 @@ START_TEST(test_vmm_reconnects)
 	vmm_close(&a);
 	/* What the daemon got from the first VMM lands before the second
 	 * reads the image. */
-	sleep_ms(300);
+	proc_sleep_ms(300);
 
 	/* The next one is served by the same proxy... */
 	vmm_open(&b, x->sock, false);
@@ -1352,7 +1347,7 @@ static int wait_exit(pid_t pid, double timeout, double *took)
 		}
 		ck_assert_msg(now_s() - t0 < timeout, "still running after %.1f s",
 			      timeout);
-		sleep_ms(5);
+		proc_sleep_ms(5);
 	}
 }
 
@@ -1473,7 +1468,7 @@ END_TEST
 START_TEST(test_queue_stop_start)
 {
 	struct px *x = fixture_proxy();
-	unsigned int stops = 0, busy = 0, i, qlines;
+	unsigned int stops = 0, busy = 0, i, k, qlines;
 	uint64_t s = seed, given = 0;
 	struct svqiso_vu_queue c;
 	struct runner r;
@@ -1485,15 +1480,20 @@ START_TEST(test_queue_stop_start)
 	runner_start(&r, &v, 256, 30000);
 	runner_progress(&r, 1);
 	while (stops < 12) {
-		sleep_ms(20 + (long)(s % 60));
+		proc_sleep_ms(20 + (long)(s % 60));
 		s = s * 6364136223846793005ull + 1442695040888963407ull;
 		i = (unsigned int)(s >> 33) % NQ;
-		/* In flight a moment before the stop. */
-		stats_now(x, &st);
-		busy += stats_queue(&st, i)->in_flight > 0;
+		/* In flight a moment before the stop: looked for a few
+		 * times, the guest keeps DEPTH requests going. */
+		for (k = 0; k < 5; k++) {
+			stats_now(x, &st);
+			if (stats_queue(&st, i)->in_flight > 0)
+				break;
+		}
+		busy += k < 5;
 		ck_assert_int_eq(svqiso_vu_queue_stop(v.vu, i, &base), 0);
 		if (s & (1ull << 40))
-			sleep_ms(5);
+			proc_sleep_ms(5);
 		queue_cfg(&v, i, base, &c);
 		ck_assert_int_eq(svqiso_vu_queue_start(v.vu, i, &c), 0);
 		stops++;
@@ -1511,7 +1511,7 @@ START_TEST(test_queue_stop_start)
 		given += stats_queue(&st, i)->given_back;
 	fprintf(stderr, "# %u stops and starts, %u with requests in flight, %"
 		PRIu64 " requests given back to the guest ring\n", stops, busy, given);
-	ck_assert_uint_ge(busy, 1);
+	ck_assert_uint_ge(busy, stops / 2);
 	vmm_stop_queues(&v);
 	check_image(&v);
 	vmm_close(&v);
