@@ -379,7 +379,7 @@ static int backend_restore(struct proxy *p)
 {
 	struct svqiso_vhost_shadow sh = { .sz = sizeof(sh) };
 	struct svqiso_region r;
-	uint64_t agreed, missing;
+	uint64_t agreed, missing, reposted = 0;
 	unsigned int i, n;
 	int rc;
 
@@ -428,7 +428,7 @@ static int backend_restore(struct proxy *p)
 		rc = backend_ring(p, i, &sh);
 		if (rc)
 			goto fail;
-		p->reposted += sh.reposted;	/* the engine logs them */
+		reposted += sh.reposted;	/* the engine logs them */
 	}
 	p->fe_watch = fcntl(svq_fe_fd(p->fe), F_DUPFD_CLOEXEC, 0);
 	if (p->fe_watch < 0 ||
@@ -439,6 +439,7 @@ static int backend_restore(struct proxy *p)
 	}
 	p->backend_lost = false;
 	p->reconnects++;
+	p->reposted += reposted;
 	timer_arm(p, false);
 	plog(p, SVQISO_LOG_INFO, "backend: reconnected");
 	for (i = 0; i < p->nq; i++)
