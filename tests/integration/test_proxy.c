@@ -25,6 +25,9 @@
  *    lines naming the device, with queue counters that grow with traffic.
  *  - queue stop/start by the VMM (GET_VRING_BASE, then the ring again at
  *    that base) with requests in flight: nothing lost.
+ *  - listening fd: a socket a service manager made, handed over as --fd N
+ *    or as systemd's LISTEN_FDS: served the same; the proxy leaves the
+ *    socket file, which is not its own, where it is.
  *
  * Every log line of the proxy is checked: one of its own (no sanitizer
  * report), a stats line that parses, and a line about a queue names the
@@ -1463,6 +1466,83 @@ START_TEST(test_stats_interval)
 }
 END_TEST
 
+/*
+ * A listening socket made by someone else: _i 0 as --fd N, _i 1 as fd 3
+ * with LISTEN_PID and LISTEN_FDS (a shell puts it there, then becomes the
+ * proxy, so the pid is the proxy's). Sessions served as through --socket;
+ * SIGTERM: status 0, and the socket file stays, its owner's.
+ */
+START_TEST(test_listen_fd)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char fdarg[16], script[160];
+	char *argv[24];
+	struct proc_spawn_opts po = { .argv = argv, .start_ms = 10000,
+				      .stdin_fd = -1 };
+	struct stat sst;
+	struct px x;
+	double t0, took;
+	int lfd, out, status, n = 0;
+
+	ck_assert_msg(D.pid > 0, "no daemon: %s", D.err);
+	memset(&x, 0, sizeof(x));
+	snprintf(x.name, sizeof(x.name), "fd-dev%d", _i);
+	snprintf(x.sock, sizeof(x.sock), "%s/%s.sock", P.dir, x.name);
+	snprintf(x.log, sizeof(x.log), "%s/%s.log", P.dir, x.name);
+	ck_assert_uint_lt(strlen(x.sock), sizeof(sa.sun_path));
+	memcpy(sa.sun_path, x.sock, strlen(x.sock) + 1);
+	/* Inherited across exec: no CLOEXEC. */
+	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(lfd, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 4), 0);
+	snprintf(fdarg, sizeof(fdarg), "%d", lfd);
+	if (_i) {
+		snprintf(script, sizeof(script),
+			 "exec 3<&%d; export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$@\"",
+			 lfd);
+		argv[n++] = "sh";
+		argv[n++] = "-c";
+		argv[n++] = script;
+		argv[n++] = "sh";
+		argv[n++] = (char *)proxy_bin;
+	} else {
+		argv[n++] = (char *)proxy_bin;
+		argv[n++] = "--fd";
+		argv[n++] = fdarg;
+	}
+	argv[n++] = "-v";
+	argv[n++] = "--backend";
+	argv[n++] = D.sock;
+	argv[n++] = "--name";
+	argv[n++] = x.name;
+	argv[n] = NULL;
+	po.sock = x.sock;
+	out = open(x.log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+	ck_assert_int_ge(out, 0);
+	po.out_fd = out;
+	ck_assert_msg(!proc_spawn(&po, &x.pid, x.err, sizeof(x.err)), "%s", x.err);
+	close(out);
+	close(lfd);
+	for (t0 = now_s(); !log_count(&x, "svqiso-proxy: info: ", "serving");
+	     proc_sleep_ms(10))
+		ck_assert_msg(now_s() - t0 < 10.0, "no \"serving\" line");
+	ck_assert_uint_eq(log_count(&x, "svqiso-proxy: info: ",
+				    "serving an inherited socket"), 1);
+	session(&x, 500);
+	session(&x, 500);
+	ck_assert_int_eq(kill(x.pid, SIGTERM), 0);
+	status = wait_exit(x.pid, 5.0, &took);
+	x.pid = -1;
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "wait status %#x", status);
+	ck_assert_msg(!lstat(x.sock, &sst) && S_ISSOCK(sst.st_mode),
+		      "%s: the service manager's socket is gone", x.sock);
+	unlink(x.sock);
+	check_log(&x);
+}
+END_TEST
+
 /* ---- 5. queue stop and start by the VMM ---- */
 
 START_TEST(test_queue_stop_start)
@@ -1555,6 +1635,7 @@ static Suite *proxy_suite(struct ckplan *p)
 	tcase_add_unchecked_fixture(tc, setup_daemon, teardown);
 	ckplan_add(p, tc, test_signals, 0, 2);
 	ckplan_add(p, tc, test_stats_interval, 0, 1);
+	ckplan_add(p, tc, test_listen_fd, 0, 2);
 
 	tc = ckplan_tcase(p, s, "queue-stop-start", NULL, 120);
 	tcase_add_unchecked_fixture(tc, setup_proxy, teardown_dump);
