@@ -379,7 +379,7 @@ static int backend_restore(struct proxy *p)
 {
 	struct svqiso_vhost_shadow sh = { .sz = sizeof(sh) };
 	struct svqiso_region r;
-	uint64_t agreed, missing;
+	uint64_t agreed, missing, reposted = 0;
 	unsigned int i, n;
 	int rc;
 
@@ -428,11 +428,7 @@ static int backend_restore(struct proxy *p)
 		rc = backend_ring(p, i, &sh);
 		if (rc)
 			goto fail;
-		if (sh.reposted)
-			plog(p, SVQISO_LOG_INFO,
-			     "backend: queue %u: %u requests posted again",
-			     i, sh.reposted);
-		p->reposted += sh.reposted;
+		reposted += sh.reposted;	/* the engine logs them */
 	}
 	p->fe_watch = fcntl(svq_fe_fd(p->fe), F_DUPFD_CLOEXEC, 0);
 	if (p->fe_watch < 0 ||
@@ -443,6 +439,7 @@ static int backend_restore(struct proxy *p)
 	}
 	p->backend_lost = false;
 	p->reconnects++;
+	p->reposted += reposted;
 	timer_arm(p, false);
 	plog(p, SVQISO_LOG_INFO, "backend: reconnected");
 	for (i = 0; i < p->nq; i++)
@@ -1437,6 +1434,9 @@ static int begin_session(struct proxy *p, int fd)
 	unsigned int i;
 	int rc, waited = 0;
 
+	/* A VMM that stops reading cannot hold the proxy up for long: a
+	 * reply that finds no room in time ends the session. */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	memset(p->q, 0, sizeof(p->q));
 	for (i = 0; i < MAX_QUEUES; i++) {
 		p->q[i].kick_fd = p->q[i].call_fd = p->q[i].err_fd = -1;
