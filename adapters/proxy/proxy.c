@@ -1450,12 +1450,6 @@ static int begin_session(struct proxy *p, int fd)
 	p->backend_lost = false;
 	p->fe_watch = -1;
 	p->sessions++;
-	/* A VMM that does not read its replies gets SVQ_VU_SEND_TIMEOUT_MS,
-	 * not the proxy's thread for ever. */
-	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)) {
-		rc = -errno;
-		goto fail;
-	}
 
 	/* The backend's answers shape what the VMM is offered. */
 	p->nq = MAX_QUEUES;
