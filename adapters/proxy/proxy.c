@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <sys/uio.h>
 
 #include <svqiso/vhost.h>
 
@@ -527,10 +528,21 @@ static void queue_poke(struct proxy *p, unsigned int i)
 static void on_kick(struct proxy *p, unsigned int i)
 {
 	struct pq *q = &p->q[i];
+	struct iovec iov;
 	uint64_t v;
 
-	if (read(q->kick_fd, &v, sizeof(v)) < 0 && errno == EAGAIN)
-		return;
+	/* The kick eventfd's file is the VMM's too, O_NONBLOCK or not as it
+	 * likes: a read that must not wait says so itself. */
+	iov.iov_base = &v;
+	iov.iov_len = sizeof(v);
+	if (preadv2(q->kick_fd, &iov, 1, -1, RWF_NOWAIT) < 0) {
+		if (errno == EAGAIN)
+			return;
+		/* A kernel whose eventfds take no RWF_NOWAIT. */
+		if (errno == EOPNOTSUPP &&
+		    read(q->kick_fd, &v, sizeof(v)) < 0 && errno == EAGAIN)
+			return;
+	}
 	if (!svqiso_vhost_queue_running(p->vh, i))
 		return;		/* the backend is gone: taken when it is back */
 	if (svqiso_vhost_queue_kick(p->vh, i) == -EIO)
