@@ -187,8 +187,12 @@ static void on_signal(struct proxy *p, int fd, void *ctx)
 		proxy_stats(p, stdout);
 		return;
 	}
-	fprintf(stderr, "svqiso-proxy: info: %s: stopping\n",
-		strsignal((int)si.ssi_signo));
+	{
+		char msg[64];
+
+		snprintf(msg, sizeof(msg), "%s: stopping", strsignal((int)si.ssi_signo));
+		log_stderr(NULL, SVQISO_LOG_INFO, msg);
+	}
 	proxy_stop(p);
 }
 
@@ -357,8 +361,13 @@ int main(int argc, char **argv)
 			goto out_free;
 		}
 	}
-	fprintf(stderr, "svqiso-proxy: info: %s: serving %s for backend %s\n",
-		o.name, socket_arg ? socket_arg : "an inherited socket", o.backend);
+	{
+		char msg[PATH_MAX * 2 + 128];
+
+		snprintf(msg, sizeof(msg), "%s: serving %s for backend %s", o.name,
+			 socket_arg ? socket_arg : "an inherited socket", o.backend);
+		log_stderr(NULL, SVQISO_LOG_INFO, msg);
+	}
 	rc = proxy_run(p, lfd);
 	if (rc)
 		fprintf(stderr, "svqiso-proxy: %s\n", strerror(-rc));

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <sys/uio.h>
 
 #include <svqiso/vhost.h>
 
@@ -379,7 +380,7 @@ static int backend_restore(struct proxy *p)
 {
 	struct svqiso_vhost_shadow sh = { .sz = sizeof(sh) };
 	struct svqiso_region r;
-	uint64_t agreed, missing;
+	uint64_t agreed, missing, reposted = 0;
 	unsigned int i, n;
 	int rc;
 
@@ -428,11 +429,7 @@ static int backend_restore(struct proxy *p)
 		rc = backend_ring(p, i, &sh);
 		if (rc)
 			goto fail;
-		if (sh.reposted)
-			plog(p, SVQISO_LOG_INFO,
-			     "backend: queue %u: %u requests posted again",
-			     i, sh.reposted);
-		p->reposted += sh.reposted;
+		reposted += sh.reposted;	/* the engine logs them */
 	}
 	p->fe_watch = fcntl(svq_fe_fd(p->fe), F_DUPFD_CLOEXEC, 0);
 	if (p->fe_watch < 0 ||
@@ -443,6 +440,7 @@ static int backend_restore(struct proxy *p)
 	}
 	p->backend_lost = false;
 	p->reconnects++;
+	p->reposted += reposted;
 	timer_arm(p, false);
 	plog(p, SVQISO_LOG_INFO, "backend: reconnected");
 	for (i = 0; i < p->nq; i++)
@@ -530,10 +528,21 @@ static void queue_poke(struct proxy *p, unsigned int i)
 static void on_kick(struct proxy *p, unsigned int i)
 {
 	struct pq *q = &p->q[i];
+	struct iovec iov;
 	uint64_t v;
 
-	if (read(q->kick_fd, &v, sizeof(v)) < 0 && errno == EAGAIN)
-		return;
+	/* The kick eventfd's file is the VMM's too, O_NONBLOCK or not as it
+	 * likes: a read that must not wait says so itself. */
+	iov.iov_base = &v;
+	iov.iov_len = sizeof(v);
+	if (preadv2(q->kick_fd, &iov, 1, -1, RWF_NOWAIT) < 0) {
+		if (errno == EAGAIN)
+			return;
+		/* A kernel whose eventfds take no RWF_NOWAIT. */
+		if (errno == EOPNOTSUPP &&
+		    read(q->kick_fd, &v, sizeof(v)) < 0 && errno == EAGAIN)
+			return;
+	}
 	if (!svqiso_vhost_queue_running(p->vh, i))
 		return;		/* the backend is gone: taken when it is back */
 	if (svqiso_vhost_queue_kick(p->vh, i) == -EIO)
@@ -594,6 +603,13 @@ static int queue_start(struct proxy *p, const struct svq_vu_msg *m,
 	vr.num = (uint16_t)q->num;
 	vr.layout = guest_packed(p) ? SVQISO_LAYOUT_PACKED : SVQISO_LAYOUT_SPLIT;
 	vr.base = q->base;
+	/* What SET_VRING_NUM and _BASE could not hold to a layout not yet
+	 * known: a split ring's size is a power of two, its base the next
+	 * avail index (16 bits). */
+	if (!guest_packed(p) && (q->num & (q->num - 1)))
+		return bad(p, m, "queue %u: ring size %u of a split ring", i, q->num);
+	if (!guest_packed(p) && q->base > UINT16_MAX)
+		return bad(p, m, "queue %u: base %#x of a split ring", i, q->base);
 	if (vmm_gpa(p, q->addr.desc, &vr.ring.desc) ||
 	    vmm_gpa(p, q->addr.avail, &vr.ring.driver) ||
 	    vmm_gpa(p, q->addr.used, &vr.ring.device))
@@ -606,10 +622,13 @@ static int queue_start(struct proxy *p, const struct svq_vu_msg *m,
 		return rc;
 	}
 	rc = svqiso_vhost_queue_start(p->vh, i, &vr, &sh);
-	if (rc == -EFAULT || rc == -EINVAL)
+	if (rc == -EFAULT)
 		return bad(p, m, "queue %u: ring of %u entries at guest %#" PRIx64
-			   " does not fit in guest RAM, or its areas are misaligned",
-			   i, q->num, vr.ring.desc);
+			   " does not fit in guest RAM", i, q->num, vr.ring.desc);
+	if (rc == -EINVAL)
+		return bad(p, m, "queue %u: ring of %u entries at guest %#" PRIx64
+			   ", base %#x: its areas are misaligned, or the base is"
+			   " past the ring", i, q->num, vr.ring.desc, vr.base);
 	if (rc) {
 		plog(p, SVQISO_LOG_ERR, "queue %u: start failed: %s", i, strerror(-rc));
 		return rc;
@@ -750,7 +769,8 @@ static int region_map(struct proxy *p, const struct svq_vu_msg *m,
 	else if (!S_ISREG(st.st_mode))
 		rc = bad(p, m, "region at guest %#" PRIx64
 			 ": fd is not a memfd or a file", w->guest_phys_addr);
-	else if ((uint64_t)st.st_size < w->mmap_offset + w->memory_size)
+	else if (w->mmap_offset > (uint64_t)st.st_size ||
+		 w->memory_size > (uint64_t)st.st_size - w->mmap_offset)
 		rc = bad(p, m, "region at guest %#" PRIx64 ": offset %#" PRIx64
 			 " + size %#" PRIx64 " past the end of its fd (%#" PRIx64 ")",
 			 w->guest_phys_addr, w->mmap_offset, w->memory_size,
@@ -763,13 +783,11 @@ static int region_map(struct proxy *p, const struct svq_vu_msg *m,
 	r->map_len = (size_t)(w->memory_size + (w->mmap_offset - aligned));
 	map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE,
 		   MAP_SHARED | MAP_NORESERVE, fd, (off_t)aligned);
-	rc = -errno;
+	rc = errno;
 	close(fd);
-	if (map == MAP_FAILED) {
-		plog(p, SVQISO_LOG_ERR, "vmm: region at guest %#" PRIx64
-		     ": mmap: %s", w->guest_phys_addr, strerror(-rc));
-		return rc;
-	}
+	if (map == MAP_FAILED)
+		return bad(p, m, "region at guest %#" PRIx64 ": mmap: %s",
+			   w->guest_phys_addr, strerror(rc));
 	r->map = map;
 	r->hva = (uint8_t *)map + (w->mmap_offset - aligned);
 	r->gpa = w->guest_phys_addr;
@@ -939,10 +957,8 @@ static int reply(struct proxy *p, const struct svq_vu_msg *req,
 	r->hdr.request = req->hdr.request;
 	r->hdr.flags = SVQ_VU_VERSION | SVQ_VU_FLAG_REPLY;
 	rc = svq_vu_send(p->vmm, r);
-	if (rc)
-		plog(p, SVQISO_LOG_ERR, "vmm: %s: reply not sent: %s",
-		     req_name(req->hdr.request), strerror(-rc));
-	return rc;
+	/* Part of it may be out: the session cannot go on. */
+	return rc ? bad(p, req, "reply not sent: %s", strerror(-rc)) : 0;
 }
 
 static int reply_u64(struct proxy *p, const struct svq_vu_msg *req, uint64_t v)
@@ -973,6 +989,21 @@ static int queue_index(struct proxy *p, const struct svq_vu_msg *m,
 	return 0;
 }
 
+/* Notifiers are eventfds: the proxy writes call fds on its only thread, and
+ * a full pipe there would stall every queue. */
+static bool is_eventfd(int fd)
+{
+	char path[64], target[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = '\0';
+	return !strcmp(target, "anon_inode:[eventfd]");
+}
+
 /* SET_VRING_KICK, _CALL, _ERR: the u64 and its fd (or none, bit 8). */
 static int vring_fd(struct proxy *p, struct svq_vu_msg *m, unsigned int *i,
 		    int *fd)
@@ -992,6 +1023,8 @@ static int vring_fd(struct proxy *p, struct svq_vu_msg *m, unsigned int *i,
 	rc = queue_index(p, m, (uint32_t)(v & SVQ_VU_VRING_IDX_MASK), i);
 	if (rc)
 		return rc;
+	if (!nofd && !is_eventfd(m->fds[0]))
+		return bad(p, m, "queue %u: the fd is not an eventfd", *i);
 	*fd = nofd ? -1 : m->fds[0];
 	m->nfds = 0;	/* taken */
 	return 0;
@@ -1335,12 +1368,14 @@ static int on_vmm(struct proxy *p)
 	rc = svq_vu_recv(p->vmm, &m, PROXY_MSG_TIMEOUT_MS);
 	if (rc == -ECONNRESET)
 		return 1;	/* the VMM left */
-	if (rc == -EMSGSIZE) {
-		p->bad_messages++;
-		plog(p, SVQISO_LOG_ERR, "vmm: %s (%u): payload of %u bytes is too large: closing the session",
-		     req_name(m.hdr.request), m.hdr.request, m.hdr.size);
-		return -EPROTO;
-	}
+	if (rc == -EMSGSIZE ||
+	    (rc == -EPROTO && m.hdr.size > SVQ_VU_DRAIN_MAX))
+		return bad(p, &m, "payload of %u bytes is too large", m.hdr.size);
+	/* Whatever of the header came names the request. */
+	if (rc && m.hdr.request)
+		return bad(p, &m, "message %s",
+			   rc == -EPROTO ? "truncated, or too many fds" :
+			   rc == -ETIMEDOUT ? "incomplete" : strerror(-rc));
 	if (rc) {
 		p->bad_messages++;
 		plog(p, SVQISO_LOG_ERR, "vmm: reading a message: %s: closing the session",
@@ -1361,7 +1396,7 @@ static int on_vmm(struct proxy *p)
 		return -EPROTO;
 	ack = (m.hdr.flags & SVQ_VU_FLAG_NEED_REPLY) && !has_reply(m.hdr.request);
 	if (ack && reply_u64(p, &m, rc ? 1 : 0))
-		return -ECONNRESET;
+		return -EPROTO;
 	if (rc && !ack)
 		plog(p, SVQISO_LOG_WARN, "vmm: %s failed: %s",
 		     req_name(m.hdr.request), strerror(-rc));
@@ -1411,6 +1446,9 @@ static int begin_session(struct proxy *p, int fd)
 	unsigned int i;
 	int rc, waited = 0;
 
+	/* A VMM that stops reading cannot hold the proxy up for long: a
+	 * reply that finds no room in time ends the session. */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	memset(p->q, 0, sizeof(p->q));
 	for (i = 0; i < MAX_QUEUES; i++) {
 		p->q[i].kick_fd = p->q[i].call_fd = p->q[i].err_fd = -1;

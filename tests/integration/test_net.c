@@ -28,6 +28,12 @@
  *    and packed guest and shadow rings.
  *  - rx-restart-alone: the same, the RX queue restarted alone while TX
  *    runs on (testpmd then needs the adapter to enable TX again).
+ *  - proxy: the guest's VMM unchanged (the adapter in direct mode, plain
+ *    vhost-user) talking to svqiso-proxy, which isolates testpmd: frames
+ *    echoed intact with split and packed guest and shadow rings, testpmd
+ *    never reaching guest RAM while the proxy maps it, and an RX queue
+ *    with its buffers posted stopped and started again through the proxy
+ *    losing nothing. SVQISO_PROXY names the binary (meson sets it).
  *
  * TX runs ahead of RX only as far as RX buffers have reached testpmd
  * (counted from the RX queue's stats), since testpmd drops a frame that
@@ -53,10 +59,12 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <svqiso/svqiso.h>
 #include <svqiso/vu.h>
 #include "ckplan.h"
+#include "proc.h"
 #include "guest.h"
 #include "inspect.h"
 #include "testpmd.h"
@@ -95,7 +103,10 @@ static struct {
 	struct netq *rx, *tx;
 	struct svqiso_vu *vu;
 	struct stat guest_st;
-	bool direct;
+	bool direct;			/* testpmd maps guest RAM */
+	bool proxied;			/* svqiso-proxy in between */
+	pid_t proxy_pid;
+	char proxy_sock[128];
 	char logbuf[4096];
 	/* the traffic */
 	uint64_t sent;			/* frames 0..sent-1 went out */
@@ -388,6 +399,8 @@ static void relay_pin(void *ctx)
 
 struct variant {
 	uint8_t mode;			/* enum svqiso_vu_mode */
+	bool proxy;			/* direct mode to svqiso-proxy, which
+					 * isolates testpmd */
 	uint8_t shadow;			/* shadow ring layout */
 	uint8_t guest;			/* guest ring layout */
 	bool ring_features;		/* indirect and event idx, both rings */
@@ -404,7 +417,8 @@ static void guest_new(const struct variant *v)
 	F.logbuf[0] = 0;
 	F.inspections = 0;
 	F.rx_returned = 0;
-	F.direct = v->mode == SVQISO_VU_DIRECT;
+	F.direct = v->mode == SVQISO_VU_DIRECT && !v->proxy;
+	F.proxied = v->proxy;
 	F.gm = gmem_new(GUEST_GPA, GUEST_SIZE, 2);
 	ck_assert_ptr_nonnull(F.gm);
 	ck_assert_int_eq(fstat(gmem_fd(F.gm), &F.guest_st), 0);
@@ -418,6 +432,26 @@ static void guest_new(const struct variant *v)
 	ck_assert_int_eq(netq_new(F.gm, &o, &F.tx), 0);
 }
 
+/* svqiso-proxy in front of testpmd, with shadow rings of @shadow layout. */
+static void proxy_start(uint8_t shadow)
+{
+	const char *bin = getenv("SVQISO_PROXY");
+	char *argv[] = {
+		(char *)bin, "--socket", F.proxy_sock, "--backend", T.sock,
+		"--name", "net0", "--shadow",
+		shadow == SVQISO_LAYOUT_PACKED ? "packed" : "split", "--quiet", NULL,
+	};
+	struct proc_spawn_opts o = { .argv = argv, .sock = F.proxy_sock,
+				     .start_ms = 5000, .stdin_fd = -1,
+				     .out_fd = -1 };
+	char err[160];
+
+	ck_assert_msg(bin && *bin, "SVQISO_PROXY is not set");
+	snprintf(F.proxy_sock, sizeof(F.proxy_sock), "%s/proxy.sock", T.dir);
+	ck_assert_msg(!proc_spawn(&o, &F.proxy_pid, err, sizeof(err)),
+		      "svqiso-proxy: %s", err);
+}
+
 /* Connect; Return: svqiso_vu_connect()'s. */
 static int adapter_connect(const struct variant *v)
 {
@@ -429,6 +463,11 @@ static int adapter_connect(const struct variant *v)
 	ck_assert_msg(T.pid > 0, "no testpmd: %s", T.err);
 	if (v->pairs)
 		o.flags |= SVQISO_VU_F_QUEUE_PAIRS;
+	if (v->proxy) {
+		proxy_start(v->shadow);
+		o.path = F.proxy_sock;
+		o.mode = SVQISO_VU_DIRECT;
+	}
 	if (!v->ring_features)
 		o.flags |= SVQISO_VU_F_NO_INDIRECT | SVQISO_VU_F_NO_EVENT_IDX;
 	return svqiso_vu_connect(&o, &F.vu);
@@ -494,8 +533,17 @@ static void fx_open(const struct variant *v)
 
 static void fx_close(void)
 {
+	int st;
+
 	svqiso_vu_free(F.vu);
 	F.vu = NULL;
+	if (F.proxy_pid > 0) {
+		/* SIGTERM: a clean exit, its socket gone. */
+		st = proc_stop(&F.proxy_pid, 5000);
+		ck_assert_msg(WIFEXITED(st) && !WEXITSTATUS(st),
+			      "svqiso-proxy ended with status %#x", st);
+		ck_assert_int_ne(access(F.proxy_sock, F_OK), 0);
+	}
 	netq_free(F.rx);
 	netq_free(F.tx);
 	F.rx = F.tx = NULL;
@@ -514,6 +562,16 @@ static void inspect_pmd(void)
 	ck_assert_int_eq(svqiso_vu_get_info(F.vu, &info), 0);
 	ck_assert_int_eq(inspect_process(T.pid, &F.guest_st, NULL, 0, &r), 0);
 	F.inspections++;
+	if (F.proxied) {
+		/* The VMM gave the proxy guest RAM, the proxy gave testpmd
+		 * none: what testpmd maps of memfds beyond its own memory is
+		 * the proxy's isolated regions. */
+		ck_assert_msg(!inspect_leaks(&r), "guest RAM reachable: %s", r.detail);
+		ck_assert_uint_gt(r.map_memfd_bytes, pmd_own_memfd);
+		ck_assert_int_eq(inspect_process(F.proxy_pid, &F.guest_st, NULL, 0, &r), 0);
+		ck_assert_msg(r.map_guest > 0, "the proxy maps no guest RAM");
+		return;
+	}
 	if (F.direct) {
 		/* Plain vhost-user: testpmd maps all of guest RAM (a region
 		 * from the start of its memfd, so more than its bytes). */
@@ -543,6 +601,12 @@ static uint64_t rx_reached(void)
 	if (F.direct) {
 		gring_get_stats(netq_ring(F.rx), &gs);
 		return gs.submitted;
+	}
+	if (F.proxied) {
+		/* The proxy's counters are its own: stay a quarter of the
+		 * ring behind what came back, so refills the proxy has yet
+		 * to forward are never needed. */
+		return F.received + NUM / 4;
 	}
 	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, NETQ_RX_INDEX(0), &st), 0);
 	return st.requests - F.rx_returned;
@@ -633,7 +697,7 @@ static void report(const char *what, uint64_t frames, int64_t ms)
 		"; %u inspections (seed %#" PRIx64 ")\n", what, F.sent, F.received,
 		F.unique, ms, lost, F.dup, F.corrupt, F.bad_hdr, F.nb_not_one,
 		tx.len_past_writable, F.inspections, seed);
-	if (!F.direct) {
+	if (!F.direct && !F.proxied) {
 		for (unsigned int i = 0; i < 2; i++) {
 			ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, i, &st[i]), 0);
 			ck_assert_msg(!svqiso_vu_queue_broken(F.vu, i), "queue %u: %s",
@@ -896,11 +960,11 @@ END_TEST
  * frames again: none lost or repeated.
  */
 static void rx_stop_restart(unsigned int guest_layout, unsigned int shadow_layout,
-			    bool tx_too)
+			    bool tx_too, bool proxy)
 {
 	struct variant v = { .shadow = (uint8_t)shadow_layout, .guest = guest_layout,
 			     .pairs = true, .ring_features = true,
-			     .timeout_ms = 3000 };
+			     .timeout_ms = 3000, .proxy = proxy };
 	struct svqiso_svq_stats st = { .sz = sizeof(st) };
 	uint64_t n = scaled(2000);
 	uint32_t base = 0, want, tx_base = 0;
@@ -922,10 +986,14 @@ static void rx_stop_restart(unsigned int guest_layout, unsigned int shadow_layou
 	ck_assert_int_eq(rc, 0);
 	ck_assert_int_le(ms, 1000);
 	ck_assert_uint_eq(base, want);
-	/* The buffers it held go to testpmd again from the restart. */
-	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, NETQ_RX_INDEX(0), &st), 0);
-	ck_assert_uint_eq(st.completions, n);
-	F.rx_returned += st.requests - st.completions;
+	/* The buffers it held go to testpmd again from the restart (the
+	 * proxy keeps its counters to itself). */
+	if (!proxy) {
+		ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, NETQ_RX_INDEX(0),
+							   &st), 0);
+		ck_assert_uint_eq(st.completions, n);
+		F.rx_returned += st.requests - st.completions;
+	}
 	if (tx_too)
 		ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, NETQ_TX_INDEX(0),
 						      &tx_base), 0);
@@ -948,7 +1016,7 @@ static void rx_stop_restart(unsigned int guest_layout, unsigned int shadow_layou
  */
 START_TEST(test_rx_stop_idle_returns_base_no_loss)
 {
-	rx_stop_restart(_i & 1, _i >> 1, true);
+	rx_stop_restart(_i & 1, _i >> 1, true, false);
 }
 END_TEST
 
@@ -960,7 +1028,37 @@ END_TEST
  */
 START_TEST(test_rx_restart_alone_no_loss)
 {
-	rx_stop_restart(_i & 1, _i >> 1, false);
+	rx_stop_restart(_i & 1, _i >> 1, false, false);
+}
+END_TEST
+
+/* ---- through svqiso-proxy ---- */
+
+/* _i: shadow layout | guest layout << 1 */
+START_TEST(test_proxy_frames_echoed_intact)
+{
+	struct variant v = { .mode = SVQISO_VU_DIRECT, .proxy = true,
+			     .pairs = true, .ring_features = true,
+			     .shadow = _i & 1 ? SVQISO_LAYOUT_PACKED : SVQISO_LAYOUT_SPLIT,
+			     .guest = _i & 2 ? SVQISO_LAYOUT_PACKED : SVQISO_LAYOUT_SPLIT };
+	char what[64];
+
+	snprintf(what, sizeof(what), "proxy: %s shadow, %s guest",
+		 v.shadow ? "packed" : "split", v.guest ? "packed" : "split");
+	fx_open(&v);
+	inspect_pmd();
+	run_frames(what, scaled(FRAMES / 5));
+	inspect_pmd();
+	fx_close();
+}
+END_TEST
+
+/* An idle RX queue stopped through the proxy: its posted buffers go back
+ * to the guest ring, the restart loses and repeats nothing.
+ * _i: the guest ring layout. */
+START_TEST(test_proxy_rx_stop_idle_no_loss)
+{
+	rx_stop_restart(_i, SVQISO_LAYOUT_SPLIT, true, true);
 }
 END_TEST
 
@@ -1000,6 +1098,9 @@ static Suite *net_suite(void)
 	net_add_loop_test(tc, test_rx_stop_idle_returns_base_no_loss, 0, 4);
 	tc = net_tcase(s, "rx-restart-alone", NULL, 120);
 	net_add_loop_test(tc, test_rx_restart_alone_no_loss, 0, 4);
+	tc = net_tcase(s, "proxy", NULL, 300);
+	net_add_loop_test(tc, test_proxy_frames_echoed_intact, 0, 4);
+	net_add_loop_test(tc, test_proxy_rx_stop_idle_no_loss, 0, 2);
 	return s;
 }
 

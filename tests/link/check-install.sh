@@ -6,7 +6,8 @@
 #
 # Usage: check-install.sh HELLO_C
 # Environment (set by tests/meson.build): MESON BUILD_ROOT PREFIX LIBDIR
-# INCLUDEDIR VERSION CC, and SAN_CFLAGS for a sanitized build (a sanitized
+# INCLUDEDIR VERSION CC, BINDIR and PROXY (1 when svqiso-proxy is built),
+# and SAN_CFLAGS for a sanitized build (a sanitized
 # libsvqiso needs the sanitizer runtime in the program that loads it).
 set -eu
 
@@ -27,6 +28,7 @@ under_prefix() {
 }
 stage_libdir=$tmp/root$(under_prefix "$LIBDIR")
 stage_incdir=$tmp/root$(under_prefix "$INCLUDEDIR")
+stage_bindir=$tmp/root$(under_prefix "${BINDIR:-bin}")
 
 for f in "$stage_libdir/pkgconfig/svqiso.pc" "$stage_libdir/libsvqiso.so" \
 	 "$stage_libdir/libsvqiso.a" "$stage_incdir/svqiso/svqiso.h" \
@@ -36,6 +38,28 @@ for f in "$stage_libdir/pkgconfig/svqiso.pc" "$stage_libdir/libsvqiso.so" \
 		exit 1
 	fi
 done
+
+# svqiso-proxy is installed, runs from there and answers --help and --version.
+if [ "${PROXY:-0}" = 1 ]; then
+	proxy=$stage_bindir/svqiso-proxy
+	if [ ! -x "$proxy" ]; then
+		echo "not installed: ${proxy#"$tmp/root"}" >&2
+		exit 1
+	fi
+	"$proxy" --help | grep -q '^Usage: svqiso-proxy --socket PATH --backend PATH' || {
+		echo "svqiso-proxy --help: no usage line" >&2
+		exit 1
+	}
+	got=$("$proxy" --version)
+	if [ "$got" != "svqiso-proxy $VERSION" ]; then
+		echo "svqiso-proxy --version says '$got', want $VERSION" >&2
+		exit 1
+	fi
+	if "$proxy" --socket "$tmp/s" >/dev/null 2>&1; then
+		echo "svqiso-proxy without --backend did not fail" >&2
+		exit 1
+	fi
+fi
 
 export PKG_CONFIG_PATH="$stage_libdir/pkgconfig"
 export PKG_CONFIG_SYSROOT_DIR="$tmp/root"
