@@ -1449,10 +1449,11 @@ static void write_md_proxy(const bool *ran, struct figure (*f)[NR_MODES])
 		 "So the data is copied once each way, and a batch takes four "
 		 "wake-ups against direct's two. The proxy runs one thread: "
 		 "the VMM's messages, guest kicks, the daemon's calls and "
-		 "every copy share one core, so 10^6 / (proxy's CPU per "
-		 "request) is the most IOPS one proxy can carry for one "
+		 "every copy share one core, so 10^6 / (the proxy's CPU per "
+		 "request) is about the most IOPS one proxy can carry for one "
 		 "device, however many cores the host has (*proxy core* "
-		 "below).\n\n");
+		 "below; a busier proxy batches more and spends a little less "
+		 "per request).\n\n");
 	bench_md(&G.b, "One guest thread, %u queue%s of %u entries (indirect "
 		 "descriptors, event idx), waiting with poll(); %s. The proxy "
 		 "copies with %s and has a bounce arena of %s per queue. "
