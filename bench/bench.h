@@ -82,6 +82,7 @@ struct bench_cpu {
 	uint64_t thread_ns;	/* the calling thread */
 	uint64_t self_ns;	/* every thread of this process */
 	uint64_t pid_ns;	/* every thread of the process asked for */
+	uint64_t pid2_ns;	/* the same for a second one (0 if none) */
 	uint64_t idle, total;	/* /proc/stat over all online CPUs: idle plus
 				 * iowait, and all time (USER_HZ ticks) */
 	bool ticks;		/* a time above came from a fallback */
@@ -94,6 +95,12 @@ struct bench_cpu {
  * Return: 0, or -errno if some figure could not be read at all.
  */
 int bench_cpu_sample(struct bench_cpu *s, int pid);
+
+/*
+ * bench_cpu_sample2() - the same, with a second process @pid2 (read right
+ * after @pid; none if @pid2 <= 0) into pid2_ns.
+ */
+int bench_cpu_sample2(struct bench_cpu *s, int pid, int pid2);
 
 /* Pin thread @tid (0: the caller) to CPU @cpu alone: 0 or -errno. */
 int bench_pin_thread(int tid, int cpu);
@@ -112,5 +119,11 @@ int bench_pin_process(int pid, int cpu);
  */
 int bench_sys_open(void);
 int64_t bench_sys_read(int fd);
+
+/*
+ * bench_sys_open_pid() - the same counter for the threads of another
+ * process @pid (and the ones it creates later); 0 is this process.
+ */
+int bench_sys_open_pid(int pid);
 
 #endif /* SVQ_BENCH_H */

@@ -36,6 +36,21 @@
  *             [--secs S] [--repeats N] [--only CONFIG,...] [--lazy-kicks]
  *             [--no-touch] [--modes direct,isolated,isolated-inline]
  *             [--no-pin] [--batch-bytes N] [--spin-ns N] [--pool-size N]
+ *             [--proxy PATH [--proxy-cpu guest|daemon]]
+ *
+ * --proxy PATH runs two paths instead of the modes above (results in
+ * e2e-proxy.*): *direct* as above, and *proxy*: the same adapter in direct
+ * mode (plain vhost-user, sharing guest RAM with its peer) connected to
+ * svqiso-proxy (the program at PATH, started here on a socket in a
+ * temporary directory and stopped by pid), which isolates the daemon
+ * behind it: guest kick -> proxy -> daemon -> proxy -> guest call, with
+ * one copy each way between guest RAM and the proxy's bounce arena, all on
+ * the proxy's one thread. --copy and --pool-size go to the proxy then. Its
+ * CPU time and system calls are counted apart from the daemon's, and after
+ * each run its counters (SIGUSR1) must show every request the guest saw
+ * complete, relayed and completed, with no error. The proxy runs on the
+ * guest's CPU (--proxy-cpu guest, the default, as the relay thread) or
+ * beside the daemon (--proxy-cpu daemon).
  *
  * --batch-bytes sets the adapter's batch_bytes (0, the default: off): each
  * handler call hands on what it copied after N bytes, so the peer starts on
@@ -85,12 +100,16 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <svqiso/svqiso.h>
 #include "bench.h"
@@ -134,20 +153,25 @@ static const struct {
 	const char *label;	/* in Targets lines */
 	uint8_t mode;
 	bool inline_loop;	/* SVQISO_VU_F_EXTERNAL_LOOP, driven inline */
+	bool proxy;		/* connected to svqiso-proxy (--proxy) */
 } modes[] = {
-	{ "direct", "direct", SVQISO_VU_DIRECT, false },
-	{ "isolated", "isolated (relay thread)", SVQISO_VU_ISOLATED, false },
+	{ "direct", "direct", SVQISO_VU_DIRECT, false, false },
+	{ "isolated", "isolated (relay thread)", SVQISO_VU_ISOLATED, false,
+	  false },
 	{ "isolated-inline", "isolated-inline (external loop, notify on the "
-	  "guest thread)", SVQISO_VU_ISOLATED, true },
+	  "guest thread)", SVQISO_VU_ISOLATED, true, false },
+	{ "proxy", "through svqiso-proxy", SVQISO_VU_DIRECT, false, true },
 };
 #define NR_MODES	(sizeof(modes) / sizeof(modes[0]))
 #define M_DIRECT	0
+#define M_PROXY		3
 
 /* CPU use over one timed run: us per request of each party, and more. */
 enum {
 	CPU_GUEST,	/* the guest driver thread (inline: the adapter too) */
 	CPU_RELAY,	/* every other thread here: the adapter's relay */
 	CPU_DAEMON,	/* every thread of qemu-storage-daemon */
+	CPU_PROXY,	/* every thread of svqiso-proxy (--proxy) */
 	CPU_TOTAL,
 	CPU_IDLE,	/* share of all online CPUs idle */
 	CPU_OTHER,	/* share of them busy, but not with the three above */
@@ -164,7 +188,13 @@ struct figure {
 	double vmm_req;			/* less the guest driver's own */
 	bool have_sys;
 	double cpu[NR_CPU];		/* each the median on its own */
+	double cpu_min[NR_CPU], cpu_max[NR_CPU];
 	bool have_cpu;
+	/* Paired: the median over the repeats of this mode's IOPS over
+	 * direct's in the same repeat, and the spread of those ratios. */
+	double pair, pair_min, pair_max;
+	double proxy_sys_req;		/* the proxy's system calls */
+	bool have_proxy_sys;
 };
 
 static struct {
@@ -194,8 +224,18 @@ static struct {
 	int relay_pin_err;		/* the relay_start hook's first error */
 	int ncpus;			/* CPUs this process may use */
 	bool cpu_ticks;			/* some CPU time from a tick fallback */
+	/* --proxy: svqiso-proxy, its socket, its stdout and stderr */
+	const char *proxy_bin;
+	bool proxy_by_daemon;		/* --proxy-cpu daemon */
+	int cpu_proxy;
+	char proxy_dir[64];
+	char proxy_sock[96];
+	char proxy_log[96];
+	pid_t proxy_pid;
+	int proxy_log_fd;		/* the same file, to read stats from */
+	int proxy_sys_fd;		/* its system calls */
 } G = { .sys_fd = -1, .loop_name = "auto", .nq = 1, .touch = true,
-	.pin = true };
+	.pin = true, .proxy_pid = -1, .proxy_log_fd = -1, .proxy_sys_fd = -1 };
 
 static void log_cb(void *ctx, int level, const char *msg)
 {
@@ -216,6 +256,217 @@ struct sess {
 	int kick_err;			/* inline: first svqiso_vu_queue_kick() error */
 	uint64_t top;			/* guest allocator before the rings */
 };
+
+/* ---- svqiso-proxy (--proxy): started and stopped by pid ---- */
+
+#define PROXY_WAIT_MS	5000	/* for a stats line, or a session to end */
+
+/* Copy the proxy's log (its warnings and errors) to stderr. */
+static void proxy_show_log(void)
+{
+	char buf[4096];
+	ssize_t n;
+	off_t off = 0;
+
+	if (G.proxy_log_fd < 0)
+		return;
+	while ((n = pread(G.proxy_log_fd, buf, sizeof(buf), off)) > 0) {
+		fwrite(buf, 1, (size_t)n, stderr);
+		off += n;
+	}
+}
+
+static int proxy_start(void)
+{
+	char pool[32], err[160] = "";
+	char *argv[16] = {
+		(char *)G.proxy_bin, "--socket", G.proxy_sock,
+		"--backend", G.qsd.sock, "--name", "bench",
+		"--copy", (char *)svqiso_copy_name(G.copy), "-q",
+	};
+	unsigned int n = 10;
+	struct proc_spawn_opts po = { .argv = argv, .sock = G.proxy_sock,
+				      .start_ms = 10000, .stdin_fd = -1 };
+	int rc;
+
+	rc = proc_mkdtemp(G.proxy_dir, sizeof(G.proxy_dir), "proxy", err,
+			  sizeof(err));
+	if (rc)
+		goto fail;
+	snprintf(G.proxy_sock, sizeof(G.proxy_sock), "%s/proxy.sock",
+		 G.proxy_dir);
+	snprintf(G.proxy_log, sizeof(G.proxy_log), "%s/proxy.log", G.proxy_dir);
+	/* Appended to by its stdout (stats) and stderr (log lines) alike;
+	 * read back with pread(), which leaves the shared offset alone. */
+	G.proxy_log_fd = open(G.proxy_log, O_RDWR | O_CREAT | O_EXCL |
+			      O_APPEND | O_CLOEXEC, 0600);
+	if (G.proxy_log_fd < 0) {
+		rc = -errno;
+		snprintf(err, sizeof(err), "%s: %s", G.proxy_log, strerror(errno));
+		goto fail;
+	}
+	if (G.pool_size) {
+		snprintf(pool, sizeof(pool), "%" PRIu64, G.pool_size);
+		argv[n++] = "--pool-size";
+		argv[n++] = pool;
+	}
+	argv[n] = NULL;
+	po.out_fd = G.proxy_log_fd;
+	rc = proc_spawn(&po, &G.proxy_pid, err, sizeof(err));
+	if (rc)
+		goto fail;
+	return 0;
+fail:
+	fprintf(stderr, "bench_e2e: svqiso-proxy: %s\n", err);
+	proxy_show_log();
+	return rc;
+}
+
+static void proxy_teardown(bool show_log)
+{
+	int status = proc_stop(&G.proxy_pid, 5000);
+
+	if (status != -1 && (!WIFEXITED(status) || WEXITSTATUS(status))) {
+		fprintf(stderr, "bench_e2e: svqiso-proxy did not exit cleanly "
+			"(status %#x)\n", status);
+		show_log = true;
+	}
+	if (show_log)
+		proxy_show_log();
+	if (G.proxy_log_fd >= 0)
+		close(G.proxy_log_fd);
+	G.proxy_log_fd = -1;
+	if (G.proxy_sys_fd >= 0)
+		close(G.proxy_sys_fd);
+	G.proxy_sys_fd = -1;
+	if (!G.proxy_dir[0])
+		return;
+	unlink(G.proxy_sock);
+	unlink(G.proxy_log);
+	rmdir(G.proxy_dir);
+	G.proxy_dir[0] = 0;
+}
+
+/*
+ * The proxy's stats, one JSON object on a line: SIGUSR1 makes it print
+ * one to its stdout. The first stats line it writes after the signal goes
+ * into @buf (@len bytes); log lines before it are copied to stderr.
+ */
+static int proxy_stats(char *buf, size_t len)
+{
+	struct stat st;
+	off_t off;
+	int waited;
+
+	if (fstat(G.proxy_log_fd, &st))
+		return -errno;
+	off = st.st_size;
+	if (kill(G.proxy_pid, SIGUSR1))
+		return -errno;
+	for (waited = 0; waited < PROXY_WAIT_MS; ) {
+		ssize_t n = pread(G.proxy_log_fd, buf, len - 1, off);
+		char *nl;
+
+		if (n < 0)
+			return -errno;
+		buf[n] = 0;
+		nl = strchr(buf, '\n');
+		if (!nl) {
+			if ((size_t)n == len - 1)
+				return -ENOBUFS;
+			proc_sleep_ms(1);
+			waited++;
+			continue;
+		}
+		*nl = 0;
+		if (!strncmp(buf, "{\"device\":", 10))
+			return 0;
+		fprintf(stderr, "bench_e2e: %s\n", buf);
+		off += nl + 1 - buf;
+	}
+	return -ETIMEDOUT;
+}
+
+/* The number after "@key": in @s; -1 if it is not there. */
+static int64_t json_num(const char *s, const char *key)
+{
+	char k[48];
+	const char *p;
+
+	snprintf(k, sizeof(k), "\"%s\":", key);
+	p = strstr(s, k);
+	return p ? strtoll(p + strlen(k), NULL, 10) : -1;
+}
+
+/*
+ * The proxy's counters for this session's queues, before they stop: every
+ * request the guest saw complete relayed and completed, none in flight,
+ * no error, the queue not broken.
+ */
+static int proxy_check(const struct sess *s)
+{
+	char line[16384];
+	unsigned int i;
+	int rc;
+
+	rc = proxy_stats(line, sizeof(line));
+	if (rc) {
+		fprintf(stderr, "bench_e2e: svqiso-proxy stats: %s\n",
+			strerror(-rc));
+		return rc;
+	}
+	for (i = 0; i < G.nq; i++) {
+		char key[32], q[1024] = "";
+		const char *p, *end;
+		struct blkq_stats gs;
+		int64_t req, done, err, busy;
+
+		blkq_get_stats(s->q[i], &gs);
+		snprintf(key, sizeof(key), "{\"queue\":%u,", i);
+		p = strstr(line, key);
+		if (p) {
+			end = strstr(p + 1, "{\"queue\":");
+			snprintf(q, sizeof(q), "%.*s",
+				 (int)(end ? end - p : (ptrdiff_t)strlen(p)), p);
+		}
+		req = json_num(q, "requests");
+		done = json_num(q, "completions");
+		err = json_num(q, "errors");
+		busy = json_num(q, "in_flight");
+		if (req < 0 || req != done || (uint64_t)done != gs.completed ||
+		    err || busy || !strstr(q, "\"broken\":null")) {
+			fprintf(stderr, "bench_e2e: svqiso-proxy queue %u: %"
+				PRId64 " relayed, %" PRId64 " completed, %"
+				PRId64 " errors, %" PRId64 " in flight; the guest "
+				"saw %" PRIu64 " (stats: %s)\n", i, req, done, err,
+				busy, gs.completed, line);
+			rc = -EPROTO;
+		}
+	}
+	return rc;
+}
+
+/*
+ * After this side hung up: until the proxy ended the session. It serves
+ * one at a time, so a connection it sees first is turned away.
+ */
+static int proxy_wait_idle(void)
+{
+	char line[16384];
+	int waited, rc;
+
+	for (waited = 0; waited < PROXY_WAIT_MS; waited++) {
+		rc = proxy_stats(line, sizeof(line));
+		if (rc)
+			return rc;
+		if (strstr(line, "\"vmm\":\"none\""))
+			return 0;
+		proc_sleep_ms(1);
+	}
+	fprintf(stderr, "bench_e2e: svqiso-proxy still in a session %d ms after "
+		"it ended\n", PROXY_WAIT_MS);
+	return -ETIMEDOUT;
+}
 
 /* Inline: the guest's notify, handled on its own thread as on a vCPU exit. */
 static void inline_notify(void *ctx, struct blkq *q)
@@ -245,7 +496,9 @@ static void relay_place(void *ctx)
 
 static int sess_open(struct sess *s, unsigned int m)
 {
-	SVQISO_OPTS(svqiso_vu_opts, vo, .path = G.qsd.sock, .mode = modes[m].mode,
+	SVQISO_OPTS(svqiso_vu_opts, vo,
+		    .path = modes[m].proxy ? G.proxy_sock : G.qsd.sock,
+		    .mode = modes[m].mode,
 		    .log = log_cb, .timeout_ms = 10000,
 		    .loop_mode = G.loop_mode, .copy = G.copy,
 		    .flags = (G.lazy ? SVQISO_VU_F_LAZY_KICKS : 0) |
@@ -305,17 +558,22 @@ static int sess_open(struct sess *s, unsigned int m)
 }
 
 /*
- * Stop the queues, check that the adapter relayed exactly what the guest
- * saw complete (isolated mode), and free everything; the rings' guest RAM
- * is reused by the next session.
+ * Stop the queues, check that the adapter (isolated mode) or the proxy
+ * relayed exactly what the guest saw complete, and free everything; the
+ * rings' guest RAM is reused by the next session. Through the proxy, wait
+ * until it has ended the session too.
  */
 static int sess_close(struct sess *s)
 {
 	struct svqiso_svq_stats st;
+	bool proxy = modes[s->m].proxy;
 	unsigned int i;
 	uint32_t base;
 	int rc = 0, err;
 
+	/* Its counters while the queues still run. */
+	if (proxy && s->vu && s->q[G.nq - 1])
+		rc = proxy_check(s);
 	err = __atomic_load_n(&G.relay_pin_err, __ATOMIC_RELAXED);
 	if (err) {
 		fprintf(stderr, "bench_e2e: relay thread to CPU %d: %s\n",
@@ -358,6 +616,10 @@ static int sess_close(struct sess *s)
 		blkq_free(s->q[i]);
 	gmem_set_alloc_top(G.gm, s->top);
 	memset(s, 0, sizeof(*s));
+	if (proxy) {
+		err = proxy_wait_idle();
+		rc = rc ? rc : err;
+	}
 	return rc;
 }
 
@@ -595,9 +857,10 @@ static bool cpu_use(const struct bench_cpu *a, const struct bench_cpu *b,
 	double guest = (double)(b->thread_ns - a->thread_ns);
 	double self = (double)(b->self_ns - a->self_ns);
 	double daemon = (double)(b->pid_ns - a->pid_ns);
+	double proxy = (double)(b->pid2_ns - a->pid2_ns);
 	double wall = (double)(b->wall_ns - a->wall_ns);
 	double relay = self > guest ? self - guest : 0;
-	double total = guest + relay + daemon;
+	double total = guest + relay + daemon + proxy;
 
 	if (!done || !total || b->total <= a->total)
 		return false;
@@ -609,10 +872,12 @@ static bool cpu_use(const struct bench_cpu *a, const struct bench_cpu *b,
 	cpu[CPU_GUEST] = guest / 1e3 / (double)done;
 	cpu[CPU_RELAY] = relay / 1e3 / (double)done;
 	cpu[CPU_DAEMON] = daemon / 1e3 / (double)done;
+	cpu[CPU_PROXY] = proxy / 1e3 / (double)done;
 	cpu[CPU_TOTAL] = total / 1e3 / (double)done;
 	cpu[CPU_IDLE] = (double)(b->idle - a->idle) / (double)(b->total - a->total);
 	/* Other processes, interrupts and kernel threads: the machine is not
-	 * ours alone then, and that shows here. */
+	 * ours alone then, and that shows here. The proxy, when it runs, is
+	 * one of ours. */
 	cpu[CPU_OTHER] = 1 - cpu[CPU_IDLE] - total / (bench_ncpus() * wall);
 	if (cpu[CPU_OTHER] < 0)
 		cpu[CPU_OTHER] = 0;	/* /proc/stat counts in ticks */
@@ -621,27 +886,40 @@ static bool cpu_use(const struct bench_cpu *a, const struct bench_cpu *b,
 	return true;
 }
 
+/* What one timed run yields. */
+struct sample {
+	double iops, lat_us;
+	double sys_req, vmm_req;	/* see measure() */
+	bool have_sys;
+	double cpu[NR_CPU];		/* see cpu_use() */
+	bool have_cpu;
+	double proxy_sys_req;		/* the proxy's system calls */
+	bool have_proxy_sys;
+};
+
 /*
  * One repeat of @c in modes[@m]: a fresh session, a warm-up, the timed
- * run. Syscalls: @sys_req counts the whole process; @vmm_req leaves out the
- * guest driver's own (its poll(), read() and kick write() calls, which a
- * real guest would make inside the VM), so it is the adapter's share.
- * Inline, the guest's notify is a call, not a write, and the eventfd read
- * and backend kicks are the adapter's: only the poll() is left out.
- * CPU time (@cpu, see cpu_use()) is sampled right outside the syscall
- * count, so that neither counts the other's reads.
+ * run, into @x. Syscalls: sys_req counts the whole process; vmm_req leaves
+ * out the guest driver's own (its poll(), read() and kick write() calls,
+ * which a real guest would make inside the VM), so it is the adapter's
+ * share. Inline, the guest's notify is a call, not a write, and the
+ * eventfd read and backend kicks are the adapter's: only the poll() is
+ * left out. The proxy's are counted apart. CPU time (see cpu_use()) is
+ * sampled right outside the syscall counts, so that neither counts the
+ * other's reads.
  */
 static int measure(const struct cfg *c, unsigned int m, unsigned int rep,
-		   double *iops, double *lat_us, double *sys_req,
-		   double *vmm_req, bool *have_sys, double *cpu, bool *have_cpu)
+		   struct sample *x)
 {
 	struct bench_cpu c0, c1;
 	struct sess s;
 	struct run r;
 	uint64_t elapsed, k0, k1;
-	int64_t s0, s1;
+	int64_t s0, s1, p0, p1;
 	bool hc;
 	int rc, err;
+
+	memset(x, 0, sizeof(*x));
 
 	/* A guest polling its used ring never sleeps: a relay beside it would
 	 * run only when the scheduler preempts it. */
@@ -654,11 +932,13 @@ static int measure(const struct cfg *c, unsigned int m, unsigned int rep,
 	if (rc)
 		goto out;
 	k0 = guest_kicks(&s);
-	hc = !bench_cpu_sample(&c0, G.qsd.pid);
+	hc = !bench_cpu_sample2(&c0, G.qsd.pid, G.proxy_pid);
+	p0 = bench_sys_read(G.proxy_sys_fd);
 	s0 = bench_sys_read(G.sys_fd);
 	rc = drive(&r, G.run_ns, UINT64_MAX, &elapsed);
 	s1 = bench_sys_read(G.sys_fd);
-	hc = hc && !bench_cpu_sample(&c1, G.qsd.pid);
+	p1 = bench_sys_read(G.proxy_sys_fd);
+	hc = hc && !bench_cpu_sample2(&c1, G.qsd.pid, G.proxy_pid);
 	k1 = guest_kicks(&s);
 	if (s.inline_loop)
 		k1 = k0;
@@ -679,14 +959,17 @@ static int measure(const struct cfg *c, unsigned int m, unsigned int rep,
 		rc = -EIO;
 		goto out;
 	}
-	*iops = elapsed ? (double)r.done * 1e9 / (double)elapsed : 0;
-	*lat_us = r.done ? (double)r.lat_ns / (double)r.done / 1000 : 0;
-	*have_sys = s0 >= 0 && s1 >= s0 && r.done;
-	*sys_req = *have_sys ? (double)(s1 - s0) / (double)r.done : 0;
-	*vmm_req = *have_sys ? ((double)(s1 - s0) - (double)r.guest_sys -
-				(double)(k1 - k0)) / (double)r.done : 0;
-	*have_cpu = hc && cpu_use(&c0, &c1, r.done, *iops, c->name,
-				  modes[m].name, cpu);
+	x->iops = elapsed ? (double)r.done * 1e9 / (double)elapsed : 0;
+	x->lat_us = r.done ? (double)r.lat_ns / (double)r.done / 1000 : 0;
+	x->have_sys = s0 >= 0 && s1 >= s0 && r.done;
+	x->sys_req = x->have_sys ? (double)(s1 - s0) / (double)r.done : 0;
+	x->vmm_req = x->have_sys ? ((double)(s1 - s0) - (double)r.guest_sys -
+				    (double)(k1 - k0)) / (double)r.done : 0;
+	x->have_proxy_sys = p0 >= 0 && p1 >= p0 && r.done;
+	x->proxy_sys_req = x->have_proxy_sys ?
+			   (double)(p1 - p0) / (double)r.done : 0;
+	x->have_cpu = hc && cpu_use(&c0, &c1, r.done, x->iops, c->name,
+				    modes[m].name, x->cpu);
 out:
 	err = sess_close(&s);
 	return rc ? rc : err;
@@ -695,8 +978,9 @@ out:
 /*
  * Outside any timed path: a few reads and writes in each mode must complete
  * with status OK and the device's used length, and (in sess_close()) the
- * isolated queues' counters must show every request relayed and completed
- * and no error.
+ * isolated queues' counters, or the proxy's, must show every request
+ * relayed and completed and no error. Every mode of a run without --proxy
+ * (whichever --modes runs); the two paths of a run with it.
  */
 static int sanity(void)
 {
@@ -710,6 +994,8 @@ static int sanity(void)
 	for (m = 0; m < NR_MODES && !rc; m++) {
 		struct sess s;
 
+		if (G.proxy_bin ? !G.mode_on[m] : modes[m].proxy)
+			continue;
 		rc = sess_open(&s, m);
 		for (i = 0; i < 2 && !rc; i++) {
 			struct run r;
@@ -767,12 +1053,37 @@ static void json_cpu(char *buf, size_t len, const struct figure *f)
 		 v[CPU_IDLE], v[CPU_OTHER], v[CPU_CEILING], v[CPU_UTIL]);
 }
 
+/*
+ * The members a run with --proxy adds to a mode's JSON line, after a
+ * comma: where the proxy ran, its CPU time and system calls per request,
+ * and the spread of CPU time per request.
+ */
+static void json_proxy(char *buf, size_t len, const struct figure *f)
+{
+	char sys[32] = "null";
+
+	if (f->have_proxy_sys)
+		snprintf(sys, sizeof(sys), "%.4f", f->proxy_sys_req);
+	if (!f->have_cpu) {
+		snprintf(buf, len, ",\"proxy_cpu\":%d,\"cpu_us_proxy\":null,"
+			 "\"proxy_syscalls_per_req\":%s", G.pin ? G.cpu_proxy : -1,
+			 sys);
+		return;
+	}
+	snprintf(buf, len, ",\"proxy_cpu\":%d,\"cpu_us_proxy\":%.3f,"
+		 "\"cpu_us_proxy_min\":%.3f,\"cpu_us_proxy_max\":%.3f,"
+		 "\"cpu_us_total_min\":%.3f,\"cpu_us_total_max\":%.3f,"
+		 "\"proxy_syscalls_per_req\":%s", G.pin ? G.cpu_proxy : -1,
+		 f->cpu[CPU_PROXY], f->cpu_min[CPU_PROXY], f->cpu_max[CPU_PROXY],
+		 f->cpu_min[CPU_TOTAL], f->cpu_max[CPU_TOTAL], sys);
+}
+
 static void report(const struct cfg *c, const struct figure *f)
 {
 	unsigned int m;
 
 	for (m = 0; m < NR_MODES; m++) {
-		char sys[32] = "null", vmm[32] = "null", cpu[512];
+		char sys[32] = "null", vmm[32] = "null", cpu[512], px[512] = "";
 
 		if (!G.mode_on[m])
 			continue;
@@ -781,6 +1092,8 @@ static void report(const struct cfg *c, const struct figure *f)
 			snprintf(vmm, sizeof(vmm), "%.4f", f[m].vmm_req);
 		}
 		json_cpu(cpu, sizeof(cpu), &f[m]);
+		if (G.proxy_bin)
+			json_proxy(px, sizeof(px), &f[m]);
 		bench_json(&G.b, "\"config\":\"%s\",\"mode\":\"%s\",\"rw\":\"%s\","
 			   "\"bs\":%u,\"qd\":%u,\"queues\":%u,\"wait\":\"%s\","
 			   "\"loop\":\"%s\",\"copy\":\"%s\",\"secs\":%.3f,"
@@ -790,7 +1103,7 @@ static void report(const struct cfg *c, const struct figure *f)
 			   "\"vmm_syscalls_per_req\":%s,\"lazy_kicks\":%s,"
 			   "\"touch\":%s,\"pin\":%s,\"batch_bytes\":%" PRIu64
 			   ",\"spin_ns\":%" PRIu64 ",\"pool_size\":%" PRIu64
-			   ",%s",
+			   ",%s%s",
 			   c->name, modes[m].name, c->rw, c->bs, c->qd, G.nq,
 			   c->spin ? "spin" : "eventfd",
 			   modes[m].inline_loop ? "external" : G.loop_name,
@@ -799,11 +1112,21 @@ static void report(const struct cfg *c, const struct figure *f)
 			   f[m].gbps, f[m].lat_us, sys, vmm,
 			   G.lazy ? "true" : "false", G.touch ? "true" : "false",
 			   G.pin ? "true" : "false", G.batch_bytes, G.spin_ns,
-			   G.pool_size, cpu);
+			   G.pool_size, cpu, px);
 	}
 	for (m = 1; m < NR_MODES; m++) {
 		if (!G.mode_on[m] || !G.mode_on[M_DIRECT])
 			continue;
+		if (G.proxy_bin) {
+			bench_json(&G.b, "\"config\":\"%s\",\"mode\":"
+				   "\"%s/direct\",\"ratio\":%.4f,"
+				   "\"paired_ratio\":%.4f,"
+				   "\"paired_ratio_min\":%.4f,"
+				   "\"paired_ratio_max\":%.4f", c->name,
+				   modes[m].name, ratio_of(f, m), f[m].pair,
+				   f[m].pair_min, f[m].pair_max);
+			continue;
+		}
 		bench_json(&G.b, "\"config\":\"%s\",\"mode\":\"%s/direct\","
 			   "\"ratio\":%.4f", c->name, modes[m].name,
 			   ratio_of(f, m));
@@ -815,9 +1138,11 @@ static void report(const struct cfg *c, const struct figure *f)
 		printf(" | %s %.0f IOPS %.3f GB/s %.1f us", modes[m].name,
 		       f[m].iops, f[m].gbps, f[m].lat_us);
 		if (m != M_DIRECT && G.mode_on[M_DIRECT])
-			printf(" (%.3f)", ratio_of(f, m));
+			printf(" (%.3f)", G.proxy_bin ? f[m].pair : ratio_of(f, m));
 		if (f[m].have_cpu)
 			printf(" CPU %.1f us/req", f[m].cpu[CPU_TOTAL]);
+		if (f[m].have_cpu && G.proxy_bin)
+			printf(" (proxy %.2f)", f[m].cpu[CPU_PROXY]);
 	}
 	printf("\n");
 	fflush(stdout);
@@ -848,17 +1173,19 @@ static void target(const char *what, double v, double limit, bool above,
 }
 
 /*
- * Under a missed ratio target, whether the CPUs could have met it: the
+ * Under a missed ratio target (@ratio of @x to @d against @limit), whether
+ * the CPUs could have met it: the
  * IOPS that @x's CPU time per request allows on the CPUs of this run, were
  * every one of them kept busy, over @d's measured IOPS. Below @limit, the
  * target needs a cheaper request or more CPUs, not a better schedule.
  */
-static void bound(const struct figure *x, const struct figure *d, double limit)
+static void bound(const struct figure *x, const struct figure *d,
+		  double ratio, double limit)
 {
 	double best;
 
 	if (!x->have_cpu || !G.mode_on[M_DIRECT] || d->iops <= 0 ||
-	    x->iops >= limit * d->iops)
+	    ratio >= limit)
 		return;
 	best = x->cpu[CPU_CEILING] / d->iops;
 	bench_md(&G.b, "  - at %.2f us of CPU per request, %d CPU%s allow at "
@@ -1031,6 +1358,8 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 		if (!ran[i] || c->spin)
 			continue;
 		for (m = 1; m < NR_MODES; m++) {
+			if (modes[m].proxy)
+				continue;	/* a section of its own */
 			if (!G.mode_on[m]) {
 				snprintf(what, sizeof(what), "e2e %s %s",
 					 c->name, modes[m].label);
@@ -1042,7 +1371,7 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 					 c->name, modes[m].label);
 				target(what, ratio_of(f[i], m), c->seq ? 0.85 : 0.9,
 				       true, G.mode_on[M_DIRECT]);
-				bound(&f[i][m], &f[i][M_DIRECT],
+				bound(&f[i][m], &f[i][M_DIRECT], ratio_of(f[i], m),
 				      c->seq ? 0.85 : 0.9);
 			}
 			if (c->qd == 32) {
@@ -1057,6 +1386,207 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 	bench_md(&G.b, "\n");
 }
 
+/* "median [least-greatest]" of a figure's IOPS. */
+static void fmt_iops(char *buf, size_t len, const struct figure *f)
+{
+	snprintf(buf, len, "%.0f [%.0f-%.0f]", f->iops, f->iops_min,
+		 f->iops_max);
+}
+
+/* The section of a run with --proxy: the two paths, their CPU time. */
+static void write_md_proxy(const bool *ran, struct figure (*f)[NR_MODES])
+{
+	char place[512], pool[64];
+	unsigned int i;
+
+	if (G.pin)
+		snprintf(place, sizeof(place), " The guest driver thread runs "
+			 "on CPU %d and every thread of qemu-storage-daemon on "
+			 "CPU %d on both paths; svqiso-proxy runs on CPU %d, "
+			 "beside the %s (two CPUs: it has to share one; beside "
+			 "the guest is where *isolated*'s relay thread runs in "
+			 "the e2e section, --proxy-cpu daemon puts it beside the "
+			 "daemon).", G.cpu_guest, G.cpu_daemon, G.cpu_proxy,
+			 G.proxy_by_daemon ? "daemon" : "guest");
+	else
+		snprintf(place, sizeof(place), " No CPU placement (%s): the "
+			 "scheduler places the guest driver thread, the daemon "
+			 "and the proxy.", G.cpu_daemon < 0 ? "this process may "
+			 "run on one CPU only" : "--no-pin");
+	if (G.pool_size)
+		snprintf(pool, sizeof(pool), "%" PRIu64 " bytes", G.pool_size);
+	else
+		snprintf(pool, sizeof(pool), "the default %llu MiB",
+			 SVQISO_ARENA_DEFAULT_SIZE >> 20);
+
+	bench_md(&G.b, "## End to end through svqiso-proxy: qemu-storage-daemon, "
+		 "null-co device%s\n\n", G.touch ? "" :
+		 ", guest not touching its data");
+	bench_md(&G.b, "%s\n\n", G.b.machine_md);
+	bench_md(&G.b, "The guest virtio-blk driver model of the e2e section "
+		 "drives an unmodified qemu-storage-daemon exporting a 1 GiB "
+		 "null-co device (read-zeroes=on: a read writes every byte it "
+		 "returns, a write is dropped unread) along two paths, both "
+		 "starting at the same in-process VMM side: the vhost-user "
+		 "adapter in direct mode (SVQISO_VU_DIRECT, plain vhost-user "
+		 "that shares guest RAM with whatever it connects to). "
+		 "*direct* connects it to the daemon's socket: the daemon maps "
+		 "guest RAM and serves the guest's ring itself, with no "
+		 "isolation. *proxy* connects it to svqiso-proxy's socket "
+		 "instead: the proxy, a process of its own, maps guest RAM as "
+		 "any backend would and is in turn the vhost-user frontend of "
+		 "the daemon, which only ever gets the proxy's isolated memory "
+		 "(shadow rings and bounce arena). This is the path an "
+		 "unmodified VMM takes to memory isolation.\n\n");
+	bench_md(&G.b, "Per request through the proxy: the guest's kick "
+		 "eventfd wakes the proxy, which validates the chain, copies "
+		 "what the driver wrote (the header; for a write its data) "
+		 "from guest RAM into its bounce arena, posts shadow "
+		 "descriptors and kicks the daemon; the daemon's call eventfd "
+		 "wakes the proxy again, which copies what the device wrote "
+		 "(the status byte; for a read its data) back into guest RAM, "
+		 "pushes the used entry and signals the guest's call eventfd. "
+		 "So the data is copied once each way, and a batch takes four "
+		 "wake-ups against direct's two. The proxy runs one thread: "
+		 "the VMM's messages, guest kicks, the daemon's calls and "
+		 "every copy share one core, so 10^6 / (the proxy's CPU per "
+		 "request) is about the most IOPS one proxy can carry for one "
+		 "device, however many cores the host has (*proxy core* "
+		 "below; a busier proxy batches more and spends a little less "
+		 "per request).\n\n");
+	bench_md(&G.b, "One guest thread, %u queue%s of %u entries (indirect "
+		 "descriptors, event idx), waiting with poll(); %s. The proxy "
+		 "copies with %s and has a bounce arena of %s per queue. "
+		 "%u paired repeats: each runs both paths back to back, %.2f s "
+		 "each after a warm-up, on fresh sessions, the order "
+		 "alternating. *proxy/direct* is the median over the repeats "
+		 "of the proxy's IOPS over direct's in the same repeat, with "
+		 "the least and greatest of those ratios in brackets; IOPS are "
+		 "the median [least-greatest] over the repeats, latency the "
+		 "median of each run's mean from submission to collection. "
+		 "After every run the proxy's counters (SIGUSR1) must show "
+		 "each request the guest saw complete relayed and completed, "
+		 "none in flight and no error. *proxy syscalls/req* counts "
+		 "every system call of the proxy's.%s\n\n",
+		 G.nq, G.nq > 1 ? "s" : "", RING_NUM, G.touch ?
+		 "the guest touches its data (fills each write buffer before "
+		 "posting it, reads every byte of a read buffer after it "
+		 "completes and checks it is zeros)" : "the guest touches no "
+		 "data (--no-touch)", svqiso_copy_name(G.copy), pool,
+		 G.repeats, (double)G.run_ns / 1e9, place);
+	bench_md(&G.b, "| config | direct IOPS | proxy IOPS | proxy/direct "
+		 "| direct lat us | proxy lat us | proxy syscalls/req |\n");
+	bench_md(&G.b, "|---|--:|--:|--:|--:|--:|--:|\n");
+	for (i = 0; i < NR_CFGS; i++) {
+		const struct figure *d = &f[i][M_DIRECT], *p = &f[i][M_PROXY];
+		char di[48], pi[48], sys[24] = "n/a";
+
+		if (!ran[i])
+			continue;
+		fmt_iops(di, sizeof(di), d);
+		fmt_iops(pi, sizeof(pi), p);
+		if (p->have_proxy_sys)
+			snprintf(sys, sizeof(sys), "%.3f", p->proxy_sys_req);
+		bench_md(&G.b, "| %s | %s | %s | %.3f [%.3f-%.3f] | %.1f | %.1f "
+			 "| %s |\n", cfgs[i].name, di, pi, p->pair, p->pair_min,
+			 p->pair_max, d->lat_us, p->lat_us, sys);
+	}
+	bench_md(&G.b, "\nCPU per request, in us of CPU time over each timed "
+		 "run (the kernel's scheduler run time%s, read just before and "
+		 "just after the run): *guest* is the guest driver thread; "
+		 "*VMM* every other thread of the benchmark process (the "
+		 "adapter in direct mode runs none of its own: about 0); "
+		 "*proxy* every thread of svqiso-proxy (idle on the direct "
+		 "path: about 0 there); *daemon* every thread of "
+		 "qemu-storage-daemon; *total* the sum of the four, median "
+		 "[least-greatest] over the repeats. *idle* is the share of "
+		 "all %d online CPUs idle during the run and *other* the share "
+		 "busy with none of these processes (other processes, "
+		 "interrupts, kernel threads: above 0 when the machine was not "
+		 "the benchmark's alone). *ceiling* is the IOPS the %d CPU%s "
+		 "this run may use would allow at that total were CPU time "
+		 "all that limited it (%d x 10^6 / total); *proxy core* the "
+		 "IOPS one core doing nothing but the proxy's work would allow "
+		 "(10^6 / proxy).\n\n", G.cpu_ticks ? "; some of it from "
+		 "tick-based accounting, as the CPU-time clocks could not be "
+		 "read" : "", bench_ncpus(), G.ncpus, G.ncpus > 1 ? "s" : "",
+		 G.ncpus);
+	bench_md(&G.b, "| config | path | guest | VMM | proxy | daemon "
+		 "| total | idle | other | ceiling IOPS | proxy core IOPS |\n");
+	bench_md(&G.b, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+	for (i = 0; i < NR_CFGS; i++) {
+		unsigned int k;
+
+		for (k = 0; ran[i] && k < 2; k++) {
+			unsigned int m = k ? M_PROXY : M_DIRECT;
+			const double *v = f[i][m].cpu;
+			char core[24] = "-";
+
+			if (!f[i][m].have_cpu) {
+				bench_md(&G.b, "| %s | %s | n/a | n/a | n/a | n/a "
+					 "| n/a | n/a | n/a | n/a | n/a |\n",
+					 cfgs[i].name, modes[m].name);
+				continue;
+			}
+			if (m == M_PROXY && v[CPU_PROXY] > 0)
+				snprintf(core, sizeof(core), "%.0f",
+					 1e6 / v[CPU_PROXY]);
+			bench_md(&G.b, "| %s | %s | %.2f | %.2f | %.2f | %.2f "
+				 "| %.2f [%.2f-%.2f] | %.0f%% | %.0f%% | %.0f "
+				 "| %s |\n", cfgs[i].name, modes[m].name,
+				 v[CPU_GUEST], v[CPU_RELAY], v[CPU_PROXY],
+				 v[CPU_DAEMON], v[CPU_TOTAL],
+				 f[i][m].cpu_min[CPU_TOTAL],
+				 f[i][m].cpu_max[CPU_TOTAL], v[CPU_IDLE] * 100,
+				 v[CPU_OTHER] * 100, v[CPU_CEILING], core);
+		}
+	}
+	bench_md(&G.b, "\nWhat the proxy costs per request (the proxy path's "
+		 "total less direct's; its own share; and direct's total over "
+		 "the proxy's, the ratio to expect when the CPUs, not the "
+		 "proxy's one thread, are what runs out):\n\n");
+	for (i = 0; i < NR_CFGS; i++) {
+		const struct figure *d = &f[i][M_DIRECT], *p = &f[i][M_PROXY];
+
+		if (!ran[i] || !d->have_cpu || !p->have_cpu ||
+		    p->cpu[CPU_TOTAL] <= 0)
+			continue;
+		bench_md(&G.b, "- %s: %+.2f us of CPU per request, %.2f us of "
+			 "it in the proxy (%.2f us to %.2f us over the repeats); "
+			 "at equal CPU time proxy/direct would be %.3f\n",
+			 cfgs[i].name, p->cpu[CPU_TOTAL] - d->cpu[CPU_TOTAL],
+			 p->cpu[CPU_PROXY], p->cpu_min[CPU_PROXY],
+			 p->cpu_max[CPU_PROXY],
+			 d->cpu[CPU_TOTAL] / p->cpu[CPU_TOTAL]);
+	}
+	bench_md(&G.b, "\nTargets (the in-process adapter's, for the proxy):\n\n");
+	for (i = 0; i < NR_CFGS; i++) {
+		const struct cfg *c = &cfgs[i];
+		const struct figure *p = &f[i][M_PROXY];
+		double limit = c->seq ? 0.85 : 0.9;
+		char what[192];
+
+		if (!ran[i] || c->spin ||
+		    !((c->bs == 4096 && c->qd == 32 && !c->write) || c->seq))
+			continue;
+		snprintf(what, sizeof(what), "e2e %s %s/direct IOPS (paired)",
+			 c->name, modes[M_PROXY].label);
+		target(what, p->pair, limit, true, true);
+		bound(p, &f[i][M_DIRECT], p->pair, limit);
+	}
+	bench_md(&G.b, "\n");
+}
+
+/*
+ * The columns of the tables for plots: the three modes of a run without
+ * --proxy (one that did not run shows 0), the two paths of one with it.
+ */
+static bool plotted(unsigned int m)
+{
+	return G.proxy_bin ? G.mode_on[m] : !modes[m].proxy;
+}
+
+/* With --proxy the ratio plotted is the paired one, as in its table. */
 static int write_dat(const bool *ran, struct figure (*f)[NR_MODES])
 {
 	FILE *iops = bench_dat(&G.b, "iops"), *ratio = bench_dat(&G.b, "ratio");
@@ -1070,6 +1600,8 @@ static int write_dat(const bool *ran, struct figure (*f)[NR_MODES])
 	fprintf(iops, "# config");
 	fprintf(ratio, "# config");
 	for (m = 0; m < NR_MODES; m++) {
+		if (!plotted(m))
+			continue;
 		fprintf(iops, " %s", modes[m].name);
 		if (m != M_DIRECT)
 			fprintf(ratio, " %s/direct", modes[m].name);
@@ -1082,9 +1614,12 @@ static int write_dat(const bool *ran, struct figure (*f)[NR_MODES])
 		fprintf(iops, "%s", cfgs[i].name);
 		fprintf(ratio, "%s", cfgs[i].name);
 		for (m = 0; m < NR_MODES; m++) {
+			if (!plotted(m))
+				continue;
 			fprintf(iops, " %.0f", f[i][m].iops);
 			if (m != M_DIRECT)
-				fprintf(ratio, " %.4f", ratio_of(f[i], m));
+				fprintf(ratio, " %.4f", G.proxy_bin ?
+					f[i][m].pair : ratio_of(f[i], m));
 		}
 		fprintf(iops, "\n");
 		fprintf(ratio, "\n");
@@ -1099,7 +1634,71 @@ out:
 
 /* ---- main ---- */
 
-/* The daemon on its CPU, the guest driver (this thread) on its own. */
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Median of @n values in @v, and their least and greatest. */
+static double spread(double *v, unsigned int n, double *min, double *max)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	*min = v[0];
+	*max = v[n - 1];
+	return bench_median(v, n);
+}
+
+/*
+ * The figure of one mode (@x, one sample per repeat) for @c: medians over
+ * the repeats, each on its own, and the spread of IOPS, CPU per request
+ * and of the paired ratio to direct (@d, the same repeats).
+ */
+static void summarize(const struct cfg *c, const struct sample *x,
+		      const struct sample *d, struct figure *f)
+{
+	double v[MAX_REPEATS], w[MAX_REPEATS], u[MAX_REPEATS], lo, hi;
+	unsigned int n = G.repeats, r, j;
+
+	f->have_sys = f->have_cpu = f->have_proxy_sys = true;
+	for (r = 0; r < n; r++) {
+		v[r] = x[r].iops;
+		w[r] = x[r].lat_us;
+		u[r] = d[r].iops > 0 ? x[r].iops / d[r].iops : 0;
+		f->have_sys = f->have_sys && x[r].have_sys;
+		f->have_cpu = f->have_cpu && x[r].have_cpu;
+		f->have_proxy_sys = f->have_proxy_sys && x[r].have_proxy_sys;
+	}
+	f->iops = spread(v, n, &f->iops_min, &f->iops_max);
+	f->gbps = f->iops * c->bs / 1e9;
+	f->lat_us = bench_median(w, n);
+	f->pair = G.mode_on[M_DIRECT] ? spread(u, n, &f->pair_min,
+					       &f->pair_max) : 0;
+	if (f->have_sys) {
+		for (r = 0; r < n; r++) {
+			v[r] = x[r].sys_req;
+			w[r] = x[r].vmm_req;
+		}
+		f->sys_req = bench_median(v, n);
+		f->vmm_req = bench_median(w, n);
+	}
+	if (f->have_proxy_sys) {
+		for (r = 0; r < n; r++)
+			v[r] = x[r].proxy_sys_req;
+		f->proxy_sys_req = bench_median(v, n);
+	}
+	for (j = 0; f->have_cpu && j < NR_CPU; j++) {
+		for (r = 0; r < n; r++)
+			v[r] = x[r].cpu[j];
+		f->cpu[j] = spread(v, n, &lo, &hi);
+		f->cpu_min[j] = lo;
+		f->cpu_max[j] = hi;
+	}
+}
+
+/* The daemon on its CPU, the guest driver (this thread) on its own, the
+ * proxy beside one of them. */
 static int place(void)
 {
 	int rc = bench_pin_process(G.qsd.pid, G.cpu_daemon);
@@ -1116,6 +1715,19 @@ static int place(void)
 			"leaves it to the scheduler)\n", G.cpu_guest,
 			strerror(-rc));
 		return rc;
+	}
+	if (G.proxy_bin) {
+		rc = bench_pin_process(G.proxy_pid, G.cpu_proxy);
+		if (rc) {
+			fprintf(stderr, "bench_e2e: svqiso-proxy to CPU %d: %s "
+				"(--no-pin leaves it to the scheduler)\n",
+				G.cpu_proxy, strerror(-rc));
+			return rc;
+		}
+		fprintf(stderr, "bench_e2e: guest driver on CPU %d, "
+			"qemu-storage-daemon on CPU %d, svqiso-proxy on CPU %d\n",
+			G.cpu_guest, G.cpu_daemon, G.cpu_proxy);
+		return 0;
 	}
 	fprintf(stderr, "bench_e2e: guest driver and relay thread on CPU %d, "
 		"qemu-storage-daemon on CPU %d\n", G.cpu_guest, G.cpu_daemon);
@@ -1143,6 +1755,7 @@ static bool selected(const char *name)
 static int parse(int argc, char **argv)
 {
 	static const char *const loops[] = { "auto", "uring", "epoll", "busy" };
+	bool modes_set = false;
 	double secs = 0;
 	int i, k;
 
@@ -1201,6 +1814,7 @@ static int parse(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--modes")) {
 			const char *p = v;
 
+			modes_set = true;
 			memset(G.mode_on, 0, sizeof(G.mode_on));
 			while (*p) {
 				size_t len = strcspn(p, ",");
@@ -1220,6 +1834,12 @@ static int parse(int argc, char **argv)
 			G.spin_ns = strtoull(v, NULL, 0);
 		} else if (!strcmp(argv[i], "--pool-size")) {
 			G.pool_size = strtoull(v, NULL, 0);
+		} else if (!strcmp(argv[i], "--proxy")) {
+			G.proxy_bin = v;
+		} else if (!strcmp(argv[i], "--proxy-cpu")) {
+			if (strcmp(v, "guest") && strcmp(v, "daemon"))
+				return -EINVAL;
+			G.proxy_by_daemon = !strcmp(v, "daemon");
 		} else if (!strcmp(argv[i], "--repeats")) {
 			G.repeats = (unsigned int)atoi(v);
 			if (G.repeats < 1 || G.repeats > MAX_REPEATS)
@@ -1228,6 +1848,18 @@ static int parse(int argc, char **argv)
 			return -EINVAL;
 		}
 		i++;
+	}
+	/* The proxy's run compares two paths, both through the adapter in
+	 * direct mode, whose relay options do not apply. */
+	if (G.proxy_bin) {
+		if (modes_set || G.lazy || G.spin_ns || G.batch_bytes)
+			return -EINVAL;
+		memset(G.mode_on, 0, sizeof(G.mode_on));
+		G.mode_on[M_DIRECT] = G.mode_on[M_PROXY] = true;
+	} else if (G.mode_on[M_PROXY] && modes_set) {
+		return -EINVAL;
+	} else {
+		G.mode_on[M_PROXY] = false;
 	}
 	if (!G.repeats)
 		G.repeats = G.b.quick ? 1 : 5;
@@ -1244,11 +1876,14 @@ int main(int argc, char **argv)
 			      .null_driver = true, .read_zeroes = true };
 	static struct figure fig[NR_CFGS][NR_MODES];
 	bool ran[NR_CFGS] = { false }, notouch = false, spin = false, pool = false;
-	unsigned int i, rep, k, j;
-	char name[32];
+	bool proxy = false;
+	unsigned int i, rep, k;
+	char name[48];
 	int rc;
 
 	for (i = 1; i < (unsigned int)argc; i++) {
+		if (!strcmp(argv[i], "--proxy"))
+			proxy = true;
 		if (!strcmp(argv[i], "--lazy-kicks"))
 			G.lazy = true;
 		if (!strcmp(argv[i], "--no-touch"))
@@ -1259,9 +1894,9 @@ int main(int argc, char **argv)
 			pool = strtoull(argv[i + 1], NULL, 0) != 0;
 	}
 	/* Their own result files, beside the default run's. */
-	snprintf(name, sizeof(name), "e2e%s%s%s%s", G.lazy ? "-lazy" : "",
-		 notouch ? "-notouch" : "", spin ? "-spin" : "",
-		 pool ? "-pool" : "");
+	snprintf(name, sizeof(name), "e2e%s%s%s%s%s", proxy ? "-proxy" : "",
+		 G.lazy ? "-lazy" : "", notouch ? "-notouch" : "",
+		 spin ? "-spin" : "", pool ? "-pool" : "");
 	if (bench_init(&G.b, name, &argc, argv))
 		return 1;
 	if (parse(argc, argv)) {
@@ -1271,7 +1906,8 @@ int main(int argc, char **argv)
 			"[--secs S] [--repeats 1..%d] [--only CONFIG,...] "
 			"[--lazy-kicks] [--no-touch] [--modes MODE,...] "
 			"[--no-pin] [--batch-bytes N] [--spin-ns N] "
-			"[--pool-size N]\n", argv[0],
+			"[--pool-size N] [--proxy PATH [--proxy-cpu "
+			"guest|daemon]]\n", argv[0],
 			MAX_REPEATS);
 		bench_fini(&G.b);
 		return 1;
@@ -1288,10 +1924,21 @@ int main(int argc, char **argv)
 	G.ncpus = bench_allowed_cpus();
 	if (G.cpu_daemon < 0)
 		G.pin = false;	/* one CPU: nothing to place */
+	G.cpu_proxy = G.proxy_by_daemon ? G.cpu_daemon : G.cpu_guest;
 	rc = qsd_setup(&G.qsd, &qc);
 	if (rc) {
 		fprintf(stderr, "bench_e2e: qemu-storage-daemon: %s\n", G.qsd.err);
 		goto out;
+	}
+	if (G.proxy_bin) {
+		rc = proxy_start();
+		if (rc)
+			goto out;
+		/* Another process's: this one's counter does not follow it. */
+		G.proxy_sys_fd = bench_sys_open_pid(G.proxy_pid);
+		if (G.proxy_sys_fd < 0)
+			fprintf(stderr, "bench_e2e: no syscall counter for "
+				"svqiso-proxy (%s)\n", strerror(-G.proxy_sys_fd));
 	}
 	if (G.pin) {
 		rc = place();
@@ -1329,62 +1976,40 @@ int main(int argc, char **argv)
 
 	for (i = 0; i < NR_CFGS; i++) {
 		const struct cfg *c = &cfgs[i];
-		double iops[NR_MODES][MAX_REPEATS], lat[NR_MODES][MAX_REPEATS];
-		double sys[NR_MODES][MAX_REPEATS], vmm[NR_MODES][MAX_REPEATS];
-		double cpu[NR_MODES][MAX_REPEATS][NR_CPU];
-		bool have_sys[NR_MODES] = { true, true, true };
-		bool have_cpu[NR_MODES] = { true, true, true };
+		static struct sample x[NR_MODES][MAX_REPEATS];
+		unsigned int on[NR_MODES], non = 0;
 
 		if (G.only ? !selected(c->name) : G.b.quick && !c->quick)
 			continue;
+		for (k = 0; k < NR_MODES; k++)
+			if (G.mode_on[k])
+				on[non++] = k;
 		for (rep = 0; rep < G.repeats; rep++) {
 			/* Rotate the order so drift hits every mode alike. */
-			for (k = 0; k < NR_MODES; k++) {
-				unsigned int m = (k + rep) % NR_MODES;
-				bool hs = false, hc = false;
+			for (k = 0; k < non; k++) {
+				unsigned int m = on[(k + rep) % non];
 
-				if (!G.mode_on[m])
-					continue;
-
-				rc = measure(c, m, rep, &iops[m][rep],
-					     &lat[m][rep], &sys[m][rep],
-					     &vmm[m][rep], &hs, cpu[m][rep], &hc);
+				rc = measure(c, m, rep, &x[m][rep]);
 				if (rc)
 					goto out;
-				have_sys[m] = have_sys[m] && hs;
-				have_cpu[m] = have_cpu[m] && hc;
 			}
 		}
 		for (k = 0; k < NR_MODES; k++) {
-			struct figure *f = &fig[i][k];
-
-			memset(f, 0, sizeof(*f));
-			if (!G.mode_on[k])
-				continue;	/* nothing was measured */
-			f->iops = bench_median(iops[k], G.repeats);	/* sorts */
-			f->iops_min = iops[k][0];
-			f->iops_max = iops[k][G.repeats - 1];
-			f->gbps = f->iops * c->bs / 1e9;
-			f->lat_us = bench_median(lat[k], G.repeats);
-			f->have_sys = have_sys[k];
-			f->sys_req = have_sys[k] ? bench_median(sys[k], G.repeats) : 0;
-			f->vmm_req = have_sys[k] ? bench_median(vmm[k], G.repeats) : 0;
-			f->have_cpu = have_cpu[k];
-			for (j = 0; f->have_cpu && j < NR_CPU; j++) {
-				double v[MAX_REPEATS];
-
-				for (rep = 0; rep < G.repeats; rep++)
-					v[rep] = cpu[k][rep][j];
-				f->cpu[j] = bench_median(v, G.repeats);
-			}
+			memset(&fig[i][k], 0, sizeof(fig[i][k]));
+			if (G.mode_on[k])	/* else nothing was measured */
+				summarize(c, x[k], x[M_DIRECT], &fig[i][k]);
 		}
 		ran[i] = true;
 		report(c, fig[i]);
 	}
-	write_md(ran, fig);
+	if (G.proxy_bin)
+		write_md_proxy(ran, fig);
+	else
+		write_md(ran, fig);
 	rc = write_dat(ran, fig);
 out:
 	gmem_free(G.gm);
+	proxy_teardown(rc != 0);
 	qsd_teardown(&G.qsd);
 	if (G.sys_fd >= 0)
 		close(G.sys_fd);

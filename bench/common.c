@@ -354,24 +354,38 @@ static int own_ns(clockid_t clk, int who, uint64_t *ns, bool *ticks)
 	return 0;
 }
 
-int bench_cpu_sample(struct bench_cpu *s, int pid)
+/* Every thread of process @pid: its CPU-time clock, else its ticks. */
+static int pid_ns(int pid, uint64_t *ns, bool *ticks)
 {
 	struct timespec ts;
 	clockid_t clk;
+
+	if (!clock_getcpuclockid(pid, &clk) && !clock_gettime(clk, &ts)) {
+		*ns = ts_ns(&ts);
+		return 0;
+	}
+	*ticks = true;
+	return pid_ticks_ns(pid, ns);
+}
+
+int bench_cpu_sample(struct bench_cpu *s, int pid)
+{
+	return bench_cpu_sample2(s, pid, 0);
+}
+
+int bench_cpu_sample2(struct bench_cpu *s, int pid, int pid2)
+{
 	int rc;
 
 	memset(s, 0, sizeof(*s));
 	rc = machine_ticks(&s->idle, &s->total);
 	if (rc)
 		return rc;
-	if (!clock_getcpuclockid(pid, &clk) && !clock_gettime(clk, &ts)) {
-		s->pid_ns = ts_ns(&ts);
-	} else {
-		rc = pid_ticks_ns(pid, &s->pid_ns);
-		if (rc)
-			return rc;
-		s->ticks = true;
-	}
+	rc = pid_ns(pid, &s->pid_ns, &s->ticks);
+	if (!rc && pid2 > 0)
+		rc = pid_ns(pid2, &s->pid2_ns, &s->ticks);
+	if (rc)
+		return rc;
 	rc = own_ns(CLOCK_PROCESS_CPUTIME_ID, RUSAGE_SELF, &s->self_ns, &s->ticks);
 	if (!rc)
 		rc = own_ns(CLOCK_THREAD_CPUTIME_ID, RUSAGE_THREAD, &s->thread_ns,
@@ -436,6 +450,11 @@ static int tracepoint_id(const char *event)
 
 int bench_sys_open(void)
 {
+	return bench_sys_open_pid(0);
+}
+
+int bench_sys_open_pid(int pid)
+{
 	struct perf_event_attr a = {
 		.type = PERF_TYPE_TRACEPOINT,
 		.size = sizeof(a),
@@ -448,7 +467,7 @@ int bench_sys_open(void)
 	if (id < 0)
 		return id;
 	a.config = (uint64_t)id;
-	fd = syscall(SYS_perf_event_open, &a, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+	fd = syscall(SYS_perf_event_open, &a, pid, -1, -1, PERF_FLAG_FD_CLOEXEC);
 	return fd < 0 ? -errno : (int)fd;
 }
 
