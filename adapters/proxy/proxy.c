@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -1527,6 +1528,21 @@ fail:
 	return rc;
 }
 
+/* Whether the served VMM has closed its end (no byte is read). */
+static bool vmm_hung_up(const struct proxy *p)
+{
+	struct pollfd pfd = { .fd = p->vmm, .events = POLLRDHUP };
+	char c;
+
+	if (poll(&pfd, 1, 0) != 1)
+		return false;
+	if (pfd.revents & (POLLHUP | POLLERR))
+		return true;
+	/* Half closed with nothing left to read: gone. */
+	return (pfd.revents & POLLRDHUP) &&
+	       recv(p->vmm, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 static void on_event(struct proxy *p, const struct epoll_event *ev,
 		     int listen_fd)
 {
@@ -1540,6 +1556,10 @@ static void on_event(struct proxy *p, const struct epoll_event *ev,
 		fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
+		/* A VMM that hung up and came straight back: its old session
+		 * ends first, whatever order the events came in. */
+		if (p->vmm >= 0 && vmm_hung_up(p))
+			end_session(p, 0);
 		if (p->vmm >= 0) {
 			plog(p, SVQISO_LOG_WARN,
 			     "vmm: a second connection while one is served: closed");
