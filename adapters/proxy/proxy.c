@@ -990,6 +990,18 @@ static int queue_index(struct proxy *p, const struct svq_vu_msg *m,
 	return 0;
 }
 
+/* A vring message with no fd: @size bytes, its queue index first. */
+_Static_assert(offsetof(struct svq_vu_vring_addr, index) == 0 &&
+	       offsetof(struct svq_vu_vring_state, index) == 0,
+	       "the queue index leads every vring payload");
+static int queue_msg(struct proxy *p, const struct svq_vu_msg *m,
+		     uint32_t size, unsigned int *out)
+{
+	int rc = expect(p, m, size, 0);
+
+	return rc ? rc : queue_index(p, m, m->payload.state.index, out);
+}
+
 /* Notifiers are eventfds: the proxy writes call fds on its only thread, and
  * a full pipe there would stall every queue. */
 static bool is_eventfd(int fd)
@@ -1070,9 +1082,7 @@ static int get_vring_base(struct proxy *p, const struct svq_vu_msg *m)
 	uint32_t base;
 	int rc;
 
-	rc = expect(p, m, sizeof(struct svq_vu_vring_state), 0);
-	if (!rc)
-		rc = queue_index(p, m, m->payload.state.index, &i);
+	rc = queue_msg(p, m, sizeof(struct svq_vu_vring_state), &i);
 	if (rc)
 		return rc;
 	queue_stop(p, i, &base);
@@ -1089,9 +1099,7 @@ static int vring_state(struct proxy *p, const struct svq_vu_msg *m)
 	unsigned int i = 0;
 	int rc;
 
-	rc = expect(p, m, sizeof(*s), 0);
-	if (!rc)
-		rc = queue_index(p, m, s->index, &i);
+	rc = queue_msg(p, m, sizeof(*s), &i);
 	if (rc)
 		return rc;
 	q = &p->q[i];
@@ -1132,9 +1140,7 @@ static int set_vring_addr(struct proxy *p, const struct svq_vu_msg *m)
 	unsigned int i = 0;
 	int rc;
 
-	rc = expect(p, m, sizeof(*a), 0);
-	if (!rc)
-		rc = queue_index(p, m, a->index, &i);
+	rc = queue_msg(p, m, sizeof(*a), &i);
 	if (rc)
 		return rc;
 	if (a->flags)
