@@ -5,6 +5,8 @@
 # (qemu-system-common brings qemu-storage-daemon, dpdk-dev DPDK's testpmd).
 packages=(meson ninja-build gcc libc6-dev pkg-config check liburing-dev
 	  binutils valgrind qemu-system-common dpdk-dev)
+# The fuzz targets (tests/fuzz): clang and its libFuzzer runtime.
+fuzz_packages=(clang libclang-rt-14-dev)
 
 # install_packages NAME [PACKAGE...]: apt-get install whatever of the
 # packages (default: all of the above) is missing. Needs root to install.
@@ -58,6 +60,13 @@ meson_setup() {
 	else
 		meson setup "$dir" "$@"
 	fi
+}
+
+# fuzz_setup DIR: configure DIR for the fuzz targets: clang, libFuzzer's
+# coverage over every object, AddressSanitizer and UndefinedBehaviorSanitizer.
+fuzz_setup() {
+	CC=clang meson_setup "$1" -Dfuzz=enabled -Dtests=disabled \
+		-Dbench=disabled -Db_sanitize=address,undefined -Db_lundef=false
 }
 
 # qsd_start DIR IMAGE-OPTS...: start qemu-storage-daemon exporting a
