@@ -465,12 +465,14 @@ bool vm_value(const char *line, const char *key, char *val, size_t size)
 int vm_count(pid_t pid, const char *what)
 {
 	char path[64], line[512];
+	bool memfd = !strcmp(what, "memfd");
 	struct dirent *d;
 	int n = 0;
 	FILE *f;
 	DIR *dp;
 
-	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, what);
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid,
+		 memfd ? "maps" : what);
 	if (!strcmp(what, "fd")) {
 		dp = opendir(path);
 		if (!dp)
@@ -484,7 +486,8 @@ int vm_count(pid_t pid, const char *what)
 	if (!f)
 		return -errno;
 	while (fgets(line, sizeof(line), f))
-		n += strchr(line, '\n') != NULL;
+		n += strchr(line, '\n') != NULL &&
+		     (!memfd || strstr(line, "/memfd:"));
 	fclose(f);
 	return n;
 }

@@ -90,8 +90,9 @@ void vm_dump(struct vm *vm, FILE *f);
 /* vm_value() - the value of "@key=" in @line, up to a space, in @val. */
 bool vm_value(const char *line, const char *key, char *val, size_t size);
 
-/* vm_count() - entries of /proc/@pid/fd (@what "fd") or lines of
- * /proc/@pid/maps ("maps"). Return: the count; -errno. */
+/* vm_count() - entries of /proc/@pid/fd (@what "fd"), lines of
+ * /proc/@pid/maps ("maps"), or those of its lines that map a memfd
+ * ("memfd"). Return: the count; -errno. */
 int vm_count(pid_t pid, const char *what);
 
 #endif /* SVQ_TESTS_VM_H */
