@@ -32,6 +32,7 @@
  */
 #define _GNU_SOURCE	/* POLLRDHUP */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
@@ -101,7 +102,10 @@ struct svqiso_vu {
 	struct svq_relay *relay;	/* non-NULL while the relay runs */
 
 	int session_fd;			/* the session socket, duplicated:
-					 * watched, never read or written */
+					 * watched, never read or written; the
+					 * same number across reconnects */
+	char *path;			/* the opts' path, for a reconnect;
+					 * NULL: connected by fd */
 	svqiso_vu_hangup_fn hangup;
 	void *hangup_ctx;
 	bool hup;			/* __atomic: note_hangup() ran */
@@ -189,7 +193,8 @@ static void note_hangup(struct svqiso_vu *vu)
 	else
 		svq_log(vu->log, vu->log_ctx, SVQISO_LOG_ERR,
 			"vu: the backend hung up; %u requests in flight on %u "
-			"running queues are lost with it", held, running);
+			"running queues are kept for a reconnect, or lost with "
+			"it", held, running);
 	__atomic_store_n(&vu->hup, true, __ATOMIC_RELEASE);
 	if (vu->hangup)
 		vu->hangup(vu->hangup_ctx);
@@ -288,9 +293,22 @@ static int vu_region_del(void *ctx, const struct svqiso_region *r)
 	return svq_fe_region_del(vu->fe, r);
 }
 
+/* A session with the backend: at the saved path, or over @fd (>= 0, owned
+ * from the call on). */
+static int session_open(const struct svqiso_vu *vu, int fd, struct svq_fe **fe)
+{
+	SVQISO_OPTS(svq_fe_opts, fo, .timeout_ms = vu->timeout_ms,
+		    .log = vu->log, .log_ctx = vu->log_ctx);
+
+	if (vu->flags & SVQISO_VU_F_QUEUE_PAIRS)
+		fo.flags = SVQ_FE_QUEUE_PAIRS;
+	if (fd >= 0)
+		return svq_fe_connect_fd(fd, &fo, fe);
+	return svq_fe_connect(vu->path, &fo, fe);
+}
+
 int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 {
-	SVQISO_OPTS(svq_fe_opts, fo);
 	struct svqiso_vu *vu;
 	const char *path;
 	uint32_t flags;
@@ -300,7 +318,7 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 	if (!out || !opts || !SVQ_OPTS_OK(svqiso_vu_opts, opts))
 		return -EINVAL;
 	path = SVQ_OPTS_GET(opts, path, NULL);
-	fd = SVQ_OPTS_GET(opts, fd, -1);
+	fd = path ? -1 : SVQ_OPTS_GET(opts, fd, -1);
 	if (!path && fd < 0)
 		return -EINVAL;
 	flags = SVQ_OPTS_GET(opts, flags, 0);
@@ -338,15 +356,14 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 	vu->hangup_ctx = SVQ_OPTS_GET(opts, hangup_ctx, NULL);
 	vu->session_fd = -1;
 
-	fo.timeout_ms = vu->timeout_ms;
-	if (flags & SVQISO_VU_F_QUEUE_PAIRS)
-		fo.flags = SVQ_FE_QUEUE_PAIRS;
-	fo.log = vu->log;
-	fo.log_ctx = vu->log_ctx;
-	if (path)
-		rc = svq_fe_connect(path, &fo, &vu->fe);
-	else
-		rc = svq_fe_connect_fd(fd, &fo, &vu->fe);
+	if (path) {
+		vu->path = strdup(path);
+		if (!vu->path) {
+			rc = -ENOMEM;
+			goto err;
+		}
+	}
+	rc = session_open(vu, fd, &vu->fe);
 	if (rc)
 		goto err;
 	/* Ours for the adapter's life, whatever becomes of the session. */
@@ -417,6 +434,7 @@ void svqiso_vu_free(struct svqiso_vu *vu)
 	svq_fe_free(vu->fe);
 	if (vu->session_fd >= 0)
 		close(vu->session_fd);
+	free(vu->path);
 	free(vu);
 }
 
@@ -627,7 +645,7 @@ static void reenable_others(struct svqiso_vu *vu, unsigned int index)
 /* Isolated mode: the engine starts the queue, the session hands the
  * shadow ring to the backend. */
 static int isolated_start(struct svqiso_vu *vu, unsigned int index,
-			  const struct svqiso_vu_queue *cfg)
+			  const struct svqiso_vu_queue *cfg, unsigned int *reposted)
 {
 	struct svqiso_vhost_vring vr = {
 		.sz = sizeof(vr), .ring = cfg->ring, .num = cfg->num,
@@ -645,6 +663,8 @@ static int isolated_start(struct svqiso_vu *vu, unsigned int index,
 	rc = svq_fe_vring_start(vu->fe, index, &sh.ring, sh.kick_fd, sh.call_fd);
 	if (rc)	/* what it took is kept for a start that gets through */
 		svqiso_vhost_queue_backend_lost(vu->vh, index, &base);
+	else if (reposted)
+		*reposted = sh.reposted;
 	return rc;
 }
 
@@ -681,7 +701,7 @@ int svqiso_vu_queue_start(struct svqiso_vu *vu, unsigned int index,
 			rc = svq_fe_vring_start(vu->fe, index, &info,
 						cfg->kick_fd, cfg->call_fd);
 	} else {
-		rc = isolated_start(vu, index, cfg);
+		rc = isolated_start(vu, index, cfg, NULL);
 	}
 	if (!rc) {
 		q->cfg = *cfg;
@@ -869,6 +889,173 @@ int svqiso_vu_session_check(struct svqiso_vu *vu)
 		note_hangup(vu);
 	relay_resume(vu);
 	return 1;
+}
+
+/* ---- reconnect ---- */
+
+/* A reconnect failed: the queues in @restart that started on the new
+ * session keep their requests again. */
+static void keep_again(struct svqiso_vu *vu, const bool *restart)
+{
+	unsigned int i;
+	uint32_t base;
+
+	for (i = 0; i < vu->nq; i++)
+		if (restart[i] && svqiso_vhost_queue_running(vu->vh, i) &&
+		    svqiso_vhost_queue_backend_lost(vu->vh, i, &base) >= 0)
+			vu->q[i].cfg.base = base;
+}
+
+/*
+ * A new session in place of the dead one: the same features, every
+ * isolated region, then each queue in @restart at the base the engine kept
+ * it at, the requests the last backend held posted first. Return: the
+ * requests posted again; -errno, with the queues kept as they were.
+ */
+static int session_restore(struct svqiso_vu *vu, struct svq_fe *fe,
+			   const bool *restart)
+{
+	struct svq_fe *old = vu->fe;
+	uint64_t acked = svq_fe_acked_features(old), agreed = 0;
+	unsigned int i, n, reposted = 0, k;
+	struct svqiso_region r;
+	int rc = 0;
+
+	if (svq_fe_queue_num(fe) < vu->nq) {
+		svq_log(vu->log, vu->log_ctx, SVQISO_LOG_ERR,
+			"vu: the backend came back with %u queues, not %u",
+			svq_fe_queue_num(fe), vu->nq);
+		return -EPROTO;
+	}
+	vu->fe = fe;	/* for the region callbacks */
+	if (vu->features_set) {
+		rc = svq_fe_set_features(fe, svqiso_vhost_backend_features(vu->vh,
+					 vu->guest_features,
+					 svq_fe_offered_features(fe)), &agreed);
+		if (!rc && agreed != acked) {
+			svq_log(vu->log, vu->log_ctx, SVQISO_LOG_ERR,
+				"vu: the backend came back agreeing to features %#" PRIx64
+				", not %#" PRIx64, agreed, acked);
+			rc = -EPROTO;
+		}
+	}
+	n = svqiso_vhost_nr_regions(vu->vh);
+	for (i = 0; !rc && i < n; i++) {
+		rc = svqiso_vhost_get_region(vu->vh, i, &r);
+		if (!rc)
+			rc = svq_fe_region_add(fe, &r);
+	}
+	for (i = 0; !rc && i < vu->nq; i++) {
+		if (!restart[i])
+			continue;
+		k = 0;
+		rc = isolated_start(vu, i, &vu->q[i].cfg, &k);
+		reposted += k;
+	}
+	if (rc) {
+		/* Queues that started are kept again, at the same base. */
+		keep_again(vu, restart);
+		vu->fe = old;
+		return rc;
+	}
+	return (int)(reposted > INT_MAX ? INT_MAX : reposted);
+}
+
+int svqiso_vu_reconnect(struct svqiso_vu *vu, int fd)
+{
+	struct svq_fe *fe = NULL, *old;
+	unsigned int i, nrestart = 0;
+	bool *restart = NULL;
+	uint32_t base;
+	int rc, ret;
+
+	if (!vu || fd < -1 || (fd < 0 && !vu->path)) {
+		rc = -EINVAL;
+		goto close_fd;
+	}
+	if (!isolated(vu)) {
+		rc = -ENOTSUP;
+		goto close_fd;
+	}
+	relay_pause(vu);
+	if (!hung_up(vu)) {
+		if (svq_fe_fd(vu->fe) >= 0 && !session_gone(vu)) {
+			rc = -EBUSY;
+			goto out;
+		}
+		note_hangup(vu);
+	}
+	for (i = 0; i < vu->nq; i++)
+		if (vu->q[i].state == VU_Q_STOPPING) {
+			rc = -EBUSY;	/* its stop has to end first */
+			goto out;
+		}
+	restart = calloc(vu->nq, sizeof(*restart));
+	if (!restart) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* Each running queue keeps what the dead backend held, and starts
+	 * again at the base past it. */
+	for (i = 0; i < vu->nq; i++) {
+		struct vu_queue *q = &vu->q[i];
+
+		/* A broken queue stays so: its stop reports it. */
+		if (q->state != VU_Q_RUNNING || svqiso_vhost_queue_broken(vu->vh, i))
+			continue;
+		/* Kept already by a reconnect that failed: at cfg.base. */
+		if (svqiso_vhost_queue_running(vu->vh, i) &&
+		    svqiso_vhost_queue_backend_lost(vu->vh, i, &base) >= 0)
+			q->cfg.base = base;
+		restart[i] = true;
+		nrestart++;
+	}
+	old = vu->fe;
+	rc = session_open(vu, fd, &fe);
+	fd = -1;	/* the session's now, or closed */
+	if (!rc)
+		rc = session_restore(vu, fe, restart);
+	/* Watched from now on: the same fd number, the new socket. */
+	if (rc >= 0 && dup3(svq_fe_fd(fe), vu->session_fd, O_CLOEXEC) < 0) {
+		rc = -errno;
+		keep_again(vu, restart);
+		vu->fe = old;
+	}
+	if (rc < 0) {
+		svq_fe_free(fe);
+		goto out;
+	}
+	svq_fe_free(old);
+	for (i = 0; i < vu->nq; i++) {
+		vu->q[i].stops_seen = vu->ring_stops;
+		/* Pairs with the acquire load in queue_hung_up(). */
+		__atomic_store_n(&vu->q[i].hup, false, __ATOMIC_RELEASE);
+	}
+	__atomic_store_n(&vu->hup, false, __ATOMIC_RELEASE);
+	svq_log(vu->log, vu->log_ctx, SVQISO_LOG_INFO,
+		"vu: reconnected: %u queues running again, %d requests the last backend held posted again",
+		nrestart, rc);
+	/* Publish what went onto the shadow rings and take what the guest
+	 * posted meanwhile; the relay does so as it resumes. */
+	if (external_loop(vu))
+		for (i = 0; i < vu->nq; i++)
+			if (restart[i])
+				external_seen(vu, i, queue_poke(vu, i));
+out:
+	if (fd >= 0)
+		close(fd);
+	free(restart);
+	ret = relay_resume(vu);
+	if (rc >= 0 && ret)
+		rc = ret;
+	if (rc < 0)
+		svq_log(vu->log, vu->log_ctx, SVQISO_LOG_ERR,
+			"vu: reconnect failed: %s", strerror(-rc));
+	return rc;
+close_fd:
+	if (fd >= 0)
+		close(fd);
+	return rc;
 }
 
 int svqiso_vu_get_queue_stats(const struct svqiso_vu *vu, unsigned int index,

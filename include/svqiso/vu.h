@@ -18,6 +18,7 @@
  *   svqiso_vu_queue_process() external loop: the backend called
  *   svqiso_vu_session_fd()    with no relay thread: poll it for a hang-up
  *   svqiso_vu_session_check() ...and say so when it fires
+ *   svqiso_vu_reconnect()     a new session after a hang-up: nothing lost
  *   svqiso_vu_free()
  *
  * Stopping a queue loses nothing, whatever the device: the adapter stops
@@ -35,6 +36,11 @@
  * watches the session while a queue runs, and notices within a second;
  * otherwise (the external loop, direct mode, no queue running) the VMM
  * polls svqiso_vu_session_fd() and calls svqiso_vu_session_check().
+ * Isolated mode keeps those requests, with their bounce copies: once the
+ * backend is back (a supervisor restarted it), svqiso_vu_reconnect() opens
+ * a new session and starts the queues again where they were, the requests
+ * the old backend held posted first, so the guest sees a pause and loses
+ * nothing.
  *
  * SVQISO_VU_DIRECT registers guest RAM and hands the guest rings and
  * eventfds to the backend unchanged, as plain vhost-user does. It gives no
@@ -144,12 +150,13 @@ typedef void (*svqiso_vu_relay_fn)(void *ctx);
  * svqiso_vu_hangup_fn - the backend hung up.
  * @ctx: the opts' hangup_ctx
  *
- * Called once per adapter, when it first notices that the session with the
- * backend ended: the backend closed its socket or died, or the adapter
+ * Called once per session, when the adapter first notices that the session
+ * with the backend ended: the backend closed its socket or died, or the adapter
  * closed the session after a request failed (logged). By then every queue
  * that was running relays nothing more, and svqiso_vu_queue_broken() says
- * how many requests it held: those are lost with the backend. The VMM then
- * stops the queues and frees the adapter.
+ * how many requests it held. The VMM then either reconnects
+ * (svqiso_vu_reconnect(), isolated mode: nothing is lost) or stops the
+ * queues and frees the adapter (what the backend held is lost with it).
  *
  * Context: relay mode with a queue running: the relay thread, with every
  * signal blocked, within a second of the hang-up (at once with the io_uring
@@ -418,7 +425,9 @@ SVQISO_API const char *svqiso_vu_queue_broken(const struct svqiso_vu *vu,
  * EPOLLRDHUP; POLLHUP and POLLERR come unasked), never for POLLIN, and
  * never read, write or close it: it is the adapter's, open until
  * svqiso_vu_free(). When it reports, call svqiso_vu_session_check(). A
- * hang-up stays reported: take the fd out of the poll set then.
+ * hang-up stays reported: take the fd out of the poll set then. After
+ * svqiso_vu_reconnect() the same fd number is the new session's socket:
+ * add it to the poll set again.
  *
  * Return: the fd (>= 0); -EINVAL (NULL).
  */
@@ -440,6 +449,38 @@ SVQISO_API int svqiso_vu_session_fd(const struct svqiso_vu *vu);
  * mode: the VMM's control thread; acting on a hang-up pauses the relay.
  */
 SVQISO_API int svqiso_vu_session_check(struct svqiso_vu *vu);
+
+/**
+ * svqiso_vu_reconnect() - isolated mode: a new session with the backend
+ * after the old one ended (the backend hung up, crashed, or was restarted),
+ * losing no request. Every queue that was running, broken ones aside,
+ * keeps what the old backend held, with its bounce copies; the new session
+ * gets the same features and the isolated regions, and each such queue is
+ * started again at the guest base past what the adapter took, the requests
+ * the old backend held posted first, oldest first. The guest ring is not
+ * touched: to the guest, the requests took longer. Queues the VMM stopped
+ * after the hang-up (svqiso_vu_queue_stop() gave -ECONNRESET and a base)
+ * keep their requests too: svqiso_vu_queue_start() at that base posts them.
+ * Requests a backend had finished but not yet completed are done twice,
+ * as after any device crash; a block device's are idempotent.
+ * A hang-up not noticed yet is noticed first (the hangup callback runs, on
+ * this thread). If the backend is not back, call again later.
+ * @fd: a connected socket, owned by the adapter from the call on (closed on
+ * error too); -1: connect to the opts' path again
+ *
+ * Return: the number of requests posted again (>= 0); -EINVAL (NULL, @fd
+ * below -1, -1 for an adapter connected by fd), -ENOTSUP (direct mode:
+ * what the backend held is unknown), -EBUSY (the session is up, or a
+ * queue is stopping: its stop has to end first), -EPROTO (the backend came
+ * back with fewer queues, or agreeing to other features), -ENOMEM, the
+ * errnos of svqiso_vu_connect() and the session's (-ENOENT,
+ * -ECONNREFUSED: nothing listens yet). On error the adapter is as before:
+ * nothing relays, nothing is lost.
+ *
+ * Context: the VMM's control thread, as svqiso_vu_queue_start() (external
+ * loop: with the queues quiesced).
+ */
+SVQISO_API int svqiso_vu_reconnect(struct svqiso_vu *vu, int fd);
 
 /**
  * svqiso_vu_get_queue_stats() - queue @index's counters, kept across stop

@@ -56,7 +56,7 @@ static int start(struct qsd *q, const struct qsd_cfg *cfg)
 	unsigned int n = 5;
 	struct proc_spawn_opts po = { .argv = argv, .sock = q->sock,
 				      .start_ms = START_MS, .stdin_fd = -1,
-				      .out_fd = -1 };
+				      .out_fd = cfg->out_fd > 0 ? cfg->out_fd : -1 };
 
 	if (cfg->null_driver)
 		snprintf(a_file, sizeof(a_file),

@@ -31,6 +31,8 @@ struct qsd_cfg {
 	unsigned int throttle_iops;	/* 0: none; else every request waits
 					 * its turn at this rate (a throttle
 					 * node over the disk) */
+	int out_fd;			/* its stdout and stderr; 0: this
+					 * process's stderr */
 };
 
 struct qsd {

@@ -32,6 +32,11 @@
  *    fd fires within a second and svqiso_vu_session_check() reports it, as
  *    it does in direct mode and with no queue running. A session the
  *    adapter closes on a request that timed out is reported the same way.
+ *  - reconnect: the daemon killed with requests in flight and started
+ *    again, and svqiso_vu_reconnect(): it posts exactly what the dead one
+ *    held, and a workload interrupted by three kills (relay thread, io_uring
+ *    and epoll; external loop) completes every request with every byte
+ *    right; it fails, changing nothing, while the daemon is not back.
  *  - relay thread: the relay_start hook runs on the relay thread (named
  *    "svqiso-relay", signals blocked) once per start, including the restarts
  *    a queue stop/start and a region add make, and the CPU it pins the
@@ -58,7 +63,9 @@
 #include <unistd.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 
 #include <svqiso/svqiso.h>
 #include <svqiso/vu.h>
@@ -108,6 +115,10 @@ static struct {
 	int notify_err;			/* first svqiso_vu_queue_kick() error */
 	uint64_t notifies, wakes, guest_irqs;
 	unsigned int restart_every;	/* wake-ups between a stop/restart */
+	unsigned int kill_every;	/* wake-ups between a backend kill and
+					 * reconnect (external loop) */
+	unsigned int kills_left;
+	uint64_t reposted;		/* svqiso_vu_reconnect() said so */
 	unsigned int wake_ticks;
 	unsigned int restarts, restarts_busy;
 	unsigned int work_timeout_ms;	/* 0: 30 s */
@@ -381,6 +392,8 @@ static void ext_notify(void *ctx, struct blkq *q)
 		F.notify_err = rc;
 }
 
+static int kill_and_reconnect(void);
+
 static void ext_restart(unsigned int i)
 {
 	struct svqiso_svq_stats st = { .sz = sizeof(st) };
@@ -422,6 +435,11 @@ static int ext_wake(void *ctx, unsigned int i)
 		ext_restart(i);
 		inject = true;
 	}
+	/* The VMM's thread, with the queues quiesced as the contract asks. */
+	if (F.kill_every && F.kills_left && ++F.wake_ticks % F.kill_every == 0) {
+		kill_and_reconnect();
+		F.kills_left--;
+	}
 	rc = svqiso_vu_queue_process(F.vu, i);
 	if (rc < 0)
 		return rc;
@@ -458,6 +476,8 @@ static void fx_open(const struct variant *v)
 	F.notify_err = 0;
 	F.notifies = F.wakes = F.guest_irqs = 0;
 	F.restart_every = F.restarts = F.restarts_busy = F.wake_ticks = 0;
+	F.kill_every = F.kills_left = 0;
+	F.reposted = 0;
 	F.work_timeout_ms = 0;
 	F.expect_guest_mapped = v->mode == SVQISO_VU_DIRECT;
 	F.gm = gmem_new(GUEST_GPA, GUEST_SIZE, 2);
@@ -1979,6 +1999,220 @@ START_TEST(test_external_backend_death_is_bounded)
 }
 END_TEST
 
+/* ---- the backend killed, started again, and reconnected ---- */
+
+/*
+ * SIGKILL the daemon, as a crash ends it, wait for the adapter to notice
+ * (relay mode: its thread; otherwise the session fd, which the VMM polls),
+ * start the daemon again on the same image and socket, and reconnect.
+ * Return: what svqiso_vu_reconnect() posted again.
+ */
+static int kill_and_reconnect(void)
+{
+	struct qsd_cfg c = { .img_size = IMG_SIZE, .discard = true };
+	struct pollfd pfd = { .fd = svqiso_vu_session_fd(F.vu),
+			      .events = POLLRDHUP };
+	int rc = -1;
+	unsigned int k;
+
+	qsd_kill(&D);
+	ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+	/* Nothing listens: the adapter stays as it was. */
+	ck_assert_int_lt(svqiso_vu_reconnect(F.vu, -1), 0);
+	ck_assert_int_eq(svqiso_vu_session_check(F.vu), 1);
+	ck_assert_msg(!qsd_restart(&D, &c), "restart: %s", D.err);
+	for (k = 0; k < 100 && rc < 0; k++) {
+		rc = svqiso_vu_reconnect(F.vu, -1);
+		if (rc < 0)
+			nanosleep(&(struct timespec){ 0, 20000000 }, NULL);
+	}
+	ck_assert_msg(rc >= 0, "reconnect: %s", strerror(-rc));
+	ck_assert_int_eq(svqiso_vu_session_check(F.vu), 0);
+	ck_assert_int_eq(svqiso_vu_reconnect(F.vu, -1), -EBUSY);	/* it is up */
+	F.reposted += (uint64_t)rc;
+	return rc;
+}
+
+/*
+ * The daemon is killed with requests in flight, started again, and the
+ * adapter reconnects, three times while the workload runs: every request
+ * completes, every byte checks out, in the image too, and the queues count
+ * what they posted again (test_reconnect_reposts_what_was_held counts
+ * them exactly). _i: 0 relay thread (io_uring), 1 relay thread
+ * (epoll), 2 the external loop (the kill and reconnect on the guest's
+ * thread, on a backend call, so with requests in flight).
+ */
+START_TEST(test_reconnect_loses_nothing)
+{
+	static const uint8_t mode[] = { SVQISO_LOOP_URING, SVQISO_LOOP_EPOLL,
+					SVQISO_LOOP_URING };
+	struct variant v = { .mode = SVQISO_VU_ISOLATED, .indirect = true,
+			     .event_idx = true, .loop_mode = mode[_i],
+			     .external = _i == 2, .call_fd = true,
+			     .hangup = true };
+	struct runner r = { .n = scaled(REQUESTS / 2),
+			    .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	uint64_t reposted = 0;
+	unsigned int kills = 0, i, k;
+	pthread_t t;
+
+	fx_open(&v);
+	work_new(DEPTH);
+	F.ticks = 1;
+	if (v.external) {
+		F.kill_every = 97;
+		F.kills_left = 3;
+		ck_assert_int_eq(blkwork_run(F.w, r.n, &r.res), 0);
+		kills = 3 - F.kills_left;
+	} else {
+		ck_assert_int_eq(pthread_create(&t, NULL, run_thread, &r), 0);
+		while (!runner_done(&r) && kills < 3) {
+			nanosleep(&(struct timespec){ 0, 150000000 }, NULL);
+			/* Kill it holding requests, as far as the counters
+			 * tell: they may yet complete before it dies. */
+			for (k = 0; k < 200 && !runner_done(&r) &&
+			     !adapter_holds(0, NULL) && !adapter_holds(1, NULL); k++)
+				nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+			if (runner_done(&r))
+				break;
+			kill_and_reconnect();
+			kills++;
+		}
+		pthread_join(t, NULL);
+		ck_assert_int_eq(r.rc, 0);
+	}
+	fprintf(stderr, "# %u kills and reconnects, %" PRIu64 " requests posted "
+		"again, %u hang-ups reported\n", kills, F.reposted, hangup_calls());
+	check_result(&r.res, r.n);
+	ck_assert_uint_eq(kills, 3);
+	ck_assert_uint_eq(hangup_calls(), 3);	/* once per session */
+	/* On a backend call the adapter holds what it signalled; the relay
+	 * thread may have completed everything by the time the daemon dies. */
+	if (v.external)
+		ck_assert_uint_gt(F.reposted, 0);
+	ck_assert_int_eq(F.notify_err, 0);
+	stop_all();
+	check_image();
+	for (i = 0; i < NQ; i++) {
+		ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, i, &st), 0);
+		ck_assert_uint_eq(st.errors, 0);
+		ck_assert_ptr_null(svqiso_vu_queue_broken(F.vu, i));
+		reposted += st.reposted;
+	}
+	ck_assert_uint_eq(reposted, F.reposted);
+	fx_close();
+}
+END_TEST
+
+/* Collect queue @i's completions until @n came (bounded); the count OK. */
+static unsigned int collect_n(unsigned int i, unsigned int n)
+{
+	unsigned int ok = 0, got = 0, k;
+	int rc;
+
+	for (k = 0; k < 1000 && got < n; k++) {
+		rc = blkq_collect(F.q[i], count_ok, &ok);
+		ck_assert_int_ge(rc, 0);
+		got += (unsigned int)rc;
+		if (got < n)
+			nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	}
+	ck_assert_uint_eq(got, n);
+	return ok;
+}
+
+/*
+ * A daemon held to a few requests per second is killed with the adapter
+ * holding requests on queue 0: svqiso_vu_reconnect() fails, changing
+ * nothing, until the daemon is back; then it posts exactly what queue 0
+ * held, each of them completes, the hang-up reasons are gone, and the
+ * queues stop cleanly. Misuse: NULL, a bad fd, a session that is up, an
+ * adapter connected by fd with no fd, direct mode.
+ */
+START_TEST(test_reconnect_reposts_what_was_held)
+{
+	struct qsd_cfg c = { .img_size = IMG_SIZE, .discard = true,
+			     .throttle_iops = THROTTLE_IOPS };
+	struct variant v = { .mode = SVQISO_VU_ISOLATED, .indirect = true,
+			     .event_idx = true, .hangup = true };
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	uint64_t held;
+	unsigned int k;
+	int rc = -1;
+
+	fx_open(&v);
+	ck_assert_int_eq(svqiso_vu_reconnect(NULL, -1), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_reconnect(F.vu, -2), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_reconnect(F.vu, -1), -EBUSY);
+	post_and_hold(DEPTH);
+
+	qsd_kill(&D);
+	for (k = 0; k < 500 && !hangup_calls(); k++)
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	ck_assert_uint_eq(hangup_calls(), 1);
+	/* The relay stopped with the callback: the count is final. */
+	held = adapter_holds(0, NULL);
+	ck_assert_uint_gt(held, 0);
+	ck_assert_uint_eq(reason_count(0), held);
+	rc = svqiso_vu_reconnect(F.vu, -1);
+	ck_assert_msg(rc == -ENOENT || rc == -ECONNREFUSED, "%s", strerror(-rc));
+	ck_assert_uint_eq(reason_count(0), held);	/* as it was */
+	ck_assert_uint_eq(hangup_calls(), 1);
+
+	ck_assert_msg(!qsd_restart(&D, &c), "restart: %s", D.err);
+	rc = svqiso_vu_reconnect(F.vu, -1);
+	ck_assert_int_eq(rc, (int)held);
+	ck_assert_ptr_null(svqiso_vu_queue_broken(F.vu, 0));
+	ck_assert_ptr_null(svqiso_vu_queue_broken(F.vu, 1));
+	ck_assert_int_eq(svqiso_vu_session_check(F.vu), 0);
+	/* Every read the guest posted completes, once, good. */
+	ck_assert_uint_eq(collect_n(0, DEPTH), DEPTH);
+	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, 0, &st), 0);
+	ck_assert_uint_eq(st.reposted, held);
+	ck_assert_uint_eq(st.completions, DEPTH);
+	stop_all();
+	fx_close();
+}
+END_TEST
+
+/* Direct mode: the backend held the guest's own ring; nothing to repost. */
+START_TEST(test_reconnect_needs_isolation)
+{
+	struct variant v = { .mode = SVQISO_VU_DIRECT, .indirect = true,
+			     .event_idx = true };
+	SVQISO_OPTS(svqiso_vu_opts, o, .log = log_cb, .timeout_ms = 2000);
+	struct svqiso_vu *vu;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, fd2;
+
+	fx_open(&v);
+	qsd_kill(&D);
+	fd = dup(0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(svqiso_vu_reconnect(F.vu, fd), -ENOTSUP);
+	ck_assert_int_eq(fcntl(fd, F_GETFD), -1);	/* closed */
+	fx_close();
+
+	/* An adapter connected by fd reconnects over a new fd only. */
+	ck_assert_msg(!qsd_restart(&D, &(struct qsd_cfg){ .img_size = IMG_SIZE }),
+		      "restart: %s", D.err);
+	memcpy(sa.sun_path, D.sock, strlen(D.sock) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	o.fd = fd;
+	ck_assert_int_eq(svqiso_vu_connect(&o, &vu), 0);
+	ck_assert_int_eq(svqiso_vu_reconnect(vu, -1), -EINVAL);
+	fd2 = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd2, 0);
+	ck_assert_int_eq(connect(fd2, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(svqiso_vu_reconnect(vu, fd2), -EBUSY);	/* it is up */
+	ck_assert_int_eq(fcntl(fd2, F_GETFD), -1);
+	svqiso_vu_free(vu);
+}
+END_TEST
+
 /*
  * Tests in the tcases Check runs (CK_RUN_SUITE, CK_RUN_CASE; none has tags,
  * so CK_INCLUDE_TAGS runs none): main() holds the number that reported a
@@ -2061,6 +2295,11 @@ static Suite *vu_suite(void)
 	vu_add_test(tc, test_external_hangup_reported);
 	vu_add_loop_test(tc, test_session_check_without_relay, 0, 2);
 	vu_add_test(tc, test_session_closed_by_adapter_reported);
+	vu_add_test(tc, test_reconnect_reposts_what_was_held);
+	tc = vu_tcase_with(s, "reconnect", 300, no_daemon);
+	tcase_add_checked_fixture(tc, daemon_setup, daemon_teardown);
+	vu_add_loop_test(tc, test_reconnect_loses_nothing, 0, 3);
+	vu_add_test(tc, test_reconnect_needs_isolation);
 	return s;
 }
 
