@@ -820,7 +820,6 @@ int svqiso_vhost_queue_drain(struct svqiso_vhost *vh, unsigned int idx,
 			     int timeout_ms, int hup_fd)
 {
 	struct vh_queue *q = (struct vh_queue *)find_queue(vh, idx);
-
 	int rc;
 
 	if (!q || q->state != VH_RUNNING || timeout_ms < 0)

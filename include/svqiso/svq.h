@@ -332,12 +332,13 @@ SVQISO_API int svqiso_svq_guest_base(const struct svqiso_svq *svq,
  * the low half, the high half is not used). The requests the shadow ring
  * made available from there on were never seen by the backend: each goes
  * back to the guest ring, with the chain waiting for bounce space, and its
- * bounce buffer back to the pool. The guest ring's position is rewound over
- * them (split: by one per chain; packed: by the chain's slots, wrap counter
- * included), so svqiso_svq_guest_base() then names the first of them and a
- * restart there pops them again, in the same order. What the backend did
- * take stays in flight until process_used() completes it; once
- * svqiso_svq_in_flight() is 0 the guest base is a clean restart point.
+ * bounce buffer back to the pool (a one-off region is removed). The guest
+ * ring's position is rewound over them (split: by one per chain; packed: by
+ * the chain's slots, wrap counter included), so svqiso_svq_guest_base()
+ * then names the first of them and a restart there pops them again, in the
+ * same order. What the backend did take stays in flight until
+ * process_used() completes it; once svqiso_svq_in_flight() is 0 the guest
+ * base is a clean restart point.
  *
  * Element mode: the requests the backend never saw, and those submitted
  * and not yet forwarded, go to the opts' giveback callback, newest first,
@@ -380,14 +381,15 @@ SVQISO_API bool svqiso_svq_is_broken(const struct svqiso_svq *svq);
 SVQISO_API const char *svqiso_svq_broken_reason(const struct svqiso_svq *svq);
 
 /**
- * svqiso_svq_reset() - drop everything in flight, return every bounce buffer,
- * lay out an empty shadow ring and clear the broken state. Element mode: each
- * request held completes with length 0. Ring mode: the guest ring is attached
- * afresh at @guest_base (its vring base), as after SET_VRING_BASE. Split:
- * the next avail index, 0 for a fresh ring. Packed: vhost's format (see
- * svqiso_svq_guest_base()), SVQISO_PACKED_FRESH_BASE for a fresh ring; a
- * high half of 0 (the low half alone, 1 << 15 for a fresh ring) means the
- * used position is the avail one. A used position behind the avail one
+ * svqiso_svq_reset() - drop everything in flight, return every bounce buffer
+ * (removing a one-off region), lay out an empty shadow ring and clear the
+ * broken state. Element mode: each request held completes with length 0.
+ * Ring mode: the guest ring is attached afresh at @guest_base (its vring
+ * base), as after SET_VRING_BASE. Split: the next avail index, 0 for a
+ * fresh ring. Packed: vhost's format (see svqiso_svq_guest_base()),
+ * SVQISO_PACKED_FRESH_BASE for a fresh ring; a high half of 0 (the low half
+ * alone, 1 << 15 for a fresh ring) means the used position is the avail
+ * one. A used position behind the avail one
  * leaves the slots between held: their chains went with the ring's last
  * owner.
  *
