@@ -7,19 +7,88 @@
 #include "svq_priv.h"
 #include "layout.h"
 
-/*
- * The bounce pool refused @total bytes with @err. "Not now" only means
- * something while a completion can still come back to free room; with
- * nothing in flight it would wait forever, so then the queue breaks.
- *
- * Return: -ENOSPC (retry after a completion); -EIO (the queue broke).
- */
-static int no_buf(struct svqiso_svq *svq, uint64_t total, int err)
+/* Failures to make a region that a completion may cure: out of region
+ * slots (the iso's, or the backend's), fds or memory. */
+static bool oneoff_transient(int err)
 {
+	return err == -ENOSPC || err == -EMFILE || err == -ENFILE ||
+	       err == -ENOMEM;
+}
+
+/*
+ * A request of @total bytes that the pool can never hold: the svq's one-off
+ * region, made for it. Return: 0 and *@buf; -ENOSPC (not now: the region is
+ * taken, or none can be made while others are in flight); -EIO (broken).
+ */
+static int oneoff_get(struct svqiso_svq *svq, uint64_t total,
+		      struct svqiso_buf *buf)
+{
+	struct svqiso_region r;
+	int err;
+
+	/* Held by a request in flight: its completion gives it back. */
+	if (svq->oneoff_iova != SVQ_ONEOFF_NONE && svq->shadow.inflight) {
+		svq->st.oneoff_waits++;
+		return -ENOSPC;
+	}
+	if (svq->oneoff_iova != SVQ_ONEOFF_NONE)	/* cannot be: say so */
+		return svq_fail(svq, false, "%s: broken: one-off region held by no request",
+				svq->name);
+	err = svqiso_iso_region_new(svq->iso, total, &r);
+	if (err) {
+		if (oneoff_transient(err) && svq->shadow.inflight) {
+			svq->st.oneoff_waits++;
+			return -ENOSPC;
+		}
+		return svq_fail(svq, false,
+				"%s: broken: no isolated region for a request of %" PRIu64
+				" bytes, more than the bounce pool holds: %s",
+				svq->name, total, strerror(-err));
+	}
+	if (!svq->oneoff_said) {
+		svq->oneoff_said = true;
+		svq_log(svq->log, svq->log_ctx, SVQISO_LOG_INFO,
+			"%s: a request of %" PRIu64 " bytes, more than the bounce pool holds, "
+			"goes through an isolated region of its own (so does every such "
+			"request, one at a time)", svq->name, total);
+	}
+	svq->oneoff_iova = r.iova;
+	*buf = (struct svqiso_buf){ .hva = r.uaddr, .iova = r.iova,
+				    .len = r.size };
+	svq->st.oneoffs++;
+	return 0;
+}
+
+void svq_oneoff_put(struct svqiso_svq *svq)
+{
+	svqiso_iso_region_free(svq->iso, svq->oneoff_iova);
+	svq->oneoff_iova = SVQ_ONEOFF_NONE;
+}
+
+/*
+ * The bounce pool refused @total bytes with @err. "Never" (-EMSGSIZE) takes
+ * the one-off region. "Not now" only means something while a completion can
+ * still come back to free room; with nothing in flight it would wait
+ * forever, so then the queue breaks. Out of line: the common request fits.
+ *
+ * Return: 0 (*@buf is the one-off region); -ENOSPC (retry after a
+ * completion); -EIO (the queue broke).
+ */
+static int __attribute__((noinline, cold))
+no_buf(struct svqiso_svq *svq, uint64_t total, int err, struct svqiso_buf *buf)
+{
+	if (err == -EMSGSIZE && !svq->no_oneoff && total <= svq->oneoff_max)
+		return oneoff_get(svq, total, buf);
 	if (err == -ENOSPC && svq->shadow.inflight) {
 		svq->st.pool_stalls++;
 		return -ENOSPC;
 	}
+	if (err == -EMSGSIZE)
+		return svq_fail(svq, false,
+				"%s: broken: a request of %" PRIu64 " bytes is more than the "
+				"bounce pool holds%s", svq->name, total,
+				svq->no_oneoff ? ", and one-off regions are off" :
+				" and more than oneoff_max");
 	return svq_fail(svq, false,
 			"%s: broken: no bounce buffer of %" PRIu64 " bytes: %d",
 			svq->name, total, err);
@@ -77,8 +146,11 @@ prepare_chain(struct svqiso_svq *svq, const struct svq_req *r, uint64_t total,
 		      svq->shadow.num_free < nshadow)
 		return -ENOSPC;
 	err = svq_pool_alloc(svq->pool, total, buf);
-	if (err)
-		return no_buf(svq, total, err);
+	if (unlikely(err)) {
+		err = no_buf(svq, total, err, buf);
+		if (err)
+			return err;
+	}
 
 	for (k = 0; k < r->nseg; k++) {
 		const struct svq_seg *g = &r->seg[k];
@@ -145,8 +217,11 @@ int svq_forward(struct svqiso_svq *svq, struct svq_req *r)
 		if (unlikely(!svq->shadow.num_free))
 			return -ENOSPC;
 		err = svq_pool_alloc(svq->pool, total, &buf);
-		if (unlikely(err))
-			return no_buf(svq, total, err);
+		if (unlikely(err)) {
+			err = no_buf(svq, total, err, &buf);
+			if (err)
+				return err;
+		}
 		if (!g->write || svq->preserve)
 			svq->copy(buf.hva, g->hva, g->len);
 		one = (struct svq_seg){ .addr = buf.iova, .len = g->len,
@@ -172,7 +247,7 @@ int svq_forward(struct svqiso_svq *svq, struct svq_req *r)
 				 ind, &id);
 	if (unlikely(err)) {
 		/* Room was checked above: this is our bug, not the peer's. */
-		svq_pool_put(svq->pool, &buf);
+		svq_buf_put(svq, &buf);
 		return svq_fail(svq, false, "%s: broken: shadow add failed: %d",
 				svq->name, err);
 	}

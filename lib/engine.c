@@ -27,7 +27,7 @@
 #include "vring.h"
 
 #if defined(__LP64__)
-_Static_assert(sizeof(struct svqiso_vhost_opts) == 96, "svqiso_vhost_opts is append-only");
+_Static_assert(sizeof(struct svqiso_vhost_opts) == 104, "svqiso_vhost_opts is append-only");
 #endif
 
 #define VH_DEFAULT_MAX_NUM	1024
@@ -74,6 +74,7 @@ struct svqiso_vhost {
 	uint64_t slot_size;		/* one queue's piece of a ring region */
 	uint64_t pool_size;
 	uint64_t batch_bytes;
+	uint64_t oneoff_max;
 	svqiso_region_fn region_add;
 	svqiso_region_fn region_del;
 	void *region_ctx;
@@ -198,7 +199,8 @@ int svqiso_vhost_new(const struct svqiso_vhost_opts *opts,
 	const uint32_t all_flags = SVQISO_VHOST_F_PRESERVE |
 				   SVQISO_VHOST_F_NO_INDIRECT |
 				   SVQISO_VHOST_F_NO_EVENT_IDX |
-				   SVQISO_VHOST_F_LAZY_KICKS;
+				   SVQISO_VHOST_F_LAZY_KICKS |
+				   SVQISO_VHOST_F_NO_ONEOFF;
 	SVQISO_OPTS(svqiso_mem_opts, mo);
 	struct svqiso_vhost *vh;
 	const char *name;
@@ -233,6 +235,7 @@ int svqiso_vhost_new(const struct svqiso_vhost_opts *opts,
 							vh->max_num, 0));
 	vh->pool_size = SVQ_OPTS_GET(opts, pool_size, 0);
 	vh->batch_bytes = SVQ_OPTS_GET(opts, batch_bytes, 0);
+	vh->oneoff_max = SVQ_OPTS_GET(opts, oneoff_max, 0);
 	vh->region_add = SVQ_OPTS_GET(opts, region_add, NULL);
 	vh->region_del = SVQ_OPTS_GET(opts, region_del, NULL);
 	vh->region_ctx = SVQ_OPTS_GET(opts, region_ctx, NULL);
@@ -568,7 +571,9 @@ static int queue_new_svq(struct svqiso_vhost *vh, unsigned int idx,
 			    .flags = (vh->flags & SVQISO_VHOST_F_PRESERVE ?
 				      SVQISO_SVQ_F_PRESERVE : 0) |
 				     (vh->flags & SVQISO_VHOST_F_LAZY_KICKS ?
-				      SVQISO_SVQ_F_LAZY_KICKS : 0),
+				      SVQISO_SVQ_F_LAZY_KICKS : 0) |
+				     (vh->flags & SVQISO_VHOST_F_NO_ONEOFF ?
+				      SVQISO_SVQ_F_NO_ONEOFF : 0),
 			    .num = vring->num, .guest_layout = vring->layout,
 			    .shadow_layout = vh->shadow_layout,
 			    .guest_features = gfeat, .shadow_features = sfeat,
@@ -577,7 +582,8 @@ static int queue_new_svq(struct svqiso_vhost *vh, unsigned int idx,
 			    .iso = vh->iso, .pool = q->pool,
 			    .log = vh->log, .log_ctx = vh->log_ctx,
 			    .name = q->name, .batch_bytes = vh->batch_bytes,
-			    .ring_area = shared ? &area : NULL);
+			    .ring_area = shared ? &area : NULL,
+			    .oneoff_max = vh->oneoff_max);
 
 		rc = svqiso_svq_new(&so, &svq);
 	}
@@ -814,11 +820,18 @@ int svqiso_vhost_queue_drain(struct svqiso_vhost *vh, unsigned int idx,
 			     int timeout_ms, int hup_fd)
 {
 	struct vh_queue *q = (struct vh_queue *)find_queue(vh, idx);
+	int rc;
 
 	if (!q || q->state != VH_RUNNING || timeout_ms < 0)
 		return -EINVAL;
 	svqiso_svq_pause(q->svq, true);
-	return queue_wait(q, true, timeout_ms, hup_fd);
+	rc = queue_wait(q, true, timeout_ms, hup_fd);
+	if (rc == -ETIMEDOUT)
+		svq_log(vh->log, vh->log_ctx, SVQISO_LOG_WARN,
+			"%s: %u requests still in flight after %d ms: the backend "
+			"has not completed them; the queue takes nothing new",
+			q->name, svqiso_svq_in_flight(q->svq), timeout_ms);
+	return rc;
 }
 
 /* Stop @q keeping what it holds for the next backend. */

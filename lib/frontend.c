@@ -415,6 +415,18 @@ int svq_fe_region_add(void *ctx, const struct svqiso_region *region)
 		rc = fe_send_mem_reg(fe, SVQ_VU_ADD_MEM_REG, region);
 	else
 		rc = fe_send_mem_table(fe);
+	/*
+	 * A region made while a queue runs (a one-off region) is used as
+	 * soon as this returns, and the backend learns of that through its
+	 * kick eventfd, not this socket. Without REPLY_ACK nothing says it
+	 * read the message first: a request with a reply does (QEMU does
+	 * the same with GET_FEATURES).
+	 */
+	if (!rc && !fe->reply_ack) {
+		uint64_t features;
+
+		rc = fe_get_u64(fe, SVQ_VU_GET_FEATURES, &features);
+	}
 	if (rc)
 		fe->nregions--;
 	return rc;

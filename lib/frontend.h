@@ -132,7 +132,10 @@ int svq_fe_set_features(struct svq_fe *fe, uint64_t wanted, uint64_t *agreed);
 /*
  * svq_fe_region_add() / svq_fe_region_del() - svqiso_region_fn callbacks,
  * @ctx the session: give an iso's region to the backend, or take it back.
- * Must only run after svq_fe_connect() (create the iso after it).
+ * Must only run after svq_fe_connect() (create the iso after it). An add
+ * returns once the backend has read it: acked with REPLY_ACK, else
+ * followed by a GET_FEATURES round trip, since a region made while a queue
+ * runs is used at once.
  *
  * Return (add): 0; -ENOSPC (every memory slot is used), -ENOTCONN, the
  * codec's errnos.

@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -22,6 +23,13 @@
 #define NAME_MAX_PREFIX	200
 
 struct svqiso_iso {
+	/*
+	 * Guards @mem and @next_iova: the shadow virtqueues of one device may
+	 * make and drop one-off regions from their own threads (svq.h). The
+	 * region callbacks run under it, so they are serialized too; it is
+	 * recursive, so they may read the regions.
+	 */
+	pthread_mutex_t lock;
 	struct svqiso_mem *mem;		/* the live regions, by IOVA */
 	uint64_t next_iova;		/* next base; only ever grows */
 	uint64_t page;
@@ -95,6 +103,16 @@ int svqiso_iso_new(const struct svqiso_iso_opts *opts, struct svqiso_iso **out)
 		free(iso);
 		return err;
 	}
+	{
+		pthread_mutexattr_t a;
+
+		/* Recursive: a callback may read the regions (to send a whole
+		 * SET_MEM_TABLE) on the thread that holds the lock. */
+		pthread_mutexattr_init(&a);
+		pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+		pthread_mutex_init(&iso->lock, &a);
+		pthread_mutexattr_destroy(&a);
+	}
 	*out = iso;
 	return 0;
 }
@@ -145,11 +163,12 @@ void svqiso_iso_free(struct svqiso_iso *iso)
 		region_drop(iso, &m);
 	}
 	svqiso_mem_free(iso->mem);
+	pthread_mutex_destroy(&iso->lock);
 	free(iso);
 }
 
-int svqiso_iso_region_new(struct svqiso_iso *iso, uint64_t size,
-			  struct svqiso_region *out)
+static int region_new(struct svqiso_iso *iso, uint64_t size,
+		      struct svqiso_region *out)
 {
 	struct svqiso_mem_region m;
 	struct svqiso_region r;
@@ -159,8 +178,6 @@ int svqiso_iso_region_new(struct svqiso_iso *iso, uint64_t size,
 	void *p;
 	int fd, err;
 
-	if (!iso || !out || !size || size > SVQ_ISO_MAX_SIZE)
-		return -EINVAL;
 	size = round_up(size, iso->page);
 	span = round_up(size, SVQ_ISO_IOVA_ALIGN);
 	iova = iso->next_iova;
@@ -230,21 +247,51 @@ fail:
 	return err;
 }
 
+int svqiso_iso_region_new(struct svqiso_iso *iso, uint64_t size,
+			  struct svqiso_region *out)
+{
+	int err;
+
+	if (!iso || !out || !size || size > SVQ_ISO_MAX_SIZE)
+		return -EINVAL;
+	pthread_mutex_lock(&iso->lock);
+	err = region_new(iso, size, out);
+	pthread_mutex_unlock(&iso->lock);
+	return err;
+}
+
 int svqiso_iso_region_free(struct svqiso_iso *iso, uint64_t iova)
 {
 	struct svqiso_mem_region m;
+	int err = 0;
 
 	if (!iso)
 		return -EINVAL;
+	pthread_mutex_lock(&iso->lock);
 	if (find_base(iso, iova, &m) < 0)
-		return -ENOENT;
-	region_drop(iso, &m);
-	return 0;
+		err = -ENOENT;
+	else
+		region_drop(iso, &m);
+	pthread_mutex_unlock(&iso->lock);
+	return err;
+}
+
+/* The iso's lock for a reader: @iso is const to its callers. */
+static pthread_mutex_t *lock_of(const struct svqiso_iso *iso)
+{
+	return (pthread_mutex_t *)&iso->lock;
 }
 
 unsigned int svqiso_iso_nr_regions(const struct svqiso_iso *iso)
 {
-	return iso ? svqiso_mem_nr_regions(iso->mem) : 0;
+	unsigned int n;
+
+	if (!iso)
+		return 0;
+	pthread_mutex_lock(lock_of(iso));
+	n = svqiso_mem_nr_regions(iso->mem);
+	pthread_mutex_unlock(lock_of(iso));
+	return n;
 }
 
 int svqiso_iso_get_region(const struct svqiso_iso *iso, unsigned int i,
@@ -255,7 +302,9 @@ int svqiso_iso_get_region(const struct svqiso_iso *iso, unsigned int i,
 
 	if (!iso || !out)
 		return -EINVAL;
+	pthread_mutex_lock(lock_of(iso));
 	err = svqiso_mem_get_region(iso->mem, i, &m);
+	pthread_mutex_unlock(lock_of(iso));
 	if (err)
 		return err;
 	to_region(&m, out);

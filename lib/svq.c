@@ -8,8 +8,8 @@
 #include "svq_priv.h"
 
 #if defined(__LP64__)
-_Static_assert(sizeof(struct svqiso_svq_opts) == 160, "svqiso_svq_opts is append-only");
-_Static_assert(sizeof(struct svqiso_svq_stats) == 128, "svqiso_svq_stats is append-only");
+_Static_assert(sizeof(struct svqiso_svq_opts) == 168, "svqiso_svq_opts is append-only");
+_Static_assert(sizeof(struct svqiso_svq_stats) == 144, "svqiso_svq_stats is append-only");
 #endif
 
 #define DEFAULT_MAX_SEGS 128
@@ -120,7 +120,7 @@ static void free_reqs(struct svq_req *r, unsigned int n)
 int svqiso_svq_new(const struct svqiso_svq_opts *opts, struct svqiso_svq **out)
 {
 	const uint32_t all_flags = SVQISO_SVQ_F_ELEMENT | SVQISO_SVQ_F_PRESERVE |
-				   SVQISO_SVQ_F_LAZY_KICKS;
+				   SVQISO_SVQ_F_LAZY_KICKS | SVQISO_SVQ_F_NO_ONEOFF;
 	const uint32_t all_features = SVQISO_RING_F_EVENT_IDX | SVQISO_RING_F_INDIRECT;
 	struct svqiso_svq *svq;
 	struct ring_layout l;
@@ -165,6 +165,12 @@ int svqiso_svq_new(const struct svqiso_svq_opts *opts, struct svqiso_svq **out)
 	svq->giveback = SVQ_OPTS_GET(opts, giveback, NULL);
 	svq->giveback_ctx = SVQ_OPTS_GET(opts, giveback_ctx, NULL);
 	svq->iso = opts->iso;
+	svq->oneoff_iova = SVQ_ONEOFF_NONE;
+	svq->no_oneoff = opts->flags & SVQISO_SVQ_F_NO_ONEOFF;
+	/* The chain rules already hold a request under 4 GiB. */
+	svq->oneoff_max = SVQ_OPTS_GET(opts, oneoff_max, 0);
+	if (!svq->oneoff_max || svq->oneoff_max > UINT32_MAX)
+		svq->oneoff_max = UINT32_MAX;
 	svq->st.sz = sizeof(svq->st);
 	svq->ring_region.iova = UINT64_MAX;
 	svq->copy = svq_copy_resolve(opts->copy);
@@ -319,11 +325,12 @@ void svqiso_svq_free(struct svqiso_svq *svq)
 
 	if (!svq)
 		return;
-	/* In-flight buffers go back to the pool silently, as documented. */
+	/* In-flight buffers go back to the pool silently, as documented;
+	 * a one-off region is removed. */
 	if (svq->slot && svq->pool)
 		for (i = 0; i < svq->num; i++)
 			if (svq->slot[i].buf.len)
-				svq_pool_put(svq->pool, &svq->slot[i].buf);
+				svq_buf_put(svq, &svq->slot[i].buf);
 	if (svq->own_pool)
 		svqiso_pool_free(svq->pool);
 	if (!svq->element_mode)
@@ -578,7 +585,7 @@ int svqiso_svq_repost(struct svqiso_svq *svq)
 		 * is lost silently, the queue says why. */
 		for (i = 0; i < n; i++)
 			if (keep[i].buf.len)
-				svq_pool_put(svq->pool, &keep[i].buf);
+				svq_buf_put(svq, &keep[i].buf);
 		free_reqs(keep, n);
 		return svq_fail(svq, false, "%s: broken: cannot post %u requests again: %d",
 				svq->name, n, err);

@@ -29,6 +29,9 @@ struct svq_req {
 
 #define SVQ_NO_TABLE UINT16_MAX
 
+/* No buffer has this IOVA: it would end past the address space. */
+#define SVQ_ONEOFF_NONE UINT64_MAX
+
 struct svqiso_svq {
 	uint32_t flags;			/* SVQISO_SVQ_F_* */
 	uint16_t num;
@@ -75,6 +78,11 @@ struct svqiso_svq {
 	struct svqiso_iso *iso;
 	struct svqiso_pool *pool;
 	bool own_pool;
+	bool no_oneoff;			/* SVQISO_SVQ_F_NO_ONEOFF */
+	bool oneoff_said;		/* the first one-off was logged */
+	uint64_t oneoff_max;		/* largest request a one-off serves */
+	uint64_t oneoff_iova;		/* the one-off region a request holds;
+					 * SVQ_ONEOFF_NONE: none */
 	struct svqiso_region ring_region;
 	bool own_ring_region;		/* ring_region is the svq's to free */
 	uint32_t next_seq;
@@ -100,6 +108,21 @@ int svq_fail(struct svqiso_svq *svq, bool logged, const char *fmt, ...)
 int svq_drain_avail(struct svqiso_svq *svq);
 int svq_forward(struct svqiso_svq *svq, struct svq_req *r);
 int svq_reforward(struct svqiso_svq *svq, struct svq_req *r);
+void svq_oneoff_put(struct svqiso_svq *svq);
+
+/*
+ * Give back a bounce buffer: to the pool, or the one-off region it is
+ * (removed). One compare on the common path: a one-off region's IOVA is
+ * no pool buffer's, the iso never handing out an address twice.
+ */
+static inline void svq_buf_put(struct svqiso_svq *svq,
+			       const struct svqiso_buf *buf)
+{
+	if (unlikely(buf->iova == svq->oneoff_iova))
+		svq_oneoff_put(svq);
+	else
+		svq_pool_put(svq->pool, buf);
+}
 
 /* Give back a completed or dropped request's bounce buffer and table. */
 static inline void svq_release(struct svqiso_svq *svq, struct svq_req *r)
@@ -108,7 +131,7 @@ static inline void svq_release(struct svqiso_svq *svq, struct svq_req *r)
 		svq->free_tables[svq->nr_free_tables++] = r->table;
 		r->table = SVQ_NO_TABLE;
 	}
-	svq_pool_put(svq->pool, &r->buf);
+	svq_buf_put(svq, &r->buf);
 	r->buf.len = 0;
 }
 

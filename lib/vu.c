@@ -35,6 +35,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -48,7 +49,7 @@
 #include "vhost_user.h"
 
 #if defined(__LP64__)
-_Static_assert(sizeof(struct svqiso_vu_opts) == 104, "svqiso_vu_opts is append-only");
+_Static_assert(sizeof(struct svqiso_vu_opts) == 112, "svqiso_vu_opts is append-only");
 #endif
 
 /* Never offered to a guest, in any mode. */
@@ -76,6 +77,16 @@ struct vu_queue {
 
 struct svqiso_vu {
 	struct svq_fe *fe;
+	/*
+	 * The session's messages and region list, for what may use them while
+	 * the relay runs (or, with the external loop, while the VMM's threads
+	 * run queues): one-off regions added and removed from the thread that
+	 * runs a queue, config space, svqiso_vu_get_info(). Everything else
+	 * that talks to the backend pauses the relay first, or runs with the
+	 * queues quiesced. Taken under the iso's lock (a region callback),
+	 * never around a call into the engine.
+	 */
+	pthread_mutex_t fe_lock;
 	struct svqiso_vhost *vh;	/* the engine; direct mode: only its
 					 * guest memory map */
 	uint8_t mode;
@@ -282,15 +293,23 @@ static int relay_resume(struct svqiso_vu *vu)
 static int vu_region_add(void *ctx, const struct svqiso_region *r)
 {
 	struct svqiso_vu *vu = ctx;
+	int rc;
 
-	return svq_fe_region_add(vu->fe, r);
+	pthread_mutex_lock(&vu->fe_lock);
+	rc = svq_fe_region_add(vu->fe, r);
+	pthread_mutex_unlock(&vu->fe_lock);
+	return rc;
 }
 
 static int vu_region_del(void *ctx, const struct svqiso_region *r)
 {
 	struct svqiso_vu *vu = ctx;
+	int rc;
 
-	return svq_fe_region_del(vu->fe, r);
+	pthread_mutex_lock(&vu->fe_lock);
+	rc = svq_fe_region_del(vu->fe, r);
+	pthread_mutex_unlock(&vu->fe_lock);
+	return rc;
 }
 
 /* A session with the backend: at the saved path, or over @fd (>= 0, owned
@@ -329,7 +348,8 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 	    SVQ_OPTS_GET(opts, timeout_ms, 0) < 0 ||
 	    (flags & ~(SVQISO_VU_F_PRESERVE | SVQISO_VU_F_NO_INDIRECT |
 		       SVQISO_VU_F_NO_EVENT_IDX | SVQISO_VU_F_LAZY_KICKS |
-		       SVQISO_VU_F_EXTERNAL_LOOP | SVQISO_VU_F_QUEUE_PAIRS))) {
+		       SVQISO_VU_F_EXTERNAL_LOOP | SVQISO_VU_F_QUEUE_PAIRS |
+		       SVQISO_VU_F_NO_ONEOFF))) {
 		if (!path)
 			close(fd);
 		return -EINVAL;
@@ -341,6 +361,7 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 			close(fd);
 		return -ENOMEM;
 	}
+	pthread_mutex_init(&vu->fe_lock, NULL);
 	vu->mode = SVQ_OPTS_GET(opts, mode, 0);
 	vu->loop_mode = SVQ_OPTS_GET(opts, loop_mode, 0);
 	vu->flags = flags;
@@ -390,11 +411,14 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 				     (flags & SVQISO_VU_F_NO_EVENT_IDX ?
 				      SVQISO_VHOST_F_NO_EVENT_IDX : 0) |
 				     (flags & SVQISO_VU_F_LAZY_KICKS ?
-				      SVQISO_VHOST_F_LAZY_KICKS : 0),
+				      SVQISO_VHOST_F_LAZY_KICKS : 0) |
+				     (flags & SVQISO_VU_F_NO_ONEOFF ?
+				      SVQISO_VHOST_F_NO_ONEOFF : 0),
 			    .copy = SVQ_OPTS_GET(opts, copy, 0),
 			    .shadow_layout = SVQ_OPTS_GET(opts, shadow_layout, 0),
 			    .pool_size = SVQ_OPTS_GET(opts, pool_size, 0),
 			    .batch_bytes = SVQ_OPTS_GET(opts, batch_bytes, 0),
+			    .oneoff_max = SVQ_OPTS_GET(opts, oneoff_max, 0),
 			    .region_add = vu_region_add,
 			    .region_del = vu_region_del, .region_ctx = vu,
 			    .log = vu->log, .log_ctx = vu->log_ctx,
@@ -435,6 +459,7 @@ void svqiso_vu_free(struct svqiso_vu *vu)
 	if (vu->session_fd >= 0)
 		close(vu->session_fd);
 	free(vu->path);
+	pthread_mutex_destroy(&vu->fe_lock);
 	free(vu);
 }
 
@@ -745,13 +770,8 @@ static int isolated_stop(struct svqiso_vu *vu, unsigned int index,
 	if (q->state == VU_Q_RUNNING) {
 		rc = svqiso_vhost_queue_drain(vu->vh, index, vu->timeout_ms,
 					      vu->session_fd);
-		if (rc == -ETIMEDOUT) {
-			svq_log(vu->log, vu->log_ctx, SVQISO_LOG_WARN,
-				"vu: queue %u: %u requests still in flight after %d ms",
-				index, svqiso_vhost_queue_in_flight(vu->vh, index),
-				vu->timeout_ms);
+		if (rc == -ETIMEDOUT)	/* logged by the engine, with the queue */
 			return rc;	/* running, taking nothing new */
-		}
 		if (rc != -ECONNRESET &&
 		    (svq_fe_fd(vu->fe) < 0 || session_gone(vu)))
 			rc = -ECONNRESET;
@@ -1068,6 +1088,12 @@ int svqiso_vu_get_queue_stats(const struct svqiso_vu *vu, unsigned int index,
 	return svqiso_vhost_queue_stats(vu->vh, index, st);
 }
 
+/* The session's lock for a reader: @vu is const to its callers. */
+static pthread_mutex_t *fe_lock_of(const struct svqiso_vu *vu)
+{
+	return (pthread_mutex_t *)&vu->fe_lock;
+}
+
 int svqiso_vu_get_info(const struct svqiso_vu *vu, struct svqiso_vu_info *info)
 {
 	struct svqiso_vu_info v = { .sz = sizeof(v) };
@@ -1080,14 +1106,16 @@ int svqiso_vu_get_info(const struct svqiso_vu *vu, struct svqiso_vu_info *info)
 	if (!vu || !info || info->sz < sizeof(size_t))
 		return -EINVAL;
 	mem = svq_vh_mem(vu->vh);
+	pthread_mutex_lock(fe_lock_of(vu));
 	v.backend_features = svq_fe_offered_features(vu->fe);
 	v.acked_features = svq_fe_acked_features(vu->fe);
 	v.protocol_features = svq_fe_protocol_features(vu->fe);
+	v.mem_slots = svq_fe_mem_slots(vu->fe);
+	v.backend_regions = svq_fe_nr_regions(vu->fe);
+	pthread_mutex_unlock(fe_lock_of(vu));
 	v.guest_bytes = vu->guest_bytes;
 	v.queues = vu->nq;
-	v.mem_slots = svq_fe_mem_slots(vu->fe);
 	v.guest_regions = svqiso_mem_nr_regions(mem);
-	v.backend_regions = svq_fe_nr_regions(vu->fe);
 	v.running = nr_running(vu);
 	v.mode = vu->mode;
 	if (!isolated(vu)) {
@@ -1110,17 +1138,27 @@ int svqiso_vu_get_info(const struct svqiso_vu *vu, struct svqiso_vu_info *info)
 int svqiso_vu_get_config(struct svqiso_vu *vu, uint32_t offset, void *buf,
 			 uint32_t len)
 {
+	int rc;
+
 	if (!vu)
 		return -EINVAL;
-	return svq_fe_get_config(vu->fe, offset, buf, len);
+	pthread_mutex_lock(&vu->fe_lock);
+	rc = svq_fe_get_config(vu->fe, offset, buf, len);
+	pthread_mutex_unlock(&vu->fe_lock);
+	return rc;
 }
 
 int svqiso_vu_set_config(struct svqiso_vu *vu, uint32_t offset,
 			 const void *buf, uint32_t len)
 {
+	int rc;
+
 	if (!vu)
 		return -EINVAL;
-	return svq_fe_set_config(vu->fe, offset, buf, len, 0);
+	pthread_mutex_lock(&vu->fe_lock);
+	rc = svq_fe_set_config(vu->fe, offset, buf, len, 0);
+	pthread_mutex_unlock(&vu->fe_lock);
+	return rc;
 }
 
 int svqiso_vu_reset(struct svqiso_vu *vu)

@@ -11,8 +11,14 @@
  * sealed against shrinking and growing: a backend holding the fd cannot turn
  * svqiso's accesses into SIGBUS.
  *
- * Thread safety: a svqiso_iso is single-threaded; the caller serializes all
- * calls on one iso, including allocations made through pools built on it.
+ * Thread safety: svqiso_iso_region_new(), svqiso_iso_region_free(),
+ * svqiso_iso_nr_regions() and svqiso_iso_get_region() take the iso's lock,
+ * so they may run on several threads at once: the shadow virtqueues of one
+ * device, each on its own thread, make and drop one-off regions for
+ * requests larger than their pools (svq.h). The region callbacks run under
+ * that lock, one at a time. svqiso_iso_new() and svqiso_iso_free() run
+ * alone, and the map svqiso_iso_mem() returns is read only where no region
+ * comes or goes meanwhile.
  */
 #ifndef SVQISO_ISO_H
 #define SVQISO_ISO_H
@@ -41,7 +47,11 @@ struct svqiso_region {
  * (after last use). For an add, a negative errno refuses the region and fails
  * the allocation that needed it; the return of a remove is ignored. On add
  * the region is mapped and already translates through svqiso_iso_mem(); on
- * remove it still does. Must not call back into the iso.
+ * remove it still does. May read the iso (svqiso_iso_nr_regions(),
+ * svqiso_iso_get_region(), to send a whole memory table) but not make or
+ * remove a region. Runs on the thread that makes or drops the region, under
+ * the iso's lock: for a one-off region (svq.h) that is the thread running
+ * the queue.
  */
 typedef int (*svqiso_region_fn)(void *ctx, const struct svqiso_region *region);
 

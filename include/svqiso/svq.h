@@ -52,6 +52,12 @@ extern "C" {
  * depends on the workload; bench_e2e --lazy-kicks measures it.
  */
 #define SVQISO_SVQ_F_LAZY_KICKS	(1u << 2)
+/*
+ * No one-off regions: a request larger than the pool can ever hold breaks
+ * the queue, as for a frontend that cannot give the backend a region while
+ * the queue runs (see oneoff_max in the opts).
+ */
+#define SVQISO_SVQ_F_NO_ONEOFF	(1u << 3)
 
 /* What the caller must signal, returned by the process functions. */
 #define SVQISO_SIGNAL_BACKEND	(1 << 0)	/* kick the backend */
@@ -136,8 +142,21 @@ struct svqiso_svq_opts {
 	 * of the svq's own.
 	 */
 	const struct svqiso_region *ring_area;
+	/*
+	 * A request larger than the pool can ever hold (its alloc says
+	 * -EMSGSIZE) is served through a one-off region: a region of @iso of
+	 * its own, announced through region_add before the backend sees the
+	 * request and removed (region_del) once the request completes or is
+	 * dropped (svqiso_svq_reset(), svqiso_svq_rewind(), svqiso_svq_free());
+	 * a repost keeps it with its request. At most one at a time per svq:
+	 * the next such request waits for it (backpressure, as for a full
+	 * pool). This is the largest request served that way; a larger one
+	 * breaks the queue. 0: any the chain rules admit (segments up to
+	 * max_segs, under 4 GiB in all). Ignored with SVQISO_SVQ_F_NO_ONEOFF.
+	 */
+	uint64_t oneoff_max;
 };
-#define svqiso_svq_opts__last_field ring_area
+#define svqiso_svq_opts__last_field oneoff_max
 
 /**
  * svqiso_svq_ring_size() - bytes a shadow ring of @num entries in @layout
@@ -164,7 +183,9 @@ SVQISO_API int svqiso_svq_new(const struct svqiso_svq_opts *opts,
 
 /**
  * svqiso_svq_free() - destroy; requests still in flight are dropped without
- * completion (call svqiso_svq_reset() first to complete them). NULL is a no-op.
+ * completion (call svqiso_svq_reset() first to complete them), their bounce
+ * buffers go back to the pool and a one-off region is removed. NULL is a
+ * no-op.
  */
 SVQISO_API void svqiso_svq_free(struct svqiso_svq *svq);
 
@@ -197,11 +218,23 @@ SVQISO_API int svqiso_svq_get_shadow(const struct svqiso_svq *svq,
 
 /**
  * svqiso_svq_process_avail() - ring mode: take every chain the guest made
- * available (until the ring is empty or the pool is full) and hand it to the
- * backend. Call it on a guest kick. A chain that could never be forwarded
- * (more shadow descriptors than the ring holds, without shadow indirect
- * tables; more bounce bytes than the pool has) breaks the queue with that
- * reason rather than waiting for room that cannot come.
+ * available (until the ring is empty or there is no room) and hand it to
+ * the backend. Call it on a guest kick.
+ *
+ * No room (the pool full, the shadow ring full, the svq's one-off region
+ * taken) is backpressure: at most one chain is taken ahead of room, holding
+ * no bounce memory, and the rest stay in the guest's ring until completions
+ * free room; bounce memory never exceeds the pool plus one one-off region.
+ * A chain larger than the pool can ever hold goes through a one-off region
+ * (see oneoff_max in the opts). A chain that could never be forwarded (more
+ * shadow descriptors than the ring holds, without shadow indirect tables;
+ * more bytes than the pool holds, with SVQISO_SVQ_F_NO_ONEOFF or past
+ * oneoff_max; no one-off region to be had while nothing else is in flight
+ * to wait for) breaks the queue with that reason rather than waiting for
+ * room that cannot come.
+ *
+ * Context: a one-off region is made here (region_add on this thread), and
+ * dropped in svqiso_svq_process_used() (region_del).
  *
  * With batch_bytes set, a call that has copied that many bytes in stops
  * early with SVQISO_SIGNAL_AGAIN (see there).
@@ -213,7 +246,8 @@ SVQISO_API int svqiso_svq_process_avail(struct svqiso_svq *svq);
 /**
  * svqiso_svq_process_used() - collect every used entry the backend made,
  * copy data back, complete to the guest; then resume guest chains that were
- * waiting for bounce space. Call it on a backend call. When the backend
+ * waiting for bounce space (or for the one-off region: see oneoff_max in the
+ * opts). Call it on a backend call. When the backend
  * breaks the protocol partway, the valid completions before the bad entry
  * are still published to the guest ring (not notified) before -EIO. With
  * batch_bytes set, a call that has copied that many bytes back publishes
@@ -228,7 +262,9 @@ SVQISO_API int svqiso_svq_process_used(struct svqiso_svq *svq);
  * by the VMM. @out are driver-to-device buffers, @in device-to-driver ones,
  * all in host addresses of guest memory. The svq keeps the request (copying
  * the iovec arrays) until it can be forwarded; @complete runs exactly once
- * for it later.
+ * for it later. Requests wait in order for room, as in ring mode, and one
+ * larger than the pool goes through a one-off region (see oneoff_max in
+ * the opts).
  *
  * Return: a mask of SVQISO_SIGNAL_* (0 or SVQISO_SIGNAL_BACKEND); -EINVAL
  * (ring mode, no buffers, a zero-length buffer, @nout or @nin or their sum
@@ -296,12 +332,13 @@ SVQISO_API int svqiso_svq_guest_base(const struct svqiso_svq *svq,
  * the low half, the high half is not used). The requests the shadow ring
  * made available from there on were never seen by the backend: each goes
  * back to the guest ring, with the chain waiting for bounce space, and its
- * bounce buffer back to the pool. The guest ring's position is rewound over
- * them (split: by one per chain; packed: by the chain's slots, wrap counter
- * included), so svqiso_svq_guest_base() then names the first of them and a
- * restart there pops them again, in the same order. What the backend did
- * take stays in flight until process_used() completes it; once
- * svqiso_svq_in_flight() is 0 the guest base is a clean restart point.
+ * bounce buffer back to the pool (a one-off region is removed). The guest
+ * ring's position is rewound over them (split: by one per chain; packed: by
+ * the chain's slots, wrap counter included), so svqiso_svq_guest_base()
+ * then names the first of them and a restart there pops them again, in the
+ * same order. What the backend did take stays in flight until
+ * process_used() completes it; once svqiso_svq_in_flight() is 0 the guest
+ * base is a clean restart point.
  *
  * Element mode: the requests the backend never saw, and those submitted
  * and not yet forwarded, go to the opts' giveback callback, newest first,
@@ -344,14 +381,15 @@ SVQISO_API bool svqiso_svq_is_broken(const struct svqiso_svq *svq);
 SVQISO_API const char *svqiso_svq_broken_reason(const struct svqiso_svq *svq);
 
 /**
- * svqiso_svq_reset() - drop everything in flight, return every bounce buffer,
- * lay out an empty shadow ring and clear the broken state. Element mode: each
- * request held completes with length 0. Ring mode: the guest ring is attached
- * afresh at @guest_base (its vring base), as after SET_VRING_BASE. Split:
- * the next avail index, 0 for a fresh ring. Packed: vhost's format (see
- * svqiso_svq_guest_base()), SVQISO_PACKED_FRESH_BASE for a fresh ring; a
- * high half of 0 (the low half alone, 1 << 15 for a fresh ring) means the
- * used position is the avail one. A used position behind the avail one
+ * svqiso_svq_reset() - drop everything in flight, return every bounce buffer
+ * (removing a one-off region), lay out an empty shadow ring and clear the
+ * broken state. Element mode: each request held completes with length 0.
+ * Ring mode: the guest ring is attached afresh at @guest_base (its vring
+ * base), as after SET_VRING_BASE. Split: the next avail index, 0 for a
+ * fresh ring. Packed: vhost's format (see svqiso_svq_guest_base()),
+ * SVQISO_PACKED_FRESH_BASE for a fresh ring; a high half of 0 (the low half
+ * alone, 1 << 15 for a fresh ring) means the used position is the avail
+ * one. A used position behind the avail one
  * leaves the slots between held: their chains went with the ring's last
  * owner.
  *
@@ -406,8 +444,13 @@ struct svqiso_svq_stats {
 					 * back to the guest ring */
 	uint64_t reposted;		/* requests svqiso_svq_repost() put on
 					 * a fresh shadow ring again */
+	uint64_t oneoffs;		/* requests larger than the pool served
+					 * through a one-off region (their
+					 * bytes are not in pool_high_water) */
+	uint64_t oneoff_waits;		/* times such a request waited for the
+					 * one-off region */
 };
-#define svqiso_svq_stats__last_field reposted
+#define svqiso_svq_stats__last_field oneoff_waits
 
 /**
  * svqiso_svq_get_stats() - copy the counters; fields past @st->sz are left

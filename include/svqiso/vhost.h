@@ -34,11 +34,31 @@
  *                 svqiso_vhost_queue_start() at the base it returned posts
  *                 them again to the new backend.
  *
+ * Requests larger than the bounce arena: each goes through a one-off
+ * isolated region (svq.h, oneoff_max), one per queue at a time, so
+ * svqiso_vhost_queue_kick() and _process() may call region_add (the VMM
+ * sends ADD_MEM_REG, or a new SET_MEM_TABLE, from there, while the queue
+ * runs) and region_del (REM_MEM_REG) when the request completes. A VMM that
+ * cannot do that sets SVQISO_VHOST_F_NO_ONEOFF (such a request then breaks
+ * its queue), or refuses the region in region_add (the same, with its
+ * errno in the reason). Size pool_size above the largest request a device
+ * makes (virtio-blk: seg_max times size_max) and this never happens.
+ *
+ * A backend that never completes: a queue's bounce memory stays within its
+ * arena and one one-off region, and what the guest posts past that stays
+ * in the guest's ring. svqiso_vhost_queue_drain() and _stop() wait at most
+ * their timeout, return -ETIMEDOUT and log the queue's name and what it
+ * holds; the queue stays running and takes nothing new (drain) or stays
+ * stopping (stop). Give up with svqiso_vhost_queue_backend_lost() (kept
+ * for the next backend) or svqiso_vhost_queue_reset() (dropped).
+ *
  * Thread safety: none inside one engine. The VMM serialises every call on
  * one engine (QEMU: everything under the BQL, kicks and calls served from
- * its main loop). Region callbacks run inside the call that needs the
- * region: on the control path only (queue start, reserve), never from
- * kick or process.
+ * its main loop), except that kick and process of distinct queues may run
+ * on distinct threads. Region callbacks run inside the call that needs the
+ * region: on the control path (queue start, reserve), and from kick and
+ * process for one-off regions; one at a time (under the iso's lock, see
+ * iso.h), on the thread of that call.
  */
 #ifndef SVQISO_VHOST_H
 #define SVQISO_VHOST_H
@@ -64,6 +84,10 @@ extern "C" {
 #define SVQISO_VHOST_F_NO_EVENT_IDX	(1u << 2)	/* shadow rings: no
 							 * event idx */
 #define SVQISO_VHOST_F_LAZY_KICKS	(1u << 3)	/* SVQISO_SVQ_F_LAZY_KICKS */
+#define SVQISO_VHOST_F_NO_ONEOFF	(1u << 4)	/* SVQISO_SVQ_F_NO_ONEOFF:
+							 * no region is made
+							 * from kick or
+							 * process */
 
 /* Queue indexes: 0 to SVQISO_VHOST_MAX_QUEUES - 1 (QEMU's VIRTIO_QUEUE_MAX). */
 #define SVQISO_VHOST_MAX_QUEUES		1024
@@ -96,8 +120,11 @@ struct svqiso_vhost_opts {
 	void *log_ctx;
 	const char *name;		/* prefix of log lines and memfd
 					 * names; NULL: "svqiso" */
+	uint64_t oneoff_max;		/* the svq opts' oneoff_max: largest
+					 * request served through a one-off
+					 * region; 0: any under 4 GiB */
 };
-#define svqiso_vhost_opts__last_field name
+#define svqiso_vhost_opts__last_field oneoff_max
 
 struct svqiso_vhost;
 
@@ -333,7 +360,9 @@ SVQISO_API int svqiso_vhost_queue_process(struct svqiso_vhost *vh,
  *
  * Return: 0 (stop now: SET_VRING_ENABLE 0 and GET_VRING_BASE on the shadow
  * ring, then svqiso_vhost_queue_stop()); -ETIMEDOUT (the backend goes on
- * working: stopping it now stops it holding requests, which stop waits
+ * working, or holds requests it never completes: logged with the queue's
+ * name and what it holds; the queue still runs, taking nothing new from
+ * the guest; stopping it now stops it holding requests, which stop waits
  * for); -ECONNRESET (@hup_fd hung up: svqiso_vhost_queue_backend_lost());
  * -EINVAL (not running), -EIO (broken).
  */
@@ -349,9 +378,11 @@ SVQISO_API int svqiso_vhost_queue_drain(struct svqiso_vhost *vh, unsigned int id
  * the base to start the queue again at.
  *
  * Return: 0 (stopped, nothing in flight); -ETIMEDOUT (the backend still
- * holds requests: the queue is still stopping; call again to wait more, any
- * @shadow_base, or give up on them with svqiso_vhost_queue_backend_lost(),
- * which keeps them for the next start; @guest_base is set); -ECONNRESET
+ * holds requests, logged with the queue's name and their number: the queue
+ * is still stopping; call again to wait more, any @shadow_base, or give up
+ * on them with svqiso_vhost_queue_backend_lost(), which keeps them for the
+ * next start, or svqiso_vhost_queue_reset(), which drops them; @guest_base
+ * is set, and past what the backend holds); -ECONNRESET
  * (@hup_fd hung up: the queue is stopped and keeps what the backend held,
  * as after svqiso_vhost_queue_backend_lost(); @guest_base is set);
  * -EINVAL (NULL, not running), -EIO (broken, or a @shadow_base that cannot
@@ -379,7 +410,10 @@ SVQISO_API int svqiso_vhost_queue_backend_lost(struct svqiso_vhost *vh,
 /**
  * svqiso_vhost_queue_reset() - drop queue @idx's requests, running or kept,
  * without completing them (a device reset: the guest sets its rings up
- * afresh). The queue is stopped.
+ * afresh). The queue is stopped. What the requests held (bounce space, a
+ * one-off region) goes at the next svqiso_vhost_queue_start() of @idx or
+ * at svqiso_vhost_free(): a backend that has not been reset yet may still
+ * write there.
  *
  * Return: 0; -EINVAL.
  */

@@ -28,6 +28,19 @@
  * over them. Requests the guest posted meanwhile stay in its ring too;
  * svqiso_vu_queue_start() at the returned base picks them all up.
  *
+ * Each queue's bounce arena (pool_size) bounds what its requests hold. A
+ * request larger than the arena is served all the same, through a one-off
+ * isolated region made for it (ADD_MEM_REG, or a new SET_MEM_TABLE without
+ * CONFIGURE_MEM_SLOTS, sent while the queue runs, from the thread running
+ * the queue) and removed once it completes (REM_MEM_REG): one per queue at
+ * a time, the next such request waiting for it. That costs two round trips
+ * to the backend and a backend memory slot while it lasts; size pool_size
+ * above the device's largest request to avoid it, or set
+ * SVQISO_VU_F_NO_ONEOFF to break the queue instead. A backend that never
+ * completes what it takes holds at most the arena and one one-off region
+ * per queue; what the guest posts past that stays in its ring, and a queue
+ * stop gives up after the timeout (-ETIMEDOUT, logged with the queue).
+ *
  * A backend that hangs up (exits, crashes, closes its socket) takes the
  * requests it held with it. The adapter notices and stops relaying: the
  * queues that ran take nothing more from the guest (what it posts stays in
@@ -109,6 +122,11 @@ enum svqiso_vu_mode {
 						 * virtio-net backend does: the
 						 * adapter runs 2 queues per
 						 * pair (RX 2n, TX 2n + 1) */
+#define SVQISO_VU_F_NO_ONEOFF	(1u << 6)	/* a request larger than the
+						 * bounce arena breaks its
+						 * queue, not served through
+						 * a one-off region (see
+						 * pool_size) */
 
 /**
  * svqiso_vu_relay_fn - the relay thread started.
@@ -134,9 +152,13 @@ enum svqiso_vu_mode {
  * exit). With busy polling, and with spin_ns while it spins, it also reads
  * the monotonic clock (clock_gettime: a vDSO call, a system call only where
  * the clock source has no vDSO path) and looks at the session socket at
- * most every 100 ms (poll, no wait). When the backend hangs up it runs the
- * opts' hangup callback and exits. The loop is set up before, on the thread
- * that starts the relay; the log callback runs on the relay thread.
+ * most every 100 ms (poll, no wait). A request larger than the bounce
+ * arena adds what a one-off region costs (unless SVQISO_VU_F_NO_ONEOFF):
+ * memfd_create, ftruncate, fcntl, mmap, munmap and close, and sendmsg,
+ * recvmsg and poll on the session socket (and the clock) for the messages
+ * that add and remove it. When the backend hangs up it runs the opts' hangup callback
+ * and exits. The loop is set up before, on the thread that starts the
+ * relay; the log callback runs on the relay thread.
  *
  * Context: the relay thread, with every signal blocked (it takes none meant
  * for the VMM's threads), concurrently with the VMM's threads: the
@@ -174,7 +196,9 @@ struct svqiso_vu_opts {
 	svqiso_log_fn log;		/* NULL: silent */
 	void *log_ctx;
 	uint64_t pool_size;		/* bounce arena per queue;
-					 * 0: SVQISO_ARENA_DEFAULT_SIZE */
+					 * 0: SVQISO_ARENA_DEFAULT_SIZE. A
+					 * request larger goes through a
+					 * one-off region (below) */
 	int fd;				/* with @path NULL: a connected socket,
 					 * owned by the adapter from the call on */
 	uint32_t flags;			/* SVQISO_VU_F_* */
@@ -201,8 +225,12 @@ struct svqiso_vu_opts {
 					 * (svqiso_vu_session_check() still
 					 * says so) */
 	void *hangup_ctx;		/* for hangup */
+	uint64_t oneoff_max;		/* isolated mode: the largest request
+					 * served through a one-off region
+					 * (the svq opts' oneoff_max); 0: any
+					 * under 4 GiB */
 };
-#define svqiso_vu_opts__last_field hangup_ctx
+#define svqiso_vu_opts__last_field oneoff_max
 
 struct svqiso_vu;
 
@@ -342,9 +370,11 @@ SVQISO_API int svqiso_vu_queue_start(struct svqiso_vu *vu, unsigned int index,
  * the high half (see svqiso_svq_guest_base()).
  *
  * Return: 0; -EINVAL (NULL, @index not running), -ETIMEDOUT (requests still
- * in flight after the timeout, in step 1 (the queue stays running but
- * takes nothing new) or step 3 (the backend's ring is stopped); call
- * again), -ECONNRESET (the backend hung up, or did not answer within the
+ * in flight after the timeout, logged with the queue and their number, in
+ * step 1 (the queue stays running but takes nothing new) or step 3 (the
+ * backend's ring is stopped); call again, or give up on a backend that
+ * never completes with svqiso_vu_reset() or svqiso_vu_free(), which drop
+ * what it holds), -ECONNRESET (the backend hung up, or did not answer within the
  * timeout, with requests in flight, which are lost with it: the queue is
  * stopped, *@base counts them as taken), -EIO (the queue is broken, or the
  * backend's base contradicts what it completed; the base is where it
@@ -385,7 +415,9 @@ SVQISO_API int svqiso_vu_queue_backend_fd(const struct svqiso_vu *vu,
  * started again, or its backend hung up: see svqiso_vu_queue_broken()).
  *
  * Context: serialized with svqiso_vu_queue_process() on the same queue by
- * the caller; never sleeps (an eventfd write per batch_bytes copied).
+ * the caller; sleeps only for a request larger than the bounce arena (a
+ * one-off region: a round trip to the backend), else never (an eventfd
+ * write per batch_bytes copied).
  */
 SVQISO_API int svqiso_vu_queue_kick(struct svqiso_vu *vu, unsigned int index);
 
@@ -403,7 +435,8 @@ SVQISO_API int svqiso_vu_queue_kick(struct svqiso_vu *vu, unsigned int index);
  * errnos.
  *
  * Context: as svqiso_vu_queue_kick(); one eventfd read, and at most two
- * writes per batch_bytes copied.
+ * writes per batch_bytes copied; a completed request that had a one-off
+ * region sends the message that removes it.
  */
 SVQISO_API int svqiso_vu_queue_process(struct svqiso_vu *vu, unsigned int index);
 

@@ -57,6 +57,8 @@ static int start(struct qsd *q, const struct qsd_cfg *cfg)
 	struct proc_spawn_opts po = { .argv = argv, .sock = q->sock,
 				      .start_ms = START_MS, .stdin_fd = -1,
 				      .out_fd = cfg->out_fd > 0 ? cfg->out_fd : -1 };
+	bool throttled = cfg->throttle_iops || cfg->throttle_bps;
+	int k;
 
 	if (cfg->null_driver)
 		snprintf(a_file, sizeof(a_file),
@@ -71,15 +73,20 @@ static int start(struct qsd *q, const struct qsd_cfg *cfg)
 	snprintf(a_export, sizeof(a_export),
 		 "type=vhost-user-blk,id=exp0,addr.type=unix,addr.path=%s,"
 		 "node-name=%s,writable=on,num-queues=%u", q->sock,
-		 cfg->throttle_iops ? "thr0" : "disk0",
+		 throttled ? "thr0" : "disk0",
 		 cfg->num_queues ? cfg->num_queues : 2);
-	snprintf(a_group, sizeof(a_group), "throttle-group,id=tg0,x-iops-total=%u",
-		 cfg->throttle_iops);
+	k = snprintf(a_group, sizeof(a_group), "throttle-group,id=tg0");
+	if (cfg->throttle_iops)
+		k += snprintf(a_group + k, sizeof(a_group) - (size_t)k,
+			      ",x-iops-total=%u", cfg->throttle_iops);
+	if (cfg->throttle_bps)
+		snprintf(a_group + k, sizeof(a_group) - (size_t)k,
+			 ",x-bps-total=%u", cfg->throttle_bps);
 	snprintf(a_thr, sizeof(a_thr),
 		 "driver=throttle,node-name=thr0,throttle-group=tg0,file=disk0%s",
 		 unmap);
 	/* Every node before the export that names one. */
-	if (cfg->throttle_iops) {
+	if (throttled) {
 		argv[n++] = "--object";
 		argv[n++] = a_group;
 		argv[n++] = "--blockdev";

@@ -31,6 +31,9 @@ struct qsd_cfg {
 	unsigned int throttle_iops;	/* 0: none; else every request waits
 					 * its turn at this rate (a throttle
 					 * node over the disk) */
+	unsigned int throttle_bps;	/* 0: none; else bytes a second, in the
+					 * same throttle node: at 1, past the
+					 * first request nothing completes */
 	int out_fd;			/* its stdout and stderr; 0: this
 					 * process's stderr */
 };

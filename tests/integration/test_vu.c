@@ -122,6 +122,7 @@ static struct {
 	unsigned int wake_ticks;
 	unsigned int restarts, restarts_busy;
 	unsigned int work_timeout_ms;	/* 0: 30 s */
+	bool no_tick_inspect;		/* the workload's ticks inspect nothing */
 } F = { .img_fd = -1 };
 
 static void log_cb(void *ctx, int level, const char *msg)
@@ -197,6 +198,8 @@ struct variant {
 	uint64_t spin_ns;		/* the adapter's; 0: no spin */
 	uint8_t loop_mode;		/* the adapter's; 0: auto */
 	bool hangup;			/* hangup = on_hangup */
+	uint64_t pool_size;		/* the adapter's; 0: its default */
+	bool no_oneoff;			/* SVQISO_VU_F_NO_ONEOFF */
 };
 
 static void variant_of(int i, struct variant *v)
@@ -322,6 +325,9 @@ static void adapter_open(const struct variant *v)
 		o.flags |= SVQISO_VU_F_LAZY_KICKS;
 	if (v->external)
 		o.flags |= SVQISO_VU_F_EXTERNAL_LOOP;
+	if (v->no_oneoff)
+		o.flags |= SVQISO_VU_F_NO_ONEOFF;
+	o.pool_size = v->pool_size;
 	if (v->relay_hook) {
 		o.relay_start = relay_hook;
 		o.relay_ctx = &H;
@@ -479,6 +485,7 @@ static void fx_open(const struct variant *v)
 	F.kill_every = F.kills_left = 0;
 	F.reposted = 0;
 	F.work_timeout_ms = 0;
+	F.no_tick_inspect = false;
 	F.expect_guest_mapped = v->mode == SVQISO_VU_DIRECT;
 	F.gm = gmem_new(GUEST_GPA, GUEST_SIZE, 2);
 	ck_assert_ptr_nonnull(F.gm);
@@ -545,7 +552,7 @@ static void tick(void *ctx, uint64_t completed)
 {
 	(void)ctx;
 	(void)completed;
-	if (F.ticks++ % 8 == 0)
+	if (F.ticks++ % 8 == 0 && !F.no_tick_inspect)
 		inspect_daemon();
 }
 
@@ -2176,6 +2183,71 @@ START_TEST(test_reconnect_reposts_what_was_held)
 }
 END_TEST
 
+/* ---- requests larger than the bounce arena ---- */
+
+#define SMALL_ARENA	(128u << 10)	/* 1/8 of the workload's largest */
+
+/* Every queue's counters, summed, and the most any arena held. */
+static void oneoff_totals(uint64_t *oneoffs, uint64_t *high_water)
+{
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	unsigned int i;
+
+	*oneoffs = *high_water = 0;
+	for (i = 0; i < NQ; i++) {
+		ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, i, &st), 0);
+		*oneoffs += st.oneoffs;
+		if (st.pool_high_water > *high_water)
+			*high_water = st.pool_high_water;
+	}
+}
+
+/*
+ * An arena of 128 KiB per queue under the workload of requests up to
+ * 1 MiB, through the public adapter to the real daemon: every request
+ * larger than the arena is served through a one-off region the adapter
+ * adds (ADD_MEM_REG, while the queue runs, from the relay thread or, with
+ * the external loop, the guest's) and removes as it completes. Every read
+ * checked against the disk model and the image against it at the end; no
+ * arena ever held more than its size; at the end the daemon holds exactly
+ * the shadow rings and the arenas again, and maps nothing else. Split and
+ * packed guest rings, relay thread and external loop.
+ */
+START_TEST(test_requests_larger_than_the_arena)
+{
+	struct variant v = { .mode = SVQISO_VU_ISOLATED, .indirect = true,
+			     .event_idx = true, .packed = _i & 1,
+			     .external = _i & 2, .call_fd = true,
+			     .pool_size = SMALL_ARENA };
+	struct svqiso_vu_info before = { .sz = sizeof(before) };
+	struct svqiso_vu_info after = { .sz = sizeof(after) };
+	uint64_t n = scaled(REQUESTS / 10), oneoffs, high;
+
+	fprintf(stderr, "# guest %s, %s\n", v.packed ? "packed" : "split",
+		v.external ? "external loop" : "relay thread");
+	fx_open(&v);
+	ck_assert_int_eq(svqiso_vu_get_info(F.vu, &before), 0);
+	/* Regions come and go while it runs: inspect only at rest. */
+	F.no_tick_inspect = true;
+	work_new(DEPTH);
+	run_work(n, true);
+	stop_all();
+	check_image();
+	check_queues_done(n);
+	oneoff_totals(&oneoffs, &high);
+	fprintf(stderr, "# %" PRIu64 " requests, %" PRIu64 " through a one-off "
+		"region; arenas held at most %" PRIu64 " KiB\n", n, oneoffs,
+		high >> 10);
+	ck_assert_uint_gt(oneoffs, n / 8);
+	ck_assert_uint_le(high, SMALL_ARENA);
+	ck_assert_int_eq(svqiso_vu_get_info(F.vu, &after), 0);
+	ck_assert_uint_eq(after.backend_regions, before.backend_regions);
+	ck_assert_uint_eq(after.backend_bytes, before.backend_bytes);
+	inspect_daemon();
+	fx_close();
+}
+END_TEST
+
 /* Direct mode: the backend held the guest's own ring; nothing to repost. */
 START_TEST(test_reconnect_needs_isolation)
 {
@@ -2210,6 +2282,161 @@ START_TEST(test_reconnect_needs_isolation)
 	ck_assert_int_eq(svqiso_vu_reconnect(vu, fd2), -EBUSY);	/* it is up */
 	ck_assert_int_eq(fcntl(fd2, F_GETFD), -1);
 	svqiso_vu_free(vu);
+}
+END_TEST
+
+/* With SVQISO_VU_F_NO_ONEOFF such a request breaks its queue instead. */
+START_TEST(test_no_oneoff_breaks_the_queue)
+{
+	struct variant v = { .mode = SVQISO_VU_ISOLATED, .indirect = true,
+			     .event_idx = true, .pool_size = SMALL_ARENA,
+			     .no_oneoff = true };
+	struct blkq_seg seg = { .len = 4 * SMALL_ARENA };
+	struct blkq_req req = { .type = VIRTIO_BLK_T_IN, .seg = &seg, .nseg = 1 };
+	const char *why = NULL;
+	unsigned int k;
+
+	fx_open(&v);
+	seg.gpa = gmem_alloc(F.gm, seg.len, 4096);
+	ck_assert_uint_ne(seg.gpa, 0);
+	ck_assert_int_eq(blkq_submit(F.q[0], &req), 0);
+	for (k = 0; k < 200 && !why; k++) {
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+		why = svqiso_vu_queue_broken(F.vu, 0);
+	}
+	ck_assert_ptr_nonnull(why);
+	ck_assert_ptr_nonnull(strstr(why, "one-off regions are off"));
+	fx_close();
+}
+END_TEST
+
+/* ---- a backend that never completes ---- */
+
+/* A daemon that lets its first request through and no other: a throttle
+ * group of 1 byte a second. */
+static void daemon_setup_stuck(void)
+{
+	struct qsd_cfg c = { .img_size = IMG_SIZE, .fill = fill_pattern,
+			     .discard = true, .throttle_bps = 1 };
+
+	if (qsd_setup(&D, &c))
+		printf("# qemu-storage-daemon: %s\n", D.err);
+}
+
+/* The guest reads @len bytes at @sector on queue @i into fresh memory. */
+static void post_read(unsigned int i, uint64_t sector, uint32_t len)
+{
+	struct blkq_seg seg = { .gpa = gmem_alloc(F.gm, len, 4096), .len = len };
+	struct blkq_req r = { .type = VIRTIO_BLK_T_IN, .sector = sector,
+			      .seg = &seg, .nseg = 1 };
+
+	ck_assert_uint_ne(seg.gpa, 0);
+	ck_assert_int_eq(blkq_submit(F.q[i], &r), 0);
+}
+
+static void count_done(void *ctx, void *cookie, uint8_t status, uint32_t len)
+{
+	(void)cookie;
+	(void)len;
+	if (status == VIRTIO_BLK_S_OK)
+		++*(unsigned int *)ctx;
+}
+
+#define STUCK_READ	(64u << 10)
+/* Four reads, each with its header and status byte. */
+#define STUCK_ARENA	(4 * STUCK_READ + 4096)
+#define STUCK_TIMEOUT	300
+
+/*
+ * A backend that takes requests and never completes them (the daemon
+ * behind a throttle group of 1 byte a second, past a first small request
+ * it lets through). The adapter, with a 256 KiB arena per queue:
+ *  - holds at most the arena (four reads of 64 KiB) and one one-off region
+ *    (a read of 1 MiB), with one more chain taken ahead of room; the other
+ *    requests the guest posted stay in its ring, a second large read among
+ *    them, and kicks change nothing;
+ *  - a queue stop gives up after the timeout with -ETIMEDOUT, naming the
+ *    queue and what it holds, twice over, in bounded time; the queue stays
+ *    running and takes nothing new; the daemon still maps only isolated
+ *    memory, the one-off region included;
+ *  - a device reset then stops every queue in bounded time, and the adapter
+ *    frees cleanly (under the sanitizers: nothing leaks, nothing crashes).
+ */
+START_TEST(test_backend_that_never_completes)
+{
+	struct variant v = { .mode = SVQISO_VU_ISOLATED, .indirect = true,
+			     .event_idx = true, .packed = _i,
+			     .timeout_ms = STUCK_TIMEOUT, .pool_size = STUCK_ARENA };
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	struct svqiso_vu_info info = { .sz = sizeof(info) };
+	struct svqiso_vu_info at_start = { .sz = sizeof(at_start) };
+	unsigned int k, done = 0, tries;
+	uint64_t taken;
+	uint32_t base;
+	double t0, ms;
+
+	fx_open(&v);
+	ck_assert_int_eq(svqiso_vu_get_info(F.vu, &at_start), 0);
+	/* The one the throttle lets through. */
+	post_read(0, 0, 4096);
+	for (k = 0; k < 500 && !done; k++) {
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+		ck_assert_int_ge(blkq_collect(F.q[0], count_done, &done), 0);
+	}
+	ck_assert_uint_eq(done, 1);
+
+	post_read(0, 8, 1u << 20);
+	for (k = 0; k < 40; k++)
+		post_read(0, 4096 + (uint64_t)k * 128, STUCK_READ);
+	post_read(0, 65536, 1u << 20);
+	/* Until the adapter took what it will: 1 + 1 + 4 forwarded. */
+	for (k = 0, taken = 0; k < 200 && taken < 6; k++) {
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+		adapter_holds(0, &taken);
+	}
+	nanosleep(&(struct timespec){ 0, 200000000 }, NULL);
+	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, 0, &st), 0);
+	ck_assert_uint_eq(st.requests, 6);
+	ck_assert_uint_eq(st.completions, 1);
+	ck_assert_uint_eq(st.oneoffs, 1);
+	ck_assert_uint_le(st.pool_high_water, STUCK_ARENA);
+	/* The guest's 42 are all outstanding; the adapter holds 5 of them
+	 * and one more taken ahead of room: 36 never left its ring. */
+	ck_assert_uint_eq(blkq_inflight(F.q[0]), 42);
+	ck_assert_uint_eq(svqiso_vu_queue_broken(F.vu, 0) == NULL, 1);
+	ck_assert_int_eq(svqiso_vu_get_info(F.vu, &info), 0);
+	ck_assert_uint_eq(info.backend_regions, at_start.backend_regions + 1);
+	inspect_daemon();
+
+	F.logbuf[0] = 0;
+	for (tries = 0; tries < 2; tries++) {
+		t0 = now_s();
+		ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, 0, &base), -ETIMEDOUT);
+		ms = (now_s() - t0) * 1e3;
+		fprintf(stderr, "# stop %u gave up after %.0f ms\n", tries + 1, ms);
+		ck_assert_double_ge(ms, STUCK_TIMEOUT - 10);
+		ck_assert_double_le(ms, STUCK_TIMEOUT + 700);
+	}
+	ck_assert_msg(strstr(F.logbuf, "svqiso-vu-q0: 6 requests still in flight"),
+		      "log: %s", F.logbuf);
+	ck_assert_int_eq(svqiso_vu_get_info(F.vu, &info), 0);
+	ck_assert_uint_eq(info.running, NQ);
+	ck_assert_ptr_null(svqiso_vu_queue_broken(F.vu, 0));
+	/* Taking nothing new. */
+	post_read(0, 131072, STUCK_READ);
+	nanosleep(&(struct timespec){ 0, 100000000 }, NULL);
+	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, 0, &st), 0);
+	ck_assert_uint_eq(st.requests, 6);
+	ck_assert_uint_le(st.pool_high_water, STUCK_ARENA);
+
+	t0 = now_s();
+	ck_assert_int_eq(svqiso_vu_reset(F.vu), 0);
+	ms = (now_s() - t0) * 1e3;
+	fprintf(stderr, "# reset with the stuck backend took %.0f ms\n", ms);
+	ck_assert_double_le(ms, NQ * 2 * STUCK_TIMEOUT + 1000);
+	ck_assert_int_eq(svqiso_vu_get_info(F.vu, &info), 0);
+	ck_assert_uint_eq(info.running, 0);
+	fx_close();
 }
 END_TEST
 
@@ -2262,6 +2489,13 @@ static Suite *vu_suite(void)
 	vu_add_test(tc, test_stop_times_out_on_a_slow_backend);
 	/* Last: the daemon may give up on what it held. */
 	vu_add_test(tc, test_reset_drops_what_a_slow_backend_holds);
+
+	tc = vu_tcase(s, "oneoff", 600);
+	vu_add_loop_test(tc, test_requests_larger_than_the_arena, 0, 4);
+	vu_add_test(tc, test_no_oneoff_breaks_the_queue);
+	tc = vu_tcase_with(s, "never-completes", 120, no_daemon);
+	tcase_add_checked_fixture(tc, daemon_setup_stuck, daemon_teardown);
+	vu_add_loop_test(tc, test_backend_that_never_completes, 0, 2);
 
 	tc = vu_tcase(s, "direct", 300);
 	vu_add_test(tc, test_direct_mode_shares_guest_ram);

@@ -1186,6 +1186,48 @@ START_TEST(test_mem_slots_add_rem_reg)
 }
 END_TEST
 
+/*
+ * Without REPLY_ACK an add still returns only once the backend has read it
+ * (a GET_FEATURES round trip follows it), since a region made while a queue
+ * runs is used at once and the backend hears of that use on another fd. A
+ * removal needs no such wait. Both ADD_MEM_REG and SET_MEM_TABLE.
+ */
+START_TEST(test_region_add_without_reply_ack_synced)
+{
+	struct region_id ids[2];
+	struct svqiso_iso *iso;
+	struct svq_fe *fe;
+	int r;
+
+	peer_defaults();
+	P.protocol &= ~BIT(SVQ_VU_PROTOCOL_F_REPLY_ACK);
+	if (_i)
+		P.protocol |= BIT(SVQ_VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
+	fe = fe_connect(0);
+	iso = iso_on(fe);
+	region_new(iso, 4096, &ids[0]);
+	region_new(iso, 8192, &ids[1]);
+	ck_assert_int_eq(svqiso_iso_region_free(iso, ids[0].r.iova), 0);
+	svqiso_iso_free(iso);
+	svq_fe_free(fe);
+	peer_join();
+
+	r = find_rec(_i ? SVQ_VU_ADD_MEM_REG : SVQ_VU_SET_MEM_TABLE, 0);
+	ck_assert_int_ge(r, 0);
+	ck_assert_uint_eq(P.recs[r].hdr.flags, SVQ_VU_VERSION);
+	ck_assert_uint_eq(P.recs[r + 1].hdr.request, SVQ_VU_GET_FEATURES);
+	ck_assert_uint_eq(P.recs[r + 2].hdr.request,
+			  _i ? SVQ_VU_ADD_MEM_REG : SVQ_VU_SET_MEM_TABLE);
+	ck_assert_uint_eq(P.recs[r + 3].hdr.request, SVQ_VU_GET_FEATURES);
+	/* Removals: not followed by one. */
+	ck_assert_uint_eq(P.recs[r + 4].hdr.request,
+			  _i ? SVQ_VU_REM_MEM_REG : SVQ_VU_SET_MEM_TABLE);
+	ck_assert_uint_eq(P.recs[r + 5].hdr.request,
+			  _i ? SVQ_VU_REM_MEM_REG : SVQ_VU_SET_MEM_TABLE);
+	ck_assert_uint_eq(P.nrecs, (unsigned int)r + 6);
+}
+END_TEST
+
 /* ---- vrings, config, reset ---- */
 
 START_TEST(test_vring_start_stop_sequence)
@@ -1548,6 +1590,7 @@ static Suite *frontend_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_mem_table_full_table_each_time);
 	tcase_add_test(tc, test_mem_slots_add_rem_reg);
+	tcase_add_loop_test(tc, test_region_add_without_reply_ack_synced, 0, 2);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("vring");

@@ -9,6 +9,7 @@
 #include "fds.h"
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -687,6 +688,106 @@ START_TEST(test_opts_older_caller_fields_ignored)
 }
 END_TEST
 
+
+/* ---- threads ---- */
+
+#define T_THREADS	4
+#define T_ROUNDS	150
+
+/* What the concurrent callbacks saw: counted under the iso's lock. */
+static struct {
+	unsigned int adds, dels, live, most;
+	unsigned int nested_bad;	/* a read inside a callback disagreed */
+	struct svqiso_iso *iso;
+} T;
+
+static int t_add(void *ctx, const struct svqiso_region *r)
+{
+	struct svqiso_region got;
+	unsigned int n = svqiso_iso_nr_regions(T.iso), i;
+	bool found = false;
+
+	(void)ctx;
+	/* A callback may read the regions: the new one is among them. */
+	for (i = 0; i < n; i++)
+		if (!svqiso_iso_get_region(T.iso, i, &got) && got.iova == r->iova)
+			found = true;
+	if (!found || n != T.live + 1)
+		T.nested_bad++;
+	T.adds++;
+	T.live++;
+	if (T.live > T.most)
+		T.most = T.live;
+	return 0;
+}
+
+static int t_del(void *ctx, const struct svqiso_region *r)
+{
+	(void)ctx;
+	(void)r;
+	if (svqiso_iso_nr_regions(T.iso) != T.live)
+		T.nested_bad++;
+	T.dels++;
+	T.live--;
+	return 0;
+}
+
+static void *t_churn(void *arg)
+{
+	struct svqiso_iso *i = arg;
+	struct svqiso_region r[3];
+	unsigned int k, j;
+
+	for (k = 0; k < T_ROUNDS; k++) {
+		for (j = 0; j < 3; j++)
+			if (svqiso_iso_region_new(i, (j + 1) * page, &r[j]))
+				return (void *)1;
+		for (j = 0; j < 3; j++) {
+			/* Ours, whole, and no other thread's. */
+			memset(r[j].uaddr, (int)(k + j), r[j].size);
+			if (((uint8_t *)r[j].uaddr)[r[j].size - 1] != (uint8_t)(k + j))
+				return (void *)1;
+		}
+		for (j = 0; j < 3; j++)
+			if (svqiso_iso_region_free(i, r[j].iova))
+				return (void *)1;
+	}
+	return NULL;
+}
+
+/*
+ * The shadow virtqueues of one device make and drop one-off regions from
+ * their own threads: region_new and region_free from several threads at
+ * once keep the table whole (every free finds its region), IOVAs distinct,
+ * and the callbacks one at a time, each able to read the table.
+ */
+START_TEST(test_regions_from_several_threads)
+{
+	SVQISO_OPTS(svqiso_iso_opts, o, .region_add = t_add, .region_del = t_del);
+	struct svqiso_iso *i;
+	pthread_t t[T_THREADS];
+	unsigned int k;
+	void *ret;
+
+	page = (uint64_t)sysconf(_SC_PAGESIZE);
+	memset(&T, 0, sizeof(T));
+	ck_assert_int_eq(svqiso_iso_new(&o, &i), 0);
+	T.iso = i;
+	for (k = 0; k < T_THREADS; k++)
+		ck_assert_int_eq(pthread_create(&t[k], NULL, t_churn, i), 0);
+	for (k = 0; k < T_THREADS; k++) {
+		ck_assert_int_eq(pthread_join(t[k], &ret), 0);
+		ck_assert_ptr_null(ret);
+	}
+	ck_assert_uint_eq(svqiso_iso_nr_regions(i), 0);
+	ck_assert_uint_eq(T.adds, T_THREADS * T_ROUNDS * 3);
+	ck_assert_uint_eq(T.dels, T.adds);
+	ck_assert_uint_eq(T.nested_bad, 0);
+	ck_assert_uint_le(T.most, T_THREADS * 3);
+	svqiso_iso_free(i);
+}
+END_TEST
+
 static Suite *iso_suite(void)
 {
 	Suite *s = suite_create("iso");
@@ -712,6 +813,11 @@ static Suite *iso_suite(void)
 	tcase_add_test(tc, test_callbacks_positive_return_accepts);
 	tcase_add_test(tc, test_callbacks_none_ok);
 	tcase_add_test(tc, test_callbacks_free_removes_all);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("threads");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_regions_from_several_threads);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("errors");

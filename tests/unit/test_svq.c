@@ -62,6 +62,9 @@ struct fx {
 	char last_log[256];
 	bool last_kick;			/* the device wanted a kick for the
 					 * last guest_post() */
+	/* what the iso told the backend (one-off regions among them) */
+	unsigned int region_adds, region_dels;
+	uint64_t last_add_size;
 	/* element mode */
 	unsigned int ncomplete;
 	void *cookies[1024];
@@ -76,16 +79,30 @@ static uint16_t fx_num;
 /* The next fx_open()'s element-mode callbacks (NULL: complete_cb, none). */
 static svqiso_complete_fn fx_complete;
 static svqiso_giveback_fn fx_giveback;
+/* The next fx_open()'s oneoff_max (0: the default). */
+static uint64_t fx_oneoff_max;
 
 /* Set to make the iso refuse new regions, as a frontend whose backend has
- * no memory slot left would. */
+ * no memory slot left would (-ENOSPC), or with another errno. */
 static bool refuse_regions;
+static int refuse_errno = -ENOSPC;
 
 static int region_add_cb(void *ctx, const struct svqiso_region *r)
 {
 	(void)ctx;
+	if (refuse_regions)
+		return refuse_errno;
+	F.region_adds++;
+	F.last_add_size = r->size;
+	return 0;
+}
+
+static int region_del_cb(void *ctx, const struct svqiso_region *r)
+{
+	(void)ctx;
 	(void)r;
-	return refuse_regions ? -ENOSPC : 0;
+	F.region_dels++;
+	return 0;
 }
 
 static void log_cb(void *ctx, int level, const char *msg)
@@ -115,7 +132,8 @@ static void fx_open(uint8_t glayout, uint8_t slayout, uint32_t gfeat,
 		    uint32_t sfeat, uint32_t flags, uint64_t pool_size, int copy)
 {
 	SVQISO_OPTS(svqiso_mem_opts, mo, .log = log_cb);
-	SVQISO_OPTS(svqiso_iso_opts, io, .log = log_cb, .region_add = region_add_cb);
+	SVQISO_OPTS(svqiso_iso_opts, io, .log = log_cb, .region_add = region_add_cb,
+		    .region_del = region_del_cb);
 	SVQISO_OPTS(svqiso_arena_opts, ao, .size = pool_size);
 	struct svqiso_mem_region r = { .gpa = GUEST_BASE, .size = GUEST_SIZE, .fd = -1 };
 	SVQISO_OPTS(svqiso_svq_opts, so,
@@ -129,7 +147,7 @@ static void fx_open(uint8_t glayout, uint8_t slayout, uint32_t gfeat,
 		    .guest_mem = svqiso_mem_ops(),
 		    .complete = fx_complete ? fx_complete : complete_cb,
 		    .log = log_cb, .name = "q0", .batch_bytes = fx_batch,
-		    .giveback = fx_giveback);
+		    .giveback = fx_giveback, .oneoff_max = fx_oneoff_max);
 	struct svq_drv_cfg dc = {
 		.layout = glayout, .num = fx_num ? fx_num : NUM, .flags = gfeat,
 	};
@@ -137,6 +155,7 @@ static void fx_open(uint8_t glayout, uint8_t slayout, uint32_t gfeat,
 
 	memset(&F, 0, sizeof(F));
 	refuse_regions = false;
+	refuse_errno = -ENOSPC;
 	F.guest = aligned_alloc(4096, GUEST_SIZE);
 	ck_assert_ptr_nonnull(F.guest);
 	memset(F.guest, 0, GUEST_SIZE);
@@ -183,6 +202,7 @@ static void fx_close(void)
 	fx_num = 0;
 	fx_complete = NULL;
 	fx_giveback = NULL;
+	fx_oneoff_max = 0;
 }
 
 /* The backend: pop one chain, check what it reads, fill what it may write. */
@@ -880,16 +900,6 @@ START_TEST(test_pool_failure_breaks)
 }
 END_TEST
 
-START_TEST(test_request_larger_than_pool_breaks)
-{
-	fx_open(0, 0, 0, 0, 0, 64 << 10, SVQISO_COPY_MEMCPY);
-	guest_post(1, 1, 128 << 10, 0, 0, false);
-	ck_assert_int_eq(svqiso_svq_process_avail(F.svq), -EIO);
-	ck_assert_ptr_nonnull(strstr(svqiso_svq_broken_reason(F.svq), "bounce"));
-	fx_close();
-}
-END_TEST
-
 /* ---- stopping a queue whose requests stay posted: rewind ---- */
 
 /* A device that takes chains and completes them later, as a net device
@@ -1294,6 +1304,513 @@ START_TEST(test_rewind_element_mode_gives_back_newest_first)
 	ngiven = 0;
 	ck_assert_int_eq(svqiso_svq_rewind(F.svq, _i ? 0x8000 : 0), -EIO);
 	ck_assert_uint_eq(ngiven, 0);
+	fx_close();
+}
+END_TEST
+
+/* ---- requests larger than the pool: one-off regions ---- */
+
+/* Byte @j of a request's readable (or writable) stream, for seed @s: it
+ * changes with the position, so a misplaced copy shows. */
+static uint8_t pat_at(uint64_t j, uint8_t s)
+{
+	return (uint8_t)(j * 131 + (j >> 9) * 7 + s);
+}
+
+/*
+ * Guest: post a chain of @n segments of @seglen at @off, the last @nw
+ * writable; the readable stream carries pat_at(., @s).
+ */
+static uint16_t guest_post_pat(unsigned int n, unsigned int nw, uint32_t seglen,
+			       uint64_t off, uint8_t s, bool ind)
+{
+	uint16_t id = guest_post(n, nw, seglen, off, 0, ind);
+	uint64_t j = 0, b;
+	unsigned int k;
+
+	/* After the add is fine: the svq reads at process_avail(). */
+	for (k = 0; k < n - nw; k++) {
+		uint8_t *p = gpa_hva(GUEST_BASE + G_DATA + off + (uint64_t)k * seglen);
+
+		for (b = 0; b < seglen; b++)
+			p[b] = pat_at(j++, s);
+	}
+	return id;
+}
+
+/* Whether @len bytes at @p are the stream pat_at(@from.., @s). */
+static bool is_pat(const uint8_t *p, uint64_t len, uint64_t from, uint8_t s)
+{
+	uint64_t b;
+
+	for (b = 0; b < len; b++)
+		if (p[b] != pat_at(from + b, s))
+			return false;
+	return true;
+}
+
+/*
+ * Backend: take one chain; its readable stream must be pat_at(., @s_out),
+ * its writable one gets pat_at(., @s_in), all of it reported written.
+ * Return: the chain's total bytes; 0 if there was none.
+ */
+static uint64_t backend_serve_pat(uint8_t s_out, uint8_t s_in)
+{
+	struct svq_elem e = { .seg = F.bseg, .max_seg = MAX_SEGS * 2 };
+	uint64_t jo = 0, ji = 0, b;
+	uint16_t k;
+
+	if (svq_dev_pop(&F.backend, &e) != 1)
+		return 0;
+	for (k = 0; k < e.nseg; k++) {
+		uint8_t *p = e.seg[k].hva;
+
+		ck_assert(p < F.guest || p >= F.guest + GUEST_SIZE);
+		if (!e.seg[k].write) {
+			ck_assert_msg(is_pat(p, e.seg[k].len, jo, s_out),
+				      "readable segment %u: wrong bytes", k);
+			jo += e.seg[k].len;
+		} else {
+			for (b = 0; b < e.seg[k].len; b++)
+				p[b] = pat_at(ji++, s_in);
+		}
+	}
+	ck_assert_int_eq(svq_dev_push(&F.backend, e.id, (uint32_t)ji), 0);
+	svq_dev_flush(&F.backend);
+	return jo + ji;
+}
+
+/* Guest: collect chain @id; its writable stream must be pat_at(., @s_in). */
+static void guest_collect_pat(uint16_t id, unsigned int n, unsigned int nw,
+			      uint32_t seglen, uint64_t off, uint8_t s_in)
+{
+	uint16_t gid;
+	uint32_t glen;
+	unsigned int k;
+
+	ck_assert_int_eq(svq_drv_get_used(&F.gdrv, &gid, &glen), 1);
+	ck_assert_uint_eq(gid, id);
+	ck_assert_uint_eq(glen, nw * seglen);
+	for (k = n - nw; k < n; k++)
+		ck_assert_msg(is_pat(gpa_hva(GUEST_BASE + G_DATA + off + (uint64_t)k * seglen),
+				     seglen, (uint64_t)(k - (n - nw)) * seglen, s_in),
+			      "writable segment %u: wrong bytes", k);
+}
+
+#define SMALL_POOL	(64u << 10)
+
+/* One request's shape: @n segments of @seglen, the last @nw writable. */
+struct shape {
+	unsigned int n, nw;
+	uint32_t seglen;
+};
+
+/* Larger than the pool, each several times: write, read, both, and
+ * scattered over several segments. */
+static const struct shape big_shapes[] = {
+	{ 1, 0, 256u << 10 },
+	{ 1, 1, 256u << 10 },
+	{ 2, 1, 192u << 10 },
+	{ 4, 2, 96u << 10 },
+	{ 9, 3, 40u << 10 },
+};
+
+/*
+ * A request several times larger than the bounce pool is served, not a
+ * reason to break the queue: its bytes go both ways through an isolated
+ * region of its own, announced before the backend sees the request and
+ * removed once it completes. Requests that fit still use the pool. All
+ * four layout pairs, with and without shadow indirect tables.
+ */
+START_TEST(test_oneoff_serves_request_larger_than_pool)
+{
+	uint8_t gl = _i & 1, sl = (_i >> 1) & 1;
+	uint32_t sfeat = _i & 4 ? SVQISO_RING_F_INDIRECT : 0;
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	unsigned int k, nr, adds, dels;
+	uint16_t id, id2;
+
+	fx_open(gl, sl, SVQISO_RING_F_INDIRECT, sfeat, 0, SMALL_POOL,
+		SVQISO_COPY_AUTO);
+	nr = svqiso_iso_nr_regions(F.iso);
+	adds = F.region_adds;
+	dels = F.region_dels;
+	for (k = 0; k < SVQ_ARRAY_SIZE(big_shapes); k++) {
+		const struct shape *b = &big_shapes[k];
+		uint64_t total = (uint64_t)b->n * b->seglen;
+
+		id = guest_post_pat(b->n, b->nw, b->seglen, 0, (uint8_t)k, k & 1);
+		ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+		ck_assert_msg(!svqiso_svq_is_broken(F.svq), "%s",
+			      svqiso_svq_broken_reason(F.svq));
+		/* Its own region, told to the backend before it sees it. */
+		ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), nr + 1);
+		ck_assert_uint_eq(F.region_adds, adds + k + 1);
+		ck_assert_uint_ge(F.last_add_size, total);
+		ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 0);
+		ck_assert_uint_eq(backend_serve_pat((uint8_t)k, (uint8_t)(0x40 + k)), total);
+		ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+		/* Gone with the request. */
+		ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), nr);
+		ck_assert_uint_eq(F.region_dels, dels + k + 1);
+		guest_collect_pat(id, b->n, b->nw, b->seglen, 0, (uint8_t)(0x40 + k));
+	}
+
+	/* With a request that fits: that one takes the pool. */
+	id = guest_post_pat(4, 2, 96u << 10, 0, 0x21, false);
+	id2 = guest_post_pat(2, 1, 4096, 1u << 20, 0x22, false);
+	ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 2);
+	ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), nr + 1);
+	ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 8192);
+	ck_assert_uint_eq(backend_serve_pat(0x21, 0x31), 4 * (96u << 10));
+	ck_assert_uint_eq(backend_serve_pat(0x22, 0x32), 8192);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	guest_collect_pat(id, 4, 2, 96u << 10, 0, 0x31);
+	guest_collect_pat(id2, 2, 1, 4096, 1u << 20, 0x32);
+
+	ck_assert(!svqiso_svq_is_broken(F.svq));
+	ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), nr);
+	ck_assert_uint_eq(F.region_adds - adds, F.region_dels - dels);
+	ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 0);
+	ck_assert_int_eq(svqiso_svq_get_stats(F.svq, &st), 0);
+	ck_assert_uint_eq(st.oneoffs, SVQ_ARRAY_SIZE(big_shapes) + 1);
+	ck_assert_uint_eq(st.requests, SVQ_ARRAY_SIZE(big_shapes) + 2);
+	ck_assert_uint_eq(st.completions, SVQ_ARRAY_SIZE(big_shapes) + 2);
+	ck_assert_uint_le(st.pool_high_water, SMALL_POOL);
+	ck_assert_ptr_nonnull(strstr(F.last_log, "isolated region of its own"));
+	fx_close();
+	/* Every one-off region went, as the iso ends (ring and pool too). */
+	ck_assert_uint_eq(F.region_adds, F.region_dels);
+}
+END_TEST
+
+/* Element mode: the same, with the VMM's iovecs and completions. */
+START_TEST(test_oneoff_element_mode)
+{
+	const uint64_t olen = 200u << 10, ilen = 300u << 10;
+	uint8_t *out = malloc(olen), *in = malloc(ilen);
+	struct iovec o[2] = { { out, olen / 2 }, { out + olen / 2, olen / 2 } };
+	struct iovec i = { in, ilen };
+	unsigned int k, nr;
+
+	ck_assert(out && in);
+	fx_open(0, _i, 0, 0, SVQISO_SVQ_F_ELEMENT, SMALL_POOL, SVQISO_COPY_AUTO);
+	nr = svqiso_iso_nr_regions(F.iso);
+	for (k = 0; k < 3; k++) {
+		uint64_t b;
+
+		for (b = 0; b < olen; b++)
+			out[b] = pat_at(b, (uint8_t)k);
+		memset(in, 0xee, ilen);
+		ck_assert_int_ge(svqiso_svq_submit(F.svq, o, 2, &i, 1,
+						   (void *)(uintptr_t)(k + 1)), 0);
+		ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), nr + 1);
+		ck_assert_uint_eq(backend_serve_pat((uint8_t)k, (uint8_t)(0x50 + k)),
+				  olen + ilen);
+		ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+		ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), nr);
+		ck_assert_uint_eq(F.ncomplete, k + 1);
+		ck_assert_ptr_eq(F.cookies[k], (void *)(uintptr_t)(k + 1));
+		ck_assert_uint_eq(F.lens[k], ilen);
+		ck_assert(is_pat(in, ilen, 0, (uint8_t)(0x50 + k)));
+	}
+	ck_assert_uint_eq(F.region_adds, F.region_dels + nr);
+	ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 0);
+	fx_close();
+	free(out);
+	free(in);
+}
+END_TEST
+
+/*
+ * One one-off region per queue at a time: a second large request waits for
+ * the first one's completion (in order, and holding no memory), the next
+ * chains wait behind it in the guest's ring; then all complete in order.
+ */
+START_TEST(test_oneoff_one_at_a_time_others_wait)
+{
+	uint8_t gl = _i & 1, sl = (_i >> 1) & 1;
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	const uint32_t big = 96u << 10;
+	uint16_t id[4];
+	uint32_t base;
+	unsigned int nr;
+
+	fx_open(gl, sl, 0, 0, 0, SMALL_POOL, SVQISO_COPY_MEMCPY);
+	nr = svqiso_iso_nr_regions(F.iso);
+	id[0] = guest_post_pat(2, 1, big, 0, 1, false);
+	id[1] = guest_post_pat(2, 1, 4096, 1u << 20, 2, false);
+	id[2] = guest_post_pat(2, 1, big, 2u << 20, 3, false);
+	id[3] = guest_post_pat(2, 1, 4096, 3u << 20, 4, false);
+	ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	/* The first two forwarded, the second large one held, the last in
+	 * the guest's ring. */
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 3);
+	ck_assert_int_eq(svqiso_svq_guest_base(F.svq, &base), 0);
+	/* Three chains taken: split counts chains, packed their slots. */
+	ck_assert_uint_eq(base & 0x7fff, gl ? 6 : 3);
+	ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), nr + 1);
+	ck_assert_int_eq(svqiso_svq_get_stats(F.svq, &st), 0);
+	ck_assert_uint_eq(st.requests, 2);
+	ck_assert_uint_ge(st.oneoff_waits, 1);
+	/* Kicks and spurious calls change nothing. */
+	ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 3);
+
+	ck_assert_uint_eq(backend_serve_pat(1, 0x11), 2 * big);
+	ck_assert_uint_eq(backend_serve_pat(2, 0x12), 8192);
+	ck_assert_uint_eq(backend_serve_pat(0, 0), 0);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	/* The first went with its region; the second large one has one. */
+	ck_assert_uint_eq(F.region_dels, 1);
+	ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), nr + 1);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 2);
+	guest_collect_pat(id[0], 2, 1, big, 0, 0x11);
+	guest_collect_pat(id[1], 2, 1, 4096, 1u << 20, 0x12);
+
+	ck_assert_uint_eq(backend_serve_pat(3, 0x13), 2 * big);
+	ck_assert_uint_eq(backend_serve_pat(4, 0x14), 8192);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	guest_collect_pat(id[2], 2, 1, big, 2u << 20, 0x13);
+	guest_collect_pat(id[3], 2, 1, 4096, 3u << 20, 0x14);
+	ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), nr);
+	ck_assert_uint_eq(F.region_dels, 2);
+	ck_assert_int_eq(svqiso_svq_get_stats(F.svq, &st), 0);
+	ck_assert_uint_eq(st.oneoffs, 2);
+	ck_assert(!svqiso_svq_is_broken(F.svq));
+	fx_close();
+}
+END_TEST
+
+/* A large request forwarded on a fresh fixture: its id; one region more. */
+static uint16_t post_big_forwarded(unsigned int nr)
+{
+	uint16_t id = guest_post_pat(2, 1, 96u << 10, 0, 7, false);
+
+	ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	ck_assert_msg(!svqiso_svq_is_broken(F.svq), "%s", svqiso_svq_broken_reason(F.svq));
+	ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), nr + 1);
+	return id;
+}
+
+/*
+ * The one-off region goes whenever its request does: completed, dropped by
+ * a reset, given back by a rewind, or with the svq; a repost keeps it with
+ * its request for the new backend, which finds the bytes there.
+ */
+START_TEST(test_oneoff_freed_with_its_request)
+{
+	uint8_t gl = _i & 1, sl = (_i >> 1) & 1;
+	struct held_elem h;
+	uint32_t base;
+	unsigned int nr;
+	uint16_t id;
+
+	/* Reset: dropped, with the region. */
+	fx_open(gl, sl, 0, 0, 0, SMALL_POOL, SVQISO_COPY_MEMCPY);
+	nr = svqiso_iso_nr_regions(F.iso);
+	post_big_forwarded(nr);
+	ck_assert(backend_take(&h));
+	ck_assert_int_eq(svqiso_svq_guest_base(F.svq, &base), 0);
+	ck_assert_int_eq(svqiso_svq_reset(F.svq, base), 0);
+	ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), nr);
+	ck_assert_uint_eq(F.region_dels, 1);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 0);
+	fx_close();
+
+	/* Rewind: given back to the guest ring, region gone; taken again
+	 * after the restart, with a new one. */
+	fx_open(gl, sl, 0, 0, 0, SMALL_POOL, SVQISO_COPY_MEMCPY);
+	id = post_big_forwarded(nr);
+	ck_assert_int_eq(svqiso_svq_rewind(F.svq, svq_dev_get_base(&F.backend)), 1);
+	ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), nr);
+	ck_assert_uint_eq(F.region_dels, 1);
+	ck_assert_int_eq(svqiso_svq_guest_base(F.svq, &base), 0);
+	ck_assert_int_eq(svqiso_svq_reset(F.svq, base), 0);
+	ck_assert_int_eq(svqiso_svq_pause(F.svq, false), 0);
+	ck_assert_int_eq(svqiso_svq_get_shadow(F.svq, &F.info), 0);
+	backend_reattach();
+	ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), nr + 1);
+	ck_assert_uint_eq(backend_serve_pat(7, 0x77), 2 * (96u << 10));
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	guest_collect_pat(id, 2, 1, 96u << 10, 0, 0x77);
+	ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), nr);
+	ck_assert_uint_eq(F.region_dels, 2);
+	fx_close();
+
+	/* Repost: kept, and the new backend reads the bytes copied in
+	 * before, though the guest changed its buffer since. */
+	fx_open(gl, sl, 0, 0, 0, SMALL_POOL, SVQISO_COPY_MEMCPY);
+	id = post_big_forwarded(nr);
+	ck_assert(backend_take(&h));
+	memset(gpa_hva(GUEST_BASE + G_DATA), 0xcc, 96u << 10);
+	ck_assert_int_eq(svqiso_svq_repost(F.svq), 1);
+	ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), nr + 1);
+	ck_assert_uint_eq(F.region_dels, 0);
+	ck_assert_int_eq(svqiso_svq_get_shadow(F.svq, &F.info), 0);
+	backend_reattach();
+	ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	ck_assert_uint_eq(backend_serve_pat(7, 0x78), 2 * (96u << 10));
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	guest_collect_pat(id, 2, 1, 96u << 10, 0, 0x78);
+	ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), nr);
+	ck_assert_uint_eq(F.region_dels, 1);
+	fx_close();
+
+	/* Free: in flight, dropped with the svq, region removed. */
+	fx_open(gl, sl, 0, 0, 0, SMALL_POOL, SVQISO_COPY_MEMCPY);
+	post_big_forwarded(nr);
+	svqiso_svq_free(F.svq);
+	F.svq = NULL;
+	ck_assert_uint_eq(F.region_dels, 2);	/* the one-off, the ring */
+	ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), 1);	/* the pool */
+	fx_close();
+}
+END_TEST
+
+/*
+ * Bounded: with one-off regions off, or past oneoff_max, a request larger
+ * than the pool breaks the queue with the reason, touching nothing; up to
+ * oneoff_max it is served.
+ */
+START_TEST(test_oneoff_off_or_past_max_breaks)
+{
+	fx_open(_i, _i, 0, 0, SVQISO_SVQ_F_NO_ONEOFF, SMALL_POOL, SVQISO_COPY_MEMCPY);
+	guest_post(1, 1, 128 << 10, 0, 0, false);
+	ck_assert_int_eq(svqiso_svq_process_avail(F.svq), -EIO);
+	ck_assert_ptr_nonnull(strstr(svqiso_svq_broken_reason(F.svq), "bounce"));
+	ck_assert_ptr_nonnull(strstr(svqiso_svq_broken_reason(F.svq), "one-off regions are off"));
+	ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), 2);
+	fx_close();
+
+	fx_oneoff_max = 100 << 10;
+	fx_open(_i, _i, 0, 0, 0, SMALL_POOL, SVQISO_COPY_MEMCPY);
+	guest_post_pat(1, 0, 100 << 10, 0, 9, false);
+	ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	ck_assert_uint_eq(backend_serve_pat(9, 0), 100 << 10);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	guest_post(1, 1, (100 << 10) + 1, 0, 0, false);
+	ck_assert_int_eq(svqiso_svq_process_avail(F.svq), -EIO);
+	ck_assert_ptr_nonnull(strstr(svqiso_svq_broken_reason(F.svq), "oneoff_max"));
+	ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), 2);
+	fx_close();
+}
+END_TEST
+
+/*
+ * No region to be had: with other requests in flight the large one waits
+ * (their completions may free a slot); with nothing in flight, or for a
+ * refusal no completion cures, the queue breaks saying why.
+ */
+START_TEST(test_oneoff_region_refused)
+{
+	uint16_t id, small;
+
+	fx_open(_i, _i, 0, 0, 0, SMALL_POOL, SVQISO_COPY_MEMCPY);
+	refuse_regions = true;
+	guest_post(1, 1, 128 << 10, 0, 0, false);
+	ck_assert_int_eq(svqiso_svq_process_avail(F.svq), -EIO);
+	ck_assert_ptr_nonnull(strstr(svqiso_svq_broken_reason(F.svq),
+				     "no isolated region"));
+	fx_close();
+
+	fx_open(_i, _i, 0, 0, 0, SMALL_POOL, SVQISO_COPY_MEMCPY);
+	small = guest_post_pat(2, 1, 4096, 1u << 20, 1, false);
+	id = guest_post_pat(2, 1, 96u << 10, 0, 2, false);
+	refuse_regions = true;
+	ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	ck_assert(!svqiso_svq_is_broken(F.svq));
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 2);	/* one held */
+	refuse_regions = false;
+	ck_assert_uint_eq(backend_serve_pat(1, 0x21), 8192);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ck_assert_uint_eq(backend_serve_pat(2, 0x22), 2 * (96u << 10));
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	guest_collect_pat(small, 2, 1, 4096, 1u << 20, 0x21);
+	guest_collect_pat(id, 2, 1, 96u << 10, 0, 0x22);
+
+	/* A refusal no completion cures breaks it even then. */
+	small = guest_post_pat(2, 1, 4096, 1u << 20, 1, false);
+	guest_post_pat(2, 1, 96u << 10, 0, 2, false);
+	refuse_regions = true;
+	refuse_errno = -ENOTCONN;
+	ck_assert_int_eq(svqiso_svq_process_avail(F.svq), -EIO);
+	ck_assert_ptr_nonnull(strstr(svqiso_svq_broken_reason(F.svq),
+				     "no isolated region"));
+	fx_close();
+}
+END_TEST
+
+/* The per-request memfd pool holds large requests itself: no one-off. */
+START_TEST(test_memfd_pool_serves_large_requests)
+{
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	uint16_t id;
+
+	fx_open(_i, _i, 0, 0, 0, 0, SVQISO_COPY_MEMCPY);
+	id = guest_post_pat(4, 2, 256u << 10, 0, 3, false);
+	ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	ck_assert_uint_eq(backend_serve_pat(3, 0x33), 1u << 20);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	guest_collect_pat(id, 4, 2, 256u << 10, 0, 0x33);
+	ck_assert_int_eq(svqiso_svq_get_stats(F.svq, &st), 0);
+	ck_assert_uint_eq(st.oneoffs, 0);
+	ck_assert_uint_eq(F.region_adds, F.region_dels + 1);	/* the ring */
+	fx_close();
+}
+END_TEST
+
+/*
+ * A backend that takes everything and completes nothing: bounce memory
+ * stays within the pool plus one one-off region, the guest's requests past
+ * that stay in its ring (at most one chain is taken ahead of room, and it
+ * holds no memory), kicks and spurious calls change nothing, and a reset
+ * gives every byte and region back.
+ */
+START_TEST(test_backend_that_never_completes_stays_bounded)
+{
+	uint8_t gl = _i & 1, sl = (_i >> 1) & 1;
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	struct held_elem h[8];
+	unsigned int k, taken = 0, nr, round;
+	uint32_t base;
+
+	fx_open(gl, sl, 0, 0, 0, SMALL_POOL, SVQISO_COPY_MEMCPY);
+	nr = svqiso_iso_nr_regions(F.iso);
+	guest_post(2, 1, 96u << 10, 0, 0x10, false);
+	for (k = 0; k < 40; k++)
+		guest_post(1, 1, 16u << 10, (1u << 20) + (uint64_t)k * (16u << 10),
+			   0, false);
+	guest_post(2, 1, 96u << 10, 4u << 20, 0x10, false);
+	for (round = 0; round < 5; round++) {
+		ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+		while (taken < 8 && backend_take(&h[taken]))
+			taken++;
+		ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	}
+	/* The large one (its one-off region) and four of 16 KiB (the
+	 * pool); a fifth taken ahead of room. */
+	ck_assert_uint_eq(taken, 5);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 6);
+	ck_assert_uint_le(svqiso_pool_in_use(F.pool), SMALL_POOL);
+	ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), nr + 1);
+	ck_assert_int_eq(svqiso_svq_guest_base(F.svq, &base), 0);
+	/* Six chains taken (split counts chains, packed their slots): 36
+	 * still posted. */
+	ck_assert_uint_eq(base & 0x7fff, gl ? 2 + 5 : 6);
+	ck_assert_int_eq(svqiso_svq_get_stats(F.svq, &st), 0);
+	ck_assert_uint_eq(st.requests, 5);
+	ck_assert_uint_eq(st.completions, 0);
+	ck_assert_uint_le(st.pool_high_water, SMALL_POOL);
+	ck_assert(!svqiso_svq_is_broken(F.svq));
+
+	ck_assert_int_eq(svqiso_svq_reset(F.svq, base), 0);
+	ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 0);
+	ck_assert_uint_eq(svqiso_iso_nr_regions(F.iso), nr);
+	ck_assert_uint_eq(F.region_adds, F.region_dels + nr);
 	fx_close();
 }
 END_TEST
@@ -1706,9 +2223,20 @@ static Suite *svq_suite(void)
 	tcase_add_loop_test(tc, test_pool_full_stalls_then_resumes_in_order, 0, 4);
 	tcase_add_loop_test(tc, test_pause_drain_reset_resume_loses_nothing, 0, 4);
 	tcase_add_loop_test(tc, test_lazy_kicks_take_chains_on_completion, 0, 4);
-	tcase_add_test(tc, test_request_larger_than_pool_breaks);
 	tcase_add_loop_test(tc, test_pool_failure_breaks, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_loop_test(tc, test_memfd_pool_roundtrip, 0, SVQISO_NR_LAYOUTS);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("oneoff");
+	tcase_set_timeout(tc, 60);
+	tcase_add_loop_test(tc, test_oneoff_serves_request_larger_than_pool, 0, 8);
+	tcase_add_loop_test(tc, test_oneoff_element_mode, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_oneoff_one_at_a_time_others_wait, 0, 4);
+	tcase_add_loop_test(tc, test_oneoff_freed_with_its_request, 0, 4);
+	tcase_add_loop_test(tc, test_oneoff_off_or_past_max_breaks, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_oneoff_region_refused, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_memfd_pool_serves_large_requests, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_backend_that_never_completes_stays_bounded, 0, 4);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("rewind");

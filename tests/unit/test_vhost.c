@@ -59,7 +59,7 @@ struct fx {
 	bool backend_up;
 	int guest_call;
 	char logbuf[8192];
-	unsigned int region_adds;
+	unsigned int region_adds, region_dels;
 };
 
 static struct fx F;
@@ -73,11 +73,30 @@ static void log_cb(void *ctx, int level, const char *msg)
 	snprintf(F.logbuf + n, sizeof(F.logbuf) - n, "%s\n", msg);
 }
 
+/* The next engine's pool_size (0: 1 MiB). */
+static uint64_t fx_pool_size;
+
+/* A region the engine made: a backend maps it as it comes (ADD_MEM_REG). */
 static int region_add_cb(void *ctx, const struct svqiso_region *r)
 {
 	(void)ctx;
-	(void)r;
 	F.region_adds++;
+	if (F.bmem) {
+		struct svqiso_mem_region mr = { .gpa = r->iova, .size = r->size,
+						.hva = r->uaddr, .fd = r->fd };
+
+		ck_assert_int_eq(svqiso_mem_add_region(F.bmem, &mr), 0);
+	}
+	return 0;
+}
+
+/* One it takes back (REM_MEM_REG). */
+static int region_del_cb(void *ctx, const struct svqiso_region *r)
+{
+	(void)ctx;
+	F.region_dels++;
+	if (F.bmem)
+		svqiso_mem_remove_region(F.bmem, r->iova);
 	return 0;
 }
 
@@ -89,8 +108,10 @@ static void *gpa_hva(uint64_t gpa)
 static void engine_new(uint8_t shadow_layout, uint32_t flags)
 {
 	SVQISO_OPTS(svqiso_vhost_opts, o, .flags = flags,
-		    .shadow_layout = shadow_layout, .pool_size = 1 << 20,
-		    .region_add = region_add_cb, .log = log_cb, .name = "t");
+		    .shadow_layout = shadow_layout,
+		    .pool_size = fx_pool_size ? fx_pool_size : 1 << 20,
+		    .region_add = region_add_cb, .region_del = region_del_cb,
+		    .log = log_cb, .name = "t");
 
 	ck_assert_int_eq(svqiso_vhost_new(&o, &F.vh), 0);
 }
@@ -207,6 +228,7 @@ static void fx_close(void)
 	if (F.backend_up)
 		svq_dev_fini(&F.backend);
 	svqiso_mem_free(F.bmem);
+	F.bmem = NULL;
 	svqiso_vhost_free(F.vh);
 	svq_drv_fini(&F.gdrv);
 	if (F.guest_call >= 0)
@@ -214,6 +236,7 @@ static void fx_close(void)
 	munmap(F.guest, GUEST_SIZE);
 	munmap(F.vmm, GUEST_SIZE);
 	close(F.gfd);
+	fx_pool_size = 0;
 }
 
 /* Guest: post request @k: one readable segment of @pat bytes, one
@@ -947,6 +970,228 @@ START_TEST(test_same_features_again_while_running)
 }
 END_TEST
 
+/* ---- requests larger than the arena; a backend that never completes ---- */
+
+#define SMALL_POOL	(64u << 10)
+
+static uint8_t pat_at(uint64_t j, uint8_t s)
+{
+	return (uint8_t)(j * 131 + (j >> 9) * 7 + s);
+}
+
+/* Guest: post a request at guest offset @off: @rlen readable bytes of
+ * pat_at(., @s), then @wlen writable ones (none if 0). */
+static uint16_t guest_post_len(uint64_t off, uint32_t rlen, uint32_t wlen,
+			       uint8_t s)
+{
+	uint64_t a = GUEST_BASE + DATA_OFF + off, j;
+	struct svq_seg seg[2] = {
+		{ .addr = a, .len = rlen },
+		{ .addr = a + rlen, .len = wlen, .write = true },
+	};
+	uint8_t *p = gpa_hva(a);
+	uint16_t id;
+
+	for (j = 0; j < rlen; j++)
+		p[j] = pat_at(j, s);
+	if (wlen)
+		memset(gpa_hva(a + rlen), 0xee, wlen);
+	ck_assert_int_eq(svq_drv_add(&F.gdrv, seg, wlen ? 2 : 1, NULL, &id), 0);
+	svq_drv_kick_prepare(&F.gdrv);
+	return id;
+}
+
+/* Backend: take any request; its readable bytes are pat_at(., @s). */
+static bool backend_take_pat(struct svq_elem *e, struct svq_seg *segs, uint8_t s)
+{
+	uint64_t j;
+
+	e->seg = segs;
+	e->max_seg = 8;
+	if (svq_dev_pop(&F.backend, e) != 1)
+		return false;
+	for (j = 0; j < e->seg[0].len; j++)
+		if (((const uint8_t *)e->seg[0].hva)[j] != pat_at(j, s))
+			ck_abort_msg("readable byte %" PRIu64 " wrong", j);
+	return true;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A request several times the arena goes through a one-off region made
+ * from svqiso_vhost_queue_kick() (region_add, which the VMM turns into
+ * ADD_MEM_REG while the queue runs) and removed from
+ * svqiso_vhost_queue_process() once it completes, its bytes right both
+ * ways. Then a backend that takes everything and completes nothing: bounce
+ * memory stays within the arena and one one-off region, the rest stays in
+ * the guest's ring, drain and stop each give up within their timeout with
+ * -ETIMEDOUT and a log line naming the queue, the queue stays coherent
+ * (running and taking nothing new; then stopping, its guest base past only
+ * what the backend holds), and a queue reset then a start give every
+ * region back. All four layout pairs.
+ */
+START_TEST(test_oneoff_from_kick_and_a_backend_that_never_completes)
+{
+	uint8_t gl = _i & 1, sl = _i >> 1;
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	const uint32_t big = 160u << 10, small = 16u << 10;
+	struct svq_seg segs[8][8];
+	struct svq_elem e[8];
+	unsigned int k, base_regions, taken = 0;
+	uint32_t gbase, sbase;
+	int64_t t0, ms;
+	uint16_t id;
+	uint64_t j;
+	int rc;
+
+	fx_pool_size = SMALL_POOL;
+	fx_open(gl, sl);
+	guest_ring();
+	start(fresh());
+	base_regions = svqiso_vhost_nr_regions(F.vh);
+
+	/* Served, both ways. */
+	id = guest_post_len(0, big, big, 0x11);
+	ck_assert_int_ge(svqiso_vhost_queue_kick(F.vh, 0), 0);
+	ck_assert_uint_eq(F.region_adds, base_regions + 1);
+	ck_assert_uint_eq(svqiso_vhost_nr_regions(F.vh), base_regions + 1);
+	ck_assert(backend_take_pat(&e[0], segs[0], 0x11));
+	for (j = 0; j < big; j++)
+		((uint8_t *)e[0].seg[1].hva)[j] = pat_at(j, 0x22);
+	ck_assert_int_eq(svq_dev_push(&F.backend, e[0].id, big), 0);
+	svq_dev_flush(&F.backend);
+	ck_assert_int_ge(svqiso_vhost_queue_process(F.vh, 0), 0);
+	ck_assert_uint_eq(F.region_dels, 1);
+	ck_assert_uint_eq(svqiso_vhost_nr_regions(F.vh), base_regions);
+	{
+		const uint8_t *w = gpa_hva(GUEST_BASE + DATA_OFF + big);
+		uint16_t gid;
+		uint32_t len;
+
+		ck_assert_int_eq(svq_drv_get_used(&F.gdrv, &gid, &len), 1);
+		ck_assert_uint_eq(gid, id);
+		ck_assert_uint_eq(len, big);
+		for (j = 0; j < big; j++)
+			if (w[j] != pat_at(j, 0x22))
+				ck_abort_msg("byte %" PRIu64 " copied back wrong", j);
+	}
+
+	/* Never completed: a large one, 40 that fit, another large one. */
+	guest_post_len(0, big, 0, 0x30);
+	for (k = 0; k < 40; k++)
+		guest_post_len(big + (uint64_t)k * small, small, 0, (uint8_t)k);
+	guest_post_len(big + 40ull * small, big, 0, 0x31);
+	for (k = 0; k < 4; k++) {
+		ck_assert_int_ge(svqiso_vhost_queue_kick(F.vh, 0), 0);
+		while (taken < 8 && backend_take_pat(&e[taken], segs[taken],
+						     taken ? (uint8_t)(taken - 1) : 0x30))
+			taken++;
+		ck_assert_int_ge(svqiso_vhost_queue_process(F.vh, 0), 0);
+	}
+	/* The large one and four that fit the arena; a fifth taken ahead
+	 * of room, holding nothing. */
+	ck_assert_uint_eq(taken, 5);
+	ck_assert_uint_eq(svqiso_vhost_queue_in_flight(F.vh, 0), 6);
+	ck_assert_uint_eq(svqiso_vhost_nr_regions(F.vh), base_regions + 1);
+	ck_assert_int_eq(svqiso_vhost_queue_stats(F.vh, 0, &st), 0);
+	ck_assert_uint_le(st.pool_high_water, SMALL_POOL);
+	ck_assert_uint_eq(st.oneoffs, 2);
+
+	t0 = mono_ms();
+	rc = svqiso_vhost_queue_drain(F.vh, 0, 300, -1);
+	ms = mono_ms() - t0;
+	if (sl == SVQISO_LAYOUT_SPLIT) {
+		/* Its avail_event says it took them. */
+		ck_assert_int_eq(rc, -ETIMEDOUT);
+		ck_assert_int_ge(ms, 290);
+		ck_assert_ptr_nonnull(strstr(F.logbuf,
+			"t-q0: 6 requests still in flight after 300 ms"));
+	} else {
+		/* This packed device publishes no position: after 100 ms
+		 * quiet they may be posted buffers, for the stop to tell. */
+		ck_assert_int_eq(rc, 0);
+	}
+	ck_assert_int_le(ms, 1000);
+	ck_assert(svqiso_vhost_queue_running(F.vh, 0));
+	ck_assert_ptr_null(svqiso_vhost_queue_broken(F.vh, 0));
+	/* Taking nothing new. */
+	guest_post_len(big + 41ull * small + big, small, 0, 0x40);
+	ck_assert_int_ge(svqiso_vhost_queue_kick(F.vh, 0), 0);
+	ck_assert_uint_eq(svqiso_vhost_queue_in_flight(F.vh, 0), 6);
+
+	/* The backend stops its ring where it is (GET_VRING_BASE). */
+	sbase = svq_dev_get_base(&F.backend);
+	t0 = mono_ms();
+	ck_assert_int_eq(svqiso_vhost_queue_stop(F.vh, 0, sbase, 200, -1, &gbase),
+			 -ETIMEDOUT);
+	ms = mono_ms() - t0;
+	ck_assert_int_ge(ms, 190);
+	ck_assert_int_le(ms, 1000);
+	ck_assert_ptr_nonnull(strstr(F.logbuf, "t-q0: the backend still holds 5 requests"));
+	ck_assert(svqiso_vhost_queue_running(F.vh, 0));		/* stopping */
+	ck_assert_uint_eq(svqiso_vhost_queue_in_flight(F.vh, 0), 5);
+	/* Past the five it holds, and no further: the chain taken ahead
+	 * of room went back, the other 37 never left the guest's ring
+	 * (split counts chains; packed slots: two for the first request,
+	 * one for each since). */
+	ck_assert_int_eq(svqiso_vhost_queue_stats(F.vh, 0, &st), 0);
+	ck_assert_uint_eq(st.given_back, 1);
+	ck_assert_uint_eq(gbase & 0x7fff, (gl ? 2 : 1) + 5);
+	ck_assert_uint_eq(st.completions, 1);
+
+	/* Giving up on them: the next start drops them, with their region. */
+	ck_assert_int_eq(svqiso_vhost_queue_reset(F.vh, 0), 0);
+	ck_assert(!svqiso_vhost_queue_running(F.vh, 0));
+	ck_assert_uint_eq(F.region_dels, 1);
+	svq_drv_fini(&F.gdrv);
+	memset(F.guest, 0, DATA_OFF);
+	guest_ring();
+	start(fresh());
+	ck_assert_uint_eq(F.region_dels, 2);
+	ck_assert_uint_eq(svqiso_vhost_nr_regions(F.vh), base_regions);
+	ck_assert_uint_eq(svqiso_vhost_queue_in_flight(F.vh, 0), 0);
+	fx_close();
+}
+END_TEST
+
+/* SVQISO_VHOST_F_NO_ONEOFF: no region from kick; the request breaks its
+ * queue, saying why. */
+START_TEST(test_no_oneoff_flag_breaks_instead)
+{
+	fx_pool_size = SMALL_POOL;
+	fx_open(SVQISO_LAYOUT_SPLIT, SVQISO_LAYOUT_SPLIT);
+	svqiso_vhost_free(F.vh);
+	engine_new(SVQISO_LAYOUT_SPLIT, SVQISO_VHOST_F_NO_ONEOFF);
+	{
+		uint64_t offered = F(F_INDIRECT) | F(F_EVENT_IDX) | F(F_VERSION_1) |
+				   F(F_PROTOCOL);
+		struct svqiso_mem_region r = { .gpa = GUEST_BASE, .size = GUEST_SIZE,
+					       .hva = F.vmm, .fd = -1 };
+		uint64_t gf = svqiso_vhost_guest_features(F.vh, offered) & ~F(F_PACKED);
+
+		ck_assert_int_eq(svqiso_vhost_set_guest_mem(F.vh, &r, 1), 0);
+		ck_assert_int_eq(svqiso_vhost_set_features(F.vh, gf,
+			svqiso_vhost_backend_features(F.vh, gf, offered)), 0);
+	}
+	guest_ring();
+	start(0);
+	F.region_adds = 0;
+	guest_post_len(0, 128u << 10, 0, 1);
+	ck_assert_int_eq(svqiso_vhost_queue_kick(F.vh, 0), -EIO);
+	ck_assert_uint_eq(F.region_adds, 0);
+	ck_assert_ptr_nonnull(strstr(svqiso_vhost_queue_broken(F.vh, 0),
+				     "one-off regions are off"));
+	fx_close();
+}
+END_TEST
+
 static Suite *vhost_suite(void)
 {
 	Suite *s = suite_create("vhost");
@@ -973,6 +1218,12 @@ static Suite *vhost_suite(void)
 	tcase_add_test(tc, test_stop_waits_bounded_for_what_the_backend_holds);
 	tcase_add_test(tc, test_bad_calls_refused);
 	tcase_add_test(tc, test_same_features_again_while_running);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("oneoff");
+	tcase_set_timeout(tc, 30);
+	tcase_add_loop_test(tc, test_oneoff_from_kick_and_a_backend_that_never_completes, 0, 4);
+	tcase_add_test(tc, test_no_oneoff_flag_breaks_instead);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("backend-lost");
