@@ -485,8 +485,14 @@ int svqiso_svq_reset(struct svqiso_svq *svq, uint32_t guest_base)
 	svq_drv_fini(&svq->shadow);
 	err = shadow_init(svq);
 	svq->resetting = false;
-	if (err)
+	if (err) {
+		/* No shadow ring: nothing may run until a reset lays one out.
+		 * This reason, not one from before the reset. */
+		svq->broken = false;
+		svq_fail(svq, false, "%s: broken: the shadow ring cannot be laid out again: %d",
+			 svq->name, err);
 		return err;
+	}
 	svq->rewound = false;
 	svq->broken = false;
 	svq->reason[0] = '\0';

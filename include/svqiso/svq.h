@@ -357,7 +357,9 @@ SVQISO_API const char *svqiso_svq_broken_reason(const struct svqiso_svq *svq);
  *
  * Return: 0; -EFAULT (the guest ring is no longer mapped), -EINVAL (a
  * packed base past the ring, or a used position ahead of the avail one or
- * more than a ring behind it).
+ * more than a ring behind it), -ENOMEM (no memory for the fresh shadow ring
+ * or the guest ring's state): the queue is then broken with that reason
+ * until a reset goes through.
  */
 SVQISO_API int svqiso_svq_reset(struct svqiso_svq *svq, uint32_t guest_base);
 
