@@ -456,6 +456,7 @@ int svqiso_svq_submit(struct svqiso_svq *svq, const struct iovec *out,
 	struct svq_req *r;
 	uint64_t total = 0, out_bytes = 0, in_bytes;
 	unsigned int k;
+	int ret;
 
 	/* A reset's completion callback submits for the queue as it will
 	 * be: the reset clears the broken state. */
@@ -506,5 +507,10 @@ int svqiso_svq_submit(struct svqiso_svq *svq, const struct iovec *out,
 	svq->pend_len++;
 	if (unlikely(svq->resetting))
 		return 0;	/* forwarded when the reset is done */
-	return svq_drain_avail(svq);
+	ret = svq_drain_avail(svq);
+	/* The queue broke forwarding: this request, the last one held, was
+	 * not forwarded and is not taken (a reset would complete it). */
+	if (unlikely(ret < 0))
+		svq->pend_len--;
+	return ret;
 }

@@ -14,6 +14,9 @@ struct svq_relay {
 	void *log_ctx;
 	void (*thread_start)(void *ctx);
 	void *thread_ctx;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool go;			/* the starter is done with the svqs */
 };
 
 static void *relay_main(void *arg)
@@ -23,6 +26,12 @@ static void *relay_main(void *arg)
 
 	/* Before the hook, which may rename it. */
 	pthread_setname_np(pthread_self(), "svqiso-relay");
+	/* The svqs are the starter's until its catch-up is done; this also
+	 * orders what it did before everything the loop does. */
+	pthread_mutex_lock(&r->lock);
+	while (!r->go)
+		pthread_cond_wait(&r->cond, &r->lock);
+	pthread_mutex_unlock(&r->lock);
 	if (r->thread_start)
 		r->thread_start(r->thread_ctx);
 	rc = svqiso_loop_run(r->loop);
@@ -56,6 +65,8 @@ int svq_relay_start(const struct svq_relay_cfg *cfg,
 	r->log_ctx = cfg->log_ctx;
 	r->thread_start = cfg->thread_start;
 	r->thread_ctx = cfg->thread_ctx;
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
 	rc = svqiso_loop_new(&lo, &r->loop);
 	for (i = 0; !rc && i < n; i++)
 		rc = svqiso_loop_add(r->loop, &q[i]);
@@ -70,9 +81,18 @@ int svq_relay_start(const struct svq_relay_cfg *cfg,
 		svq_log(cfg->log, cfg->log_ctx, SVQISO_LOG_ERR,
 			"relay: cannot start: %s", strerror(-rc));
 		svqiso_loop_free(r->loop);
+		pthread_cond_destroy(&r->cond);
+		pthread_mutex_destroy(&r->lock);
 		free(r);
 		return rc;
 	}
+	/* Nothing can fail from here: what the catch-up does is relayed. */
+	if (cfg->catch_up)
+		cfg->catch_up(cfg->catch_up_ctx);
+	pthread_mutex_lock(&r->lock);
+	r->go = true;
+	pthread_cond_signal(&r->cond);
+	pthread_mutex_unlock(&r->lock);
 	*out = r;
 	return 0;
 }
@@ -84,5 +104,7 @@ void svq_relay_stop(struct svq_relay *r)
 	svqiso_loop_stop(r->loop);
 	pthread_join(r->thread, NULL);
 	svqiso_loop_free(r->loop);
+	pthread_cond_destroy(&r->cond);
+	pthread_mutex_destroy(&r->lock);
 	free(r);
 }

@@ -20,6 +20,11 @@ struct svq_relay_cfg {
 	void *hangup_ctx;
 	void (*thread_start)(void *ctx);	/* on the thread, first */
 	void *thread_ctx;
+	/* On the starting thread, once all that can fail has worked and
+	 * before the new thread runs: it may use the queues' svqs (what they
+	 * were handed while no loop watched them). NULL: none. */
+	void (*catch_up)(void *ctx);
+	void *catch_up_ctx;
 };
 
 struct svq_relay;
@@ -27,7 +32,8 @@ struct svq_relay;
 /*
  * svq_relay_start() - a loop over the @n queues of @q and a thread running
  * it, named "svqiso-relay", which takes no signal. @n 0: nothing is
- * started and *@out is NULL.
+ * started and *@out is NULL. A failure has run no catch_up and started
+ * nothing.
  *
  * Return: 0; the loop's errnos, -errno from pthread_create (logged).
  */

@@ -74,17 +74,22 @@ uint64_t svqiso_svq_ring_size(uint8_t layout, uint16_t num, uint16_t max_segs)
 	return l.size;
 }
 
-static int shadow_init(struct svqiso_svq *svq)
+/* No slot keeps a table or a buffer of the ring laid out before. */
+static void shadow_slots_init(struct svqiso_svq *svq)
 {
 	uint16_t i;
 
-	/* No slot keeps a table or a buffer of the ring laid out before. */
 	for (i = 0; i < svq->num; i++) {
 		svq->slot[i].table = SVQ_NO_TABLE;
 		svq->slot[i].buf.len = 0;
 		svq->free_tables[i] = i;
 	}
 	svq->nr_free_tables = svq->num;
+}
+
+static int shadow_init(struct svqiso_svq *svq)
+{
+	shadow_slots_init(svq);
 	return svq_drv_init(&svq->shadow, &svq->shadow_cfg);
 }
 
@@ -492,8 +497,14 @@ int svqiso_svq_reset(struct svqiso_svq *svq, uint32_t guest_base)
 	svq_drv_fini(&svq->shadow);
 	err = shadow_init(svq);
 	svq->resetting = false;
-	if (err)
+	if (err) {
+		/* No shadow ring: nothing may run until a reset lays one out.
+		 * This reason, not one from before the reset. */
+		svq->broken = false;
+		svq_fail(svq, false, "%s: broken: the shadow ring cannot be laid out again: %d",
+			 svq->name, err);
 		return err;
+	}
 	svq->rewound = false;
 	svq->broken = false;
 	svq->reason[0] = '\0';
@@ -543,6 +554,7 @@ static bool seq_before(uint32_t a, uint32_t b)
 
 int svqiso_svq_repost(struct svqiso_svq *svq)
 {
+	struct svq_drv fresh;
 	struct svq_req *keep;
 	uint16_t *order, i, n = 0, k;
 	int err;
@@ -567,6 +579,14 @@ int svqiso_svq_repost(struct svqiso_svq *svq)
 		free_reqs(keep, n);
 		return -ENOMEM;
 	}
+	/* The fresh ring's own state before anything changes (it touches the
+	 * shared ring only once it has it all): a failure leaves the queue
+	 * as it was. */
+	err = svq_drv_init(&fresh, &svq->shadow_cfg);
+	if (err) {
+		free_reqs(keep, n);
+		return err;
+	}
 	/* Out of the old slots (their tables go back: the fresh ring hands
 	 * out its own), then onto the fresh ring in order. */
 	for (k = 0; k < n; k++) {
@@ -577,7 +597,8 @@ int svqiso_svq_repost(struct svqiso_svq *svq)
 		keep[k].table = SVQ_NO_TABLE;
 	}
 	svq_drv_fini(&svq->shadow);
-	err = shadow_init(svq);
+	svq->shadow = fresh;
+	shadow_slots_init(svq);
 	for (k = 0; !err && k < n; k++)
 		err = svq_reforward(svq, &keep[k]);
 	if (err) {

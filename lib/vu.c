@@ -13,10 +13,12 @@
  * or stopped, guest RAM added) pauses the thread: stop the loop, join,
  * change, then build a fresh loop and start a fresh thread. A wake-up the
  * old loop took from an eventfd but did not act on would be lost across
- * that, so each resume first runs both handlers of every running queue
- * once. Each new thread names itself and runs the VMM's relay_start hook
- * before its loop, so what the VMM sets for the thread holds across
- * restarts.
+ * that, so each resume runs both handlers of every queue it relays once,
+ * before the new thread runs but only once nothing can fail any more: a
+ * resume that fails has touched no guest ring, so the queue start it fails
+ * is undone cleanly. Each new thread names itself and runs the VMM's
+ * relay_start hook before its loop, so what the VMM sets for the thread
+ * holds across restarts.
  *
  * With SVQISO_VU_F_EXTERNAL_LOOP there is no thread: relay_pause() and
  * relay_resume() do nothing, and the VMM's thread runs the same handlers
@@ -245,10 +247,24 @@ static int queue_poke(struct svqiso_vu *vu, unsigned int i)
 	return 0;
 }
 
+/* The relay's catch-up: what the queues it relays were handed while no
+ * loop watched them. A queue that breaks here was logged by its svq; the
+ * loop drops it. */
+static void relay_catch_up(void *ctx)
+{
+	struct svqiso_vu *vu = ctx;
+	unsigned int i;
+
+	for (i = 0; i < vu->nq; i++)
+		if (relayed(vu, i))
+			queue_poke(vu, i);
+}
+
 /*
  * Build a loop over the running queues and start the thread; with none
  * running there is nothing to relay. Failing here leaves the queues running
- * but unrelayed: logged, and returned for the caller to report.
+ * but unrelayed, nothing done for them since the pause: logged, and
+ * returned for the caller to report.
  */
 static int relay_resume(struct svqiso_vu *vu)
 {
@@ -257,7 +273,8 @@ static int relay_resume(struct svqiso_vu *vu)
 		.log = vu->log, .log_ctx = vu->log_ctx,
 		.hangup_fd = vu->session_fd, .hangup = relay_hangup,
 		.hangup_ctx = vu, .thread_start = vu->relay_start,
-		.thread_ctx = vu->relay_ctx,
+		.thread_ctx = vu->relay_ctx, .catch_up = relay_catch_up,
+		.catch_up_ctx = vu,
 	};
 	struct svqiso_loop_queue *lq;
 	unsigned int i, n = 0;
@@ -271,8 +288,8 @@ static int relay_resume(struct svqiso_vu *vu)
 	for (i = 0; i < vu->nq; i++) {
 		struct svq_vh_fds fds;
 
-		if (!relayed(vu, i) || queue_poke(vu, i))
-			continue;	/* a broken queue was logged by its svq */
+		if (!relayed(vu, i))
+			continue;
 		svq_vh_fds(vu->vh, i, &fds);
 		lq[n] = (struct svqiso_loop_queue){
 			.sz = sizeof(lq[n]), .svq = svq_vh_svq(vu->vh, i),
@@ -667,6 +684,9 @@ static void reenable_others(struct svqiso_vu *vu, unsigned int index)
 	}
 }
 
+static int stop_paused(struct svqiso_vu *vu, unsigned int index,
+		       uint32_t *base);
+
 /* Isolated mode: the engine starts the queue, the session hands the
  * shadow ring to the backend. */
 static int isolated_start(struct svqiso_vu *vu, unsigned int index,
@@ -740,8 +760,14 @@ int svqiso_vu_queue_start(struct svqiso_vu *vu, unsigned int index,
 	}
 	ret = relay_resume(vu);
 	if (!rc && ret) {
-		/* Nothing relays it: better refuse than stall silently. */
-		q->state = VU_Q_IDLE;
+		uint32_t base;
+
+		/* Nothing relays it: better refuse than stall silently. The
+		 * backend and the engine stop it again (the failed resume
+		 * took nothing from the guest), so the same start can be made
+		 * again; the others are relayed again if that can be done. */
+		stop_paused(vu, index, &base);
+		relay_resume(vu);
 		rc = ret;
 	}
 	if (rc)
@@ -805,24 +831,30 @@ static int isolated_stop(struct svqiso_vu *vu, unsigned int index,
 	return rc;
 }
 
+/* Stop running queue @index, the relay paused: svqiso_vu_queue_stop(). */
+static int stop_paused(struct svqiso_vu *vu, unsigned int index,
+		       uint32_t *base)
+{
+	int rc;
+
+	if (isolated(vu))
+		return isolated_stop(vu, index, base);
+	rc = svq_fe_vring_enable(vu->fe, index, false);
+	if (!rc)
+		rc = ring_stop(vu, index, base);
+	vu->q[index].state = VU_Q_IDLE;
+	return rc;
+}
+
 int svqiso_vu_queue_stop(struct svqiso_vu *vu, unsigned int index,
 			 uint32_t *base)
 {
-	struct vu_queue *q;
 	int rc;
 
 	if (!vu || !base || index >= vu->nq || vu->q[index].state == VU_Q_IDLE)
 		return -EINVAL;
-	q = &vu->q[index];
 	relay_pause(vu);
-	if (!isolated(vu)) {
-		rc = svq_fe_vring_enable(vu->fe, index, false);
-		if (!rc)
-			rc = ring_stop(vu, index, base);
-		q->state = VU_Q_IDLE;
-	} else {
-		rc = isolated_stop(vu, index, base);
-	}
+	rc = stop_paused(vu, index, base);
 	relay_resume(vu);
 	return rc;
 }

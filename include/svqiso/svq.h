@@ -270,9 +270,10 @@ SVQISO_API int svqiso_svq_process_used(struct svqiso_svq *svq);
  * (ring mode, no buffers, a zero-length buffer, @nout or @nin or their sum
  * past max_segs, total of 2^32 or more, or a request the shadow ring could
  * never hold: more shadow descriptors than num without shadow indirect
- * tables) and -ENOSPC (num requests already held): the request was not
- * taken and @complete will not run for it; -EBUSY (after
- * svqiso_svq_rewind(), until svqiso_svq_reset()); -EIO (broken). Called from a
+ * tables), -ENOSPC (num requests already held), -EBUSY (after
+ * svqiso_svq_rewind(), until svqiso_svq_reset()) and -EIO (broken, or it
+ * broke forwarding what it held, this request included): the request was
+ * not taken and @complete will not run for it. Called from a
  * completion callback during svqiso_svq_reset(), it returns 0 and the
  * request is forwarded when the reset ends; the next process call asks for
  * the backend kick it needs.
@@ -395,7 +396,9 @@ SVQISO_API const char *svqiso_svq_broken_reason(const struct svqiso_svq *svq);
  *
  * Return: 0; -EFAULT (the guest ring is no longer mapped), -EINVAL (a
  * packed base past the ring, or a used position ahead of the avail one or
- * more than a ring behind it).
+ * more than a ring behind it), -ENOMEM (no memory for the fresh shadow ring
+ * or the guest ring's state): the queue is then broken with that reason
+ * until a reset goes through.
  */
 SVQISO_API int svqiso_svq_reset(struct svqiso_svq *svq, uint32_t guest_base);
 
