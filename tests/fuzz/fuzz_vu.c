@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Fuzz target: the vhost-user codec (lib/vhost_user.c) and the frontend's
- * handling of the backend's replies (lib/frontend.c). The first input byte
- * picks one of two scenarios.
+ * Fuzz target: the vhost-user codec (lib/vhost_user.c), the frontend's
+ * handling of the backend's replies (lib/frontend.c) and the adapter that
+ * owns a session (lib/vu.c). The first input byte picks one of three
+ * scenarios.
  *
  * codec: the input is a byte stream cut into chunks, each written to one
  * end of a socketpair with 0 to 10 real fds (memfds, each its own inode),
@@ -29,6 +30,14 @@
  * out of step the model stops predicting and only the errno conventions
  * are checked.
  *
+ * adapter: svqiso_vu over a socketpair, isolated or direct, with its
+ * external loop (no thread): connect, features, guest RAM (a memfd whose
+ * ring contents the input writes), queue start, kicks, completions, stop,
+ * config, reset, hang-up checks, against replies pre-written the same way
+ * for the requests each call is expected to make (a guess: wrong guesses
+ * are faults too). Every call returns 0 or a negative errno (a mask for
+ * kick and process), and the adapter frees cleanly whatever happened.
+ *
  * Both: no fd survives an input (the process's fd count is the same before
  * and after), and LeakSanitizer sees no memory left.
  */
@@ -40,6 +49,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <svqiso/vu.h>
 
 #include "frontend.h"
 #include "vhost_user.h"
@@ -1232,14 +1243,280 @@ static void run_frontend(struct fz *f)
 	close(ff.evfd);
 }
 
+/* ================= adapter ================= */
+
+#define AD_GPA		0x100000ull
+#define AD_RAM		(64u << 10)
+#define AD_MAX_Q	8
+
+struct ad_fuzz {
+	struct fe_fuzz ff;	/* the fake backend's side, as above */
+	struct svqiso_vu *vu;
+	bool direct;
+	int ramfd, kick, call;
+	uint8_t *ram;
+	bool ram_added;
+	bool started[AD_MAX_Q];
+	bool ever[AD_MAX_Q];	/* its isolated regions exist */
+};
+
+static struct svqiso_vu_info ad_info(const struct ad_fuzz *a)
+{
+	struct svqiso_vu_info in = { .sz = sizeof(in) };
+
+	FZ_CHECK(!svqiso_vu_get_info(a->vu, &in), "svqiso_vu_get_info");
+	return in;
+}
+
+/* The ring messages a queue start sends, acked or not. */
+static void ad_pred_ring(struct ad_fuzz *a, const struct svqiso_vu_info *in)
+{
+	struct fe_fuzz *ff = &a->ff;
+
+	pred_ack(ff, SVQ_VU_SET_VRING_NUM);
+	pred_ack(ff, SVQ_VU_SET_VRING_ADDR);
+	pred_ack(ff, SVQ_VU_SET_VRING_BASE);
+	pred_ack(ff, SVQ_VU_SET_VRING_KICK);
+	pred_ack(ff, SVQ_VU_SET_VRING_CALL);
+	if (in->acked_features & BIT(SVQ_VU_F_PROTOCOL_FEATURES))
+		pred_ack(ff, SVQ_VU_SET_VRING_ENABLE);
+}
+
+static uint32_t ad_region_request(const struct svqiso_vu_info *in)
+{
+	return in->protocol_features & BIT(SVQ_VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS) ?
+	       SVQ_VU_ADD_MEM_REG : SVQ_VU_SET_MEM_TABLE;
+}
+
+/* After a call: drain what the adapter sent; the errno conventions. */
+static void ad_after(struct ad_fuzz *a, const char *what, int rc)
+{
+	pair(&a->ff);
+	FZ_CHECK(rc <= 0 && rc > -4096, "%s: %d", what, rc);
+}
+
+static void ad_ring_poke(struct ad_fuzz *a)
+{
+	struct fz *f = a->ff.f;
+	unsigned int i, n = 1 + fz_below(f, 8);
+
+	for (i = 0; i < n; i++) {
+		uint16_t off = fz_u16(f) % (AD_RAM - 16);
+		uint8_t b[16];
+
+		fz_bytes(f, b, sizeof(b));
+		memcpy(a->ram + off, b, sizeof(b));
+	}
+}
+
+static void run_adapter(struct fz *f)
+{
+	static struct ad_fuzz A;
+	struct ad_fuzz *a = &A;
+	struct fe_fuzz *ff = &a->ff;
+	SVQISO_OPTS(svqiso_vu_opts, o, .timeout_ms = 1, .pool_size = 64 << 10);
+	struct svqiso_vu_info in;
+	unsigned int steps, i;
+	uint8_t b, cfg[SVQ_VU_CONFIG_MAX];
+	uint32_t base;
+	int sv[2], rc;
+
+	memset(a, 0, sizeof(*a));
+	ff->f = f;
+	ff->alive = true;
+	ff->lost = true;	/* the requests are guessed, not modelled */
+	FZ_CHECK(!socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), "socketpair");
+	ff->peer = sv[1];
+	a->ramfd = new_memfd(NULL);
+	FZ_CHECK(!ftruncate(a->ramfd, AD_RAM), "ftruncate");
+	a->ram = mmap(NULL, AD_RAM, PROT_READ | PROT_WRITE, MAP_SHARED, a->ramfd, 0);
+	FZ_CHECK(a->ram != MAP_FAILED, "mmap");
+	a->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	a->call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	FZ_CHECK(a->kick >= 0 && a->call >= 0, "eventfd");
+
+	b = fz_u8(f);
+	a->direct = b & 1;
+	o.fd = sv[0];
+	o.mode = a->direct ? SVQISO_VU_DIRECT : SVQISO_VU_ISOLATED;
+	o.flags = SVQISO_VU_F_EXTERNAL_LOOP | ((b >> 1) & (SVQISO_VU_F_PRESERVE |
+		  SVQISO_VU_F_NO_INDIRECT | SVQISO_VU_F_NO_EVENT_IDX |
+		  SVQISO_VU_F_LAZY_KICKS)) | (b & 0x40 ? SVQISO_VU_F_QUEUE_PAIRS : 0);
+	ff->npred = 0;
+	pred_add(ff, SVQ_VU_GET_FEATURES);
+	pred_add(ff, SVQ_VU_GET_PROTOCOL_FEATURES);
+	pred_add(ff, SVQ_VU_GET_QUEUE_NUM);
+	pred_add(ff, SVQ_VU_GET_MAX_MEM_SLOTS);
+	prewrite(ff);
+	rc = svqiso_vu_connect(&o, &a->vu);
+	ad_after(a, "connect", rc);
+	if (rc)
+		goto out;
+
+	for (steps = 0; !fz_empty(f) && steps < 40; steps++) {
+		in = ad_info(a);
+		ff->reply_ack = in.protocol_features & BIT(SVQ_VU_PROTOCOL_F_REPLY_ACK);
+		ff->npred = 0;
+		b = fz_u8(f);
+		switch (b % 12) {
+		case 0: {
+			uint64_t want = fz_u64(f);
+
+			if (fz_u8(f) < 0xe0)
+				want &= svqiso_vu_get_features(a->vu);
+			pred_ack(ff, SVQ_VU_SET_FEATURES);
+			prewrite(ff);
+			rc = svqiso_vu_set_features(a->vu, want);
+			ad_after(a, "set_features", rc);
+			break;
+		}
+		case 1: {
+			struct svqiso_mem_region r = {
+				.gpa = AD_GPA, .size = AD_RAM, .hva = a->ram,
+				.fd = a->ramfd,
+			};
+
+			if (!a->ram_added) {
+				if (a->direct)
+					pred_ack(ff, ad_region_request(&in));
+				prewrite(ff);
+				rc = svqiso_vu_add_region(a->vu, &r);
+				a->ram_added = !rc;
+				ad_after(a, "add_region", rc);
+			} else {
+				if (a->direct)
+					pred_ack(ff, in.protocol_features &
+						 BIT(SVQ_VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS) ?
+						 SVQ_VU_REM_MEM_REG : SVQ_VU_SET_MEM_TABLE);
+				prewrite(ff);
+				rc = svqiso_vu_del_region(a->vu, AD_GPA);
+				a->ram_added = rc == -EBUSY;
+				ad_after(a, "del_region", rc);
+			}
+			break;
+		}
+		case 2: {
+			unsigned int idx = fz_below(f, AD_MAX_Q);
+			struct svqiso_vu_queue q = {
+				.sz = sizeof(q),
+				.ring = { AD_GPA, AD_GPA + 0x1000, AD_GPA + 0x2000 },
+				.num = (uint16_t)(1u << fz_below(f, 9)),
+				.layout = in.acked_features & BIT(34) ?
+					  SVQISO_LAYOUT_PACKED : SVQISO_LAYOUT_SPLIT,
+				.base = fz_u16(f),
+				.kick_fd = a->kick,
+				.call_fd = fz_bool(f) ? a->call : -1,
+			};
+
+			if (!a->direct && !a->ever[idx]) {
+				if (idx % 8 == 0)	/* the shared ring region */
+					pred_ack(ff, ad_region_request(&in));
+				pred_ack(ff, ad_region_request(&in));	/* arena */
+			}
+			ad_pred_ring(a, &in);
+			prewrite(ff);
+			rc = svqiso_vu_queue_start(a->vu, idx, &q);
+			ad_after(a, "queue_start", rc);
+			if (!rc)
+				a->started[idx] = a->ever[idx] = true;
+			break;
+		}
+		case 3: {
+			unsigned int idx = fz_below(f, AD_MAX_Q);
+
+			if (in.acked_features & BIT(SVQ_VU_F_PROTOCOL_FEATURES))
+				pred_ack(ff, SVQ_VU_SET_VRING_ENABLE);
+			pred_add(ff, SVQ_VU_GET_VRING_BASE);
+			ff->pred[ff->npred - 1].index = idx;
+			prewrite(ff);
+			rc = svqiso_vu_queue_stop(a->vu, idx, &base);
+			ad_after(a, "queue_stop", rc);
+			if (!rc || rc == -ECONNRESET || rc == -EIO)
+				a->started[idx] = false;
+			break;
+		}
+		case 4:
+			rc = svqiso_vu_queue_kick(a->vu, fz_below(f, AD_MAX_Q));
+			pair(ff);
+			FZ_CHECK(rc >= -4095, "queue_kick: %d", rc);
+			break;
+		case 5:
+			rc = svqiso_vu_queue_process(a->vu, fz_below(f, AD_MAX_Q));
+			pair(ff);
+			FZ_CHECK(rc >= -4095, "queue_process: %d", rc);
+			break;
+		case 6: {
+			uint32_t off = fz_u8(f), len = 1 + fz_below(f, SVQ_VU_CONFIG_MAX);
+
+			pred_add(ff, SVQ_VU_GET_CONFIG);
+			ff->pred[0].offset = off;
+			ff->pred[0].size = len;
+			prewrite(ff);
+			rc = svqiso_vu_get_config(a->vu, off, cfg, len);
+			ad_after(a, "get_config", rc);
+			break;
+		}
+		case 7: {
+			uint32_t off = fz_u8(f), len = 1 + fz_below(f, SVQ_VU_CONFIG_MAX);
+
+			memset(cfg, 0x5a, sizeof(cfg));
+			pred_ack(ff, SVQ_VU_SET_CONFIG);
+			prewrite(ff);
+			rc = svqiso_vu_set_config(a->vu, off, cfg, len);
+			ad_after(a, "set_config", rc);
+			break;
+		}
+		case 8:
+			for (i = 0; i < AD_MAX_Q; i++) {
+				if (!a->started[i])
+					continue;
+				if (in.acked_features & BIT(SVQ_VU_F_PROTOCOL_FEATURES))
+					pred_ack(ff, SVQ_VU_SET_VRING_ENABLE);
+				pred_add(ff, SVQ_VU_GET_VRING_BASE);
+				ff->pred[ff->npred - 1].index = i;
+			}
+			pred_ack(ff, in.protocol_features &
+				 BIT(SVQ_VU_PROTOCOL_F_RESET_DEVICE) ?
+				 SVQ_VU_RESET_DEVICE : SVQ_VU_RESET_OWNER);
+			prewrite(ff);
+			rc = svqiso_vu_reset(a->vu);
+			ad_after(a, "reset", rc);
+			memset(a->started, 0, sizeof(a->started));
+			break;
+		case 9:
+			rc = svqiso_vu_session_check(a->vu);
+			FZ_CHECK(rc == 0 || rc == 1, "session_check: %d", rc);
+			break;
+		case 10:
+			ad_ring_poke(a);
+			break;
+		default:	/* replies nobody asked for, or a hang-up */
+			prewrite(ff);
+			break;
+		}
+	}
+out:
+	svqiso_vu_free(a->vu);
+	pair(ff);
+	close(ff->peer);
+	munmap(a->ram, AD_RAM);
+	close(a->ramfd);
+	close(a->kick);
+	close(a->call);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fz f;
 	int fds = fz_count_fds();
+	uint8_t pick;
 
 	fz_init(&f, data, size);
-	if (fz_u8(&f) & 1)
+	pick = fz_u8(&f);
+	if (pick & 1)
 		run_frontend(&f);
+	else if (pick & 2)
+		run_adapter(&f);
 	else
 		run_codec(&f);
 	FZ_CHECK(fz_count_fds() == fds, "%d fds open, %d before",
