@@ -369,7 +369,11 @@ int svq_vu_call(int sock, struct svq_vu_msg *req, struct svq_vu_msg *reply,
 	rc = svq_vu_recv(sock, reply, timeout_ms);
 	if (rc)
 		return rc;
-	/* Replies carry no fds here: svq_vu_recv() closed any that came. */
+	/* No reply taken here carries fds. svq_vu_recv() closed any that came,
+	 * but for one naming GET_INFLIGHT_FD, which a backend may send in
+	 * answer to anything: that one is refused below, its fd closed here. */
+	while (reply->nfds)
+		close(reply->fds[--reply->nfds]);
 	if (!reply_ok(req, reply, size))
 		return -EPROTO;
 	if ((req->hdr.flags & SVQ_VU_FLAG_NEED_REPLY) && reply->payload.u64)

@@ -225,7 +225,7 @@ int svq_vu_recv(int sock, struct svq_vu_msg *m, int timeout_ms);
  * version 1, and be the size that request returns (for GET_CONFIG, the same
  * offset and size as asked). For other requests, with @reply_ack, the u64
  * ack is awaited the same way (@reply may then be NULL); without it nothing
- * is awaited.
+ * is awaited. No fd that comes with a reply is kept (@reply's nfds is 0).
  *
  * Return: 0; -EINVAL (NULL @req, or NULL @reply where a reply is due),
  * -EPROTO (a reply that breaks the rules above), -EIO (non-zero ack), and

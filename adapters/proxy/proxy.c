@@ -1394,7 +1394,20 @@ static int on_vmm(struct proxy *p)
 	    (m.hdr.flags & ~(SVQ_VU_VERSION_MASK | SVQ_VU_FLAG_NEED_REPLY))) {
 		rc = bad(p, &m, "flags %#x", m.hdr.flags);
 	} else {
+		uint64_t bad_before = p->bad_messages;
+
 		rc = handle(p, &m);
+		/*
+		 * Only bad() ends the session for what the VMM sent. -EPROTO from
+		 * anywhere else is the backend's session breaking the protocol
+		 * under this request (a region or a ring handed over): the
+		 * request failed, the backend is gone and reconnected, and the
+		 * VMM's session goes on.
+		 */
+		if (rc == -EPROTO && p->bad_messages == bad_before) {
+			backend_check(p);
+			rc = -EIO;
+		}
 	}
 	for (i = 0; i < m.nfds; i++)
 		if (m.fds[i] >= 0)

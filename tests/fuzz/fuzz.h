@@ -9,6 +9,7 @@
 #ifndef SVQ_FUZZ_H
 #define SVQ_FUZZ_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
@@ -102,5 +103,23 @@ static inline uint32_t fz_below(struct fz *f, uint32_t n)
 			abort();					\
 		}							\
 	} while (0)
+
+/*
+ * fz_count_fds() - the fds this process has open, for the "no fd leaks"
+ * invariant: the same count before and after each input.
+ */
+static inline int fz_count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	FZ_CHECK(d != NULL, "opendir /proc/self/fd");
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;	/* the directory's own */
+}
 
 #endif /* SVQ_FUZZ_H */

@@ -15,6 +15,11 @@
  * GET_VRING_BASE. A sanitized build checks that nothing reads or leaks
  * what it should not (each row runs in a process of its own).
  *
+ * "backend" puts a relay between the proxy and the daemon that breaks the
+ * protocol once (a reply of the wrong size to the backend request a queue
+ * start makes): the VMM's request fails, its session does not, and the
+ * queue starts once the VMM asks again (the proxy reconnects).
+ *
  * "process" runs the svqiso-proxy program (SVQISO_PROXY): one malformed
  * message to its socket, its error line on stderr, then an honest session
  * served by the same process, which exits cleanly on SIGTERM.
@@ -1518,6 +1523,179 @@ START_TEST(malformed)
 }
 END_TEST
 
+/* ---- a backend that breaks the protocol once ---- */
+
+/*
+ * A relay from the proxy to the daemon, message by message with their fds,
+ * one connection after the other. The first reply naming @corrupt goes to
+ * the proxy 4 bytes longer than it is: a reply of the wrong size.
+ */
+struct relay {
+	char dir[64];
+	char sock[96];
+	int listen;
+	int stop;		/* eventfd: the thread returns */
+	uint32_t corrupt;
+	bool corrupted;		/* read after the join */
+	unsigned int conns;
+	pthread_t t;
+};
+
+/* Forward one message from @from to @to; false: the connection ends. */
+static bool relay_one(struct relay *r, int from, int to, bool replies)
+{
+	struct svq_vu_msg m;
+	unsigned int i;
+	bool ok;
+
+	if (svq_vu_recv(from, &m, WAIT_MS))
+		return false;
+	if (replies && !r->corrupted && m.hdr.request == r->corrupt &&
+	    (m.hdr.flags & SVQ_VU_FLAG_REPLY) && m.hdr.size + 4 <= sizeof(m.payload)) {
+		m.hdr.size += 4;
+		r->corrupted = true;
+	}
+	ok = svq_vu_send(to, &m) == 0;
+	for (i = 0; i < m.nfds; i++)
+		close(m.fds[i]);
+	return ok;
+}
+
+static void *relay_main(void *arg)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct relay *r = arg;
+	struct pollfd pfd[3];
+	int a, b;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", D.sock);
+	for (;;) {
+		pfd[0] = (struct pollfd){ .fd = r->listen, .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = r->stop, .events = POLLIN };
+		if (poll(pfd, 2, -1) < 0 || pfd[1].revents)
+			return NULL;
+		a = accept4(r->listen, NULL, NULL, SOCK_CLOEXEC);
+		if (a < 0)
+			continue;
+		b = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (b < 0 || connect(b, (struct sockaddr *)&sa, sizeof(sa))) {
+			close(a);
+			if (b >= 0)
+				close(b);
+			continue;
+		}
+		r->conns++;
+		for (;;) {
+			pfd[0] = (struct pollfd){ .fd = a, .events = POLLIN };
+			pfd[1] = (struct pollfd){ .fd = b, .events = POLLIN };
+			pfd[2] = (struct pollfd){ .fd = r->stop, .events = POLLIN };
+			if (poll(pfd, 3, -1) < 0 || pfd[2].revents)
+				break;
+			if (pfd[0].revents && !relay_one(r, a, b, false))
+				break;
+			if (pfd[1].revents && !relay_one(r, b, a, true))
+				break;
+		}
+		close(a);
+		close(b);
+		if (pfd[2].revents)
+			return NULL;
+	}
+}
+
+static void relay_start(struct relay *r, uint32_t corrupt)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char err[160];
+
+	memset(r, 0, sizeof(*r));
+	r->corrupt = corrupt;
+	ck_assert_msg(proc_mkdtemp(r->dir, sizeof(r->dir), "relay", err,
+				   sizeof(err)) == 0, "%s", err);
+	snprintf(r->sock, sizeof(r->sock), "%s/relay.sock", r->dir);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", r->sock);
+	r->listen = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(r->listen, 0);
+	ck_assert_int_eq(bind(r->listen, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(r->listen, 4), 0);
+	r->stop = eventfd(0, EFD_CLOEXEC);
+	ck_assert_int_ge(r->stop, 0);
+	ck_assert_int_eq(pthread_create(&r->t, NULL, relay_main, r), 0);
+}
+
+static void relay_stop(struct relay *r)
+{
+	uint64_t one = 1;
+
+	ck_assert_int_eq(write(r->stop, &one, sizeof(one)), sizeof(one));
+	ck_assert_int_eq(pthread_join(r->t, NULL), 0);
+	close(r->stop);
+	close(r->listen);
+	unlink(r->sock);
+	rmdir(r->dir);
+}
+
+/*
+ * The backend answers the ADD_MEM_REG of a queue start with a reply of the
+ * wrong size: the VMM's SET_VRING_KICK is refused (an ack of 1), its
+ * session goes on, no line blames it, and the same KICK again starts the
+ * queue over a new backend session, a read served end to end.
+ */
+START_TEST(backend_bad_reply_fails_request_not_session)
+{
+	struct proxy_opts o = {
+		.name = NAME, .max_queues = NQ, .log = log_capture,
+	};
+	struct svq_vu_msg m, r;
+	struct relay rl;
+	struct served s;
+	struct vmm v;
+	char line[512];
+	int before, rc, fd;
+
+	ck_assert_msg(D.pid > 0, "no qemu-storage-daemon: %s", D.err);
+	before = count_fds();
+	relay_start(&rl, SVQ_VU_ADD_MEM_REG);
+	o.backend = rl.sock;
+	log_clear();
+	ck_assert_int_eq(proxy_new(&o, &P), 0);
+
+	vmm_open(&v, serve_start(&s));
+	stage_to(&v, ST_RING, false);
+	ck_assert(v.acks);
+	svq_vu_msg_init(&m, SVQ_VU_SET_VRING_KICK, sizeof(uint64_t));
+	m.hdr.flags |= SVQ_VU_FLAG_NEED_REPLY;
+	fd = blkq_kick_fd(v.q);
+	m.fds[0] = fd;
+	m.nfds = 1;
+	ck_assert_int_eq(svq_vu_send(v.sock, &m), 0);
+	rc = svq_vu_recv(v.sock, &r, WAIT_MS);
+	ck_assert_msg(rc == 0, "no ack to SET_VRING_KICK (%s): the session ended:\n%s",
+		      strerror(-rc), logbuf);
+	ck_assert_uint_eq(r.hdr.request, SVQ_VU_SET_VRING_KICK);
+	ck_assert_uint_eq(r.payload.u64, 1);
+	ck_assert_msg(rl.corrupted, "the relay never saw an ADD_MEM_REG reply");
+
+	/* Still served, and the queue starts when asked again. */
+	ck_assert_uint_eq(get_u64(&v, SVQ_VU_GET_MAX_MEM_SLOTS), PROXY_MEM_SLOTS);
+	set_fd(&v, SVQ_VU_SET_VRING_KICK, 0, fd);
+	read_through(&v);
+	vmm_close(&v);
+	rc = serve_join(&s);
+	ck_assert_msg(rc == 0, "proxy_serve() returned %d:\n%s", rc, logbuf);
+	pthread_mutex_lock(&log_lock);
+	ck_assert_msg(closing_lines(logbuf, line, sizeof(line)) == 0,
+		      "the VMM was blamed: %s", line);
+	pthread_mutex_unlock(&log_lock);
+
+	proxy_free(P);
+	P = NULL;
+	relay_stop(&rl);
+	ck_assert_uint_ge(rl.conns, 2);
+	ck_assert_int_eq(count_fds(), before);
+}
+END_TEST
+
 /* ---- the program ---- */
 
 static int connect_to(const char *path)
@@ -1627,6 +1805,10 @@ int main(void)
 	tcase_add_unchecked_fixture(tc, daemon_setup, daemon_teardown);
 	tcase_add_checked_fixture(tc, proxy_setup, proxy_teardown);
 	ckplan_add(&plan, tc, malformed, 0, NROWS);
+
+	tc = ckplan_tcase(&plan, s, "backend", NULL, 120);
+	tcase_add_unchecked_fixture(tc, daemon_setup, daemon_teardown);
+	ckplan_add(&plan, tc, backend_bad_reply_fails_request_not_session, 0, 1);
 
 	tc = ckplan_tcase(&plan, s, "process", NULL, 120);
 	tcase_add_unchecked_fixture(tc, daemon_setup, daemon_teardown);

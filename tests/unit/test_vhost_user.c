@@ -993,6 +993,35 @@ START_TEST(test_call_reply_fds_closed)
 }
 END_TEST
 
+/*
+ * A reply naming GET_INFLIGHT_FD is the one kind svq_vu_recv() lets keep an
+ * fd; a backend may send one in answer to anything. The call refuses it
+ * and the fd does not outlive the call (finish() counts them).
+ */
+START_TEST(test_call_reply_named_inflight_fd_eproto_fd_closed)
+{
+	struct svq_vu_msg rep;
+
+	set_answer(REPLY_OK, 8, 3);
+	ans.request = SVQ_VU_GET_INFLIGHT_FD;
+	ans.with_fd = true;
+	ck_assert_int_eq(call(SVQ_VU_GET_QUEUE_NUM, 0, false, &rep), -EPROTO);
+	ck_assert_uint_eq(rep.nfds, 0);
+	finish();
+}
+END_TEST
+
+START_TEST(test_call_ack_named_inflight_fd_eproto_fd_closed)
+{
+	set_answer(REPLY_OK, 8, 0);
+	ans.request = SVQ_VU_GET_INFLIGHT_FD;
+	ans.with_fd = true;
+	ans.want_need_reply = true;
+	ck_assert_int_eq(call(SVQ_VU_SET_OWNER, 0, true, NULL), -EPROTO);
+	finish();
+}
+END_TEST
+
 START_TEST(test_call_unresponsive_etimedout)
 {
 	struct svq_vu_msg req, rep;
@@ -1067,6 +1096,8 @@ static Suite *vhost_user_suite(void)
 	tcase_add_test(tc, test_call_wrong_reply_size_eproto);
 	tcase_add_test(tc, test_call_ack_wrong_size_eproto);
 	tcase_add_test(tc, test_call_reply_fds_closed);
+	tcase_add_test(tc, test_call_reply_named_inflight_fd_eproto_fd_closed);
+	tcase_add_test(tc, test_call_ack_named_inflight_fd_eproto_fd_closed);
 	tcase_add_test(tc, test_call_unresponsive_etimedout);
 	tcase_add_test(tc, test_call_peer_closes_econnreset);
 	suite_add_tcase(s, tc);
