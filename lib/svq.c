@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "svq_priv.h"
+#include "chain.h"
 
 #if defined(__LP64__)
 _Static_assert(sizeof(struct svqiso_svq_opts) == 168, "svqiso_svq_opts is append-only");
@@ -530,8 +531,34 @@ int svqiso_svq_reset(struct svqiso_svq *svq, uint32_t guest_base)
 	return 0;
 }
 
+/*
+ * Find @r's guest segments from @from on in the guest memory as it is now:
+ * a request held across a table change keeps its guest addresses, not the
+ * host addresses of mappings the VMM may have dropped. A segment must stay
+ * whole in one region (it was, in the old table).
+ */
+static int remap_req(struct svqiso_svq *svq, struct svq_req *r, uint16_t from)
+{
+	uint16_t k;
+
+	for (k = from; k < r->nseg; k++) {
+		struct svq_seg *s = &r->seg[k];
+		uint64_t n = s->len;
+		void *hva = svq_chain_translate(&svq->guest, s->addr, &n);
+
+		if (!hva || n < s->len)
+			return svq_fail(svq, false,
+					"%s: broken: request %u: buffer 0x%" PRIx64 " + %" PRIu32
+					" is no longer in one region of guest memory",
+					svq->name, r->guest_id, s->addr, s->len);
+		s->hva = hva;
+	}
+	return 0;
+}
+
 int svqiso_svq_remap(struct svqiso_svq *svq)
 {
+	uint16_t i;
 	int err;
 
 	if (!svq || svq->element_mode)
@@ -543,6 +570,18 @@ int svqiso_svq_remap(struct svqiso_svq *svq)
 		return svq_fail(svq, false,
 				"%s: broken: the guest ring is no longer in guest memory (%d)",
 				svq->name, err);
+	/* Forwarded: their readable bytes are in the bounce buffer already;
+	 * only what the device writes still goes to the guest. */
+	for (i = 0; i < svq->num; i++)
+		if (svq->slot[i].buf.len) {
+			err = remap_req(svq, &svq->slot[i], svq->slot[i].nout);
+			if (err)
+				return err;
+		}
+	/* Popped, not yet forwarded: every segment is still to be read or
+	 * written. */
+	if (svq->held)
+		return remap_req(svq, &svq->spare, 0);
 	return 0;
 }
 

@@ -405,11 +405,15 @@ SVQISO_API int svqiso_svq_reset(struct svqiso_svq *svq, uint32_t guest_base);
 /**
  * svqiso_svq_remap() - ring mode: the guest memory map changed (regions
  * replaced, see svqiso_mem_set_regions()); find the guest ring's areas
- * again, at the same guest addresses. Positions and requests in flight
- * stay. Call it with no handler running on the svq.
+ * again, at the same guest addresses, and the guest buffers of the
+ * requests in flight (the ones still to be written, and a chain waiting
+ * for bounce room). Positions and requests in flight stay. Call it with no
+ * handler running on the svq.
  *
- * Return: 0; -EINVAL (NULL, element mode), -EIO (broken; or the ring is no
- * longer in guest memory: the queue breaks with that reason).
+ * Return: 0; -EINVAL (NULL, element mode), -EIO (broken; or the ring, or a
+ * buffer in flight, is no longer in guest memory, a buffer no longer in
+ * one region: the queue breaks with that reason and nothing is written to
+ * the guest until a reset).
  */
 SVQISO_API int svqiso_svq_remap(struct svqiso_svq *svq);
 

@@ -496,6 +496,66 @@ START_TEST(test_guest_mem_replaced_while_running)
 }
 END_TEST
 
+/*
+ * The table replaced while the backend holds requests: their completions
+ * land in guest RAM at its new VMM address (the old mapping is gone, so a
+ * write through it would fault). A table that keeps the ring but drops a
+ * held request's buffer breaks the queue with that reason, and nothing is
+ * written to the guest.
+ */
+START_TEST(test_guest_mem_replaced_with_requests_in_flight)
+{
+	uint8_t gl = _i & 1, sl = _i >> 1;
+	struct svqiso_mem_region r[2];
+	struct svq_elem e[4];
+	struct svq_seg segs[4][8];
+	uint16_t id[4];
+	const uint8_t *w;
+	uint8_t *moved;
+	unsigned int k;
+
+	fx_open(gl, sl);
+	guest_ring();
+	start(fresh());
+	for (k = 0; k < 4; k++)
+		id[k] = guest_post(k, (uint8_t)(0x30 + k));
+	ck_assert_int_ge(svqiso_vhost_queue_kick(F.vh, 0), 0);
+	for (k = 0; k < 4; k++)
+		ck_assert(backend_take(&e[k], segs[k], (uint8_t)(0x30 + k)));
+
+	/* Two regions now, at a new VMM address; the old mapping is gone. */
+	moved = map_guest();
+	r[0] = (struct svqiso_mem_region){ .gpa = GUEST_BASE, .size = DATA_OFF,
+					   .hva = moved, .fd = -1 };
+	r[1] = (struct svqiso_mem_region){ .gpa = GUEST_BASE + DATA_OFF,
+					   .size = GUEST_SIZE - DATA_OFF,
+					   .hva = moved + DATA_OFF, .fd = -1 };
+	ck_assert_int_eq(svqiso_vhost_set_guest_mem(F.vh, r, 2), 0);
+	munmap(F.vmm, GUEST_SIZE);
+	F.vmm = moved;
+	for (k = 0; k < 2; k++) {
+		backend_complete(&e[k], (uint8_t)(0x40 + k));
+		ck_assert_int_ge(svqiso_vhost_queue_process(F.vh, 0), 0);
+		guest_collect(id[k], k, (uint8_t)(0x40 + k));
+	}
+	ck_assert_ptr_null(svqiso_vhost_queue_broken(F.vh, 0));
+
+	/* The ring stays, the buffers of the two still held go. */
+	ck_assert_int_eq(svqiso_vhost_set_guest_mem(F.vh, r, 1), 0);
+	ck_assert_ptr_nonnull(svqiso_vhost_queue_broken(F.vh, 0));
+	ck_assert_ptr_nonnull(strstr(svqiso_vhost_queue_broken(F.vh, 0),
+				     "no longer in one region of guest memory"));
+	for (k = 2; k < 4; k++)
+		backend_complete(&e[k], 0x55);
+	ck_assert_int_eq(svqiso_vhost_queue_process(F.vh, 0), -EIO);
+	for (k = 2; k < 4; k++) {
+		w = gpa_hva(GUEST_BASE + DATA_OFF + (uint64_t)k * 2 * SEG + SEG);
+		ck_assert(w[0] == 0xee && w[SEG - 1] == 0xee);
+	}
+	fx_close();
+}
+END_TEST
+
 /* ---- queues ---- */
 
 /*
@@ -1206,6 +1266,7 @@ static Suite *vhost_suite(void)
 	tc = tcase_create("memory");
 	tcase_add_test(tc, test_vmm_addresses_translate_to_guest_addresses);
 	tcase_add_loop_test(tc, test_guest_mem_replaced_while_running, 0, 4);
+	tcase_add_loop_test(tc, test_guest_mem_replaced_with_requests_in_flight, 0, 4);
 	tcase_add_test(tc, test_shadow_rings_share_regions);
 	tcase_add_test(tc, test_reserve_makes_regions_up_front);
 	suite_add_tcase(s, tc);
