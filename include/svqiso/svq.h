@@ -312,7 +312,8 @@ SVQISO_API int svqiso_svq_guest_base(const struct svqiso_svq *svq,
  * and wait, bounded, only for what the backend holds. The queue stays
  * paused (element mode: svqiso_svq_submit() returns -EBUSY); only
  * svqiso_svq_reset() lays out a fresh shadow ring to go on. A used entry
- * for a request given back is a protocol violation.
+ * for a request given back is a protocol violation. Rewinding again at the
+ * same base (a VMM that stops twice) gives back nothing more: it returns 0.
  *
  * Return: the number of requests given back (>= 0); -EINVAL (NULL, element
  * mode without a giveback callback), -EIO (broken; or @shadow_base is not
