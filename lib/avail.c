@@ -381,6 +381,7 @@ int svqiso_svq_submit(struct svqiso_svq *svq, const struct iovec *out,
 	struct svq_req *r;
 	uint64_t total = 0, out_bytes = 0, in_bytes;
 	unsigned int k;
+	int ret;
 
 	/* A reset's completion callback submits for the queue as it will
 	 * be: the reset clears the broken state. */
@@ -431,5 +432,13 @@ int svqiso_svq_submit(struct svqiso_svq *svq, const struct iovec *out,
 	svq->pend_len++;
 	if (unlikely(svq->resetting))
 		return 0;	/* forwarded when the reset is done */
-	return svq_drain_avail(svq);
+	ret = svq_drain_avail(svq);
+	if (unlikely(ret < 0)) {
+		/* Forwarding broke the queue (this request, or one before it,
+		 * can never be forwarded). Forwarding goes in order, so this
+		 * one is still the last waiting: it was not taken, and its
+		 * completion must never run. */
+		svq->pend_len--;
+	}
+	return ret;
 }

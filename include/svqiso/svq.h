@@ -236,7 +236,10 @@ SVQISO_API int svqiso_svq_process_used(struct svqiso_svq *svq);
  * never hold: more shadow descriptors than num without shadow indirect
  * tables) and -ENOSPC (num requests already held): the request was not
  * taken and @complete will not run for it; -EBUSY (after
- * svqiso_svq_rewind(), until svqiso_svq_reset()); -EIO (broken). Called from a
+ * svqiso_svq_rewind(), until svqiso_svq_reset()); -EIO (broken, or broken
+ * now by forwarding: a request more than the pool can ever hold): this
+ * request was not taken either, and @complete will not run for it (those
+ * taken before complete from svqiso_svq_reset(), as always). Called from a
  * completion callback during svqiso_svq_reset(), it returns 0 and the
  * request is forwarded when the reset ends; the next process call asks for
  * the backend kick it needs.

@@ -1607,6 +1607,33 @@ START_TEST(test_request_that_never_fits_refused)
 }
 END_TEST
 
+/*
+ * Element mode: a request larger than the whole pool breaks the queue when
+ * its submit tries to forward it. The submit fails with -EIO and the
+ * request was not taken: its completion never runs, not even from the
+ * reset; an earlier request, taken, completes from the reset as usual.
+ */
+START_TEST(test_submit_larger_than_pool_not_taken)
+{
+	static uint8_t small[4096], big[64 << 10];
+	struct iovec o = { small, sizeof(small) }, b = { big, sizeof(big) };
+
+	fx_open(0, _i, 0, 0, SVQISO_SVQ_F_ELEMENT, 16 << 10, SVQISO_COPY_MEMCPY);
+	ck_assert_int_ge(svqiso_svq_submit(F.svq, &o, 1, NULL, 0, (void *)1), 0);
+	ck_assert_int_eq(svqiso_svq_submit(F.svq, &b, 1, NULL, 0, (void *)2), -EIO);
+	ck_assert(svqiso_svq_is_broken(F.svq));
+	ck_assert_ptr_nonnull(strstr(svqiso_svq_broken_reason(F.svq), "bounce"));
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 1);
+	ck_assert_int_eq(svqiso_svq_reset(F.svq, 0), 0);
+	ck_assert_uint_eq(F.ncomplete, 1);
+	ck_assert_ptr_eq(F.cookies[0], (void *)1);
+	ck_assert_uint_eq(F.lens[0], 0);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 0);
+	ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 0);
+	fx_close();
+}
+END_TEST
+
 /* Element mode: three requests that read and write 256 bytes each. */
 static void submit_three(uint8_t out[3][256], uint8_t in[3][256])
 {
@@ -1808,6 +1835,7 @@ static Suite *svq_suite(void)
 	tcase_add_test(tc, test_element_mode_bad_submit_rejected);
 	tcase_add_test(tc, test_element_mode_absurd_counts_rejected);
 	tcase_add_loop_test(tc, test_request_that_never_fits_refused, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_submit_larger_than_pool_not_taken, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_loop_test(tc, test_submit_from_reset_callback_kept, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_test(tc, test_bad_opts_rejected);
 	suite_add_tcase(s, tc);
