@@ -177,22 +177,13 @@ struct ctx {
 	uint32_t last_given;		/* rewind: serial of the last given back */
 };
 
-/* SVQISO_FUZZ_TRACE=1 in the environment: say what each step does. */
-static bool tracing;
-
-#define TRACE(...)							\
-	do {								\
-		if (tracing)						\
-			fprintf(stderr, __VA_ARGS__);			\
-	} while (0)
-
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	tracing = getenv("SVQISO_FUZZ_TRACE") != NULL;
+	fz_trace_init();
 	return 0;
 }
 
@@ -1094,7 +1085,7 @@ static void after(struct ctx *x, const struct pre *p, enum call kind, int ret,
 	unsigned int k;
 
 	FZ_CHECK(svqiso_svq_get_stats(x->svq, &st) == 0, "stats");
-	TRACE("%s: %d, base %#x -> %#x, +%llu forwarded, +%llu completed%s%s\n",
+	FZ_TRACE("%s: %d, base %#x -> %#x, +%llu forwarded, +%llu completed%s%s\n",
 	      what, ret, p->base, base,
 	      (unsigned long long)(st.requests - p->st.requests),
 	      (unsigned long long)(st.completions - p->st.completions),
@@ -1210,7 +1201,7 @@ static bool be_pop(struct ctx *x)
 	if (x->preserve && !r->dirty)
 		FZ_CHECK(shadow_equal(&e, e.nout, e.nseg, r->img + r->out_bytes),
 			 "preserve: the backend sees other writable bytes than the guest's");
-	TRACE("backend: popped shadow %u (request %u, %u+%u bytes)\n", e.id,
+	FZ_TRACE("backend: popped shadow %u (request %u, %u+%u bytes)\n", e.id,
 	      r->serial, e.out_bytes, e.in_bytes);
 	r->st = R_HELD;
 	r->sid = e.id;
@@ -1268,7 +1259,7 @@ static void be_done(struct ctx *x, struct req *r, uint32_t wrote, uint32_t len)
 		p += m;
 		n -= m;
 	}
-	TRACE("backend: completed shadow %u (request %u), wrote %u, len %u\n",
+	FZ_TRACE("backend: completed shadow %u (request %u), wrote %u, len %u\n",
 	      r->sid, r->serial, wrote, len);
 	FZ_CHECK(svq_dev_push(&x->be, r->sid, len) == 0, "backend push");
 	r->st = R_PUSHED;
@@ -1522,7 +1513,7 @@ static int reset_to(struct ctx *x, uint32_t base, bool open, int resubmit)
 	unsigned int i;
 	int ret;
 
-	TRACE("reset at %#x, ring %smapped\n", base, open ? "" : "un");
+	FZ_TRACE("reset at %#x, ring %smapped\n", base, open ? "" : "un");
 	before(x, &p);
 	window(x, open);
 	x->in_reset = true;
@@ -1623,9 +1614,9 @@ static void do_rewind(struct ctx *x)
 		after(x, &p, C_OTHER, ret, "rewind");
 		return;
 	}
+	x->paused = x->rewound = true;
 	FZ_CHECK(ret >= 0 && (unsigned int)ret == want,
 		 "rewind gave back %d, the backend never saw %u", ret, want);
-	x->paused = x->rewound = true;
 	if (!x->element) {
 		/* Ring mode gives back silently: the guest ring moves back to
 		 * where the oldest of them was taken. */
@@ -1855,7 +1846,7 @@ static void guest_chain(struct ctx *x)
 			gw16(x, d + 12, f);
 			gw16(x, d + 14, i + 1 < n ? idx[i + 1] : fz_u16(&x->f) % (num + 1));
 		}
-		TRACE("guest: chain head %u, %u descriptors%s, avail %u%s\n", head, n,
+		FZ_TRACE("guest: chain head %u, %u descriptors%s, avail %u%s\n", head, n,
 		      ind ? " (indirect)" : "", x->d_avail_idx,
 		      publish ? " published" : "");
 		gw16(x, x->driver + 4 + 2 * (uint64_t)(x->d_avail_idx & (num - 1)), head);
@@ -1892,7 +1883,7 @@ static void guest_chain(struct ctx *x)
 				hflags = f;
 			step(&x->d_pos, &x->d_wrap, 1, num);
 		}
-		TRACE("guest: chain id %u at slot %u, %u descriptors%s\n", id, head, n,
+		FZ_TRACE("guest: chain id %u at slot %u, %u descriptors%s\n", id, head, n,
 		      ind ? " (indirect)" : "");
 		gw16(x, x->desc + 16 * (uint64_t)head + 14, hflags);
 		x->gbusy[id] = 1;
@@ -2231,7 +2222,7 @@ static int setup(struct ctx *x)
 		x->gid2req[i] = -1;
 	x->d_wrap = x->m_wrap = x->m_used_wrap = true;
 	x->m_used = 0;
-	TRACE("%s mode, guest %s f%u, shadow %s f%u, num %u, max_segs %u, preserve %d, %s memory, chunk %llu, pool %llu\n",
+	FZ_TRACE("%s mode, guest %s f%u, shadow %s f%u, num %u, max_segs %u, preserve %d, %s memory, chunk %llu, pool %llu\n",
 	      x->element ? "element" : "ring",
 	      x->glayout ? "packed" : "split", x->gfeat,
 	      x->slayout ? "packed" : "split", x->sfeat, x->num, x->max_segs,
