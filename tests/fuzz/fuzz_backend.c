@@ -97,6 +97,8 @@ struct ctx {
 
 	struct svqiso_mem *map;		/* NULL: the mock's own translate */
 	struct svqiso_iso *iso;
+	struct svqiso_region area;	/* a ring_area we own; size 0: none */
+	struct svqiso_region piece;	/* the part of it the svq gets */
 	struct svqiso_pool *pool;
 	struct svqiso_svq *svq;
 	struct svqiso_shadow_info si;
@@ -998,11 +1000,15 @@ static void do_rewind(struct ctx *x)
 	int want = 0, ret;
 	struct pre p;
 
-	/* A chain's start (or the end) in vhost's base form, or garbage. */
+	/* A chain's start (or the end) in vhost's base form, a slot inside a
+	 * packed chain, or garbage. */
 	pos = end;
 	for (i = 0; k < n && i < SVQ_ARRAY_SIZE(x->req); i++)
-		if (x->req[i].live && x->req[i].fwd && !k--)
+		if (x->req[i].live && x->req[i].fwd && !k--) {
 			pos = x->req[i].spos;
+			if (x->req[i].sslots > 1 && fz_u8(&x->f) < 64)
+				pos = (pos + 1) % span;
+		}
 	if (split)
 		base = pos;
 	else
@@ -1276,6 +1282,19 @@ static void setup(struct ctx *x)
 	o.complete_ctx = x;
 	o.giveback = (a >> 7) & 1 ? on_giveback : NULL;
 	o.giveback_ctx = x;
+	if (fz_u8(&x->f) < 48) {
+		/* The shadow ring in a region of ours, perhaps a page in. */
+		uint64_t need = svqiso_svq_ring_size(x->slayout, x->num, x->max_segs);
+		uint64_t skip = fz_bool(&x->f) ? (uint64_t)page : 0;
+
+		FZ_CHECK(need && svqiso_iso_region_new(x->iso, need + skip, &x->area) == 0,
+			 "ring area");
+		x->piece = x->area;
+		x->piece.iova += skip;
+		x->piece.uaddr = (uint8_t *)x->piece.uaddr + skip;
+		x->piece.size -= skip;
+		o.ring_area = &x->piece;
+	}
 	o.log = log_sink;
 	o.name = "fz";
 	o.batch_bytes = fz_u8(&x->f) < 64 ? 1 + fz_u16(&x->f) : 0;
@@ -1296,6 +1315,8 @@ static void teardown(struct ctx *x)
 	unsigned int i;
 
 	svqiso_svq_free(x->svq);
+	if (x->area.size)
+		FZ_CHECK(svqiso_iso_region_free(x->iso, x->area.iova) == 0, "ring area");
 	svqiso_pool_free(x->pool);
 	FZ_CHECK(svqiso_iso_nr_regions(x->iso) == 0,
 		 "%u isolated regions outlive their svq and pool",

@@ -133,7 +133,7 @@ struct ctx {
 	uint64_t desc, driver, device;	/* area gpas */
 
 	/* the guest driver's own state, which the input may lead astray */
-	uint16_t d_avail_idx, d_cursor, d_pos, d_next_id;
+	uint16_t d_avail_idx, d_pos, d_next_id;
 	bool d_wrap;
 	uint8_t *gbusy;		/* [num] ids the guest posted and has not seen used */
 
@@ -149,6 +149,8 @@ struct ctx {
 
 	/* isolated side */
 	struct svqiso_iso *iso;
+	struct svqiso_region area;	/* a ring_area we own; size 0: none */
+	struct svqiso_region piece;	/* the part of it the svq gets */
 	struct svqiso_pool *pool;
 	bool own_pool;
 	struct svqiso_svq *svq;
@@ -1086,11 +1088,11 @@ static void after(struct ctx *x, const struct pre *p, enum call kind, int ret,
 
 	FZ_CHECK(svqiso_svq_get_stats(x->svq, &st) == 0, "stats");
 	FZ_TRACE("%s: %d, base %#x -> %#x, +%llu forwarded, +%llu completed%s%s\n",
-	      what, ret, p->base, base,
-	      (unsigned long long)(st.requests - p->st.requests),
-	      (unsigned long long)(st.completions - p->st.completions),
-	      svqiso_svq_is_broken(x->svq) ? ", broken: " : "",
-	      svqiso_svq_is_broken(x->svq) ? svqiso_svq_broken_reason(x->svq) : "");
+		 what, ret, p->base, base,
+		 (unsigned long long)(st.requests - p->st.requests),
+		 (unsigned long long)(st.completions - p->st.completions),
+		 svqiso_svq_is_broken(x->svq) ? ", broken: " : "",
+		 svqiso_svq_is_broken(x->svq) ? svqiso_svq_broken_reason(x->svq) : "");
 	if (p->broken && kind != C_RESET) {
 		FZ_CHECK(ret == -EIO, "%s on a broken queue returned %d", what, ret);
 		FZ_CHECK(svqiso_svq_is_broken(x->svq), "%s unbroke the queue", what);
@@ -1202,7 +1204,7 @@ static bool be_pop(struct ctx *x)
 		FZ_CHECK(shadow_equal(&e, e.nout, e.nseg, r->img + r->out_bytes),
 			 "preserve: the backend sees other writable bytes than the guest's");
 	FZ_TRACE("backend: popped shadow %u (request %u, %u+%u bytes)\n", e.id,
-	      r->serial, e.out_bytes, e.in_bytes);
+		 r->serial, e.out_bytes, e.in_bytes);
 	r->st = R_HELD;
 	r->sid = e.id;
 	r->snseg = e.nseg;
@@ -1260,7 +1262,7 @@ static void be_done(struct ctx *x, struct req *r, uint32_t wrote, uint32_t len)
 		n -= m;
 	}
 	FZ_TRACE("backend: completed shadow %u (request %u), wrote %u, len %u\n",
-	      r->sid, r->serial, wrote, len);
+		 r->sid, r->serial, wrote, len);
 	FZ_CHECK(svq_dev_push(&x->be, r->sid, len) == 0, "backend push");
 	r->st = R_PUSHED;
 	r->push_serial = ++x->push_serial;
@@ -1773,9 +1775,12 @@ static unsigned int make_segs(struct ctx *x, struct gseg *g, unsigned int max)
 	return n;
 }
 
-/* Write @n entries as an indirect table at @t; return its length. */
+/*
+ * Write @n entries as an indirect table at @t; return its length. A split
+ * table links entry to entry, or with @loopy anywhere (loops, out of range).
+ */
 static uint32_t write_table(struct ctx *x, uint64_t t, const struct gseg *g,
-			    unsigned int n)
+			    unsigned int n, bool loopy)
 {
 	unsigned int i;
 
@@ -1787,10 +1792,10 @@ static uint32_t write_table(struct ctx *x, uint64_t t, const struct gseg *g,
 		if (x->glayout == SVQISO_LAYOUT_SPLIT) {
 			uint16_t f = g[i].flags & ~(SVQ_DESC_F_NEXT | SVQ_DESC_F_INDIRECT);
 
-			if (i + 1 < n)
+			if (i + 1 < n || (loopy && fz_bool(&x->f)))
 				f |= SVQ_DESC_F_NEXT;
 			gw16(x, e + 12, f | (g[i].flags & SVQ_DESC_F_INDIRECT));
-			gw16(x, e + 14, (uint16_t)(i + 1));
+			gw16(x, e + 14, loopy ? fz_u8(&x->f) % (n + 1) : (uint16_t)(i + 1));
 		} else {
 			gw16(x, e + 12, 0);
 			gw16(x, e + 14, g[i].flags & ~SVQ_DESC_F_NEXT);
@@ -1803,6 +1808,8 @@ static void guest_chain(struct ctx *x)
 {
 	uint8_t how = fz_u8(&x->f);
 	bool sane = !(how & 1), ind = how & 2, publish = !(how & 4);
+	/* The last descriptor says NEXT too: a loop, or a chain that runs on. */
+	bool dangling = !sane && (how & 64);
 	unsigned int max = x->glayout == SVQISO_LAYOUT_SPLIT && !ind ? x->num : 160;
 	struct gseg g[160];
 	unsigned int n = make_segs(x, g, max), i;
@@ -1810,11 +1817,12 @@ static void guest_chain(struct ctx *x)
 
 	if (ind) {
 		struct gseg tb;
+		uint32_t tlen;
 		uint64_t t;
 
 		pick_buf(x, &tb);
 		t = (how & 32) ? pick_addr(x) : tb.addr;
-		uint32_t tlen = write_table(x, t, g, n);
+		tlen = write_table(x, t, g, n, dangling);
 
 		if (how & 8)
 			tlen = pick_len(x);
@@ -1828,8 +1836,9 @@ static void guest_chain(struct ctx *x)
 
 		idx[0] = head;
 		for (i = 1; i < n; i++) {
+			/* Few distinct indexes: chains that meet themselves. */
 			uint16_t c = sane ? (uint16_t)((head + i) % num) :
-				     fz_u16(&x->f) % num;
+				     fz_u8(&x->f) % num;
 
 			idx[i] = c;
 		}
@@ -1839,16 +1848,19 @@ static void guest_chain(struct ctx *x)
 
 			if (ind)
 				f = g[i].flags;
-			else if (i + 1 < n)
+			else if (i + 1 < n || dangling)
 				f |= SVQ_DESC_F_NEXT;
 			gw64(x, d, g[i].addr);
 			gw32(x, d + 8, g[i].len);
 			gw16(x, d + 12, f);
-			gw16(x, d + 14, i + 1 < n ? idx[i + 1] : fz_u16(&x->f) % (num + 1));
+			/* Dangling: back to one of the chain's own, or anywhere. */
+			gw16(x, d + 14, i + 1 < n ? idx[i + 1] :
+			     dangling && fz_bool(&x->f) ? idx[fz_below(&x->f, n)] :
+			     fz_u16(&x->f) % (num + 1));
 		}
 		FZ_TRACE("guest: chain head %u, %u descriptors%s, avail %u%s\n", head, n,
-		      ind ? " (indirect)" : "", x->d_avail_idx,
-		      publish ? " published" : "");
+			 ind ? " (indirect)" : "", x->d_avail_idx,
+			 publish ? " published" : "");
 		gw16(x, x->driver + 4 + 2 * (uint64_t)(x->d_avail_idx & (num - 1)), head);
 		x->d_avail_idx++;
 		x->gbusy[head] = 1;
@@ -1869,7 +1881,7 @@ static void guest_chain(struct ctx *x)
 
 			if (ind)
 				f = g[i].flags;
-			else if (i + 1 < n)
+			else if (i + 1 < n || dangling)
 				f |= SVQ_DESC_F_NEXT;
 			f |= x->d_wrap ? SVQ_DESC_F_AVAIL : SVQ_DESC_F_USED;
 			if (!sane && !(fz_u8(&x->f) & 15))
@@ -1884,7 +1896,7 @@ static void guest_chain(struct ctx *x)
 			step(&x->d_pos, &x->d_wrap, 1, num);
 		}
 		FZ_TRACE("guest: chain id %u at slot %u, %u descriptors%s\n", id, head, n,
-		      ind ? " (indirect)" : "");
+			 ind ? " (indirect)" : "");
 		gw16(x, x->desc + 16 * (uint64_t)head + 14, hflags);
 		x->gbusy[id] = 1;
 	}
@@ -2199,6 +2211,19 @@ static int setup(struct ctx *x)
 	o.batch_bytes = (a >> 6) & 1 ? 1 + fz_u16(&x->f) : 0;
 	o.giveback = fz_bool(&x->f) ? on_giveback : NULL;
 	o.giveback_ctx = x;
+	if (fz_u8(&x->f) < 48) {
+		/* The shadow ring in a region of ours, perhaps a page in. */
+		uint64_t need = svqiso_svq_ring_size(x->slayout, x->num, x->max_segs);
+		uint64_t skip = fz_bool(&x->f) ? (uint64_t)page : 0;
+
+		FZ_CHECK(need && svqiso_iso_region_new(x->iso, need + skip, &x->area) == 0,
+			 "ring area");
+		x->piece = x->area;
+		x->piece.iova += skip;
+		x->piece.uaddr = (uint8_t *)x->piece.uaddr + skip;
+		x->piece.size -= skip;
+		o.ring_area = &x->piece;
+	}
 	window(x, true);
 	i = svqiso_svq_new(&o, &x->svq);
 	window(x, false);
@@ -2223,11 +2248,11 @@ static int setup(struct ctx *x)
 	x->d_wrap = x->m_wrap = x->m_used_wrap = true;
 	x->m_used = 0;
 	FZ_TRACE("%s mode, guest %s f%u, shadow %s f%u, num %u, max_segs %u, preserve %d, %s memory, chunk %llu, pool %llu\n",
-	      x->element ? "element" : "ring",
-	      x->glayout ? "packed" : "split", x->gfeat,
-	      x->slayout ? "packed" : "split", x->sfeat, x->num, x->max_segs,
-	      x->preserve, x->builtin ? "svqiso_mem" : "ops",
-	      (unsigned long long)x->chunk, (unsigned long long)x->pool_cap);
+		 x->element ? "element" : "ring",
+		 x->glayout ? "packed" : "split", x->gfeat,
+		 x->slayout ? "packed" : "split", x->sfeat, x->num, x->max_segs,
+		 x->preserve, x->builtin ? "svqiso_mem" : "ops",
+		 (unsigned long long)x->chunk, (unsigned long long)x->pool_cap);
 	be_attach(x);
 	if (fz_u8(&x->f) == 0x5a)
 		do_busy(x, true);
@@ -2242,6 +2267,8 @@ static void teardown(struct ctx *x)
 		if (x->req[i].st != R_FREE)
 			req_free(x, &x->req[i]);
 	svqiso_svq_free(x->svq);
+	if (x->area.size)
+		FZ_CHECK(svqiso_iso_region_free(x->iso, x->area.iova) == 0, "ring area");
 	if (x->own_pool)
 		svqiso_pool_free(x->pool);
 	FZ_CHECK(svqiso_iso_nr_regions(x->iso) == 0,
