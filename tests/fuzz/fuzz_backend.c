@@ -90,6 +90,7 @@ struct ctx {
 	struct mock *m;
 	uint8_t *model[MOCK_MAX_REGIONS];
 	bool element, preserve;
+	bool abandon;			/* end by freeing the queue in flight */
 	uint8_t glayout, slayout;
 	uint32_t gfeat, sfeat;
 	uint16_t num, max_segs;
@@ -122,6 +123,7 @@ struct ctx {
 	bool b_wrap;
 
 	bool in_reset;
+	bool freeing;			/* svqiso_svq_free(): no callback may run */
 	uint32_t last_given;
 };
 
@@ -635,6 +637,7 @@ static void on_complete(void *ctx, void *cookie, uint32_t len)
 	for (i = 0; i < SVQ_ARRAY_SIZE(x->req); i++)
 		if (x->req[i].live && (uintptr_t)x->req[i].serial == (uintptr_t)cookie)
 			r = &x->req[i];
+	FZ_CHECK(!x->freeing, "a completion from svqiso_svq_free()");
 	FZ_CHECK(r, "completion of cookie %lu, never taken or already completed",
 		 (unsigned long)(uintptr_t)cookie);
 	FZ_TRACE("complete: cookie %u (shadow id %u), len %u\n", r->serial, r->sid, len);
@@ -1210,6 +1213,7 @@ static void setup(struct ctx *x)
 	x->gfeat = b & 3;
 	x->sfeat = (b >> 2) & 3;
 	copy = (b >> 4) & 3;
+	x->abandon = (b & 0xc0) == 0xc0;
 	if (!svqiso_copy_supported(copy))
 		copy = SVQISO_COPY_AUTO;
 	if (x->slayout == SVQISO_LAYOUT_SPLIT ||
@@ -1314,7 +1318,12 @@ static void teardown(struct ctx *x)
 {
 	unsigned int i;
 
+	x->freeing = true;
 	svqiso_svq_free(x->svq);
+	x->freeing = false;
+	/* Whatever was in flight is dropped, its bounce bytes returned. */
+	FZ_CHECK(svqiso_pool_in_use(x->pool) == 0, "svq_free left %llu pool bytes in use",
+		 (unsigned long long)svqiso_pool_in_use(x->pool));
 	if (x->area.size)
 		FZ_CHECK(svqiso_iso_region_free(x->iso, x->area.iova) == 0, "ring area");
 	svqiso_pool_free(x->pool);
@@ -1418,8 +1427,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		}
 	}
-	/* Whatever the backend did, a reset gives everything back. */
-	do_reset(x);
+	/* Whatever the backend did, a reset gives everything back; or the VMM
+	 * frees the queue with requests in flight (checked in teardown()). */
+	if (!x->abandon)
+		do_reset(x);
 	teardown(x);
 	free(x);
 	return 0;

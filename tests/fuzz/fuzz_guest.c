@@ -172,6 +172,7 @@ struct ctx {
 
 	/* element mode callbacks */
 	bool in_reset, in_call;
+	bool freeing;			/* svqiso_svq_free(): no callback may run */
 	uint16_t armed[2];		/* the guest's event words, as armed */
 	struct req refused;		/* a submit that failed in this call: */
 	bool has_refused;		/* not taken, and it may be why */
@@ -1319,6 +1320,7 @@ static void on_complete(void *ctx, void *cookie, uint32_t len)
 	struct ctx *x = ctx;
 	struct req *r = by_cookie(x, cookie);
 
+	FZ_CHECK(!x->freeing, "a completion from svqiso_svq_free()");
 	FZ_CHECK(r, "completion of cookie %lu, never taken or already completed",
 		 (unsigned long)(uintptr_t)cookie);
 	if (x->in_reset) {
@@ -2266,7 +2268,14 @@ static void teardown(struct ctx *x)
 	for (i = 0; x->req && i < x->nreq; i++)
 		if (x->req[i].st != R_FREE)
 			req_free(x, &x->req[i]);
+	x->freeing = true;
 	svqiso_svq_free(x->svq);
+	x->freeing = false;
+	/* Whatever was in flight is dropped, its bounce bytes returned. */
+	if (x->own_pool)
+		FZ_CHECK(svqiso_pool_in_use(x->pool) == 0,
+			 "svq_free left %llu pool bytes in use",
+			 (unsigned long long)svqiso_pool_in_use(x->pool));
 	if (x->area.size)
 		FZ_CHECK(svqiso_iso_region_free(x->iso, x->area.iova) == 0, "ring area");
 	if (x->own_pool)
@@ -2379,14 +2388,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 	}
-	finish(x);
-	/* A reset at the library's own base returns everything. */
-	FZ_CHECK(reset_to(x, restart_base(x), true, 0) == 0, "final reset");
-	FZ_CHECK(svqiso_svq_in_flight(x->svq) == 0 &&
-		 svqiso_pool_in_use(x->pool) == 0,
-		 "after the final reset: %u in flight, %llu pool bytes",
-		 svqiso_svq_in_flight(x->svq),
-		 (unsigned long long)svqiso_pool_in_use(x->pool));
+	/* Mostly: complete everything, then reset; rarely (one pattern seed
+	 * of 256) the VMM frees the queue with requests in flight, checked
+	 * in teardown(). */
+	if (x->seed != 0xa5) {
+		finish(x);
+		/* A reset at the library's own base returns everything. */
+		FZ_CHECK(reset_to(x, restart_base(x), true, 0) == 0, "final reset");
+		FZ_CHECK(svqiso_svq_in_flight(x->svq) == 0 &&
+			 svqiso_pool_in_use(x->pool) == 0,
+			 "after the final reset: %u in flight, %llu pool bytes",
+			 svqiso_svq_in_flight(x->svq),
+			 (unsigned long long)svqiso_pool_in_use(x->pool));
+	}
 	teardown(x);
 	free(x);
 	return 0;
