@@ -247,4 +247,20 @@ static inline int svq_layout_drv_pos(const struct svq_drv *vq, uint32_t base,
 	return -EINVAL;
 }
 
+/*
+ * The ring ends at position @pos again (svq_layout_drv_pos()'s form): the
+ * chains made available from there on were taken back.
+ */
+static inline void svq_layout_drv_retract(struct svq_drv *vq, uint32_t pos)
+{
+	switch (vq->rc.layout) {
+	case SVQISO_LAYOUT_SPLIT:
+		svq_drv_retract_split(vq, pos);
+		return;
+	case SVQISO_LAYOUT_PACKED:
+		svq_drv_retract_packed(vq, pos);
+		return;
+	}
+}
+
 #endif /* SVQ_LAYOUT_H */

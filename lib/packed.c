@@ -493,6 +493,16 @@ int svq_drv_pos_packed(const struct svq_drv *vq, uint32_t base, uint32_t *pos,
 	return 0;
 }
 
+void svq_drv_retract_packed(struct svq_drv *vq, uint32_t pos)
+{
+	struct svq_drv_packed *p = &vq->packed;
+
+	/* @pos is a lap position (lap_pos()): below num on a lap of wrap 1. */
+	p->avail_wrap_counter = pos < vq->rc.num;
+	p->next_avail_idx = (uint16_t)(pos < vq->rc.num ? pos : pos - vq->rc.num);
+	p->num_added = 0;
+}
+
 int svq_drv_get_used_packed(struct svq_drv *vq, uint16_t *id, uint32_t *len)
 {
 	struct svq_drv_packed *p = &vq->packed;

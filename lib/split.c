@@ -473,6 +473,14 @@ int svq_drv_pos_split(const struct svq_drv *vq, uint32_t base, uint32_t *pos,
 	return 0;
 }
 
+void svq_drv_retract_split(struct svq_drv *vq, uint32_t pos)
+{
+	/* Nothing past @pos is published again: the ring is laid out afresh
+	 * before it carries another chain. */
+	vq->split.avail_idx = (uint16_t)pos;
+	vq->split.kicked_avail_idx = vq->split.avail_idx;
+}
+
 bool svq_drv_enable_cb_split(struct svq_drv *vq)
 {
 	struct svq_drv_split *s = &vq->split;

@@ -20,6 +20,7 @@ int svq_drv_device_word_split(const struct svq_drv *vq, uint32_t *word);
 uint16_t svq_drv_chain_slots_split(const struct svq_drv *vq, uint16_t id);
 int svq_drv_pos_split(const struct svq_drv *vq, uint32_t base, uint32_t *pos,
 		      uint32_t *end, uint32_t *span);
+void svq_drv_retract_split(struct svq_drv *vq, uint32_t pos);
 
 int svq_drv_attach_split(struct svq_drv *vq, const struct svq_drv_cfg *cfg);
 int svq_drv_add_split(struct svq_drv *vq, const struct svq_seg *seg,

@@ -452,6 +452,9 @@ int svq_drv_rewind(struct svq_drv *vq, uint32_t base, uint16_t *ids)
 			ids[k++] = ids[off];
 	for (id = 0; id < k; id++)
 		svq_layout_drv_detach(vq, ids[id]);
+	/* The device saw nothing from the base on: the ring ends there, so
+	 * the same base again takes back nothing more. */
+	svq_layout_drv_retract(vq, pos);
 	return k;
 }
 

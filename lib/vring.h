@@ -456,8 +456,9 @@ int svq_drv_get_used(struct svq_drv *vq, uint16_t *id, uint32_t *len);
  * GET_VRING_BASE): chains made available at or after that point were never
  * seen by it. They are taken back: their ids are no longer in flight (a
  * used entry naming one is a violation) and written to @ids, oldest first
- * (room for num). The ring must be laid out afresh (svq_drv_init()) before
- * it carries chains again.
+ * (room for num), and the ring ends at @base again, so rewinding to the
+ * same base once more takes back nothing. The ring must be laid out afresh
+ * (svq_drv_init()) before it carries chains again.
  *
  * Return: how many (>= 0); -EPROTO when @base is not where a chain in
  * flight begins, or claims chains the device already completed (the ring

@@ -90,6 +90,24 @@ static inline uint32_t fz_below(struct fz *f, uint32_t n)
 }
 
 /*
+ * FZ_TRACE() - with SVQISO_FUZZ_TRACE set in the environment, a target says
+ * what each step does (on stderr), to replay a finding by hand. A target
+ * that traces calls fz_trace_init() from LLVMFuzzerInitialize().
+ */
+static bool fz_tracing;
+
+static inline void fz_trace_init(void)
+{
+	fz_tracing = getenv("SVQISO_FUZZ_TRACE") != NULL;
+}
+
+#define FZ_TRACE(...)							\
+	do {								\
+		if (fz_tracing)						\
+			fprintf(stderr, __VA_ARGS__);			\
+	} while (0)
+
+/*
  * FZ_CHECK() - an invariant of the target: when it does not hold, say which
  * and where, and abort so libFuzzer keeps the input as a crash.
  */

@@ -1815,6 +1815,74 @@ START_TEST(test_backend_that_never_completes_stays_bounded)
 }
 END_TEST
 
+/*
+ * A VMM may stop a queue twice (GET_VRING_BASE, rewind, and again before
+ * it starts): the second rewind at the same base gives back nothing more
+ * and the queue stays whole, so what the device holds still completes.
+ * Ring and element mode, both shadow layouts.
+ */
+START_TEST(test_rewind_twice_gives_back_nothing_more)
+{
+	uint8_t sl = (uint8_t)(_i & 1);
+	bool element = _i & 2;
+	struct held_elem h;
+	uint8_t out[3][512];
+	uint32_t base, gbase0 = 0, gbase1 = 0;
+	unsigned int k;
+
+	if (element)
+		fx_giveback = giveback_cb;
+	fx_open(SVQISO_LAYOUT_SPLIT, sl, 0, 0, element ? SVQISO_SVQ_F_ELEMENT : 0,
+		1 << 20, SVQISO_COPY_MEMCPY);
+	ngiven = 0;
+	for (k = 0; k < 3; k++) {
+		struct iovec o = { out[k], sizeof(out[k]) };
+
+		if (element)
+			ck_assert_int_ge(svqiso_svq_submit(F.svq, &o, 1, NULL, 0,
+							   (void *)(uintptr_t)(k + 1)), 0);
+		else
+			guest_post(2, 1, 512, 4096 * k, (uint8_t)(0x11 * (k + 1)), false);
+	}
+	if (!element)
+		ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	/* The device takes the first only, then is stopped twice. */
+	ck_assert(backend_take(&h));
+	base = svq_dev_get_base(&F.backend);
+	ck_assert_int_eq(svqiso_svq_rewind(F.svq, base), 2);
+	if (!element)
+		ck_assert_int_eq(svqiso_svq_guest_base(F.svq, &gbase0), 0);
+	ck_assert_int_eq(svqiso_svq_rewind(F.svq, base), 0);
+	ck_assert_msg(!svqiso_svq_is_broken(F.svq), "broken: %s",
+		      svqiso_svq_broken_reason(F.svq));
+	if (!element) {
+		ck_assert_int_eq(svqiso_svq_guest_base(F.svq, &gbase1), 0);
+		ck_assert_uint_eq(gbase0, gbase1);
+	} else {
+		ck_assert_uint_eq(ngiven, 2);
+	}
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 1);
+	ck_assert_int_eq(svqiso_svq_backend_taken(F.svq), -ENODATA);
+	/* What the device held completes. */
+	backend_finish(&h, 0x5a);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 0);
+	ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 0);
+	if (element) {
+		ck_assert_uint_eq(F.ncomplete, 1);
+		ck_assert_ptr_eq(F.cookies[0], (void *)1);
+	} else {
+		uint16_t id;
+		uint32_t len;
+
+		ck_assert_int_eq(svq_drv_get_used(&F.gdrv, &id, &len), 1);
+		ck_assert_uint_eq(len, 512);
+		ck_assert_int_eq(svq_drv_get_used(&F.gdrv, &id, &len), 0);
+	}
+	fx_close();
+}
+END_TEST
+
 /* ---- per-request memfd pool ---- */
 
 START_TEST(test_memfd_pool_roundtrip)
@@ -2056,6 +2124,34 @@ START_TEST(test_request_that_never_fits_refused)
 }
 END_TEST
 
+/*
+ * Element mode: a request larger than the whole pool breaks the queue when
+ * its submit tries to forward it. The submit fails with -EIO and the
+ * request was not taken: its completion never runs, not even from the
+ * reset; an earlier request, taken, completes from the reset as usual.
+ */
+START_TEST(test_submit_larger_than_pool_not_taken)
+{
+	static uint8_t small[4096], big[64 << 10];
+	struct iovec o = { small, sizeof(small) }, b = { big, sizeof(big) };
+
+	fx_open(0, _i, 0, 0, SVQISO_SVQ_F_ELEMENT | SVQISO_SVQ_F_NO_ONEOFF, 16 << 10,
+		SVQISO_COPY_MEMCPY);
+	ck_assert_int_ge(svqiso_svq_submit(F.svq, &o, 1, NULL, 0, (void *)1), 0);
+	ck_assert_int_eq(svqiso_svq_submit(F.svq, &b, 1, NULL, 0, (void *)2), -EIO);
+	ck_assert(svqiso_svq_is_broken(F.svq));
+	ck_assert_ptr_nonnull(strstr(svqiso_svq_broken_reason(F.svq), "bounce"));
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 1);
+	ck_assert_int_eq(svqiso_svq_reset(F.svq, 0), 0);
+	ck_assert_uint_eq(F.ncomplete, 1);
+	ck_assert_ptr_eq(F.cookies[0], (void *)1);
+	ck_assert_uint_eq(F.lens[0], 0);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 0);
+	ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 0);
+	fx_close();
+}
+END_TEST
+
 /* Element mode: three requests that read and write 256 bytes each. */
 static void submit_three(uint8_t out[3][256], uint8_t in[3][256])
 {
@@ -2245,6 +2341,7 @@ static Suite *svq_suite(void)
 	tcase_add_loop_test(tc, test_backend_taken_follows_published_position, 0, 4);
 	tcase_add_loop_test(tc, test_rewind_element_mode_gives_back_newest_first, 0,
 			    SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_rewind_twice_gives_back_nothing_more, 0, 4);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("batch-bytes");
@@ -2267,6 +2364,7 @@ static Suite *svq_suite(void)
 	tcase_add_test(tc, test_element_mode_bad_submit_rejected);
 	tcase_add_test(tc, test_element_mode_absurd_counts_rejected);
 	tcase_add_loop_test(tc, test_request_that_never_fits_refused, 0, SVQISO_NR_LAYOUTS);
+	tcase_add_loop_test(tc, test_submit_larger_than_pool_not_taken, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_loop_test(tc, test_submit_from_reset_callback_kept, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_test(tc, test_bad_opts_rejected);
 	suite_add_tcase(s, tc);
