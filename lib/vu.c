@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <sys/socket.h>
 
 #include <svqiso/vu.h>
 #include <svqiso/vhost.h>
@@ -314,6 +315,13 @@ static int vu_region_add(void *ctx, const struct svqiso_region *r)
 
 	pthread_mutex_lock(&vu->fe_lock);
 	rc = svq_fe_region_add(vu->fe, r);
+	/* The session is gone (the backend died, or stopped answering): the
+	 * region is made all the same, and a reconnect sends the next
+	 * backend every region (session_restore()). A one-off region the
+	 * relay makes before it sees the hang-up then breaks no queue: its
+	 * request is kept and posted again like the others. */
+	if (rc && svq_fe_fd(vu->fe) < 0)
+		rc = 0;
 	pthread_mutex_unlock(&vu->fe_lock);
 	return rc;
 }
@@ -763,10 +771,20 @@ int svqiso_vu_queue_start(struct svqiso_vu *vu, unsigned int index,
 		uint32_t base;
 
 		/* Nothing relays it: better refuse than stall silently. The
-		 * backend and the engine stop it again (the failed resume
-		 * took nothing from the guest), so the same start can be made
-		 * again; the others are relayed again if that can be done. */
-		stop_paused(vu, index, &base);
+		 * relay never ran, so nothing was taken from the guest: the
+		 * backend stops the ring, and the engine keeps what the queue
+		 * holds (requests posted again by this start included) at the
+		 * base the start was given, so the same start can be made
+		 * again and posts them. The others are relayed again if that
+		 * can be done. */
+		if (isolated(vu)) {
+			if (!svq_fe_vring_enable(vu->fe, index, false))
+				ring_stop(vu, index, &base);
+			svqiso_vhost_queue_backend_lost(vu->vh, index, &base);
+			q->state = VU_Q_IDLE;
+		} else {
+			stop_paused(vu, index, &base);
+		}
 		relay_resume(vu);
 		rc = ret;
 	}
@@ -1098,8 +1116,15 @@ out:
 		close(fd);
 	free(restart);
 	ret = relay_resume(vu);
-	if (rc >= 0 && ret)
+	if (rc >= 0 && ret) {
+		/* The queues run on the new session, but nothing relays them:
+		 * end that session too, so that the adapter is as after the
+		 * hang-up (the queues keep what they hold) and a call again
+		 * can make it whole. */
+		shutdown(svq_fe_fd(vu->fe), SHUT_RDWR);
+		note_hangup(vu);
 		rc = ret;
+	}
 	if (rc < 0)
 		svq_log(vu->log, vu->log_ctx, SVQISO_LOG_ERR,
 			"vu: reconnect failed: %s", strerror(-rc));

@@ -251,8 +251,13 @@ static int region_add(void *ctx, const struct svqiso_region *r)
 {
 	struct proxy *p = ctx;
 
-	/* Gone: it gets every region when it comes back. */
-	return p->fe ? svq_fe_region_add(p->fe, r) : 0;
+	int rc;
+
+	/* Gone, or going now: it gets every region when it comes back. */
+	if (!p->fe)
+		return 0;
+	rc = svq_fe_region_add(p->fe, r);
+	return rc && svq_fe_fd(p->fe) < 0 ? 0 : rc;
 }
 
 static int region_del(void *ctx, const struct svqiso_region *r)
@@ -548,6 +553,9 @@ static void on_kick(struct proxy *p, unsigned int i)
 		return;		/* the backend is gone: taken when it is back */
 	if (svqiso_vhost_queue_kick(p->vh, i) == -EIO)
 		queue_broken(p, i);
+	/* A one-off region's ADD_MEM_REG may have found the backend gone,
+	 * its socket closed before the loop heard of it. */
+	backend_check(p);
 }
 
 static void on_call(struct proxy *p, unsigned int i)
@@ -565,6 +573,7 @@ static void on_call(struct proxy *p, unsigned int i)
 			plog(p, SVQISO_LOG_WARN, "queue %u: call fd: %s", i,
 			     strerror(errno));
 	}
+	backend_check(p);	/* as after a kick */
 }
 
 /* The VMM's address of a ring area, in guest physical terms. */

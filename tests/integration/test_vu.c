@@ -2342,6 +2342,58 @@ static void count_done(void *ctx, void *cookie, uint8_t status, uint32_t len)
 		++*(unsigned int *)ctx;
 }
 
+/*
+ * The daemon dies, unnoticed yet (the external loop: nothing watches the
+ * session), and the guest posts a read larger than the arena. The one-off
+ * region it needs cannot be announced to the dead daemon: it is made all
+ * the same and the request kept, the queue not broken; the reconnect sends
+ * the next daemon that region with the others and posts the read again,
+ * which completes.
+ */
+START_TEST(test_oneoff_while_the_backend_is_dead)
+{
+	struct qsd_cfg c = { .img_size = IMG_SIZE, .discard = true,
+			     .throttle_iops = THROTTLE_IOPS };
+	struct variant v = { .mode = SVQISO_VU_ISOLATED, .external = true,
+			     .indirect = true, .event_idx = true, .call_fd = true,
+			     .hangup = true, .pool_size = 128u << 10 };
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	const char *why;
+	unsigned int ok = 0, k;
+
+	fx_open(&v);
+	daemon_signal(SIGKILL);
+	for (k = 0; k < 200 && !daemon_gone(D.pid); k++)
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	ck_assert(daemon_gone(D.pid));
+	post_read(0, 0, 512u << 10);	/* kicked on the guest's thread */
+	ck_assert_int_eq(F.notify_err, 0);
+	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, 0, &st), 0);
+	ck_assert_uint_eq(st.oneoffs, 1);
+	ck_assert_uint_eq(st.requests, 1);
+	why = svqiso_vu_queue_broken(F.vu, 0);
+	ck_assert_msg(!why, "queue 0: %s", why);
+	ck_assert_int_eq(svqiso_vu_session_check(F.vu), 1);
+	ck_assert_uint_eq(reason_count(0), 1);
+
+	ck_assert_msg(!qsd_restart(&D, &c), "restart: %s", D.err);
+	ck_assert_int_eq(svqiso_vu_reconnect(F.vu, -1), 1);
+	ck_assert_ptr_null(svqiso_vu_queue_broken(F.vu, 0));
+	for (k = 0; k < 500 && !ok; k++) {
+		ck_assert_int_ge(svqiso_vu_queue_process(F.vu, 0), 0);
+		ck_assert_int_ge(blkq_collect(F.q[0], count_done, &ok), 0);
+		if (!ok)
+			nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	}
+	ck_assert_uint_eq(ok, 1);
+	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, 0, &st), 0);
+	ck_assert_uint_eq(st.reposted, 1);
+	ck_assert_uint_eq(st.completions, 1);
+	stop_all();
+	fx_close();
+}
+END_TEST
+
 #define STUCK_READ	(64u << 10)
 /* Four reads, each with its header and status byte. */
 #define STUCK_ARENA	(4 * STUCK_READ + 4096)
@@ -2530,6 +2582,7 @@ static Suite *vu_suite(void)
 	vu_add_loop_test(tc, test_session_check_without_relay, 0, 2);
 	vu_add_test(tc, test_session_closed_by_adapter_reported);
 	vu_add_test(tc, test_reconnect_reposts_what_was_held);
+	vu_add_test(tc, test_oneoff_while_the_backend_is_dead);
 	tc = vu_tcase_with(s, "reconnect", 300, no_daemon);
 	tcase_add_checked_fixture(tc, daemon_setup, daemon_teardown);
 	vu_add_loop_test(tc, test_reconnect_loses_nothing, 0, 3);

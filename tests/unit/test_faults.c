@@ -2006,8 +2006,53 @@ static const struct vu_case vu_cases[] = {
 	}								\
 } while (0)
 
+/*
+ * The backend dies with the queue running, and a fresh one takes over:
+ * svqiso_vu_reconnect() with a fault fails and leaves the adapter as after
+ * the hang-up, so a call again with another backend gets through. Return:
+ * 0, or the failure of a step of that recovery.
+ */
+static bool vu_hung_up;
+
+static void vu_hangup_cb(void *ctx)
+{
+	(void)ctx;
+	__atomic_store_n(&vu_hung_up, true, __ATOMIC_RELEASE);
+}
+
+static int vu_backend_dies(struct svqiso_vu *vu, bool ext)
+{
+	unsigned int k;
+	int rc, fd;
+
+	__atomic_store_n(&vu_hung_up, false, __ATOMIC_RELEASE);
+	shutdown(P.sock, SHUT_RDWR);
+	peer_join();
+	/* The relay thread sees it (the same calls each run: its own are
+	 * not counted); with the external loop, the check does. */
+	if (ext) {
+		LIB(rc = svqiso_vu_session_check(vu));
+		ck_assert_int_eq(rc, 1);
+	}
+	for (k = 0; k < 2000 && !__atomic_load_n(&vu_hung_up, __ATOMIC_ACQUIRE); k++)
+		usleep(1000);
+	ck_assert(vu_hung_up);
+	for (k = 0; ; k++) {
+		ck_assert_uint_lt(k, 2);
+		fd = peer_start(false, true);
+		LIB(rc = svqiso_vu_reconnect(vu, fd));
+		if (rc >= 0)
+			break;
+		expect_fault(rc, "reconnect");
+		ck_assert_int_ne(rc, -EBUSY);
+		peer_join();
+	}
+	ck_assert_int_eq(svqiso_vu_session_check(vu), 0);
+	return 0;
+}
+
 static int vu_steps(struct svqiso_vu *vu, const struct svqiso_mem_region *gr,
-		    struct svqiso_vu_queue *qc, bool ext)
+		    struct svqiso_vu_queue *qc, bool ext, bool iso)
 {
 	uint64_t features = svqiso_vu_get_features(vu) & ~F(SVQ_FE_F_RING_PACKED);
 	struct svqiso_vu_info info = { .sz = sizeof(info) };
@@ -2025,6 +2070,8 @@ static int vu_steps(struct svqiso_vu *vu, const struct svqiso_mem_region *gr,
 		LIB(rc = svqiso_vu_queue_process(vu, 0));
 		ck_assert_int_ge(rc, 0);
 	}
+	if (iso)
+		vu_backend_dies(vu, ext);
 	VU_STEP("queue_stop", svqiso_vu_queue_stop(vu, 0, &base));
 	qc->base = base;
 	VU_STEP("queue_start again", svqiso_vu_queue_start(vu, 0, qc));
@@ -2052,7 +2099,7 @@ static void vu_scenario(const void *arg)
 			    .pool_size = 256 << 10, .timeout_ms = PEER_WAIT_MS,
 			    .mode = c->mode, .loop_mode = c->loop_mode,
 			    .flags = c->flags, .shadow_layout = SVQISO_LAYOUT_SPLIT,
-			    .relay_start = exempt_hook);
+			    .relay_start = exempt_hook, .hangup = vu_hangup_cb);
 		struct svqiso_vu_queue qc = {
 			.sz = sizeof(qc), .ring = guest_addr, .num = NUM,
 			.layout = SVQISO_LAYOUT_SPLIT, .base = 0,
@@ -2069,7 +2116,8 @@ static void vu_scenario(const void *arg)
 			peer_join();
 			continue;
 		}
-		rc = vu_steps(vu, &gr, &qc, c->flags & SVQISO_VU_F_EXTERNAL_LOOP);
+		rc = vu_steps(vu, &gr, &qc, c->flags & SVQISO_VU_F_EXTERNAL_LOOP,
+			      c->mode == SVQISO_VU_ISOLATED);
 		LIB(svqiso_vu_free(vu));
 		peer_join();
 		if (!rc)
