@@ -1798,12 +1798,14 @@ void proxy_stats(struct proxy *p, FILE *f)
 			",\"bytes_in\":%" PRIu64 ",\"in_flight\":%u"
 			",\"stalls\":%" PRIu64 ",\"clamped\":%" PRIu64
 			",\"errors\":%" PRIu64 ",\"given_back\":%" PRIu64
-			",\"reposted\":%" PRIu64 ",\"broken\":",
+			",\"reposted\":%" PRIu64 ",\"oneoffs\":%" PRIu64
+			",\"oneoff_waits\":%" PRIu64 ",\"broken\":",
 			first ? "" : ",", i,
 			svqiso_vhost_queue_running(p->vh, i) ? "true" : "false",
 			st.requests, st.completions, st.bytes_out, st.bytes_in,
 			svqiso_vhost_queue_in_flight(p->vh, i), st.pool_stalls,
-			st.clamped, st.errors, st.given_back, st.reposted);
+			st.clamped, st.errors, st.given_back, st.reposted,
+			st.oneoffs, st.oneoff_waits);
 		if (why)
 			json_str(f, why);
 		else
