@@ -37,7 +37,7 @@
 #include <svqiso/copy.h>
 #include "svq_priv.h"
 #include "mock.h"
-#include "fuzz.h"
+#include "fuzz_svq.h"
 
 #define MAX_STEPS	192
 #define MAX_NUM		64
@@ -135,13 +135,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	fz_trace_init();
 	return 0;
-}
-
-static void log_sink(void *ctx, int level, const char *msg)
-{
-	(void)ctx;
-	(void)level;
-	(void)msg;
 }
 
 /* ---- guest RAM and its model ---- */
@@ -1179,21 +1172,6 @@ static void do_pause(struct ctx *x, bool on)
 }
 
 /* ---- setup ---- */
-
-static struct svqiso_iso *shared_iso(void)
-{
-	static struct svqiso_iso *iso;
-
-	/* One for the run: see fuzz_guest.c. */
-	if (!iso) {
-		SVQISO_OPTS(svqiso_iso_opts, io, .log = log_sink, .name = "fz");
-
-		FZ_CHECK(svqiso_iso_new(&io, &iso) == 0, "iso_new");
-	}
-	FZ_CHECK(svqiso_iso_nr_regions(iso) == 0,
-		 "isolated regions left from an earlier input");
-	return iso;
-}
 
 static void setup(struct ctx *x)
 {

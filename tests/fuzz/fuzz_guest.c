@@ -43,7 +43,7 @@
 #include <svqiso/svq.h>
 #include <svqiso/copy.h>
 #include "svq_priv.h"
-#include "fuzz.h"
+#include "fuzz_svq.h"
 
 #define MAX_REGIONS	8
 #define MAX_STEPS	192
@@ -214,13 +214,6 @@ static uint64_t rd64(const uint8_t *p)
 
 	memcpy(&v, p, 8);
 	return le64toh(v);
-}
-
-static void log_sink(void *ctx, int level, const char *msg)
-{
-	(void)ctx;
-	(void)level;
-	(void)msg;
 }
 
 /* ---- guest RAM ---- */
@@ -2130,27 +2123,6 @@ static void setup_memory(struct ctx *x)
 		x->r[x->hotplug].hotplug = true;
 		x->r[x->hotplug].present = !(b & 0x80);
 	}
-}
-
-/*
- * One isolated address space for the whole run: a svqiso_iso's region map
- * is sized for SVQISO_MEM_MAX_REGIONS up front, which costs nothing under
- * glibc but a 2.6 MiB memset per input under AddressSanitizer. Each input
- * must leave it with no region (checked at teardown), which is stricter
- * than LeakSanitizer: it sees regions, not just memory.
- */
-static struct svqiso_iso *shared_iso(void)
-{
-	static struct svqiso_iso *iso;
-
-	if (!iso) {
-		SVQISO_OPTS(svqiso_iso_opts, io, .log = log_sink, .name = "fz");
-
-		FZ_CHECK(svqiso_iso_new(&io, &iso) == 0, "iso_new");
-	}
-	FZ_CHECK(svqiso_iso_nr_regions(iso) == 0,
-		 "isolated regions left from an earlier input");
-	return iso;
 }
 
 static int setup(struct ctx *x)
