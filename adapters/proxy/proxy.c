@@ -250,7 +250,6 @@ static void fe_log(void *ctx, int level, const char *msg)
 static int region_add(void *ctx, const struct svqiso_region *r)
 {
 	struct proxy *p = ctx;
-
 	int rc;
 
 	/* Gone, or going now: it gets every region when it comes back. */
