@@ -256,6 +256,7 @@ int svq_forward(struct svqiso_svq *svq, struct svq_req *r)
 	to->buf = buf;
 	to->table = ind ? svq->free_tables[--svq->nr_free_tables] : SVQ_NO_TABLE;
 	to->seq = svq->next_seq++;
+	to->carried = false;
 
 	svq->st.requests++;
 	svq->st.bytes_out += svq->preserve ? total : to->out_bytes;

@@ -25,6 +25,7 @@
 #include "engine.h"
 #include "policy.h"
 #include "vring.h"
+#include "svq_priv.h"
 
 #if defined(__LP64__)
 _Static_assert(sizeof(struct svqiso_vhost_opts) == 104, "svqiso_vhost_opts is append-only");
@@ -789,7 +790,8 @@ static int queue_wait(struct vh_queue *q, bool settle, int timeout_ms,
 		drain_fd(q->call_fd);
 		if (queue_run(q, svqiso_svq_process_used) < 0)
 			return -EIO;
-		n = svqiso_svq_in_flight(q->svq);
+		/* What a rewind kept is on no ring: nothing to wait for. */
+		n = svqiso_svq_in_flight(q->svq) - svq_kept(q->svq);
 		if (!n)
 			return 0;
 		if (settle) {
@@ -872,6 +874,17 @@ int svqiso_vhost_queue_stop(struct svqiso_vhost *vh, unsigned int idx,
 	svqiso_svq_guest_base(q->svq, guest_base);
 	switch (rc) {
 	case 0:
+		if (svq_kept(q->svq)) {
+			/* Posted again for a lost backend, not taken by this
+			 * one: never given back (see svqiso_svq_rewind()),
+			 * posted again by a start at this base. */
+			queue_keep(q);
+			*guest_base = q->kept_base;
+			svq_log(vh->log, vh->log_ctx, SVQISO_LOG_INFO,
+				"%s: stopped: %u requests a lost backend held are kept for the next start at guest base %#x",
+				q->name, svq_kept(q->svq), *guest_base);
+			break;
+		}
 		q->state = VH_IDLE;
 		svq_log(vh->log, vh->log_ctx, SVQISO_LOG_DEBUG,
 			"%s: stopped: guest base %#x", q->name, *guest_base);

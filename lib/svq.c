@@ -320,6 +320,7 @@ static void drop_all(struct svqiso_svq *svq)
 		svq->complete(svq->complete_ctx, r->cookie, 0);
 	}
 	svq->held = false;
+	svq->nkept = 0;
 	svq->freed = false;
 	svq->avail_again = false;
 	svq->kick_owed = false;
@@ -452,6 +453,17 @@ int svqiso_svq_rewind(struct svqiso_svq *svq, uint32_t shadow_base)
 	for (k = n; k-- > 0; ) {
 		struct svq_req *r = &svq->slot[svq->rewind_ids[k]];
 
+		/*
+		 * Posted again for a lost backend: its chain may lie before
+		 * chains that completed meanwhile, and moving the guest ring
+		 * back over those would take them again. It stays, with every
+		 * older one (posted again first), for the next repost; the
+		 * newer ones were popped after it, one after another.
+		 */
+		if (r->carried) {
+			svq->nkept = (uint16_t)(svq->nkept + k + 1);
+			break;
+		}
 		if (svq_dev_unpop(&svq->guest, r->guest_id))
 			return svq_fail(svq, false, "%s: broken: cannot give back guest chain %u",
 					svq->name, r->guest_id);
@@ -468,7 +480,8 @@ unsigned int svqiso_svq_in_flight(const struct svqiso_svq *svq)
 {
 	if (!svq)
 		return 0;
-	return (unsigned int)svq->shadow.inflight + svq->held + svq->pend_len;
+	return (unsigned int)svq->shadow.inflight + svq->held + svq->pend_len +
+	       svq->nkept;
 }
 
 int svqiso_svq_guest_base(const struct svqiso_svq *svq, uint32_t *base)
@@ -638,8 +651,11 @@ int svqiso_svq_repost(struct svqiso_svq *svq)
 	svq_drv_fini(&svq->shadow);
 	svq->shadow = fresh;
 	shadow_slots_init(svq);
-	for (k = 0; !err && k < n; k++)
+	svq->nkept = 0;
+	for (k = 0; !err && k < n; k++) {
+		keep[k].carried = true;
 		err = svq_reforward(svq, &keep[k]);
+	}
 	if (err) {
 		/* The kept requests cannot be put back: nothing they had
 		 * is lost silently, the queue says why. */

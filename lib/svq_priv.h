@@ -22,6 +22,8 @@ struct svq_req {
 	uint32_t out_bytes;
 	uint32_t in_bytes;
 	uint32_t seq;			/* forwarding order, for a repost */
+	bool carried;			/* posted again for a lost backend: its
+					 * guest chain is never given back */
 	void *cookie;			/* element mode */
 	struct svq_seg *seg;		/* [max_segs], owned; swapped, never copied */
 	struct svqiso_buf buf;		/* valid while forwarded */
@@ -52,6 +54,9 @@ struct svqiso_svq {
 					 * process call asks for the kick */
 	bool rewound;			/* svqiso_svq_rewind(): paused until
 					 * the reset lays out a fresh ring */
+	uint16_t nkept;			/* carried requests a rewind took off
+					 * the shadow ring and kept, for the
+					 * next repost */
 	uint64_t batch_bytes;		/* 0: no limit per process call */
 	char reason[192];
 	const char *name;
@@ -103,6 +108,13 @@ struct svqiso_svq {
 /* Mark broken: log @fmt once (unless the ring already logged it). */
 int svq_fail(struct svqiso_svq *svq, bool logged, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* Requests svqiso_svq_rewind() kept rather than gave back (counted by
+ * svqiso_svq_in_flight(), on no ring until a repost or a reset). */
+static inline unsigned int svq_kept(const struct svqiso_svq *svq)
+{
+	return svq->nkept;
+}
 
 /* avail.c */
 int svq_drain_avail(struct svqiso_svq *svq);

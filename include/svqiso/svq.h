@@ -341,6 +341,14 @@ SVQISO_API int svqiso_svq_guest_base(const struct svqiso_svq *svq,
  * process_used() completes it; once svqiso_svq_in_flight() is 0 the guest
  * base is a clean restart point.
  *
+ * Ring mode, a request svqiso_svq_repost() posted again for a lost backend
+ * is never given back: its chain may lie before chains that completed
+ * since, which a guest ring moved back would pop again. If the backend
+ * did not take it, it stays in flight (counted by svqiso_svq_in_flight(),
+ * on no ring), with every request posted again before it, and the next
+ * svqiso_svq_repost() posts it again; a reset drops it. The requests
+ * popped after those are given back as above.
+ *
  * Element mode: the requests the backend never saw, and those submitted
  * and not yet forwarded, go to the opts' giveback callback, newest first,
  * so the VMM puts them back in the guest's ring by undoing its pops.

@@ -377,7 +377,13 @@ SVQISO_API int svqiso_vhost_queue_drain(struct svqiso_vhost *vh, unsigned int id
  * base in vhost's format: what the VMM's own GET_VRING_BASE answers, and
  * the base to start the queue again at.
  *
- * Return: 0 (stopped, nothing in flight); -ETIMEDOUT (the backend still
+ * Requests a start posted again for a lost backend, if this one did not
+ * take them, are not given back (svqiso_vhost_queue_start() at
+ * @guest_base posts them again, as after
+ * svqiso_vhost_queue_backend_lost()): their chains may lie before chains
+ * completed since.
+ *
+ * Return: 0 (stopped, nothing in flight but those kept); -ETIMEDOUT (the backend still
  * holds requests, logged with the queue's name and their number: the queue
  * is still stopping; call again to wait more, any @shadow_base, or give up
  * on them with svqiso_vhost_queue_backend_lost(), which keeps them for the

@@ -76,6 +76,9 @@ struct req {
 	struct mock_seg mseg[MAX_SEGS];
 	struct piece piece[MAX_PIECES];
 	bool fwd;		/* on the shadow ring */
+	bool carried;		/* put there by a repost */
+	bool kept;		/* a rewind kept it, carried: the next
+				 * repost posts it again */
 	uint32_t fwd_serial;
 	uint16_t sid;		/* shadow id */
 	uint32_t spos;		/* shadow position: split avail index, packed lap slot */
@@ -244,13 +247,22 @@ static struct req *oldest(struct ctx *x, bool fwd)
 	for (i = 0; i < SVQ_ARRAY_SIZE(x->req); i++) {
 		struct req *r = &x->req[i];
 
-		if (!r->live || r->fwd != fwd)
+		if (!r->live || r->fwd != fwd || r->kept)
 			continue;
 		if (!best || (fwd ? r->fwd_serial < best->fwd_serial :
 			      r->serial < best->serial))
 			best = r;
 	}
 	return best;
+}
+
+static unsigned int nkept(const struct ctx *x)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < SVQ_ARRAY_SIZE(x->req); i++)
+		n += x->req[i].live && x->req[i].kept;
+	return n;
 }
 
 static unsigned int nlive(const struct ctx *x, int fwd)
@@ -501,6 +513,7 @@ static void note_forwarded(struct ctx *x)
 
 		FZ_CHECK(r, "the library forwarded a request nobody made");
 		r->fwd = true;
+		r->carried = false;
 		r->fwd_serial = ++x->fwd_serial;
 		shadow_chain(x, r, true);
 		FZ_TRACE("shadow: request %u as id %u at %u (%u slots)\n", r->serial,
@@ -993,6 +1006,7 @@ static void do_rewind(struct ctx *x)
 	uint32_t end = split ? x->s_avail : x->s_pos + (x->s_wrap ? 0 : x->num);
 	uint32_t base, pos, total, left, i;
 	unsigned int n = nlive(x, 1), k = fz_below(&x->f, n + 2), given = 0;
+	int64_t carried_off = -1;
 	int want = 0, ret;
 	struct pre p;
 
@@ -1033,11 +1047,31 @@ static void do_rewind(struct ctx *x)
 		}
 		if (!want && left)
 			want = -EIO;
+		/* Ring mode: what a repost put on the ring is kept, with
+		 * what came before it; only what was popped after the newest
+		 * of those goes back. */
+		for (i = 0; !want && !x->element && i < SVQ_ARRAY_SIZE(x->req); i++) {
+			struct req *r = &x->req[i];
+			uint32_t off = (r->spos + span - pos) % span;
+
+			if (r->live && r->fwd && r->carried && off < total &&
+			    (carried_off < 0 || off > (uint32_t)carried_off))
+				carried_off = (int64_t)off;
+		}
+		for (i = 0; !want && carried_off >= 0 && i < SVQ_ARRAY_SIZE(x->req); i++) {
+			struct req *r = &x->req[i];
+			uint32_t off = (r->spos + span - pos) % span;
+
+			if (r->live && r->fwd && off <= (uint32_t)carried_off)
+				given--;
+		}
 		/* And what waits to be forwarded: element mode's queue;
-		 * ring mode, the one chain held for room. */
+		 * ring mode, the one chain held for room (in flight, neither
+		 * on the ring nor kept). */
 		if (!want)
 			want = (int)(given + (x->element ? nlive(x, 0) :
-					      svqiso_svq_in_flight(x->svq) - nlive(x, 1)));
+					      svqiso_svq_in_flight(x->svq) - nlive(x, 1) -
+					      nkept(x)));
 	}
 
 	FZ_TRACE("rewind at %#x: the rule says %d\n", base, want);
@@ -1067,8 +1101,11 @@ static void do_rewind(struct ctx *x)
 		for (i = 0; !x->element && i < SVQ_ARRAY_SIZE(x->req); i++) {
 			struct req *r = &x->req[i];
 
-			if (r->live && r->fwd && (r->spos + span - pos) % span < total) {
+			uint32_t off = (r->spos + span - pos) % span;
+
+			if (r->live && r->fwd && off < total) {
 				r->fwd = false;
+				r->kept = carried_off >= 0 && off <= (uint32_t)carried_off;
 				free(r->snap);
 				r->snap = NULL;
 			}
@@ -1079,16 +1116,17 @@ static void do_rewind(struct ctx *x)
 
 static void do_repost(struct ctx *x)
 {
-	unsigned int want = nlive(x, 1), i, k;
+	unsigned int want = nlive(x, 1) + nkept(x), i, k;
 	struct bpiece old[MAX_SEGS];
 	struct req *order[2 * MAX_NUM + 4];
 	unsigned int n = 0;
 	struct pre p;
 	int ret;
 
-	/* Oldest first, as they were forwarded. */
+	/* Oldest first, as they were forwarded: those on the shadow ring and
+	 * those a rewind kept. */
 	for (i = 0; i < SVQ_ARRAY_SIZE(x->req); i++)
-		if (x->req[i].live && x->req[i].fwd)
+		if (x->req[i].live && (x->req[i].fwd || x->req[i].kept))
 			order[n++] = &x->req[i];
 	for (i = 1; i < n; i++)
 		for (k = i; k > 0 && order[k]->fwd_serial < order[k - 1]->fwd_serial; k--) {
@@ -1104,8 +1142,11 @@ static void do_repost(struct ctx *x)
 			 "repost put %d back, %u were on the shadow ring", ret, want);
 		x->rewound = false;
 		shadow_fresh(x);
-		for (i = 0; i < n; i++)
+		for (i = 0; i < n; i++) {
 			order[i]->sid = UINT16_MAX;	/* ids of the old ring */
+			order[i]->fwd = order[i]->carried = true;
+			order[i]->kept = false;
+		}
 		for (i = 0; i < n; i++) {
 			/* The same bounce buffer, whatever the backend did to it. */
 			memcpy(old, order[i]->wb, sizeof(old));

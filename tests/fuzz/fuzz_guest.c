@@ -86,6 +86,9 @@ struct req {
 	uint16_t nseg, nout;
 	struct seg *seg;
 	bool fwd;		/* on the shadow ring */
+	bool carried;		/* put there by a repost */
+	bool kept;		/* a rewind kept it, carried: the next
+				 * repost posts it again */
 	uint32_t fwd_serial;
 	uint8_t *img;		/* readable bytes (and writable, preserve) as forwarded */
 	bool dirty;		/* the backend wrote its writable part */
@@ -474,7 +477,19 @@ static bool any(const struct req *r)
 
 static bool unseen(const struct req *r)
 {
-	return r->st == R_POPPED;
+	return r->st == R_POPPED && !r->kept;
+}
+
+/* Ring mode, what a rewind keeps rather than gives back: put on the shadow
+ * ring by a repost, never taken by the backend since. */
+static bool unseen_carried(const struct req *r)
+{
+	return unseen(r) && r->fwd && r->carried;
+}
+
+static bool unseen_fresh(const struct req *r)
+{
+	return unseen(r) && !(r->fwd && r->carried);
 }
 
 static bool on_shadow(const struct req *r)
@@ -505,7 +520,7 @@ static struct req *least(struct ctx *x, bool (*pred)(const struct req *),
 
 static bool fwd_unseen(const struct req *r)
 {
-	return r->st == R_POPPED && r->fwd;
+	return r->st == R_POPPED && r->fwd && !r->kept;
 }
 
 static bool flushed(const struct req *r)
@@ -589,6 +604,7 @@ static void note_forwarded(struct ctx *x)
 
 		FZ_CHECK(r, "the library forwarded a request nobody made");
 		r->fwd = true;
+		r->carried = false;
 		r->fwd_serial = ++x->fwd_serial;
 		n = r->out_bytes + (x->preserve ? r->in_bytes : 0);
 		r->img = malloc(n ? n : 1);
@@ -1593,8 +1609,9 @@ static void do_reset(struct ctx *x)
 static void do_rewind(struct ctx *x)
 {
 	uint32_t base = svq_dev_get_base(&x->be);
-	unsigned int want = count(x, unseen), i;
-	struct req *oldest = least(x, unseen, by_serial);
+	unsigned int kept = x->element ? 0 : count(x, unseen_carried);
+	unsigned int want = count(x, unseen) - kept, i;
+	struct req *oldest = least(x, x->element ? unseen : unseen_fresh, by_serial);
 	uint32_t oldest_pos = oldest ? oldest->pos : 0;
 	struct pre p;
 	int ret;
@@ -1617,9 +1634,14 @@ static void do_rewind(struct ctx *x)
 	if (!x->element) {
 		/* Ring mode gives back silently: the guest ring moves back to
 		 * where the oldest of them was taken. */
-		for (i = 0; i < x->nreq; i++)
-			if (x->req[i].st == R_POPPED)
+		for (i = 0; i < x->nreq; i++) {
+			if (x->req[i].st != R_POPPED || x->req[i].kept)
+				continue;
+			if (unseen_carried(&x->req[i]))
+				x->req[i].kept = true;
+			else
 				req_free(x, &x->req[i]);
+		}
 		if (want) {
 			x->m_pos = oldest_pos & 0x7fff;
 			x->m_wrap = !!(oldest_pos & 0x8000);
@@ -1655,6 +1677,8 @@ static void do_repost(struct ctx *x)
 		if (r->st == R_FREE || !r->fwd)
 			continue;
 		r->st = R_POPPED;
+		r->carried = true;
+		r->kept = false;
 		free(r->wimg);
 		r->wimg = NULL;
 	}

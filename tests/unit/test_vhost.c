@@ -784,6 +784,67 @@ START_TEST(test_backend_lost_requests_reposted_to_the_next)
 }
 END_TEST
 
+/*
+ * The backend completes the second of two requests, then dies holding the
+ * first; the next backend gets the first again, the guest posts a third,
+ * and the queue is stopped before the new backend takes anything. The
+ * third goes back to the guest ring; the first, posted again, does not
+ * (the guest ring moved back over it would pop the second, completed,
+ * again): it is kept, and the start at the base the stop returns posts it
+ * once more. Each request completes to the guest once. Found by the
+ * hostile-backend fuzz target.
+ */
+START_TEST(test_stop_after_repost_keeps_what_was_posted_again)
+{
+	uint8_t gl = _i & 1, sl = _i >> 1;
+	struct svq_seg segs[2][8];
+	struct svq_elem e[2];
+	uint32_t base, gbase;
+	uint16_t ids[3], gid;
+	uint32_t len;
+	unsigned int k;
+
+	fx_open(gl, sl);
+	guest_ring();
+	start(fresh());
+	for (k = 0; k < 2; k++)
+		ids[k] = guest_post(k, (uint8_t)(0x40 + k));
+	ck_assert_int_ge(svqiso_vhost_queue_kick(F.vh, 0), 0);
+	ck_assert(backend_take(&e[0], segs[0], 0x40));
+	ck_assert(backend_take(&e[1], segs[1], 0x41));
+	backend_complete(&e[1], 0x51);
+	ck_assert_int_ge(svqiso_vhost_queue_process(F.vh, 0), 0);
+	guest_collect(ids[1], 1, 0x51);
+	ck_assert_int_eq(svqiso_vhost_queue_backend_lost(F.vh, 0, &base), 1);
+
+	start(base);
+	ck_assert_uint_eq(F.sh.reposted, 1);
+	ids[2] = guest_post(2, 0x42);
+	ck_assert_int_ge(svqiso_vhost_queue_kick(F.vh, 0), 0);
+	/* Stopped at once: the new backend took nothing. */
+	ck_assert_int_eq(svqiso_vhost_queue_stop(F.vh, 0, svq_dev_get_base(&F.backend),
+						 1000, -1, &gbase), 0);
+	ck_assert_uint_eq(gbase, base);
+	ck_assert_uint_eq(svqiso_vhost_queue_in_flight(F.vh, 0), 1);
+	ck_assert_ptr_nonnull(strstr(F.logbuf, "kept for the next start"));
+
+	start(gbase);
+	ck_assert_uint_eq(F.sh.reposted, 1);
+	ck_assert_int_ge(svqiso_vhost_queue_kick(F.vh, 0), 0);
+	ck_assert(backend_take(&e[0], segs[0], 0x40));
+	ck_assert(backend_take(&e[1], segs[1], 0x42));
+	ck_assert(!backend_take(&e[1], segs[1], 0));
+	backend_complete(&e[0], 0x50);
+	backend_complete(&e[1], 0x52);
+	ck_assert_int_ge(svqiso_vhost_queue_process(F.vh, 0), 0);
+	guest_collect(ids[0], 0, 0x50);
+	guest_collect(ids[2], 2, 0x52);
+	ck_assert_int_eq(svq_drv_get_used(&F.gdrv, &gid, &len), 0);
+	ck_assert_uint_eq(svqiso_vhost_queue_in_flight(F.vh, 0), 0);
+	fx_close();
+}
+END_TEST
+
 /* Lost requests meet a start at another base (the guest reset its ring):
  * dropped, said so, and the queue starts clean. */
 START_TEST(test_backend_lost_then_guest_reset_drops)
@@ -1291,6 +1352,7 @@ static Suite *vhost_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, test_backend_lost_requests_reposted_to_the_next, 0, 8);
 	tcase_add_loop_test(tc, test_backend_lost_then_guest_reset_drops, 0, 2);
+	tcase_add_loop_test(tc, test_stop_after_repost_keeps_what_was_posted_again, 0, 4);
 	tcase_add_test(tc, test_hangup_seen_in_drain_and_stop);
 	suite_add_tcase(s, tc);
 	return s;
