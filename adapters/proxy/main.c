@@ -117,7 +117,9 @@ static char *sock_path;
 static int listen_on(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un tmp = { .sun_family = AF_UNIX };
 	struct stat st;
+	bool own_tmp;
 	int fd, probe;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -140,12 +142,23 @@ static int listen_on(const char *path)
 			close(probe);
 		unlink(path);
 	}
+	/* Bound and listening under a name of its own first, then renamed:
+	 * whoever waits for @path to appear can connect as soon as it does. */
+	if (snprintf(tmp.sun_path, sizeof(tmp.sun_path), "%s.%ld", path,
+		     (long)getpid()) >= (int)sizeof(tmp.sun_path))
+		tmp = sa;
+	own_tmp = strcmp(tmp.sun_path, path) != 0;
+	if (own_tmp)
+		unlink(tmp.sun_path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    listen(fd, 4)) {
+	if (fd < 0 || bind(fd, (struct sockaddr *)&tmp, sizeof(tmp)) ||
+	    listen(fd, 4) ||
+	    (own_tmp && rename(tmp.sun_path, path))) {
 		fprintf(stderr, "svqiso-proxy: %s: %s\n", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
+		if (own_tmp)
+			unlink(tmp.sun_path);
 		return -1;
 	}
 	sock_path = strdup(path);

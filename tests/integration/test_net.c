@@ -461,6 +461,8 @@ static int adapter_connect(const struct variant *v)
 		    .relay_start = relay_pin);
 
 	ck_assert_msg(T.pid > 0, "no testpmd: %s", T.err);
+	/* The last session is gone on testpmd's side too. */
+	ck_assert_int_eq(testpmd_wait_unconnected(&T, 5000), 0);
 	if (v->pairs)
 		o.flags |= SVQISO_VU_F_QUEUE_PAIRS;
 	if (v->proxy) {

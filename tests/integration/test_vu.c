@@ -775,7 +775,7 @@ START_TEST(test_stop_restart_loses_nothing)
 			     .indirect = true, .event_idx = true, .lazy = _i };
 	struct svqiso_svq_stats st = { .sz = sizeof(st) };
 	struct svqiso_vu_queue c;
-	unsigned int restarts = 0, busy = 0, halves = 0, i;
+	unsigned int restarts = 0, busy = 0, halves = 0, highs = 0, i;
 	uint64_t s = seed;
 	pthread_t t;
 
@@ -810,7 +810,9 @@ START_TEST(test_stop_restart_loses_nothing)
 			/* Packed: vhost's format, both halves, and with
 			 * nothing in flight used is where avail is. */
 			ck_assert_uint_eq(base >> 16, base & 0xffff);
-			ck_assert_uint_ne(base >> 16, 0);
+			/* 0 is index 0 after an odd number of laps (wrap
+			 * counter 0): rare, and as valid as any other. */
+			highs += base >> 16 != 0;
 			/* Half the restarts with the low half alone, as a
 			 * VMM that keeps only avail may send it. */
 			if (s & (1ull << 41)) {
@@ -823,8 +825,10 @@ START_TEST(test_stop_restart_loses_nothing)
 		restarts++;
 	}
 	pthread_join(t, NULL);
-	if (_i)
+	if (_i) {
 		ck_assert_uint_gt(halves, 0);
+		ck_assert_uint_gt(highs, 0);
+	}
 	fprintf(stderr, "# %u stops and restarts during the run, %u with "
 		"requests in flight\n", restarts, busy);
 	ck_assert_int_eq(r.rc, 0);

@@ -77,6 +77,44 @@ int testpmd_stop(struct testpmd *t)
 	return status;
 }
 
+/* Count the connections testpmd took and those it saw closed. */
+static int count_sessions(const struct testpmd *t, unsigned int *opened,
+			  unsigned int *closed)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	FILE *f;
+
+	*opened = *closed = 0;
+	if (!(f = fopen(t->log, "re")))
+		return -errno;
+	while (getline(&line, &cap, f) > 0) {
+		*opened += strstr(line, "new vhost user connection") != NULL;
+		*closed += strstr(line, "vhost peer closed") != NULL;
+	}
+	free(line);
+	fclose(f);
+	return 0;
+}
+
+int testpmd_wait_unconnected(const struct testpmd *t, int timeout_ms)
+{
+	unsigned int opened, closed;
+	int waited = 0, rc;
+
+	for (;;) {
+		rc = count_sessions(t, &opened, &closed);
+		if (rc)
+			return rc;
+		if (closed >= opened)
+			return 0;
+		if (waited >= timeout_ms)
+			return -ETIMEDOUT;
+		usleep(10000);
+		waited += 10;
+	}
+}
+
 void testpmd_print_log(const struct testpmd *t, FILE *out, unsigned int lines)
 {
 	char (*ring)[160];

@@ -47,6 +47,15 @@ int testpmd_stop(struct testpmd *t);
 /* Stop it and remove its directory; idempotent. */
 void testpmd_teardown(struct testpmd *t);
 
+/*
+ * testpmd_wait_unconnected() - wait up to @timeout_ms until testpmd has
+ * seen every vhost-user connection it took closed (its log says so). Its
+ * vhost PMD serves one connection per port: a close it sees only after the
+ * next connection came up takes that one's link down with it, and frames
+ * stop. Return: 0; -ETIMEDOUT; -errno reading the log.
+ */
+int testpmd_wait_unconnected(const struct testpmd *t, int timeout_ms);
+
 /* Copy the last @lines lines of its log to @out, each behind "# ". */
 void testpmd_print_log(const struct testpmd *t, FILE *out, unsigned int lines);
 
