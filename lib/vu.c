@@ -692,9 +692,6 @@ static void reenable_others(struct svqiso_vu *vu, unsigned int index)
 	}
 }
 
-static int stop_paused(struct svqiso_vu *vu, unsigned int index,
-		       uint32_t *base);
-
 /* Isolated mode: the engine starts the queue, the session hands the
  * shadow ring to the backend. */
 static int isolated_start(struct svqiso_vu *vu, unsigned int index,
@@ -776,15 +773,11 @@ int svqiso_vu_queue_start(struct svqiso_vu *vu, unsigned int index,
 		 * holds (requests posted again by this start included) at the
 		 * base the start was given, so the same start can be made
 		 * again and posts them. The others are relayed again if that
-		 * can be done. */
-		if (isolated(vu)) {
-			if (!svq_fe_vring_enable(vu->fe, index, false))
-				ring_stop(vu, index, &base);
-			svqiso_vhost_queue_backend_lost(vu->vh, index, &base);
-			q->state = VU_Q_IDLE;
-		} else {
-			stop_paused(vu, index, &base);
-		}
+		 * can be done. Only an isolated queue has a relay. */
+		if (!svq_fe_vring_enable(vu->fe, index, false))
+			ring_stop(vu, index, &base);
+		svqiso_vhost_queue_backend_lost(vu->vh, index, &base);
+		q->state = VU_Q_IDLE;
 		relay_resume(vu);
 		rc = ret;
 	}

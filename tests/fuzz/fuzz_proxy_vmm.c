@@ -48,6 +48,7 @@
 #include "proxy.h"
 #include "backend.h"
 #include "fuzz.h"
+#include "fuzz_vhost_user.h"
 
 #define PAYLOAD_MAX	sizeof(union svq_vu_payload)
 #define BIT(n)		(1ull << (n))
@@ -177,20 +178,6 @@ static bool send_chunk(struct vmm *v, const void *buf, size_t len, const int *fd
 }
 
 /* ---- the model of the proxy's checks ---- */
-
-static bool own_reply(uint32_t request)
-{
-	switch (request) {
-	case SVQ_VU_GET_FEATURES:
-	case SVQ_VU_GET_PROTOCOL_FEATURES:
-	case SVQ_VU_GET_QUEUE_NUM:
-	case SVQ_VU_GET_MAX_MEM_SLOTS:
-	case SVQ_VU_GET_VRING_BASE:
-	case SVQ_VU_GET_CONFIG:
-		return true;
-	}
-	return false;
-}
 
 static enum verdict sized(const struct vmsg *m, uint32_t size, unsigned int fds)
 {
@@ -611,7 +598,7 @@ static void vmm_message(struct vmm *v, uint8_t pick)
 	}
 	m->v = classify(v, m);
 	m->reply = m->v != V_BAD &&
-		   (own_reply(m->hdr.request) || (m->hdr.flags & SVQ_VU_FLAG_NEED_REPLY));
+		   (fz_own_reply(m->hdr.request) || (m->hdr.flags & SVQ_VU_FLAG_NEED_REPLY));
 	v->nmsg++;
 }
 

@@ -55,6 +55,7 @@
 #include "frontend.h"
 #include "vhost_user.h"
 #include "fuzz.h"
+#include "fuzz_vhost_user.h"
 
 #define PAYLOAD_MAX	sizeof(union svq_vu_payload)
 #define BIT(n)		(1ull << (n))
@@ -474,20 +475,6 @@ struct fe_fuzz {
 	struct svq_vu_msg first_req;	/* the call's first request */
 };
 
-static bool own_reply(uint32_t request)
-{
-	switch (request) {
-	case SVQ_VU_GET_FEATURES:
-	case SVQ_VU_GET_PROTOCOL_FEATURES:
-	case SVQ_VU_GET_QUEUE_NUM:
-	case SVQ_VU_GET_MAX_MEM_SLOTS:
-	case SVQ_VU_GET_VRING_BASE:
-	case SVQ_VU_GET_CONFIG:
-		return true;
-	}
-	return false;
-}
-
 static void pred_add(struct fe_fuzz *ff, uint32_t request)
 {
 	if (ff->npred < PRED_MAX)
@@ -590,7 +577,7 @@ static void write_reply(struct fe_fuzz *ff, const struct pred *pd)
 		r.endless = true;
 		break;
 	case FT_NACK:
-		if (own_reply(pd->request))
+		if (fz_own_reply(pd->request))
 			r.p.u64 ^= 1ull << (fz_u8(f) % 64);
 		else
 			r.p.u64 = fz_u64(f) | 1;
@@ -712,7 +699,7 @@ static int judge(struct fe_fuzz *ff, const struct svq_vu_msg *req,
 	    (r->p.config.offset != req->payload.config.offset ||
 	     r->p.config.size != req->payload.config.size))
 		return -EPROTO;
-	if (!own_reply(req->hdr.request) && r->p.u64) {
+	if (!fz_own_reply(req->hdr.request) && r->p.u64) {
 		*kill = false;
 		return -EIO;
 	}
@@ -751,10 +738,10 @@ static void pair(struct fe_fuzz *ff)
 			ff->after_fail = true;
 		if (ff->lost)
 			continue;
-		waits = own_reply(m.hdr.request) ||
+		waits = fz_own_reply(m.hdr.request) ||
 			(m.hdr.flags & SVQ_VU_FLAG_NEED_REPLY);
 		FZ_CHECK(!!(m.hdr.flags & SVQ_VU_FLAG_NEED_REPLY) ==
-			 (ff->reply_ack && !own_reply(m.hdr.request)),
+			 (ff->reply_ack && !fz_own_reply(m.hdr.request)),
 			 "request %u: NEED_REPLY %#x with reply_ack %d",
 			 m.hdr.request, m.hdr.flags, ff->reply_ack);
 		if (m.hdr.request == SVQ_VU_SET_PROTOCOL_FEATURES) {

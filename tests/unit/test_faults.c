@@ -147,6 +147,17 @@ static int inj(enum fn f, const void *site)
 /* In the wrapper itself: the return address is the library's call site. */
 #define INJ(f)	inj(f, __builtin_return_address(0))
 
+/* In a wrapper: fail with errno as the injector says, returning @failed. */
+#define FAULT(f, failed)						\
+	do {								\
+		int err_ = INJ(f);					\
+									\
+		if (err_) {						\
+			errno = err_;					\
+			return failed;					\
+		}							\
+	} while (0)
+
 static void track(const void *p, long d)
 {
 	if (p && !exempt && I.armed)
@@ -207,13 +218,9 @@ int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *attr,
 
 void *__wrap_malloc(size_t size)
 {
-	int err = INJ(FN_MALLOC);
 	void *p;
 
-	if (err) {
-		errno = err;
-		return NULL;
-	}
+	FAULT(FN_MALLOC, NULL);
 	p = __real_malloc(size);
 	track(p, 1);
 	return p;
@@ -221,13 +228,9 @@ void *__wrap_malloc(size_t size)
 
 void *__wrap_calloc(size_t nmemb, size_t size)
 {
-	int err = INJ(FN_CALLOC);
 	void *p;
 
-	if (err) {
-		errno = err;
-		return NULL;
-	}
+	FAULT(FN_CALLOC, NULL);
 	p = __real_calloc(nmemb, size);
 	track(p, 1);
 	return p;
@@ -235,13 +238,9 @@ void *__wrap_calloc(size_t nmemb, size_t size)
 
 void *__wrap_realloc(void *old, size_t size)
 {
-	int err = INJ(FN_REALLOC);
 	void *p;
 
-	if (err) {
-		errno = err;
-		return NULL;
-	}
+	FAULT(FN_REALLOC, NULL);
 	p = __real_realloc(old, size);
 	if (!old)
 		track(p, 1);
@@ -256,34 +255,19 @@ void __wrap_free(void *p)
 
 int __wrap_memfd_create(const char *name, unsigned int flags)
 {
-	int err = INJ(FN_MEMFD_CREATE);
-
-	if (err) {
-		errno = err;
-		return -1;
-	}
+	FAULT(FN_MEMFD_CREATE, -1);
 	return __real_memfd_create(name, flags);
 }
 
 int __wrap_ftruncate(int fd, off_t len)
 {
-	int err = INJ(FN_FTRUNCATE);
-
-	if (err) {
-		errno = err;
-		return -1;
-	}
+	FAULT(FN_FTRUNCATE, -1);
 	return __real_ftruncate(fd, len);
 }
 
 int __wrap_ftruncate64(int fd, off_t len)
 {
-	int err = INJ(FN_FTRUNCATE);
-
-	if (err) {
-		errno = err;
-		return -1;
-	}
+	FAULT(FN_FTRUNCATE, -1);
 	return __real_ftruncate64(fd, len);
 }
 
@@ -293,146 +277,89 @@ static bool fcntl_no_arg(int cmd)
 	return cmd == F_GETFD || cmd == F_GETFL || cmd == F_GET_SEALS;
 }
 
+/*
+ * Both fcntl wrappers: F_ADD_SEALS and the dups may fail as the injector
+ * says; everything else goes to @real. A macro, for INJ()'s call site.
+ */
+#define FCNTL_WRAP(real, fd, cmd)					\
+	do {								\
+		va_list ap_;						\
+		long arg_;						\
+									\
+		if ((cmd) == F_ADD_SEALS)				\
+			FAULT(FN_FCNTL_SEALS, -1);			\
+		else if ((cmd) == F_DUPFD || (cmd) == F_DUPFD_CLOEXEC)	\
+			FAULT(FN_FCNTL, -1);				\
+		if (fcntl_no_arg(cmd))					\
+			return real(fd, cmd);				\
+		va_start(ap_, cmd);					\
+		arg_ = va_arg(ap_, long);				\
+		va_end(ap_);						\
+		return real(fd, cmd, arg_);				\
+	} while (0)
+
 int __wrap_fcntl(int fd, int cmd, ...)
 {
-	va_list ap;
-	long arg;
-	int err = 0;
-
-	if (cmd == F_ADD_SEALS)
-		err = INJ(FN_FCNTL_SEALS);
-	else if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
-		err = INJ(FN_FCNTL);
-	if (err) {
-		errno = err;
-		return -1;
-	}
-	if (fcntl_no_arg(cmd))
-		return __real_fcntl(fd, cmd);
-	va_start(ap, cmd);
-	arg = va_arg(ap, long);
-	va_end(ap);
-	return __real_fcntl(fd, cmd, arg);
+	FCNTL_WRAP(__real_fcntl, fd, cmd);
 }
 
 int __wrap_fcntl64(int fd, int cmd, ...)
 {
-	va_list ap;
-	long arg;
-	int err = 0;
-
-	if (cmd == F_ADD_SEALS)
-		err = INJ(FN_FCNTL_SEALS);
-	else if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
-		err = INJ(FN_FCNTL);
-	if (err) {
-		errno = err;
-		return -1;
-	}
-	if (fcntl_no_arg(cmd))
-		return __real_fcntl64(fd, cmd);
-	va_start(ap, cmd);
-	arg = va_arg(ap, long);
-	va_end(ap);
-	return __real_fcntl64(fd, cmd, arg);
+	FCNTL_WRAP(__real_fcntl64, fd, cmd);
 }
 
 void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-	int err = INJ(FN_MMAP);
-
-	if (err) {
-		errno = err;
-		return MAP_FAILED;
-	}
+	FAULT(FN_MMAP, MAP_FAILED);
 	return __real_mmap(addr, len, prot, flags, fd, off);
 }
 
 void *__wrap_mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-	int err = INJ(FN_MMAP);
-
-	if (err) {
-		errno = err;
-		return MAP_FAILED;
-	}
+	FAULT(FN_MMAP, MAP_FAILED);
 	return __real_mmap64(addr, len, prot, flags, fd, off);
 }
 
 int __wrap_eventfd(unsigned int val, int flags)
 {
-	int err = INJ(FN_EVENTFD);
-
-	if (err) {
-		errno = err;
-		return -1;
-	}
+	FAULT(FN_EVENTFD, -1);
 	return __real_eventfd(val, flags);
 }
 
 int __wrap_epoll_create1(int flags)
 {
-	int err = INJ(FN_EPOLL_CREATE1);
-
-	if (err) {
-		errno = err;
-		return -1;
-	}
+	FAULT(FN_EPOLL_CREATE1, -1);
 	return __real_epoll_create1(flags);
 }
 
 int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
-	int err = op != EPOLL_CTL_DEL ? INJ(FN_EPOLL_CTL) : 0;
-
-	if (err) {
-		errno = err;
-		return -1;
-	}
+	if (op != EPOLL_CTL_DEL)
+		FAULT(FN_EPOLL_CTL, -1);
 	return __real_epoll_ctl(epfd, op, fd, ev);
 }
 
 int __wrap_socket(int domain, int type, int proto)
 {
-	int err = INJ(FN_SOCKET);
-
-	if (err) {
-		errno = err;
-		return -1;
-	}
+	FAULT(FN_SOCKET, -1);
 	return __real_socket(domain, type, proto);
 }
 
 int __wrap_connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
-	int err = INJ(FN_CONNECT);
-
-	if (err) {
-		errno = err;
-		return -1;
-	}
+	FAULT(FN_CONNECT, -1);
 	return __real_connect(fd, sa, len);
 }
 
 ssize_t __wrap_sendmsg(int fd, const struct msghdr *mh, int flags)
 {
-	int err = INJ(FN_SENDMSG);
-
-	if (err) {
-		errno = err;
-		return -1;
-	}
+	FAULT(FN_SENDMSG, -1);
 	return __real_sendmsg(fd, mh, flags);
 }
 
 ssize_t __wrap_recvmsg(int fd, struct msghdr *mh, int flags)
 {
-	int err = INJ(FN_RECVMSG);
-
-	if (err) {
-		errno = err;
-		return -1;
-	}
+	FAULT(FN_RECVMSG, -1);
 	return __real_recvmsg(fd, mh, flags);
 }
 
