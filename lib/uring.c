@@ -405,8 +405,11 @@ int svq_uring_new(struct svqiso_loop *loop, struct svq_uring **out)
 		return err;
 	}
 
+	/* NULL: no memory for it (errno says so), or no probe in this
+	 * kernel (liburing's own syscalls leave errno alone). */
+	errno = 0;
 	probe = io_uring_get_probe_ring(&u->ring);
-	err = probe ? 0 : -ENOSYS;
+	err = probe ? 0 : errno == ENOMEM ? -ENOMEM : -ENOSYS;
 	for (k = 0; !err && k < SVQ_ARRAY_SIZE(ops); k++)
 		if (!io_uring_opcode_supported(probe, ops[k]))
 			err = -ENOSYS;

@@ -396,8 +396,7 @@ int __wrap_io_uring_queue_init_params(unsigned int entries, struct io_uring *rin
 
 struct io_uring_probe *__wrap_io_uring_get_probe_ring(struct io_uring *ring)
 {
-	if (INJ(FN_URING_PROBE))
-		return NULL;
+	FAULT(FN_URING_PROBE, NULL);	/* malloc's errno, as liburing's */
 	return __real_io_uring_get_probe_ring(ring);
 }
 
