@@ -407,7 +407,8 @@ int svq_drv_add_packed(struct svq_drv *vq, const struct svq_seg *seg,
 	 * acquire load of them (2.8.21 "Making buffers available"). */
 	svq_st16_release(&p->desc[head].flags, head_flags);
 
-	vq->id_pos[bid] = lap_pos(head, p->avail_wrap_counter, num);
+	vq->id_seq[bid] = vq->seq;
+	vq->seq += ndescs;
 	p->next_avail_idx = pos;
 	p->avail_wrap_counter = wrap;
 	if (p->num_added <= UINT16_MAX)	/* saturate: beyond it, always kick */

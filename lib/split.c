@@ -314,7 +314,7 @@ static inline int add_done(struct svq_drv *vq, uint16_t head, uint16_t ndescs,
 	vq->id_inflight[head] = 1;
 	vq->inflight++;
 	svq_st16(&s->avail->ring[s->avail_idx & (vq->rc.num - 1)], head);
-	vq->id_pos[head] = s->avail_idx;
+	vq->id_seq[head] = vq->seq++;
 	s->avail_idx++;
 	*id = head;
 	return 0;

@@ -319,8 +319,8 @@ int svq_drv_init(struct svq_drv *vq, const struct svq_drv_cfg *cfg)
 
 	vq->id_inflight = calloc(cfg->num, sizeof(*vq->id_inflight));
 	vq->id_ndescs = calloc(cfg->num, sizeof(*vq->id_ndescs));
-	vq->id_pos = calloc(cfg->num, sizeof(*vq->id_pos));
-	if (!vq->id_inflight || !vq->id_ndescs || !vq->id_pos) {
+	vq->id_seq = calloc(cfg->num, sizeof(*vq->id_seq));
+	if (!vq->id_inflight || !vq->id_ndescs || !vq->id_seq) {
 		svq_drv_fini(vq);
 		return -ENOMEM;
 	}
@@ -336,10 +336,10 @@ void svq_drv_fini(struct svq_drv *vq)
 {
 	free(vq->id_inflight);
 	free(vq->id_ndescs);
-	free(vq->id_pos);
+	free(vq->id_seq);
 	vq->id_inflight = NULL;
 	vq->id_ndescs = NULL;
-	vq->id_pos = NULL;
+	vq->id_seq = NULL;
 	/* The next links are the same allocation in both layouts. */
 	if (vq->rc.layout == SVQISO_LAYOUT_SPLIT) {
 		free(vq->split.next);
@@ -407,8 +407,7 @@ int svq_drv_device_taken(const struct svq_drv *vq)
 		return -ENODATA;	/* not a position on this ring */
 	ahead = (end + span - pos) % span;
 	for (id = 0; id < vq->rc.num; id++)
-		if (vq->id_inflight[id] &&
-		    (vq->id_pos[id] + span - pos) % span < ahead)
+		if (vq->id_inflight[id] && vq->id_seq[id] + ahead >= vq->seq)
 			unseen++;
 	return vq->inflight - unseen;
 }
@@ -416,6 +415,7 @@ int svq_drv_device_taken(const struct svq_drv *vq)
 int svq_drv_rewind(struct svq_drv *vq, uint32_t base, uint16_t *ids)
 {
 	uint32_t pos, end, span, total, left, off;
+	uint64_t from;
 	uint16_t id, k, slots;
 	int err;
 
@@ -429,14 +429,16 @@ int svq_drv_rewind(struct svq_drv *vq, uint32_t base, uint16_t *ids)
 	total = left = (end + span - pos) % span;
 	if (total > vq->rc.num)
 		return -EPROTO;
+	/* The base, counted as the chains are: the latest place it can
+	 * name. Older chains still in flight were taken before it, however
+	 * many times the ring went round since. */
+	from = vq->seq - total;
 	for (k = 0; k < vq->rc.num; k++)
 		ids[k] = UINT16_MAX;
 	for (id = 0; id < vq->rc.num; id++) {
-		if (!vq->id_inflight[id])
+		if (!vq->id_inflight[id] || vq->id_seq[id] < from)
 			continue;
-		off = (vq->id_pos[id] + span - pos) % span;
-		if (off >= total)
-			continue;
+		off = (uint32_t)(vq->id_seq[id] - from);
 		/* Offsets are distinct and below num: slot order. */
 		ids[off] = id;
 		slots = svq_layout_drv_chain_slots(vq, id);
@@ -455,6 +457,7 @@ int svq_drv_rewind(struct svq_drv *vq, uint32_t base, uint16_t *ids)
 	/* The device saw nothing from the base on: the ring ends there, so
 	 * the same base again takes back nothing more. */
 	svq_layout_drv_retract(vq, pos);
+	vq->seq = from;
 	return k;
 }
 

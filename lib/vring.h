@@ -401,9 +401,14 @@ struct svq_drv {
 	bool cb_enabled;		/* we asked the device for used notifications */
 	uint8_t *id_inflight;		/* [num] */
 	uint16_t *id_ndescs;		/* [num] descriptors the chain holds */
-	uint16_t *id_pos;		/* [num] where the chain was made
-					 * available: split avail index, packed
-					 * slot + num on a lap of wrap 0 */
+	uint64_t *id_seq;		/* [num] where the chain was made
+					 * available, counted from the ring's
+					 * start: a chain held while the ring
+					 * goes round many times is not taken
+					 * for a newer one in the same place */
+	uint64_t seq;			/* where the next chain goes, so
+					 * counted: avail entries (split),
+					 * slots (packed) */
 	union {
 		struct svq_drv_split split;
 		struct svq_drv_packed packed;

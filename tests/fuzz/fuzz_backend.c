@@ -82,6 +82,7 @@ struct req {
 	uint32_t fwd_serial;
 	uint16_t sid;		/* shadow id */
 	uint32_t spos;		/* shadow position: split avail index, packed lap slot */
+	uint64_t sseq;		/* the same, counted from the ring's start */
 	uint16_t sslots;	/* shadow ring slots */
 	uint16_t nb;
 	struct bpiece wb[MAX_SEGS];	/* writable bounce pieces */
@@ -119,6 +120,7 @@ struct ctx {
 	uint64_t seen_requests;
 
 	/* the backend's view of the shadow ring */
+	uint64_t s_seq;			/* positions read, counted from the start */
 	uint16_t s_avail;		/* split: next avail entry to read */
 	uint16_t s_pos;			/* packed: next slot to read */
 	bool s_wrap;
@@ -451,6 +453,7 @@ static void shadow_chain(struct ctx *x, struct req *r, bool check)
 		FZ_CHECK(head < x->num, "shadow head %u", head);
 		r->sid = head;
 		r->spos = x->s_avail++;
+		r->sseq = x->s_seq++;
 		r->sslots = 1;
 		for (i = head;;) {
 			FZ_CHECK(steps++ < x->num, "shadow chain loops");
@@ -490,6 +493,8 @@ static void shadow_chain(struct ctx *x, struct req *r, bool check)
 		}
 		x->s_pos = pos;
 		x->s_wrap = wrap;
+		r->sseq = x->s_seq;
+		x->s_seq += r->sslots;
 		FZ_CHECK(r->sid < x->num, "shadow id %u", r->sid);
 	}
 	FZ_CHECK(out == r->out_bytes && in == r->in_bytes,
@@ -524,6 +529,7 @@ static void note_forwarded(struct ctx *x)
 static void shadow_fresh(struct ctx *x)
 {
 	FZ_CHECK(svqiso_svq_get_shadow(x->svq, &x->si) == 0, "shadow info");
+	x->s_seq = 0;
 	x->s_avail = 0;
 	x->s_pos = 0;
 	x->s_wrap = true;
@@ -993,6 +999,15 @@ static void backend_scribble(struct ctx *x)
 	memcpy(base + fz_u32(&x->f) % (size - n + 1), buf, n);
 }
 
+/* Whether @r begins at or after position @from; *@off: how far after. */
+static bool at_or_after(const struct req *r, uint64_t from, uint32_t *off)
+{
+	if (r->sseq < from)
+		return false;
+	*off = (uint32_t)(r->sseq - from);
+	return true;
+}
+
 /*
  * svqiso_svq_rewind() at a base the backend names: where one of the chains
  * on the shadow ring begins, the end, or anything. What it must give back
@@ -1004,7 +1019,8 @@ static void do_rewind(struct ctx *x)
 	bool split = x->slayout == SVQISO_LAYOUT_SPLIT;
 	uint32_t span = split ? 1u << 16 : 2u * x->num;
 	uint32_t end = split ? x->s_avail : x->s_pos + (x->s_wrap ? 0 : x->num);
-	uint32_t base, pos, total, left, i;
+	uint32_t base, pos, total = 0, left, off, i;
+	uint64_t from = 0;
 	unsigned int n = nlive(x, 1), k = fz_below(&x->f, n + 2), given = 0;
 	int64_t carried_off = -1;
 	int want = 0, ret;
@@ -1034,10 +1050,13 @@ static void do_rewind(struct ctx *x)
 		total = left = (end + span - pos) % span;
 		if (total > x->num)
 			want = -EIO;
+		/* The latest place the base can name: a chain held while
+		 * the ring went round since was taken before it. */
+		from = x->s_seq - total;
 		for (i = 0; !want && i < SVQ_ARRAY_SIZE(x->req); i++) {
 			struct req *r = &x->req[i];
 
-			if (!r->live || !r->fwd || (r->spos + span - pos) % span >= total)
+			if (!r->live || !r->fwd || !at_or_after(r, from, &off))
 				continue;
 			if (r->sslots > left)
 				want = -EIO;
@@ -1052,17 +1071,16 @@ static void do_rewind(struct ctx *x)
 		 * of those goes back. */
 		for (i = 0; !want && !x->element && i < SVQ_ARRAY_SIZE(x->req); i++) {
 			struct req *r = &x->req[i];
-			uint32_t off = (r->spos + span - pos) % span;
 
-			if (r->live && r->fwd && r->carried && off < total &&
+			if (r->live && r->fwd && r->carried && at_or_after(r, from, &off) &&
 			    (carried_off < 0 || off > (uint32_t)carried_off))
 				carried_off = (int64_t)off;
 		}
 		for (i = 0; !want && carried_off >= 0 && i < SVQ_ARRAY_SIZE(x->req); i++) {
 			struct req *r = &x->req[i];
-			uint32_t off = (r->spos + span - pos) % span;
 
-			if (r->live && r->fwd && off <= (uint32_t)carried_off)
+			if (r->live && r->fwd && at_or_after(r, from, &off) &&
+			    off <= (uint32_t)carried_off)
 				given--;
 		}
 		/* And what waits to be forwarded: element mode's queue;
@@ -1098,12 +1116,11 @@ static void do_rewind(struct ctx *x)
 		}
 		/* Ring mode: what went back is posted again, waiting to be
 		 * taken in the same order; element mode's callbacks took it. */
+		x->s_seq = from;
 		for (i = 0; !x->element && i < SVQ_ARRAY_SIZE(x->req); i++) {
 			struct req *r = &x->req[i];
 
-			uint32_t off = (r->spos + span - pos) % span;
-
-			if (r->live && r->fwd && off < total) {
+			if (r->live && r->fwd && at_or_after(r, from, &off)) {
 				r->fwd = false;
 				r->kept = carried_off >= 0 && off <= (uint32_t)carried_off;
 				free(r->snap);

@@ -1816,6 +1816,75 @@ START_TEST(test_backend_that_never_completes_stays_bounded)
 END_TEST
 
 /*
+ * The device holds one chain while the ring goes round again and again
+ * past it (packed: three times its two-lap span; split: the 16-bit avail
+ * index all the way round), so that the chain it never took lands on the
+ * same ring position, modulo the span, as the held one. The held chain was
+ * taken long before any base the device can name: a stop at the device's
+ * base gives back only the chain it never took, and a base one place
+ * earlier, where it completed a chain, breaks the queue. _i: bit 0 the
+ * shadow layout, bit 1 the lying base.
+ */
+START_TEST(test_rewind_after_laps_with_a_chain_held)
+{
+	uint8_t sl = (uint8_t)(_i & 1);
+	bool lie = _i & 2;
+	struct held_elem held, h;
+	unsigned int laps, k;
+	uint32_t base, idx;
+
+	fx_num = 4;
+	/* A region per request: the held one stalls no arena. */
+	fx_open(SVQISO_LAYOUT_SPLIT, sl, 0, 0, 0, 0, SVQISO_COPY_MEMCPY);
+	/* The last chain lands where the held one did, three spans on. */
+	laps = sl ? 3 * 2 * 4 - 1 : (1u << 16) - 1;
+	guest_post(1, 1, 512, 0, 0x11, false);
+	ck_assert_int_eq(svqiso_svq_process_avail(F.svq), 1);
+	ck_assert(backend_take(&held));
+	for (k = 0; k < laps; k++) {
+		guest_post(1, 1, 512, 4096, 0x22, false);
+		ck_assert_msg(svqiso_svq_process_avail(F.svq) == 1, "chain %u", k);
+		ck_assert(backend_take(&h));
+		backend_finish(&h, 0x5a);
+		ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+		ck_assert_uint_eq(guest_used_count(), 1);
+	}
+	guest_post(1, 1, 512, 8192, 0x33, false);
+	ck_assert_int_eq(svqiso_svq_process_avail(F.svq), 1);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 2);
+	ck_assert_int_eq(svqiso_svq_pause(F.svq, true), 0);
+	base = svq_dev_get_base(&F.backend);
+	if (lie) {
+		/* One place back: the last chain it completed. */
+		if (sl) {
+			idx = base & 0x7fff;
+			base = idx ? (base & 0x8000) | (idx - 1) :
+				     (~base & 0x8000) | (4 - 1);
+		} else {
+			base = (base - 1) & 0xffff;
+		}
+		ck_assert_int_eq(svqiso_svq_rewind(F.svq, base), -EIO);
+		ck_assert(svqiso_svq_is_broken(F.svq));
+		ck_assert_ptr_nonnull(strstr(svqiso_svq_broken_reason(F.svq), "stopped at base"));
+		ck_assert_uint_eq(guest_used_count(), 0);
+		fx_close();
+		return;
+	}
+	ck_assert_int_eq(svqiso_svq_rewind(F.svq, base), 1);
+	ck_assert_msg(!svqiso_svq_is_broken(F.svq), "broken: %s",
+		      svqiso_svq_broken_reason(F.svq));
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 1);
+	/* The held chain completes into the guest. */
+	backend_finish(&held, 0x5a);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ck_assert_uint_eq(guest_used_count(), 1);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 0);
+	ck_assert_uint_eq(svqiso_pool_in_use(F.pool), 0);
+	fx_close();
+}
+END_TEST
+
+/*
  * A VMM may stop a queue twice (GET_VRING_BASE, rewind, and again before
  * it starts): the second rewind at the same base gives back nothing more
  * and the queue stays whole, so what the device holds still completes.
@@ -2342,6 +2411,7 @@ static Suite *svq_suite(void)
 	tcase_add_loop_test(tc, test_rewind_element_mode_gives_back_newest_first, 0,
 			    SVQISO_NR_LAYOUTS);
 	tcase_add_loop_test(tc, test_rewind_twice_gives_back_nothing_more, 0, 4);
+	tcase_add_loop_test(tc, test_rewind_after_laps_with_a_chain_held, 0, 4);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("batch-bytes");
