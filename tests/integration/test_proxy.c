@@ -1332,6 +1332,18 @@ START_TEST(test_vmm_reconnects)
 	/* What the daemon got from the first VMM lands before the second
 	 * reads the image. */
 	proc_sleep_ms(300);
+	/* The proxy closed its backend session with requests in flight:
+	 * qemu-storage-daemon 7.2 may then abort on an assertion of its own
+	 * (vhost_user_server_ref: !server->wait_idle). That is the daemon's
+	 * bug, not what this test is about: a supervisor would restart it,
+	 * and so does the test, on the same image. */
+	if (pid_gone(D.pid)) {
+		struct qsd_cfg cfg = { .img_size = IMG_SIZE, .fill = fill_pattern,
+				       .discard = true };
+
+		fprintf(stderr, "# qemu-storage-daemon died after the first VMM's session: restarted\n");
+		ck_assert_msg(!qsd_restart(&D, &cfg), "restart: %s", D.err);
+	}
 
 	/* The next one is served by the same proxy... */
 	vmm_open(&b, x->sock, false);

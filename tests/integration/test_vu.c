@@ -880,13 +880,18 @@ START_TEST(test_stop_times_out_on_a_slow_backend)
 	ck_assert_ptr_nonnull(strstr(F.logbuf, "still in flight"));
 	ck_assert_int_eq(svqiso_vu_get_info(F.vu, &info), 0);
 	ck_assert_uint_eq(info.running, NQ);	/* still running */
-	/* Paused: it takes nothing new now, and gave nothing back. */
+	/* Paused: it takes nothing new from the guest now, and gave nothing
+	 * back. A chain it took before the stop and held for bounce room is
+	 * in flight already: it goes to the backend once room frees (the
+	 * drain waits for it too), so one more may be forwarded then; a queue
+	 * still taking chains would forward one per completion (some 5 while
+	 * the daemon completes at THROTTLE_IOPS for 200 ms). */
 	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, 0, &st), 0);
 	taken = st.requests;
 	ck_assert_uint_eq(st.given_back, 0);
-	nanosleep(&(struct timespec){ 0, 50000000 }, NULL);
+	nanosleep(&(struct timespec){ 0, 200000000 }, NULL);
 	ck_assert_int_eq(svqiso_vu_get_queue_stats(F.vu, 0, &st), 0);
-	ck_assert_uint_eq(st.requests, taken);
+	ck_assert_uint_le(st.requests, taken + (st.pool_stalls ? 1 : 0));
 
 	for (tries = 1; rc == -ETIMEDOUT && tries < 100; tries++)
 		rc = svqiso_vu_queue_stop(F.vu, 0, &base);
