@@ -30,23 +30,31 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * QEMU's sockets appear at bind() and take connections from listen() on:
+ * one seen a moment ago may refuse for a little while yet.
+ */
 static int connect_unix(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int64_t deadline = now_ms() + 2000;
 	int fd, err;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+	for (;;) {
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -errno;
+		if (!connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+			return fd;
 		err = -errno;
 		close(fd);
-		return err;
+		if (err != -ECONNREFUSED || now_ms() >= deadline)
+			return err;
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
 	}
-	return fd;
 }
 
 static int write_all(int fd, const char *buf, size_t len)
