@@ -1822,8 +1822,9 @@ END_TEST
  * same ring position, modulo the span, as the held one. The held chain was
  * taken long before any base the device can name: a stop at the device's
  * base gives back only the chain it never took, and a base one place
- * earlier, where it completed a chain, breaks the queue. _i: bit 0 the
- * shadow layout, bit 1 the lying base.
+ * earlier, where it completed a chain, breaks the queue; the count of
+ * what the device took, from its published position, is the held one.
+ * _i: bit 0 the shadow layout, bit 1 the lying base.
  */
 START_TEST(test_rewind_after_laps_with_a_chain_held)
 {
@@ -1835,7 +1836,8 @@ START_TEST(test_rewind_after_laps_with_a_chain_held)
 
 	fx_num = 4;
 	/* A region per request: the held one stalls no arena. */
-	fx_open(SVQISO_LAYOUT_SPLIT, sl, 0, 0, 0, 0, SVQISO_COPY_MEMCPY);
+	fx_open(SVQISO_LAYOUT_SPLIT, sl, 0, SVQISO_RING_F_EVENT_IDX, 0, 0,
+		SVQISO_COPY_MEMCPY);
 	/* The last chain lands where the held one did, three spans on. */
 	laps = sl ? 3 * 2 * 4 - 1 : (1u << 16) - 1;
 	guest_post(1, 1, 512, 0, 0x11, false);
@@ -1852,6 +1854,9 @@ START_TEST(test_rewind_after_laps_with_a_chain_held)
 	guest_post(1, 1, 512, 8192, 0x33, false);
 	ck_assert_int_eq(svqiso_svq_process_avail(F.svq), 1);
 	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 2);
+	/* The device's published position: it holds the old one only. */
+	svq_dev_enable_notify(&F.backend);
+	ck_assert_int_eq(svqiso_svq_backend_taken(F.svq), 1);
 	ck_assert_int_eq(svqiso_svq_pause(F.svq, true), 0);
 	base = svq_dev_get_base(&F.backend);
 	if (lie) {
