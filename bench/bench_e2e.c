@@ -37,6 +37,23 @@
  *             [--no-touch] [--modes direct,isolated,isolated-inline]
  *             [--no-pin] [--batch-bytes N] [--spin-ns N] [--pool-size N]
  *             [--proxy PATH [--proxy-cpu guest|daemon]]
+ *             [--backend null|file] [--cpus LIST]
+ *
+ * --backend file has the daemon serve a 1 GiB raw image on tmpfs instead of
+ * null-co (results in e2e-file.*): every read and write then goes through
+ * the page cache, so the daemon copies every byte itself, as a real
+ * backend's storage stack does, and reads return what writes left there
+ * (read, not checked). --cpus LIST confines the run to those CPUs ("0,1",
+ * "0-3"): the guest driver runs on the first, the daemon on the second and
+ * the relay thread on the third if there is one (else beside the guest);
+ * the CPU ceiling counts them all.
+ *
+ * Besides IOPS, latency, system calls and CPU time, each repeat times one
+ * cold copy of the payload (libc memcpy between random slots of two
+ * buffers larger than the caches) and gives, paired with direct's run in
+ * the same repeat, the isolation tax: CPU per request above direct's in
+ * units of that copy, whose physical floor for bounce isolation is 1. The
+ * Targets list ends each section (PASS, MISS or SKIP).
  *
  * --proxy PATH runs two paths instead of the modes above (results in
  * e2e-proxy.*): *direct* as above, and *proxy*: the same adapter in direct
