@@ -301,9 +301,17 @@ static bool poll_pass(struct svqiso_loop *loop, svq_loop_signal_fn signal,
 		q->events = SVQ_LOOP_EV_CALL | SVQ_LOOP_EV_KICK;
 		ret = svq_loop_service(loop, q);
 		if (ret > 0) {
-			signal(loop, q, ret, ctx);
+			q->owed |= (uint8_t)ret;
 			progress = true;
 		}
+	}
+	/* Every queue's work first, then the signals: see epoll_run(). */
+	for (i = 0; progress && i < loop->nr_queues; i++) {
+		struct svq_loop_q *q = &loop->q[i];
+
+		if (q->owed)
+			signal(loop, q, q->owed, ctx);
+		q->owed = 0;
 	}
 	return progress;
 }
@@ -451,13 +459,28 @@ service:
 
 			q->touched = false;
 			/* A handler that stopped at batch_bytes: signal what
-			 * it did at once, then let it go on. */
+			 * it did at once, then let it go on. Otherwise the
+			 * signals wait for the end of the pass, as io_uring's
+			 * go with its next wait: a guest woken between two
+			 * queues could post work that overtakes what it
+			 * posted before on a queue not serviced yet. */
 			do {
 				ret = svq_loop_service(loop, q);
-				if (ret > 0)
-					signal_fds(loop, q, ret);
+				if (ret > 0 && (ret & SVQISO_SIGNAL_AGAIN)) {
+					signal_fds(loop, q, ret | q->owed);
+					q->owed = 0;
+				} else if (ret > 0) {
+					q->owed |= (uint8_t)ret;
+				}
 			} while (ret > 0 && (ret & SVQISO_SIGNAL_AGAIN));
 			ep_sync(loop, q);	/* only removals can happen here */
+		}
+		for (k = 0; k < loop->nr_touched; k++) {
+			struct svq_loop_q *q = &loop->q[loop->touched[k]];
+
+			if (q->owed)
+				signal_fds(loop, q, q->owed);
+			q->owed = 0;
 		}
 		loop->nr_touched = 0;
 		/* After a wake-up, not after a spin: one that ran out sleeps. */

@@ -21,6 +21,7 @@ struct svq_loop_q {
 	int backend_kick_fd;	/* written */
 	int backend_call_fd;	/* read */
 	uint8_t events;		/* SVQ_LOOP_EV_* gathered this wake-up */
+	uint8_t owed;		/* SVQISO_SIGNAL_* to write at the pass's end */
 	bool touched;		/* on loop->touched[] */
 	bool dead;		/* broken svq or failed fd: not polled */
 	bool fd_failed;		/* dead for good: an fd cannot be read */
@@ -111,17 +112,30 @@ static inline bool svq_loop_stopping(const struct svqiso_loop *loop)
 	return __atomic_load_n(&loop->stop, __ATOMIC_ACQUIRE);
 }
 
-/* Note @ev on queue @i for this wake-up. */
+/*
+ * Note @ev on queue @i for this wake-up. Touched queues are serviced in the
+ * order they were added to the loop, not the order their eventfds fired: a
+ * device's receive queue comes before its transmit queue (virtio-net RX 2n,
+ * TX 2n + 1), so receive buffers the driver posted before it transmitted
+ * reach the backend ahead of the frames that need them. In firing order, a
+ * transmit call from the backend put new frames ahead of the refills, and a
+ * net backend dropped them for want of a buffer.
+ */
 static inline void svq_loop_touch(struct svqiso_loop *loop, uint32_t i,
 				  uint8_t ev)
 {
 	struct svq_loop_q *q = &loop->q[i];
+	uint32_t k;
 
 	q->events |= ev;
-	if (!q->touched) {
-		q->touched = true;
-		loop->touched[loop->nr_touched++] = i;
-	}
+	if (q->touched)
+		return;
+	q->touched = true;
+	/* Usually in order already: one comparison. */
+	for (k = loop->nr_touched; k && loop->touched[k - 1] > i; k--)
+		loop->touched[k] = loop->touched[k - 1];
+	loop->touched[k] = i;
+	loop->nr_touched++;
 }
 
 /* Write the eventfds @mask asks for on @q, now. */

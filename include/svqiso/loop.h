@@ -6,8 +6,11 @@
  * containers often do), or busy polling.
  *
  * Each wake-up drains the eventfds that fired, runs process_used (backend
- * call) and process_avail (guest kick) for each queue concerned, and writes
- * each eventfd the returned masks ask for once. With io_uring the writes and
+ * call) and process_avail (guest kick) for each queue concerned, in the
+ * order the queues were added whatever order their eventfds fired in (add
+ * a device's receive queue before its transmit queue, as virtio numbers
+ * them: receive buffers found with new frames to send are forwarded
+ * first), and writes each eventfd the returned masks ask for once. With io_uring the writes and
  * the re-armed reads go to the kernel in the same io_uring_enter() as the
  * next wait: one syscall per wake-up, however many requests it carries.
  * A handler that stops at the svq's batch_bytes (SVQISO_SIGNAL_AGAIN) has

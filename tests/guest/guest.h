@@ -443,6 +443,9 @@ struct netq_opts {
 				 * header; 0: NETQ_FRAME_MAX */
 	uint64_t seed;		/* chain shapes (1 to 3 pieces), indirect or
 				 * direct; 0: fixed */
+	uint16_t rx_posted;	/* RX: buffers kept posted, at most; 0: num */
+	uint8_t max_pieces;	/* 1..3 pieces per chain (1: header and frame
+				 * in one, as Linux's small RX buffers); 0: 3 */
 };
 
 /*
@@ -469,10 +472,10 @@ void netq_free(struct netq *q);
 struct gring *netq_ring(const struct netq *q);
 
 /**
- * netq_rx_fill() - RX: post an empty buffer in every free chain id, as a
- * driver keeps its receive ring full. A buffer stays posted until a frame
- * fills it. Each header is set to 0xff bytes first, so one the device did
- * not write shows.
+ * netq_rx_fill() - RX: post an empty buffer in every free chain id, until
+ * rx_posted are posted, as a driver keeps its receive ring full. A buffer
+ * stays posted until a frame fills it. Each header is set to 0xff bytes
+ * first, so one the device did not write shows.
  *
  * Return: buffers posted; -EINVAL (a TX queue), -EPROTO (see collect).
  */

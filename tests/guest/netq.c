@@ -20,6 +20,8 @@ struct netq {
 	uint8_t role;
 	uint32_t room;			/* frame bytes after the header */
 	uint32_t stride;		/* bytes between two ids' buffers */
+	uint16_t posted;		/* RX: buffers kept posted, at most */
+	uint8_t max_pieces;		/* per chain, 1..MAX_PIECES */
 	uint64_t bufs_gpa;		/* [num] buffers, by chain id */
 	uint64_t rng;
 	uint8_t *scratch;		/* header + room, for a frame read out */
@@ -43,12 +45,15 @@ int netq_new(struct gmem *gm, const struct netq_opts *o, struct netq **out)
 	struct netq *q;
 	int err = -ENOMEM;
 
-	if (!gm || !o || !out || o->role > NETQ_TX || o->frame_room > (1u << 20))
+	if (!gm || !o || !out || o->role > NETQ_TX || o->frame_room > (1u << 20) ||
+	    o->rx_posted > o->num || o->max_pieces > MAX_PIECES)
 		return -EINVAL;
 	ro = (struct gring_opts){ .layout = o->layout, .num = o->num,
 				  .indirect = o->indirect,
 				  .event_idx = o->event_idx,
-				  .max_pieces = MAX_PIECES, .seed = o->seed,
+				  .max_pieces = o->max_pieces ? o->max_pieces :
+						MAX_PIECES,
+				  .seed = o->seed,
 				  .len_chain = o->role == NETQ_TX };
 	if (!gring_opts_ok(&ro))
 		return -EINVAL;
@@ -56,6 +61,8 @@ int netq_new(struct gmem *gm, const struct netq_opts *o, struct netq **out)
 	if (!q)
 		return -ENOMEM;
 	q->role = o->role;
+	q->posted = o->rx_posted ? o->rx_posted : o->num;
+	q->max_pieces = o->max_pieces ? o->max_pieces : MAX_PIECES;
 	q->room = o->frame_room ? o->frame_room : NETQ_FRAME_MAX;
 	q->stride = (VIRTIO_NET_HDR_LEN + q->room + 63) & ~63u;
 	q->rng = (o->seed ? o->seed : 0x3c6ef372fe94f82bull) ^ 0x6e6574ull;
@@ -86,14 +93,14 @@ struct gring *netq_ring(const struct netq *q)
 }
 
 /*
- * Cut the @len bytes at @gpa into 1 to 3 pieces: whole, the header apart,
- * or the header apart and the rest in two.
+ * Cut the @len bytes at @gpa into 1 to max_pieces pieces: whole, the
+ * header apart, or the header apart and the rest in two.
  */
 static unsigned int cut(struct netq *q, uint64_t gpa, uint32_t len, bool write,
 			struct gring_piece *pc)
 {
 	uint32_t body = len - VIRTIO_NET_HDR_LEN, first;
-	unsigned int shape = rnd(q) % 3;
+	unsigned int shape = q->max_pieces > 1 ? rnd(q) % q->max_pieces : 0;
 
 	if (shape == 0 || !body) {
 		pc[0] = (struct gring_piece){ gpa, len, write };
@@ -129,7 +136,8 @@ int netq_rx_fill(struct netq *q)
 	if (q->err)
 		return q->err;
 	memset(poison, 0xff, sizeof(poison));
-	while ((id = gring_next_id(q->ring)) >= 0) {
+	while (gring_inflight(q->ring) < q->posted &&
+	       (id = gring_next_id(q->ring)) >= 0) {
 		uint64_t gpa = buf_gpa(q, id);
 
 		gmem_write(gm, gpa, poison, sizeof(poison));

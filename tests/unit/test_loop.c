@@ -758,6 +758,35 @@ START_TEST(test_watch_poll_rate_limited)
 }
 END_TEST
 
+/*
+ * A wake-up's queues are serviced in the order they were added, whatever
+ * order their eventfds fired in: a net device's receive refills reach the
+ * backend before the frames its transmit queue sends that need them.
+ */
+START_TEST(test_touch_keeps_queue_order)
+{
+	static const uint32_t fired[] = { 5, 1, 3, 0, 1, 7, 4, 0, 6, 2, 5 };
+	static const uint32_t want[] = { 0, 1, 2, 3, 4, 5, 6, 7 };
+	struct svqiso_loop *loop = loop_new_mode(SVQISO_LOOP_EPOLL, 8);
+	unsigned int k;
+
+	ck_assert_ptr_nonnull(loop);
+	for (k = 0; k < SVQ_ARRAY_SIZE(fired); k++)
+		svq_loop_touch(loop, fired[k], k % 2 ? SVQ_LOOP_EV_CALL :
+						       SVQ_LOOP_EV_KICK);
+	ck_assert_uint_eq(loop->nr_touched, SVQ_ARRAY_SIZE(want));
+	for (k = 0; k < SVQ_ARRAY_SIZE(want); k++) {
+		ck_assert_uint_eq(loop->touched[k], want[k]);
+		ck_assert(loop->q[want[k]].touched);
+	}
+	/* Events accumulate on a queue touched twice. */
+	ck_assert_uint_eq(loop->q[1].events, SVQ_LOOP_EV_CALL | SVQ_LOOP_EV_KICK);
+	ck_assert_uint_eq(loop->q[0].events, SVQ_LOOP_EV_CALL);
+	ck_assert_uint_eq(loop->q[5].events, SVQ_LOOP_EV_KICK);
+	svqiso_loop_free(loop);
+}
+END_TEST
+
 static Suite *loop_suite(void)
 {
 	Suite *s = suite_create("loop");
@@ -771,6 +800,7 @@ static Suite *loop_suite(void)
 	tcase_add_test(tc, test_new_spin_ns_kept_or_zero);
 	tcase_add_loop_test(tc, test_new_calloc_fails_enomem, 0, SVQ_ARRAY_SIZE(modes));
 	tcase_add_test(tc, test_mode_null_einval);
+	tcase_add_test(tc, test_touch_keeps_queue_order);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("uring-refused");
