@@ -284,6 +284,7 @@ int svq_drv_attach_split(struct svq_drv *vq, const struct svq_drv_cfg *cfg)
 	s->desc = cfg->desc;
 	s->avail = cfg->driver;
 	s->used = cfg->device;
+	s->publish_each = cfg->publish_each;
 	memset(s->desc, 0, svq_split_desc_size(num));
 	memset(s->avail, 0, svq_split_avail_size(num));
 	memset(s->used, 0, svq_split_used_size(num));
@@ -316,6 +317,11 @@ static inline int add_done(struct svq_drv *vq, uint16_t head, uint16_t ndescs,
 	svq_st16(&s->avail->ring[s->avail_idx & (vq->rc.num - 1)], head);
 	vq->id_seq[head] = vq->seq++;
 	s->avail_idx++;
+	if (s->publish_each)
+		/* Descriptors and ring entry before idx: pairs with the
+		 * device's acquire load of avail->idx (2.7.13 "Updating
+		 * idx"). */
+		svq_st16_release(&s->avail->idx, s->avail_idx);
 	*id = head;
 	return 0;
 }
@@ -377,8 +383,10 @@ bool svq_drv_kick_prepare_split(struct svq_drv *vq)
 	if (old == new)
 		return false;
 	/* Descriptors and ring entries before idx: pairs with the device's
-	 * acquire load of avail->idx (2.7.13 "Updating idx"). */
-	svq_st16_release(&s->avail->idx, new);
+	 * acquire load of avail->idx (2.7.13 "Updating idx"). With
+	 * publish_each the store is already done: this one is the same. */
+	if (!s->publish_each)
+		svq_st16_release(&s->avail->idx, new);
 	s->kicked_avail_idx = new;
 	/* idx store before the avail_event/flags load: pairs with the
 	 * device's full barrier in its notification enable. */

@@ -231,6 +231,9 @@ int svqiso_svq_new(const struct svqiso_svq_opts *opts, struct svqiso_svq **out)
 		.log = svq->log,
 		.log_ctx = svq->log_ctx,
 		.name = svq->name,
+		/* A polling backend starts on each request as it is
+		 * forwarded, not after the whole batch and its copies. */
+		.publish_each = true,
 	};
 	svq->tables = (uint8_t *)svq->ring_region.uaddr + l.tables;
 	svq->tables_iova = svq->ring_region.iova + l.tables;

@@ -359,6 +359,14 @@ struct svq_drv_cfg {
 	svqiso_log_fn log;
 	void *log_ctx;
 	const char *name;
+	/*
+	 * Split: publish avail->idx as each chain is added, as Linux's
+	 * virtqueue_add_split() does, instead of at svq_drv_kick_prepare(). A
+	 * device polling the ring then starts on a chain while the driver is
+	 * still preparing the next ones, instead of waiting for the whole
+	 * batch. Packed heads are always visible at once.
+	 */
+	bool publish_each;
 };
 
 /* Indirect table in memory the device can reach. */
@@ -377,6 +385,7 @@ struct svq_drv_split {
 	uint16_t kicked_avail_idx;	/* avail idx at the last kick decision */
 	uint16_t last_used_idx;
 	uint16_t used_idx_shadow;	/* last used->idx read */
+	bool publish_each;		/* svq_drv_cfg.publish_each */
 	uint16_t *next;			/* [num] private next links */
 };
 
@@ -431,8 +440,8 @@ void svq_drv_fini(struct svq_drv *vq);
  *        takes a single ring descriptor
  * @id:   receives the id svq_drv_get_used() will report
  *
- * Split: made available at the next svq_drv_kick_prepare(). Packed: visible to
- * the device on return.
+ * Split: made available at the next svq_drv_kick_prepare(), or on return
+ * with svq_drv_cfg.publish_each. Packed: visible to the device on return.
  *
  * Return: 0; -EINVAL (nseg 0, a readable segment after a writable one, a
  * zero-length segment, @ind too small, indirect not negotiated), -ENOSPC (not

@@ -1352,6 +1352,46 @@ START_TEST(test_split_unkicked_chains_invisible)
 }
 END_TEST
 
+/*
+ * publish_each (the shadow ring's): a split chain is visible to the device
+ * as soon as it is added, and the kick decision after it still asks for
+ * the kick and publishes nothing twice.
+ */
+START_TEST(test_split_publish_each_visible_on_add)
+{
+	struct svq_drv_cfg dc;
+	struct svq_dev_cfg vc;
+	struct svq_seg seg[3];
+	struct ring r;
+	uint16_t a, b, c;
+
+	memset(&r, 0, sizeof(r));
+	r.layout = SPLIT;
+	r.num = 8;
+	ring_cfg(&r, &dc, &vc);
+	dc.publish_each = true;
+	ck_assert_int_eq(svq_drv_init(&r.drv, &dc), 0);
+	ck_assert_int_eq(svq_dev_init(&r.dev, &vc), 0);
+
+	a = add_chain(&r, seg, 3, 1, NULL);
+	ck_assert_uint_eq(le16toh(savail()->idx), 1);
+	ck_assert(svq_dev_has_avail(&r.dev));
+	pop_expect(&r, a, seg, 3, 3);
+	b = add_one(&r);
+	c = add_one(&r);
+	ck_assert_uint_eq(le16toh(savail()->idx), 3);
+	pop_any(&r, b);
+	pop_any(&r, c);
+	pop_none(&r);
+	/* Three added since the last decision: the device wants a kick. */
+	ck_assert(svq_drv_kick_prepare(&r.drv));
+	ck_assert_uint_eq(le16toh(savail()->idx), 3);
+	/* Nothing added since: no kick. */
+	ck_assert(!svq_drv_kick_prepare(&r.drv));
+	ring_fini(&r);
+}
+END_TEST
+
 START_TEST(test_packed_added_chains_visible_at_once)
 {
 	struct ring r;
@@ -2570,6 +2610,7 @@ static Suite *ring_suite(void)
 	tc = tcase(s, "roundtrip", 120);
 	tcase_add_loop_test(tc, test_roundtrip_random_chains_match, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_test(tc, test_split_unkicked_chains_invisible);
+	tcase_add_test(tc, test_split_publish_each_visible_on_add);
 	tcase_add_test(tc, test_packed_added_chains_visible_at_once);
 	tcase_add_loop_test(tc, test_indirect_chain_of_max_entries_roundtrips, 0,
 			    SVQISO_NR_LAYOUTS);
