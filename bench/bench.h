@@ -67,6 +67,16 @@ int bench_allowed_cpu(unsigned int n);
 int bench_allowed_cpus(void);
 
 /*
+ * bench_xcpu_rtt_ns() - the round trip of one cache line between the CPU
+ * the caller is pinned to and CPU @other, in ns (the median of a few
+ * batches): a thread on @other answers each store with its own. A virtual
+ * machine's host may place two CPUs on hyperthreads of one core or on
+ * cores that share no cache, and move them while a program runs; every
+ * figure that moves data between them moves with this. NAN on an error.
+ */
+double bench_xcpu_rtt_ns(int other);
+
+/*
  * CPU time at one instant; two samples bracket an interval, and their
  * differences are what each party used in it. Times are the kernel's
  * scheduler run time in ns, through the CPU-time clocks: a process clock

@@ -37,7 +37,7 @@
  *             [--no-touch] [--modes direct,isolated,isolated-inline]
  *             [--no-pin] [--batch-bytes N] [--spin-ns N] [--pool-size N]
  *             [--proxy PATH [--proxy-cpu guest|daemon]]
- *             [--backend null|file] [--cpus LIST]
+ *             [--backend null|file] [--cpus LIST] [--verbose]
  *
  * --backend file has the daemon serve a 1 GiB raw image on tmpfs instead of
  * null-co (results in e2e-file.*): every read and write then goes through
@@ -47,6 +47,13 @@
  * "0-3"): the guest driver runs on the first, the daemon on the second and
  * the relay thread on the third if there is one (else beside the guest);
  * the CPU ceiling counts them all.
+ *
+ * Each run also times one cache line's round trip between the guest's CPU
+ * and the daemon's just before it: a virtual machine's host moves its CPUs
+ * between placements whose round trips differ several times (about 60 ns
+ * and 300 ns here), and IOPS move with them (direct 4 KiB reads at depth
+ * 32: about 0.35M against 1M), which is the spread between repeats and
+ * between runs; --verbose prints every run with its round trip.
  *
  * Besides IOPS, latency, system calls and CPU time, each repeat times one
  * cold copy of the payload (libc memcpy between random slots of two
@@ -119,6 +126,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -223,6 +231,7 @@ struct figure {
 	bool have_tax;
 	double lat_add, lat_add_min, lat_add_max;
 	double copy_us;			/* the cold copy itself, median */
+	double rtt_ns;			/* CPU round trip before the runs */
 };
 
 static struct {
@@ -233,6 +242,7 @@ static struct {
 	uint64_t *buf[MAX_QD];		/* the same, in this process */
 	bool touch;			/* the guest writes and reads its data */
 	bool file;			/* --backend file: a raw image on tmpfs */
+	bool verbose;			/* --verbose: every timed run */
 	uint8_t *cold[2];		/* cold copies: two buffers of COLD_SIZE */
 	bool mode_on[NR_MODES];		/* --modes; all by default */
 	int sys_fd;
@@ -924,6 +934,8 @@ static bool cpu_use(const struct bench_cpu *a, const struct bench_cpu *b,
 /* What one timed run yields. */
 struct sample {
 	double iops, lat_us;
+	double rtt_ns;			/* guest's CPU to the daemon's, just
+					 * before the run; NAN: not pinned */
 	double sys_req, vmm_req;	/* see measure() */
 	bool have_sys;
 	double cpu[NR_CPU];		/* see cpu_use() */
@@ -955,6 +967,7 @@ static int measure(const struct cfg *c, unsigned int m, unsigned int rep,
 	int rc, err;
 
 	memset(x, 0, sizeof(*x));
+	x->rtt_ns = G.pin ? bench_xcpu_rtt_ns(G.cpu_daemon) : NAN;
 
 	/* A guest polling its used ring never sleeps: a relay beside it would
 	 * run only when the scheduler preempts it. */
@@ -1006,6 +1019,11 @@ static int measure(const struct cfg *c, unsigned int m, unsigned int rep,
 			   (double)(p1 - p0) / (double)r.done : 0;
 	x->have_cpu = hc && cpu_use(&c0, &c1, r.done, x->iops, c->name,
 				    modes[m].name, x->cpu);
+	if (G.verbose)
+		fprintf(stderr, "bench_e2e: %s %s, repeat %u: %.0f IOPS, %.1f us, "
+			"CPU %.2f us/req, round trip %.0f ns\n", c->name,
+			modes[m].name, rep, x->iops, x->lat_us,
+			x->have_cpu ? x->cpu[CPU_TOTAL] : NAN, x->rtt_ns);
 out:
 	err = sess_close(&s);
 	return rc ? rc : err;
@@ -1139,7 +1157,7 @@ static void report(const struct cfg *c, const struct figure *f)
 			   "\"vmm_syscalls_per_req\":%s,\"lazy_kicks\":%s,"
 			   "\"touch\":%s,\"pin\":%s,\"batch_bytes\":%" PRIu64
 			   ",\"spin_ns\":%" PRIu64 ",\"pool_size\":%" PRIu64
-			   ",%s%s",
+			   ",\"rtt_ns\":%.0f,\"backend\":\"%s\",%s%s",
 			   c->name, modes[m].name, c->rw, c->bs, c->qd, G.nq,
 			   c->spin ? "spin" : "eventfd",
 			   modes[m].inline_loop ? "external" : G.loop_name,
@@ -1148,7 +1166,8 @@ static void report(const struct cfg *c, const struct figure *f)
 			   f[m].gbps, f[m].lat_us, sys, vmm,
 			   G.lazy ? "true" : "false", G.touch ? "true" : "false",
 			   G.pin ? "true" : "false", G.batch_bytes, G.spin_ns,
-			   G.pool_size, cpu, px);
+			   G.pool_size, isnan(f[m].rtt_ns) ? -1 : f[m].rtt_ns,
+			   G.file ? "file" : "null-co", cpu, px);
 	}
 	for (m = 1; m < NR_MODES; m++) {
 		if (!G.mode_on[m] || !G.mode_on[M_DIRECT])
@@ -1177,6 +1196,8 @@ static void report(const struct cfg *c, const struct figure *f)
 			printf(" (%.3f)", G.proxy_bin ? f[m].pair : ratio_of(f, m));
 		if (f[m].have_cpu)
 			printf(" CPU %.1f us/req", f[m].cpu[CPU_TOTAL]);
+		if (!isnan(f[m].rtt_ns))
+			printf(" rtt %.0f ns", f[m].rtt_ns);
 		if (f[m].have_cpu && G.proxy_bin)
 			printf(" (proxy %.2f)", f[m].cpu[CPU_PROXY]);
 	}
@@ -1250,12 +1271,19 @@ static void write_md_cpu(const bool *ran, struct figure (*f)[NR_MODES])
 		 "is the IOPS the %d CPU%s this run may use would give if CPU "
 		 "time were all that limited it (%d x 10^6 / total), and "
 		 "IOPS/ceiling the share of those CPUs the three used (near 1: "
-		 "CPU-bound).\n\n", G.cpu_ticks ? "; some of it from tick-based "
+		 "CPU-bound). CPU round trip: one cache line's round trip "
+		 "between the guest's CPU and the daemon's, timed just before "
+		 "each run (median): the host of this virtual machine moves its "
+		 "CPUs between placements (hyperthreads of one core, or cores "
+		 "that share no cache) whose round trips differ several times, "
+		 "and every figure that moves data between the two CPUs moves "
+		 "with it: the spread of a configuration's IOPS over its "
+		 "repeats comes from there.\n\n", G.cpu_ticks ? "; some of it from tick-based "
 		 "accounting, as the CPU-time clocks could not be read" : "",
 		 bench_ncpus(), G.ncpus, G.ncpus > 1 ? "s" : "", G.ncpus);
 	bench_md(&G.b, "| config | mode | guest | relay | daemon | total | idle "
-		 "| other | ceiling IOPS | IOPS/ceiling |\n");
-	bench_md(&G.b, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+		 "| other | ceiling IOPS | IOPS/ceiling | CPU round trip ns |\n");
+	bench_md(&G.b, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
 	for (i = 0; i < NR_CFGS; i++) {
 		for (m = 0; ran[i] && m < NR_MODES; m++) {
 			const double *v = f[i][m].cpu;
@@ -1264,16 +1292,16 @@ static void write_md_cpu(const bool *ran, struct figure (*f)[NR_MODES])
 				continue;
 			if (!f[i][m].have_cpu) {
 				bench_md(&G.b, "| %s | %s | n/a | n/a | n/a | n/a "
-					 "| n/a | n/a | n/a | n/a |\n", cfgs[i].name,
-					 modes[m].name);
+					 "| n/a | n/a | n/a | n/a | n/a |\n",
+					 cfgs[i].name, modes[m].name);
 				continue;
 			}
 			bench_md(&G.b, "| %s | %s | %.2f | %.2f | %.2f | %.2f "
-				 "| %.0f%% | %.0f%% | %.0f | %.2f |\n",
+				 "| %.0f%% | %.0f%% | %.0f | %.2f | %.0f |\n",
 				 cfgs[i].name, modes[m].name, v[CPU_GUEST],
 				 v[CPU_RELAY], v[CPU_DAEMON], v[CPU_TOTAL],
 				 v[CPU_IDLE] * 100, v[CPU_OTHER] * 100,
-				 v[CPU_CEILING], v[CPU_UTIL]);
+				 v[CPU_CEILING], v[CPU_UTIL], f[i][m].rtt_ns);
 		}
 	}
 }
@@ -1833,9 +1861,10 @@ static void summarize(const struct cfg *c, const struct sample *x,
 		      const struct sample *d, const double *cold,
 		      struct figure *f)
 {
-	double v[MAX_REPEATS], w[MAX_REPEATS], u[MAX_REPEATS], lo, hi;
+	double v[MAX_REPEATS], w[MAX_REPEATS], u[MAX_REPEATS], t[MAX_REPEATS];
 	unsigned int n = G.repeats, r, j;
 	bool direct = x == d;
+	double lo, hi;
 
 	f->have_sys = f->have_cpu = f->have_proxy_sys = true;
 	for (r = 0; r < n; r++) {
@@ -1847,6 +1876,9 @@ static void summarize(const struct cfg *c, const struct sample *x,
 		f->have_proxy_sys = f->have_proxy_sys && x[r].have_proxy_sys;
 	}
 	f->iops = spread(v, n, &f->iops_min, &f->iops_max);
+	for (r = 0; r < n; r++)
+		t[r] = x[r].rtt_ns;
+	f->rtt_ns = spread(t, n, &lo, &hi);
 	f->gbps = f->iops * c->bs / 1e9;
 	f->lat_us = bench_median(w, n);
 	f->pair = G.mode_on[M_DIRECT] ? spread(u, n, &f->pair_min,
@@ -2037,6 +2069,10 @@ static int parse(int argc, char **argv)
 			G.pin = false;
 			continue;
 		}
+		if (!strcmp(argv[i], "--verbose")) {
+			G.verbose = true;
+			continue;
+		}
 		if (!v)
 			return -EINVAL;
 		if (!strcmp(argv[i], "--loop")) {
@@ -2187,7 +2223,8 @@ int main(int argc, char **argv)
 			"[--lazy-kicks] [--no-touch] [--modes MODE,...] "
 			"[--no-pin] [--batch-bytes N] [--spin-ns N] "
 			"[--pool-size N] [--proxy PATH [--proxy-cpu "
-			"guest|daemon]] [--backend null|file] [--cpus LIST]\n",
+			"guest|daemon]] [--backend null|file] [--cpus LIST] "
+			"[--verbose]\n",
 			argv[0],
 			MAX_REPEATS);
 		bench_fini(&G.b);

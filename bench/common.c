@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -478,4 +480,66 @@ int64_t bench_sys_read(int fd)
 	if (fd < 0 || read(fd, &v, sizeof(v)) != sizeof(v))
 		return -1;
 	return (int64_t)v;
+}
+
+/* ---- Round trip of a cache line between two CPUs ---- */
+
+struct pingpong {
+	uint32_t ball;
+	uint32_t rounds;
+	int cpu;
+};
+
+static inline void pp_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+static void *pong(void *arg)
+{
+	struct pingpong *p = arg;
+	uint32_t i;
+
+	bench_pin_thread(0, p->cpu);
+	for (i = 1; i <= p->rounds; i++) {
+		while (__atomic_load_n(&p->ball, __ATOMIC_ACQUIRE) != 2 * i - 1)
+			pp_relax();
+		__atomic_store_n(&p->ball, 2 * i, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+double bench_xcpu_rtt_ns(int other)
+{
+	static struct pingpong p __attribute__((aligned(64)));
+	enum { WARM = 1000, BATCH = 500, BATCHES = 5 };
+	double t[BATCHES];
+	uint64_t t0 = 0;
+	pthread_t th;
+	uint32_t i;
+
+	p.ball = 0;
+	p.rounds = WARM + BATCH * BATCHES;
+	p.cpu = other;
+	if (pthread_create(&th, NULL, pong, &p))
+		return NAN;
+	/* The first rounds wait for the thread to start and settle. */
+	for (i = 1; i <= p.rounds; i++) {
+		if (i > WARM && (i - WARM - 1) % BATCH == 0) {
+			uint64_t now = bench_now_ns();
+
+			if (i > WARM + 1)
+				t[(i - WARM - 1) / BATCH - 1] =
+					(double)(now - t0) / BATCH;
+			t0 = now;
+		}
+		__atomic_store_n(&p.ball, 2 * i - 1, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&p.ball, __ATOMIC_ACQUIRE) != 2 * i)
+			pp_relax();
+	}
+	t[BATCHES - 1] = (double)(bench_now_ns() - t0) / BATCH;
+	pthread_join(th, NULL);
+	return bench_median(t, BATCHES);
 }
