@@ -259,9 +259,40 @@ static bool any_in_flight(const struct svqiso_loop *loop)
 	return false;
 }
 
-bool svq_loop_should_spin(const struct svqiso_loop *loop)
+bool svq_loop_should_spin(struct svqiso_loop *loop)
 {
-	return loop->spin_ns && any_in_flight(loop);
+	if (!loop->spin_ns || !any_in_flight(loop)) {
+		loop->idle_at = 0;
+		return false;
+	}
+	if (loop->spin_cur)
+		return true;
+	loop->idle_at = now_ns();	/* would a spin have caught the next? */
+	return false;
+}
+
+void svq_loop_woken(struct svqiso_loop *loop)
+{
+	uint64_t idle;
+
+	if (!loop->idle_at)
+		return;
+	idle = now_ns() - loop->idle_at + loop->spin_cur;
+	loop->idle_at = 0;
+	if (idle > loop->spin_ns) {
+		if (loop->spin_cur) {
+			loop->spin_cur /= 2;
+			if (loop->spin_cur < SVQ_LOOP_SPIN_MIN_NS)
+				loop->spin_cur = 0;
+			loop->ctr.spin_shrinks++;
+		}
+	} else if (loop->spin_cur < loop->spin_ns) {
+		loop->spin_cur = loop->spin_cur ? 2 * loop->spin_cur :
+					SVQ_LOOP_SPIN_MIN_NS;
+		if (loop->spin_cur > loop->spin_ns)
+			loop->spin_cur = loop->spin_ns;
+		loop->ctr.spin_grows++;
+	}
 }
 
 /* Notifications off (busy) or back on for every live queue. */
@@ -325,6 +356,7 @@ void svq_loop_spin(struct svqiso_loop *loop, svq_loop_signal_fn signal,
 	loop->ctr.spin_rounds++;
 	spin_notify(loop, true);
 	idle_since = now_ns();
+	loop->idle_at = 0;
 	while (!svq_loop_stopping(loop) && !loop->hung_up) {
 		bool progress = poll_pass(loop, signal, ctx);
 		uint64_t now;
@@ -332,12 +364,16 @@ void svq_loop_spin(struct svqiso_loop *loop, svq_loop_signal_fn signal,
 		if (!progress && !any_in_flight(loop))
 			break;
 		now = now_ns();
-		if (progress)
+		if (progress) {
 			idle_since = now;
-		else if (now - idle_since >= loop->spin_ns)
+		} else if (now - idle_since >= loop->spin_cur) {
+			/* Ran out: the next event says whether a wider
+			 * window would have caught it. */
+			loop->idle_at = now;
 			break;
-		else
+		} else {
 			cpu_relax();
+		}
 		svq_loop_watch_poll(loop, now);
 	}
 	spin_notify(loop, false);
@@ -415,6 +451,7 @@ static int epoll_run(struct svqiso_loop *loop)
 			goto service;	/* the pass after a spin, then sleep */
 		n = epoll_wait(loop->epfd, ev, maxev, -1);
 		loop->ctr.waits++;
+		svq_loop_woken(loop);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -549,6 +586,7 @@ int svqiso_loop_new(const struct svqiso_loop_opts *opts, struct svqiso_loop **ou
 	loop->log = SVQ_OPTS_GET(opts, log, NULL);
 	loop->log_ctx = SVQ_OPTS_GET(opts, log_ctx, NULL);
 	loop->spin_ns = SVQ_OPTS_GET(opts, spin_ns, 0);
+	loop->spin_cur = loop->spin_ns;
 	err = -ENOMEM;
 	loop->q = calloc(maxq, sizeof(*loop->q));
 	loop->touched = calloc(maxq, sizeof(*loop->touched));

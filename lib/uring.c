@@ -321,6 +321,7 @@ int svq_uring_run(struct svqiso_loop *loop)
 			 * with the wait. */
 			ret = io_uring_submit_and_wait(&u->ring, 1);
 			loop->ctr.waits++;
+			svq_loop_woken(loop);
 			if (ret < 0 && ret != -EINTR && ret != -EAGAIN &&
 			    ret != -EBUSY) {
 				svq_log(loop->log, loop->log_ctx, SVQISO_LOG_ERR,

@@ -29,7 +29,12 @@
  * machines, where a wake-up across CPUs is an IPI). The price is the loop
  * thread's CPU time while it waits, bounded by spin_ns after the last
  * progress; a backend that stops answering costs at most spin_ns once.
- * A spin of 0 (the default) sleeps at once.
+ * The window adapts, as QEMU's adaptive polling does: spin_ns is its
+ * ceiling; an event that came after the loop had been idle (spinning, then
+ * asleep) for longer than spin_ns halves it, and shuts it below 4 us; one
+ * that came sooner doubles it again (from shut, to 4 us), so a queue whose
+ * requests stay posted with nothing happening (net receive buffers) soon
+ * costs no spinning at all. A spin of 0 (the default) sleeps at once.
  *
  * Hang-up watch (hangup_fd, hangup): the loop also watches one fd for its
  * peer hanging up (POLLRDHUP, POLLHUP or POLLERR; it is never read or

@@ -787,6 +787,69 @@ START_TEST(test_touch_keeps_queue_order)
 }
 END_TEST
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The spin window adapts to how long the loop waited with requests in
+ * flight: an event no window up to spin_ns would have caught halves it
+ * (shut below the minimum), one that came within spin_ns widens it (from
+ * shut, to the minimum), never past spin_ns. A window of a second keeps
+ * the test's own delays out of the way.
+ */
+START_TEST(test_spin_window_adapts)
+{
+	SVQISO_OPTS(svqiso_loop_opts, o, .mode = SVQISO_LOOP_EPOLL,
+		    .max_queues = 1, .spin_ns = 1000000000ull);
+	struct svqiso_loop *loop = NULL;
+	uint64_t w;
+	unsigned int n;
+
+	ck_assert_int_eq(svqiso_loop_new(&o, &loop), 0);
+	ck_assert_uint_eq(loop->spin_cur, 1000000000ull);
+	/* Not idle with requests in flight: nothing to learn. */
+	svq_loop_woken(loop);
+	ck_assert_uint_eq(loop->spin_cur, 1000000000ull);
+	/* Nothing in flight: no spin, and nothing noted. */
+	loop->idle_at = 1;
+	ck_assert(!svq_loop_should_spin(loop));
+	ck_assert_uint_eq(loop->idle_at, 0);
+
+	/* Events 3 s after the loop went idle: halve until shut. */
+	for (n = 0, w = 1000000000ull; w >= SVQ_LOOP_SPIN_MIN_NS; n++) {
+		loop->idle_at = mono_ns() - 3000000000ull;
+		svq_loop_woken(loop);
+		w /= 2;
+		ck_assert_uint_eq(loop->spin_cur, w >= SVQ_LOOP_SPIN_MIN_NS ? w : 0);
+		ck_assert_uint_eq(loop->idle_at, 0);
+	}
+	ck_assert_uint_eq(loop->ctr.spin_shrinks, n);
+	/* Shut, an event late again: stays shut, nothing counted. */
+	loop->idle_at = mono_ns() - 3000000000ull;
+	svq_loop_woken(loop);
+	ck_assert_uint_eq(loop->spin_cur, 0);
+	ck_assert_uint_eq(loop->ctr.spin_shrinks, n);
+
+	/* Events right after it went idle: open at the minimum, then double
+	 * up to spin_ns and no further. */
+	for (n = 0, w = SVQ_LOOP_SPIN_MIN_NS; ; n++) {
+		loop->idle_at = mono_ns();
+		svq_loop_woken(loop);
+		ck_assert_uint_eq(loop->spin_cur, w);
+		if (w == 1000000000ull)
+			break;
+		w = 2 * w < 1000000000ull ? 2 * w : 1000000000ull;
+	}
+	ck_assert_uint_eq(loop->ctr.spin_grows, n + 1);
+	svqiso_loop_free(loop);
+}
+END_TEST
+
 static Suite *loop_suite(void)
 {
 	Suite *s = suite_create("loop");
@@ -801,6 +864,7 @@ static Suite *loop_suite(void)
 	tcase_add_loop_test(tc, test_new_calloc_fails_enomem, 0, SVQ_ARRAY_SIZE(modes));
 	tcase_add_test(tc, test_mode_null_einval);
 	tcase_add_test(tc, test_touch_keeps_queue_order);
+	tcase_add_test(tc, test_spin_window_adapts);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("uring-refused");
