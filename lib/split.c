@@ -384,9 +384,9 @@ bool svq_drv_kick_prepare_split(struct svq_drv *vq)
 		return false;
 	/* Descriptors and ring entries before idx: pairs with the device's
 	 * acquire load of avail->idx (2.7.13 "Updating idx"). With
-	 * publish_each the store is already done: this one is the same. */
-	if (!s->publish_each)
-		svq_st16_release(&s->avail->idx, new);
+	 * publish_each it is the same store again, unless chains were added
+	 * with publishing held back (svqiso_svq_repost()). */
+	svq_st16_release(&s->avail->idx, new);
 	s->kicked_avail_idx = new;
 	/* idx store before the avail_event/flags load: pairs with the
 	 * device's full barrier in its notification enable. */

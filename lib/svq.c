@@ -609,6 +609,7 @@ static bool seq_before(uint32_t a, uint32_t b)
 
 int svqiso_svq_repost(struct svqiso_svq *svq)
 {
+	struct svq_drv_cfg fresh_cfg;
 	struct svq_drv fresh;
 	struct svq_req *keep;
 	uint16_t *order, i, n = 0, k;
@@ -636,8 +637,12 @@ int svqiso_svq_repost(struct svqiso_svq *svq)
 	}
 	/* The fresh ring's own state before anything changes (it touches the
 	 * shared ring only once it has it all): a failure leaves the queue
-	 * as it was. */
-	err = svq_drv_init(&fresh, &svq->shadow_cfg);
+	 * as it was. Nothing it is given is published before the next
+	 * process call (kick_owed): the backend may be starting the ring
+	 * still, its call fd not set yet. */
+	fresh_cfg = svq->shadow_cfg;
+	fresh_cfg.publish_each = false;
+	err = svq_drv_init(&fresh, &fresh_cfg);
 	if (err) {
 		free_reqs(keep, n);
 		return err;
@@ -670,6 +675,9 @@ int svqiso_svq_repost(struct svqiso_svq *svq)
 				svq->name, n, err);
 	}
 	free_reqs(keep, n);
+	/* From the next process call on, each chain as it is added. */
+	if (svq->shadow.rc.layout == SVQISO_LAYOUT_SPLIT)
+		svq->shadow.split.publish_each = svq->shadow_cfg.publish_each;
 	svq->rewound = false;
 	svq->freed = false;
 	svq->avail_again = false;
