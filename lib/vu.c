@@ -374,7 +374,7 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 	    (flags & ~(SVQISO_VU_F_PRESERVE | SVQISO_VU_F_NO_INDIRECT |
 		       SVQISO_VU_F_NO_EVENT_IDX | SVQISO_VU_F_LAZY_KICKS |
 		       SVQISO_VU_F_EXTERNAL_LOOP | SVQISO_VU_F_QUEUE_PAIRS |
-		       SVQISO_VU_F_NO_ONEOFF))) {
+		       SVQISO_VU_F_NO_ONEOFF | SVQISO_VU_F_NO_SPIN))) {
 		if (!path)
 			close(fd);
 		return -EINVAL;
@@ -397,7 +397,11 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 	vu->log_ctx = SVQ_OPTS_GET(opts, log_ctx, NULL);
 	vu->relay_start = SVQ_OPTS_GET(opts, relay_start, NULL);
 	vu->relay_ctx = SVQ_OPTS_GET(opts, relay_ctx, NULL);
-	vu->spin_ns = SVQ_OPTS_GET(opts, spin_ns, 0);
+	/* Spinning is what keeps a relay beside a vCPU from paying a
+	 * wake-up per batch; its window adapts, so it costs nothing where it
+	 * does not pay. */
+	vu->spin_ns = flags & SVQISO_VU_F_NO_SPIN ? 0 :
+		      SVQ_OPTS_GET(opts, spin_ns, 0) ?: SVQISO_VU_SPIN_DEFAULT_NS;
 	vu->hangup = SVQ_OPTS_GET(opts, hangup, NULL);
 	vu->hangup_ctx = SVQ_OPTS_GET(opts, hangup_ctx, NULL);
 	vu->session_fd = -1;
@@ -1168,6 +1172,8 @@ int svqiso_vu_get_info(const struct svqiso_vu *vu, struct svqiso_vu_info *info)
 	v.guest_regions = svqiso_mem_nr_regions(mem);
 	v.running = nr_running(vu);
 	v.mode = vu->mode;
+	v.spin_ns = isolated(vu) && !(vu->flags & SVQISO_VU_F_EXTERNAL_LOOP) ?
+		    vu->spin_ns : 0;
 	if (!isolated(vu)) {
 		n = svqiso_mem_nr_regions(mem);
 		for (i = 0; i < n; i++)

@@ -127,6 +127,12 @@ enum svqiso_vu_mode {
 						 * queue, not served through
 						 * a one-off region (see
 						 * pool_size) */
+#define SVQISO_VU_F_NO_SPIN	(1u << 7)	/* relay thread: sleep at once
+						 * after each wake-up (spin_ns
+						 * ignored) */
+
+/* The relay thread's spin window, at most, when spin_ns is 0. */
+#define SVQISO_VU_SPIN_DEFAULT_NS	50000ull
 
 /**
  * svqiso_vu_relay_fn - the relay thread started.
@@ -220,11 +226,11 @@ struct svqiso_vu_opts {
 	uint64_t spin_ns;		/* isolated mode, relay thread: how long
 					 * it polls the rings for more work
 					 * before it sleeps, at most (the loop
-					 * opts' spin_ns, an adaptive window);
-					 * 0: it sleeps at once. Where a
-					 * wake-up is dear (a virtual machine,
-					 * a relay beside a vCPU) 50000 halves
-					 * depth-1 latency: see README */
+					 * opts' spin_ns, an adaptive window
+					 * that shuts while waiting does not
+					 * pay); 0: SVQISO_VU_SPIN_DEFAULT_NS.
+					 * SVQISO_VU_F_NO_SPIN: it sleeps at
+					 * once. See README */
 	svqiso_vu_hangup_fn hangup;	/* the backend hung up; NULL: none
 					 * (svqiso_vu_session_check() still
 					 * says so) */
@@ -548,8 +554,11 @@ struct svqiso_vu_info {
 	uint32_t backend_regions;	/* regions registered with the backend */
 	uint32_t running;		/* queues running */
 	uint32_t mode;			/* enum svqiso_vu_mode */
+	uint64_t spin_ns;		/* the relay thread's spin window at
+					 * most; 0: none (it sleeps at once,
+					 * or there is no relay thread) */
 };
-#define svqiso_vu_info__last_field mode
+#define svqiso_vu_info__last_field spin_ns
 
 /**
  * svqiso_vu_get_info() - fill @info; fields past @info->sz are left alone.

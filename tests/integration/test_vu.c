@@ -200,6 +200,7 @@ struct variant {
 	bool hangup;			/* hangup = on_hangup */
 	uint64_t pool_size;		/* the adapter's; 0: its default */
 	bool no_oneoff;			/* SVQISO_VU_F_NO_ONEOFF */
+	bool no_spin;			/* SVQISO_VU_F_NO_SPIN */
 };
 
 static void variant_of(int i, struct variant *v)
@@ -327,6 +328,8 @@ static void adapter_open(const struct variant *v)
 		o.flags |= SVQISO_VU_F_EXTERNAL_LOOP;
 	if (v->no_oneoff)
 		o.flags |= SVQISO_VU_F_NO_ONEOFF;
+	if (v->no_spin)
+		o.flags |= SVQISO_VU_F_NO_SPIN;
 	o.pool_size = v->pool_size;
 	if (v->relay_hook) {
 		o.relay_start = relay_hook;
@@ -524,6 +527,15 @@ static void fx_close(void)
 	F.img_fd = -1;
 }
 
+/* The relay thread's spin window as the adapter says it runs it. */
+static void check_spin(uint64_t want)
+{
+	struct svqiso_vu_info info = { .sz = sizeof(info) };
+
+	ck_assert_int_eq(svqiso_vu_get_info(F.vu, &info), 0);
+	ck_assert_uint_eq(info.spin_ns, want);
+}
+
 /* What the daemon can reach right now. */
 static void inspect_daemon(void)
 {
@@ -661,13 +673,16 @@ START_TEST(test_isolated_workload)
 	unsigned int i;
 
 	variant_of(_i, &v);
-	/* Half of them stop each handler call after a few KiB. */
+	/* Half of them stop each handler call after a few KiB; half of them
+	 * have the relay sleep at once, the others spin (the default). */
 	if (_i & 1)
 		v.batch_bytes = 4096;
+	v.no_spin = (_i ^ _i >> 2) & 1;
 	fprintf(stderr, "# guest %s, indirect %d, event idx %d, lazy kicks %d, "
-		"batch bytes %" PRIu64 "\n", v.packed ? "packed" : "split",
-		v.indirect, v.event_idx, v.lazy, v.batch_bytes);
+		"batch bytes %" PRIu64 ", spin %d\n", v.packed ? "packed" : "split",
+		v.indirect, v.event_idx, v.lazy, v.batch_bytes, !v.no_spin);
 	fx_open(&v);
+	check_spin(v.no_spin ? 0 : SVQISO_VU_SPIN_DEFAULT_NS);
 	work_new(DEPTH);
 	inspect_daemon();
 	run_work(n, true);
@@ -699,14 +714,16 @@ END_TEST
  * from its ring with its kicks off, so the guest kicks far less often; the
  * data, the image and every queue's counters are right either way.
  */
-static uint64_t spin_workload(uint64_t spin_ns)
+static uint64_t spin_workload(uint64_t spin_ns, bool no_spin)
 {
 	struct variant v = { .mode = SVQISO_VU_ISOLATED, .indirect = true,
-			     .event_idx = true, .spin_ns = spin_ns };
+			     .event_idx = true, .spin_ns = spin_ns,
+			     .no_spin = no_spin };
 	uint64_t n = scaled(REQUESTS), kicks = 0;
 	unsigned int i;
 
 	fx_open(&v);
+	check_spin(no_spin ? 0 : spin_ns);
 	work_new(DEPTH);
 	run_work(n, true);
 	stop_all();
@@ -726,7 +743,10 @@ static uint64_t spin_workload(uint64_t spin_ns)
 
 START_TEST(test_relay_spin_fewer_kicks)
 {
-	uint64_t off = spin_workload(0), on = spin_workload(1000000000ull);
+	/* A window set is kept even with spinning off by flag: the flag
+	 * wins. */
+	uint64_t off = spin_workload(1000000000ull, true);
+	uint64_t on = spin_workload(1000000000ull, false);
 
 	/* Measured 6 to 7 times fewer, and 2 times under the sanitizers:
 	 * at least a quarter fewer, or the spin did not reach the relay. */
@@ -1050,6 +1070,7 @@ START_TEST(test_external_workload)
 		v.lazy, v.call_fd ? "the guest's" : "-1");
 	fx_open(&v);
 	ck_assert_uint_eq(nr_threads(), 1);	/* no relay thread */
+	check_spin(0);				/* nor its spin */
 	work_new(DEPTH);
 	inspect_daemon();
 	run_work(n, true);
@@ -1471,7 +1492,7 @@ START_TEST(test_misuse_rejected)
 	o.mode = 2;
 	ck_assert_int_eq(svqiso_vu_connect(&o, &vu), -EINVAL);
 	o.mode = 0;
-	o.flags = 1u << 7;
+	o.flags = 1u << 8;
 	ck_assert_int_eq(svqiso_vu_connect(&o, &vu), -EINVAL);
 	o.flags = 0;
 	o.shadow_layout = SVQISO_LAYOUT_PACKED;	/* the daemon has none */
