@@ -38,6 +38,7 @@
  *             [--no-pin] [--batch-bytes N] [--spin-ns N] [--pool-size N]
  *             [--proxy PATH [--proxy-cpu guest|daemon]]
  *             [--backend null|file] [--cpus LIST] [--verbose]
+ *             [--no-spin]
  *
  * --backend file has the daemon serve a 1 GiB raw image on tmpfs instead of
  * null-co (results in e2e-file.*): every read and write then goes through
@@ -79,9 +80,12 @@
  * --batch-bytes sets the adapter's batch_bytes (0, the default: off): each
  * handler call hands on what it copied after N bytes, so the peer starts on
  * the first requests of a large batch while the rest are copied.
- * --spin-ns sets the adapter's spin_ns (0, the default: off): after a
- * wake-up with requests in flight the relay thread polls the rings for up
- * to N ns without progress before it sleeps again.
+ * --spin-ns sets the adapter's spin_ns (0, the default:
+ * SVQISO_VU_SPIN_DEFAULT_NS): after a wake-up with requests in flight the
+ * relay thread polls the rings for up to N ns without progress before it
+ * sleeps again (an adaptive window, N at most); --no-spin sets
+ * SVQISO_VU_F_NO_SPIN, so that it sleeps at once (results in
+ * e2e-nospin.*).
  * --pool-size sets the adapter's pool_size, the bounce arena of each queue
  * (0, the default: SVQISO_ARENA_DEFAULT_SIZE). The arena starts over at its
  * beginning once the bytes in flight leave room there, so what the copies
@@ -254,6 +258,7 @@ static struct {
 	bool lazy;			/* --lazy-kicks: SVQISO_VU_F_LAZY_KICKS */
 	uint64_t batch_bytes;		/* --batch-bytes: the adapter's */
 	uint64_t spin_ns;		/* --spin-ns: the adapter's */
+	bool no_spin;			/* --no-spin: SVQISO_VU_F_NO_SPIN */
 	uint64_t pool_size;		/* --pool-size: the adapter's, per queue */
 	uint64_t run_ns, warm_ns;
 	unsigned int repeats;
@@ -543,7 +548,8 @@ static int sess_open(struct sess *s, unsigned int m)
 		    .log = log_cb, .timeout_ms = 10000,
 		    .loop_mode = G.loop_mode, .copy = G.copy,
 		    .flags = (G.lazy ? SVQISO_VU_F_LAZY_KICKS : 0) |
-			     (modes[m].inline_loop ? SVQISO_VU_F_EXTERNAL_LOOP : 0),
+			     (modes[m].inline_loop ? SVQISO_VU_F_EXTERNAL_LOOP : 0) |
+			     (G.no_spin ? SVQISO_VU_F_NO_SPIN : 0),
 		    .relay_start = G.pin ? relay_place : NULL,
 		    .batch_bytes = G.batch_bytes, .spin_ns = G.spin_ns,
 		    .pool_size = G.pool_size);
@@ -1224,7 +1230,7 @@ static void target(const char *what, double v, double limit, bool above,
 		 (above ? v >= limit : v <= limit) ? "PASS" : "MISS", what,
 		 G.lazy ? " (lazy kicks)" : "",
 		 G.touch ? "" : " (guest not touching data)",
-		 G.spin_ns ? " (relay spin)" : "",
+		 G.no_spin ? " (relay not spinning)" : "",
 		 G.pool_size ? " (pool size set)" : "", v,
 		 above ? ">=" : "<=", limit);
 }
@@ -1443,7 +1449,7 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 		 G.file ? "raw image on tmpfs" : "null-co device",
 		 G.lazy ? ", lazy kicks" : "",
 		 G.touch ? "" : ", guest not touching its data",
-		 G.spin_ns ? ", relay spinning" : "",
+		 G.no_spin ? ", relay not spinning" : "",
 		 G.pool_size ? ", bounce arena sized to the queue" : "");
 	bench_md(&G.b, "A guest virtio-blk driver model drives an unmodified "
 		 "qemu-storage-daemon exporting %s through "
@@ -1464,7 +1470,8 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 		 "descriptors, event idx), waiting with poll() (\"-spin\": "
 		 "polling the used ring, inline also calling process(), no "
 		 "sleep); %s; adapter loop %s, copy %s, batch_bytes %" PRIu64
-		 " (0: off), relay spin_ns %" PRIu64 " (0: off), pool_size %"
+		 " (0: off), relay spin_ns %" PRIu64 " (0: the default, %llu; "
+		 "%s), pool_size %"
 		 PRIu64 " bytes per queue (0: the default, %llu MiB). Each "
 		 "figure is the median "
 		 "of %u run%s of %.2f s, the modes interleaved. Latency is "
@@ -1486,6 +1493,9 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 		 "completes and, from null-co, checks it is zeros)" : "the guest touches no "
 		 "data (--no-touch)", G.loop_name,
 		 svqiso_copy_name(G.copy), G.batch_bytes, G.spin_ns,
+		 SVQISO_VU_SPIN_DEFAULT_NS, G.no_spin ? "SVQISO_VU_F_NO_SPIN: "
+		 "the relay sleeps at once" : "an adaptive window, so much at "
+		 "most",
 		 G.pool_size, SVQISO_ARENA_DEFAULT_SIZE >> 20, G.repeats,
 		 G.repeats > 1 ? "s" : "",
 		 (double)G.run_ns / 1e9, place, G.lazy ? " Isolated with lazy "
@@ -2073,6 +2083,10 @@ static int parse(int argc, char **argv)
 			G.verbose = true;
 			continue;
 		}
+		if (!strcmp(argv[i], "--no-spin")) {
+			G.no_spin = true;
+			continue;
+		}
 		if (!v)
 			return -EINVAL;
 		if (!strcmp(argv[i], "--loop")) {
@@ -2189,7 +2203,7 @@ int main(int argc, char **argv)
 			      .null_driver = true, .read_zeroes = true };
 	static struct figure fig[NR_CFGS][NR_MODES];
 	bool ran[NR_CFGS] = { false }, notouch = false, spin = false, pool = false;
-	bool proxy = false, file = false;
+	bool proxy = false, file = false, nospin = false;
 	unsigned int i, rep, k;
 	char name[48];
 	int rc;
@@ -2203,16 +2217,18 @@ int main(int argc, char **argv)
 			notouch = true;
 		if (!strcmp(argv[i], "--spin-ns") && i + 1 < (unsigned int)argc)
 			spin = strtoull(argv[i + 1], NULL, 0) != 0;
+		if (!strcmp(argv[i], "--no-spin"))
+			nospin = true;
 		if (!strcmp(argv[i], "--pool-size") && i + 1 < (unsigned int)argc)
 			pool = strtoull(argv[i + 1], NULL, 0) != 0;
 		if (!strcmp(argv[i], "--backend") && i + 1 < (unsigned int)argc)
 			file = !strcmp(argv[i + 1], "file");
 	}
 	/* Their own result files, beside the default run's. */
-	snprintf(name, sizeof(name), "e2e%s%s%s%s%s%s", file ? "-file" : "",
+	snprintf(name, sizeof(name), "e2e%s%s%s%s%s%s%s", file ? "-file" : "",
 		 proxy ? "-proxy" : "", G.lazy ? "-lazy" : "",
 		 notouch ? "-notouch" : "", spin ? "-spin" : "",
-		 pool ? "-pool" : "");
+		 nospin ? "-nospin" : "", pool ? "-pool" : "");
 	if (bench_init(&G.b, name, &argc, argv))
 		return 1;
 	if (parse(argc, argv)) {
@@ -2224,7 +2240,7 @@ int main(int argc, char **argv)
 			"[--no-pin] [--batch-bytes N] [--spin-ns N] "
 			"[--pool-size N] [--proxy PATH [--proxy-cpu "
 			"guest|daemon]] [--backend null|file] [--cpus LIST] "
-			"[--verbose]\n",
+			"[--verbose] [--no-spin]\n",
 			argv[0],
 			MAX_REPEATS);
 		bench_fini(&G.b);
