@@ -239,6 +239,15 @@ static bool watchable(int fd)
 	       (S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode));
 }
 
+/* Write what @q's handlers of this pass asked for, and forget it. */
+static void signal_owed(struct svqiso_loop *loop, struct svq_loop_q *q,
+			svq_loop_signal_fn signal, void *ctx)
+{
+	if (q->owed)
+		signal(loop, q, q->owed, ctx);
+	q->owed = 0;
+}
+
 /* signal_fds() for a spin or busy polling. */
 static void fd_signal(struct svqiso_loop *loop, struct svq_loop_q *q, int mask,
 		      void *ctx)
@@ -337,13 +346,8 @@ static bool poll_pass(struct svqiso_loop *loop, svq_loop_signal_fn signal,
 		}
 	}
 	/* Every queue's work first, then the signals: see epoll_run(). */
-	for (i = 0; progress && i < loop->nr_queues; i++) {
-		struct svq_loop_q *q = &loop->q[i];
-
-		if (q->owed)
-			signal(loop, q, q->owed, ctx);
-		q->owed = 0;
-	}
+	for (i = 0; progress && i < loop->nr_queues; i++)
+		signal_owed(loop, &loop->q[i], signal, ctx);
 	return progress;
 }
 
@@ -512,13 +516,8 @@ service:
 			} while (ret > 0 && (ret & SVQISO_SIGNAL_AGAIN));
 			ep_sync(loop, q);	/* only removals can happen here */
 		}
-		for (k = 0; k < loop->nr_touched; k++) {
-			struct svq_loop_q *q = &loop->q[loop->touched[k]];
-
-			if (q->owed)
-				signal_fds(loop, q, q->owed);
-			q->owed = 0;
-		}
+		for (k = 0; k < loop->nr_touched; k++)
+			signal_owed(loop, &loop->q[loop->touched[k]], fd_signal, NULL);
 		loop->nr_touched = 0;
 		/* After a wake-up, not after a spin: one that ran out sleeps. */
 		spun = !spun && svq_loop_should_spin(loop);
