@@ -450,9 +450,9 @@ int svqiso_svq_process_avail(struct svqiso_svq *svq)
 	return svq_drain_avail(svq);
 }
 
-int svqiso_svq_submit(struct svqiso_svq *svq, const struct iovec *out,
-		      unsigned int nout, const struct iovec *in, unsigned int nin,
-		      void *cookie)
+static int submit(struct svqiso_svq *svq, const struct iovec *out,
+		  unsigned int nout, const struct iovec *in, unsigned int nin,
+		  const uint64_t *in_gpa, void *cookie)
 {
 	struct svq_req *r;
 	uint64_t total = 0, out_bytes = 0, in_bytes;
@@ -477,6 +477,10 @@ int svqiso_svq_submit(struct svqiso_svq *svq, const struct iovec *out,
 
 		if (!v->iov_len || v->iov_len > UINT32_MAX || !v->iov_base)
 			return -EINVAL;
+		/* A buffer that wraps the guest address space is none. */
+		if (in_gpa && k >= nout &&
+		    in_gpa[k - nout] + v->iov_len - 1 < in_gpa[k - nout])
+			return -EINVAL;
 		total += v->iov_len;
 		if (k < nout)
 			out_bytes += v->iov_len;
@@ -490,6 +494,7 @@ int svqiso_svq_submit(struct svqiso_svq *svq, const struct iovec *out,
 
 	r = &svq->pend[(svq->pend_head + svq->pend_len) % svq->num];
 	r->cookie = cookie;
+	r->logged = in_gpa != NULL;
 	r->nseg = nout + nin;
 	r->nout = nout;
 	r->out_bytes = 0;
@@ -500,6 +505,8 @@ int svqiso_svq_submit(struct svqiso_svq *svq, const struct iovec *out,
 		r->seg[k] = (struct svq_seg){ .hva = v->iov_base,
 					      .len = (uint32_t)v->iov_len,
 					      .write = k >= nout };
+		if (in_gpa && k >= nout)
+			r->seg[k].addr = in_gpa[k - nout];
 		if (k < nout)
 			r->out_bytes += v->iov_len;
 		else
@@ -514,4 +521,20 @@ int svqiso_svq_submit(struct svqiso_svq *svq, const struct iovec *out,
 	if (unlikely(ret < 0))
 		svq->pend_len--;
 	return ret;
+}
+
+int svqiso_svq_submit(struct svqiso_svq *svq, const struct iovec *out,
+		      unsigned int nout, const struct iovec *in, unsigned int nin,
+		      void *cookie)
+{
+	return submit(svq, out, nout, in, nin, NULL, cookie);
+}
+
+int svqiso_svq_submit_gpa(struct svqiso_svq *svq, const struct iovec *out,
+			  unsigned int nout, const struct iovec *in,
+			  const uint64_t *in_gpa, unsigned int nin, void *cookie)
+{
+	if (nin && !in_gpa)
+		return -EINVAL;
+	return submit(svq, out, nout, in, nin, in_gpa, cookie);
 }

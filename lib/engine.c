@@ -92,6 +92,8 @@ struct svqiso_vhost {
 	bool features_set;
 	uint64_t masked_logged;		/* guest bits whose masking was logged */
 
+	struct svqiso_dirty_log dirty;	/* the VMM's log; sz 0: none */
+
 	struct vh_queue **q;		/* [nq], each made on first use */
 	unsigned int nq;
 	struct svqiso_region *rings;	/* [nrings]; size 0: not made yet */
@@ -331,6 +333,48 @@ static const struct vh_queue *find_queue(const struct svqiso_vhost *vh,
 	return vh && idx < vh->nq ? vh->q[idx] : NULL;
 }
 
+/* ---- dirty logging ---- */
+
+/* Whether svqiso logs now: a log is set and the guest side acked LOG_ALL. */
+static bool dirty_on(const struct svqiso_vhost *vh)
+{
+	return vh->dirty.sz && (vh->guest_acked & SVQ_F_BIT(SVQ_F_LOG_ALL));
+}
+
+static void dirty_apply(struct svqiso_vhost *vh, struct vh_queue *q)
+{
+	if (q && q->svq)
+		svqiso_svq_set_dirty_log(q->svq, dirty_on(vh) ? &vh->dirty : NULL);
+}
+
+static void dirty_apply_all(struct svqiso_vhost *vh)
+{
+	unsigned int i;
+
+	for (i = 0; i < vh->nq; i++)
+		dirty_apply(vh, vh->q[i]);
+}
+
+int svqiso_vhost_set_dirty_log(struct svqiso_vhost *vh,
+			       const struct svqiso_dirty_log *log)
+{
+	if (!vh)
+		return -EINVAL;
+	if (log) {
+		if (log->sz < svq_offsetofend(svqiso_dirty_log, ctx) ||
+		    !SVQ_OPTS_OK(svqiso_dirty_log, log) ||
+		    (!log->bitmap && !log->fn) || (log->bitmap && !log->size) ||
+		    (!log->bitmap && log->size))
+			return -EINVAL;
+		vh->dirty = *log;
+		vh->dirty.sz = sizeof(vh->dirty);
+	} else {
+		memset(&vh->dirty, 0, sizeof(vh->dirty));
+	}
+	dirty_apply_all(vh);
+	return 0;
+}
+
 /* ---- negotiation ---- */
 
 uint64_t svqiso_vhost_guest_features(struct svqiso_vhost *vh,
@@ -339,6 +383,9 @@ uint64_t svqiso_vhost_guest_features(struct svqiso_vhost *vh,
 	uint64_t masked, offer = svq_feat_guest(backend_offered, &masked);
 	unsigned int bit;
 
+	/* svqiso logs its own writes: the backend writes no guest RAM. */
+	offer |= SVQ_F_BIT(SVQ_F_LOG_ALL);
+	masked &= ~SVQ_F_BIT(SVQ_F_LOG_ALL);
 	if (!vh)
 		return offer;
 	masked &= ~vh->masked_logged;
@@ -404,14 +451,20 @@ int svqiso_vhost_set_features(struct svqiso_vhost *vh, uint64_t guest_acked,
 	if (vh->shadow_layout == SVQISO_LAYOUT_PACKED &&
 	    !(backend_acked & SVQ_F_BIT(SVQ_F_RING_PACKED)))
 		return -EINVAL;
-	if (vh->features_set && guest_acked == vh->guest_acked &&
-	    backend_acked == vh->backend_acked)
+	if (vh->features_set &&
+	    !((guest_acked ^ vh->guest_acked) & ~SVQ_F_BIT(SVQ_F_LOG_ALL)) &&
+	    backend_acked == vh->backend_acked) {
+		/* Dirty logging switched on or off: allowed at any time. */
+		vh->guest_acked = guest_acked;
+		dirty_apply_all(vh);
 		return 0;
+	}
 	if (any_running(vh))
 		return -EBUSY;
 	vh->guest_acked = guest_acked;
 	vh->backend_acked = backend_acked;
 	vh->features_set = true;
+	dirty_apply_all(vh);
 	return 0;
 }
 
@@ -603,6 +656,7 @@ static int queue_new_svq(struct svqiso_vhost *vh, unsigned int idx,
 	 */
 	svqiso_svq_free(q->svq);
 	q->svq = svq;
+	dirty_apply(vh, q);
 	q->stale = false;
 	q->shared_area = shared;
 	q->gfeat = gfeat;

@@ -86,6 +86,19 @@ static bool packed_need_event(uint16_t off_wrap, uint16_t new_idx, bool new_wrap
 
 /* ---- Device role ---- */
 
+/* Log @n bytes we wrote at @p in the descriptor area. */
+static inline void desc_dirty(struct svq_dev *vq, const void *p, size_t n)
+{
+	svq_dev_dirty(vq, vq->packed.desc, vq->gpa_desc, p, n);
+}
+
+/* Log our event suppression structure: written whole or in part. */
+static inline void event_dirty(struct svq_dev *vq)
+{
+	svq_dev_dirty(vq, vq->packed.device, vq->gpa_device, vq->packed.device,
+		      SVQ_PACKED_EVENT_SIZE);
+}
+
 int svq_dev_attach_packed(struct svq_dev *vq, const struct svq_dev_cfg *cfg)
 {
 	struct svq_dev_packed *p = &vq->packed;
@@ -203,9 +216,11 @@ int svq_dev_pop_packed(struct svq_dev *vq, struct svq_elem *e)
 	vq->inflight++;
 	p->inflight_descs += ndescs;
 	advance(&p->last_avail_idx, &p->avail_wrap_counter, ndescs, num);
-	if ((vq->rc.flags & SVQ_RING_F_EVENT_IDX) && vq->notify_enabled)
+	if ((vq->rc.flags & SVQ_RING_F_EVENT_IDX) && vq->notify_enabled) {
 		svq_st16(&p->device->off_wrap,
 			 p->last_avail_idx | (uint16_t)p->avail_wrap_counter << 15);
+		event_dirty(vq);
+	}
 	return 1;
 }
 
@@ -230,6 +245,7 @@ void svq_dev_push_packed(struct svq_dev *vq, uint16_t id, uint32_t len)
 		 * of this descriptor's flags. */
 		svq_st16_release(&d->flags, flags);
 	}
+	desc_dirty(vq, d, sizeof(*d));
 	p->pending++;
 	p->pending_descs += n;
 	p->inflight_descs -= n;
@@ -246,6 +262,7 @@ int svq_dev_flush_packed(struct svq_dev *vq)
 	/* Every entry of the batch before its first flags: pairs with the
 	 * driver's acquire load of the flags at its used position. */
 	svq_st16_release(&p->desc[p->pending_head].flags, p->pending_head_flags);
+	desc_dirty(vq, &p->desc[p->pending_head].flags, 2);
 	if (p->used_since_signal <= UINT16_MAX)	/* saturate */
 		p->used_since_signal += p->pending_descs;
 	p->pending = 0;
@@ -301,6 +318,7 @@ bool svq_dev_enable_notify_packed(struct svq_dev *vq)
 	} else {
 		svq_st16(&p->device->flags, SVQ_EVENT_F_ENABLE);
 	}
+	event_dirty(vq);
 	/* Enable before re-checking the ring: pairs with the driver's full
 	 * barrier between making a buffer available and reading our event
 	 * suppression. */
@@ -311,6 +329,7 @@ bool svq_dev_enable_notify_packed(struct svq_dev *vq)
 void svq_dev_disable_notify_packed(struct svq_dev *vq)
 {
 	svq_st16(&vq->packed.device->flags, SVQ_EVENT_F_DISABLE);
+	event_dirty(vq);
 }
 
 void svq_dev_unpop_packed(struct svq_dev *vq, uint16_t id)

@@ -19,6 +19,12 @@ static inline uint16_t *avail_event(struct svq_split_used *used, uint16_t num)
 
 /* ---- Device role ---- */
 
+/* Log @n bytes we wrote at @p in the used area. */
+static inline void used_dirty(struct svq_dev *vq, const void *p, size_t n)
+{
+	svq_dev_dirty(vq, vq->split.used, vq->gpa_device, p, n);
+}
+
 int svq_dev_attach_split(struct svq_dev *vq, const struct svq_dev_cfg *cfg)
 {
 	struct svq_dev_split *s = &vq->split;
@@ -108,8 +114,10 @@ static inline int pop_done(struct svq_dev *vq, struct svq_elem *e,
 	vq->id_ndescs[head] = ndescs;
 	vq->inflight++;
 	s->last_avail_idx++;
-	if ((vq->rc.flags & SVQ_RING_F_EVENT_IDX) && vq->notify_enabled)
+	if ((vq->rc.flags & SVQ_RING_F_EVENT_IDX) && vq->notify_enabled) {
 		svq_st16(avail_event(s->used, vq->rc.num), s->last_avail_idx);
+		used_dirty(vq, avail_event(s->used, vq->rc.num), 2);
+	}
 	return 1;
 }
 
@@ -191,6 +199,7 @@ void svq_dev_push_split(struct svq_dev *vq, uint16_t id, uint32_t len)
 
 	svq_st32(&u->id, id);
 	svq_st32(&u->len, len);
+	used_dirty(vq, u, sizeof(*u));
 	s->used_idx++;
 }
 
@@ -204,6 +213,7 @@ int svq_dev_flush_split(struct svq_dev *vq)
 	/* Used entries before idx: pairs with the driver's acquire load of
 	 * used->idx (2.7.14 "Receiving Used Buffers"). */
 	svq_st16_release(&s->used->idx, s->used_idx);
+	used_dirty(vq, &s->used->idx, 2);
 	s->published_used_idx = s->used_idx;
 	return n;
 }
@@ -239,10 +249,13 @@ bool svq_dev_enable_notify_split(struct svq_dev *vq)
 {
 	struct svq_dev_split *s = &vq->split;
 
-	if (vq->rc.flags & SVQ_RING_F_EVENT_IDX)
+	if (vq->rc.flags & SVQ_RING_F_EVENT_IDX) {
 		svq_st16(avail_event(s->used, vq->rc.num), s->last_avail_idx);
-	else
+		used_dirty(vq, avail_event(s->used, vq->rc.num), 2);
+	} else {
 		svq_st16(&s->used->flags, 0);
+		used_dirty(vq, &s->used->flags, 2);
+	}
 	/* Enable before re-checking avail->idx: pairs with the driver's full
 	 * barrier between its avail->idx store and its avail_event/flags load,
 	 * so one of us sees the other and no kick is lost. */
@@ -253,8 +266,10 @@ bool svq_dev_enable_notify_split(struct svq_dev *vq)
 void svq_dev_disable_notify_split(struct svq_dev *vq)
 {
 	/* With EVENT_IDX a stale avail_event already keeps kicks rare. */
-	if (!(vq->rc.flags & SVQ_RING_F_EVENT_IDX))
+	if (!(vq->rc.flags & SVQ_RING_F_EVENT_IDX)) {
 		svq_st16(&vq->split.used->flags, SVQ_USED_F_NO_NOTIFY);
+		used_dirty(vq, &vq->split.used->flags, 2);
+	}
 }
 
 uint32_t svq_dev_get_base_split(const struct svq_dev *vq)

@@ -10,7 +10,8 @@
 
 #if defined(__LP64__)
 _Static_assert(sizeof(struct svqiso_svq_opts) == 168, "svqiso_svq_opts is append-only");
-_Static_assert(sizeof(struct svqiso_svq_stats) == 144, "svqiso_svq_stats is append-only");
+_Static_assert(sizeof(struct svqiso_svq_stats) == 160, "svqiso_svq_stats is append-only");
+_Static_assert(sizeof(struct svqiso_dirty_log) == 40, "svqiso_dirty_log is append-only");
 #endif
 
 #define DEFAULT_MAX_SEGS 128
@@ -287,6 +288,9 @@ int svqiso_svq_new(const struct svqiso_svq_opts *opts, struct svqiso_svq **out)
 			goto fail;
 		svq->own_pool = true;
 	}
+	svq->dirty.log = svq->log;
+	svq->dirty.log_ctx = svq->log_ctx;
+	svq->dirty.name = svq->name;
 	*out = svq;
 	return 0;
 
@@ -541,6 +545,8 @@ int svqiso_svq_reset(struct svqiso_svq *svq, uint32_t guest_base)
 				 svq->name, guest_base, err);
 			return err;
 		}
+		if (svq->dirty_on)
+			svq->guest.dirty = &svq->dirty;
 	}
 	if (svq->busy_poll)
 		svqiso_svq_set_busy_poll(svq, true);
@@ -688,14 +694,44 @@ int svqiso_svq_repost(struct svqiso_svq *svq)
 	return n;
 }
 
+int svqiso_svq_set_dirty_log(struct svqiso_svq *svq,
+			     const struct svqiso_dirty_log *log)
+{
+	if (!svq)
+		return -EINVAL;
+	if (!log) {
+		svq->dirty_on = false;
+		svq->guest.dirty = NULL;
+		return 0;
+	}
+	if (log->sz < svq_offsetofend(svqiso_dirty_log, ctx) ||
+	    !SVQ_OPTS_OK(svqiso_dirty_log, log) ||
+	    (!log->bitmap && !log->fn) || (log->bitmap && !log->size) ||
+	    (!log->bitmap && log->size))
+		return -EINVAL;
+	svq->dirty.map = log->bitmap;
+	svq->dirty.map_size = log->size;
+	svq->dirty.fn = log->fn;
+	svq->dirty.ctx = log->ctx;
+	svq->dirty.missed_said = false;
+	svq->dirty_on = true;
+	if (!svq->element_mode)
+		svq->guest.dirty = &svq->dirty;
+	return 0;
+}
+
 int svqiso_svq_get_stats(const struct svqiso_svq *svq, struct svqiso_svq_stats *st)
 {
+	struct svqiso_svq_stats s;
 	size_t sz;
 
 	if (!svq || !st || st->sz < sizeof(size_t))
 		return -EINVAL;
+	s = svq->st;
+	s.dirty_bytes = svq->dirty.bytes;
+	s.dirty_missed = svq->dirty.missed;
 	sz = st->sz < sizeof(*st) ? st->sz : sizeof(*st);
-	memcpy((uint8_t *)st + sizeof(size_t), (const uint8_t *)&svq->st + sizeof(size_t),
+	memcpy((uint8_t *)st + sizeof(size_t), (const uint8_t *)&s + sizeof(size_t),
 	       sz - sizeof(size_t));
 	return 0;
 }

@@ -24,6 +24,8 @@ struct svq_req {
 	uint32_t seq;			/* forwarding order, for a repost */
 	bool carried;			/* posted again for a lost backend: its
 					 * guest chain is never given back */
+	bool logged;			/* element mode: seg[].addr are guest
+					 * addresses, for the dirty log */
 	void *cookie;			/* element mode */
 	struct svq_seg *seg;		/* [max_segs], owned; swapped, never copied */
 	struct svqiso_buf buf;		/* valid while forwarded */
@@ -63,6 +65,8 @@ struct svqiso_svq {
 	svqiso_log_fn log;
 	void *log_ctx;
 	svq_copy_fn copy;
+	struct svq_dirty dirty;		/* the log's state, kept while off */
+	bool dirty_on;			/* svqiso_svq_set_dirty_log() set one */
 
 	/* guest side (ring mode) */
 	struct svq_dev guest;

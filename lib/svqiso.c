@@ -59,6 +59,7 @@ SVQ_NO_TAIL_PAD(svqiso_pool_ops);
 SVQ_NO_TAIL_PAD(svqiso_arena_opts);
 SVQ_NO_TAIL_PAD(svqiso_svq_opts);
 SVQ_NO_TAIL_PAD(svqiso_svq_stats);
+SVQ_NO_TAIL_PAD(svqiso_dirty_log);
 SVQ_NO_TAIL_PAD(svqiso_loop_opts);
 SVQ_NO_TAIL_PAD(svqiso_loop_queue);
 SVQ_NO_TAIL_PAD(svqiso_vu_opts);

@@ -22,6 +22,8 @@ static uint32_t copy_back(struct svqiso_svq *svq, const struct svq_req *r,
 		uint32_t n = r->seg[k].len < left ? r->seg[k].len : left;
 
 		svq->copy(r->seg[k].hva, src, n);
+		if (unlikely(svq->dirty_on) && (!svq->element_mode || r->logged))
+			svq_dirty_mark(&svq->dirty, r->seg[k].addr, n);
 		src += n;
 		left -= n;
 	}

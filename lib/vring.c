@@ -148,6 +148,8 @@ int svq_dev_init(struct svq_dev *vq, const struct svq_dev_cfg *cfg)
 	ind = cfg->max_indirect ? cfg->max_indirect : cfg->num;
 	vq->max_indirect = ind;
 	vq->notify_enabled = true;
+	vq->gpa_desc = cfg->desc;
+	vq->gpa_device = cfg->device;
 
 	err = svq_layout_dev_attach(vq, cfg);
 	if (err)

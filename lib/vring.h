@@ -23,6 +23,7 @@
 #include <endian.h>
 #include "internal.h"
 #include "mem_priv.h"
+#include "dirty.h"
 
 /* ---- Wire formats (VIRTIO 1.2), all little-endian ---- */
 
@@ -259,11 +260,26 @@ struct svq_dev {
 	uint32_t *desc_stamp;		/* [num]: gen of the walk that read it */
 	uint32_t *ind_stamp;		/* [max_indirect] */
 	void *ind_buf;			/* [max_indirect * 16] private table copy */
+	/* Dirty logging of what we write to the ring; NULL: off. */
+	struct svq_dirty *dirty;
+	uint64_t gpa_desc, gpa_device;	/* guest addresses of those areas */
 	union {
 		struct svq_dev_split split;
 		struct svq_dev_packed packed;
 	};
 };
+
+/*
+ * svq_dev_dirty() - @n bytes at @p, inside the ring area that starts at
+ * @area (host) and @area_gpa (guest), were written: log them.
+ */
+static inline void svq_dev_dirty(struct svq_dev *vq, const void *area,
+				 uint64_t area_gpa, const void *p, size_t n)
+{
+	if (unlikely(vq->dirty))
+		svq_dirty_mark(vq->dirty, area_gpa + (uint64_t)((const uint8_t *)p -
+							       (const uint8_t *)area), n);
+}
 
 /*
  * svq_dev_init() - attach to a ring a driver has laid out in guest memory.

@@ -284,6 +284,67 @@ SVQISO_API int svqiso_svq_submit(struct svqiso_svq *svq,
 				 void *cookie);
 
 /**
+ * svqiso_svq_submit_gpa() - svqiso_svq_submit(), and @in_gpa[i] is the
+ * guest address of @in[i] (contiguous in guest memory as in the VMM's
+ * mapping), so that a dirty log (svqiso_svq_set_dirty_log()) covers the
+ * bytes copied back into it. Requests submitted with svqiso_svq_submit()
+ * are not logged: the VMM logs what it completes (QEMU's virtqueue_push()
+ * does), and in element mode it writes the guest's used ring itself.
+ *
+ * Return: as svqiso_svq_submit(); -EINVAL also for a NULL @in_gpa with
+ * @nin > 0, or a buffer that wraps the guest address space.
+ */
+SVQISO_API int svqiso_svq_submit_gpa(struct svqiso_svq *svq,
+				     const struct iovec *out, unsigned int nout,
+				     const struct iovec *in, const uint64_t *in_gpa,
+				     unsigned int nin, void *cookie);
+
+/*
+ * Dirty logging, for live migration. Under isolation the backend writes no
+ * guest RAM: every guest byte the device side changes is svqiso's own
+ * write (data copied back into a request's writable buffers and, in ring
+ * mode, the guest ring's device side: used entries and index, event
+ * suppression). With a log set, each such write marks the guest pages it
+ * touched, after the bytes are written, so a VMM that clears a page's bit
+ * and then reads the page sees the bytes, or finds the bit set again.
+ */
+#define SVQISO_DIRTY_PAGE_SIZE	4096u
+
+/* svqiso_dirty_fn - [@gpa, @gpa + @len) of guest memory was written. */
+typedef void (*svqiso_dirty_fn)(void *ctx, uint64_t gpa, uint64_t len);
+
+struct svqiso_dirty_log {
+	size_t sz;		/* = sizeof(struct svqiso_dirty_log) */
+	/*
+	 * vhost's log: guest page p (gpa / SVQISO_DIRTY_PAGE_SIZE) is bit
+	 * p % 8 of byte p / 8, set with an atomic OR (a u64 array read on a
+	 * little-endian host is the same log). NULL: no bitmap.
+	 */
+	void *bitmap;
+	uint64_t size;		/* bytes at @bitmap; 0 without one. A write
+				 * past the pages it covers is counted
+				 * (dirty_missed) and logged once */
+	svqiso_dirty_fn fn;	/* each range written, after its bits are
+				 * set; NULL: none */
+	void *ctx;		/* for @fn */
+};
+#define svqiso_dirty_log__last_field ctx
+
+/**
+ * svqiso_svq_set_dirty_log() - log svqiso's writes to guest memory from now
+ * on into @log (copied; the bitmap must stay mapped until the log is
+ * replaced or switched off), or with @log NULL, stop logging. May be called
+ * at any time between other calls on @svq, and again to replace the log
+ * (a bigger bitmap as guest memory grows). A reset keeps it.
+ *
+ * Return: 0; -EINVAL (NULL @svq, a @log with neither bitmap nor callback,
+ * a bitmap of size 0 or a size without one, bad @log->sz or unknown
+ * non-zero bytes): the log in place stays.
+ */
+SVQISO_API int svqiso_svq_set_dirty_log(struct svqiso_svq *svq,
+					const struct svqiso_dirty_log *log);
+
+/**
  * svqiso_svq_set_busy_poll() - keep notifications from both peers disabled
  * (the caller polls) or, with @on false, ask for them again.
  *
@@ -464,8 +525,12 @@ struct svqiso_svq_stats {
 					 * bytes are not in pool_high_water) */
 	uint64_t oneoff_waits;		/* times such a request waited for the
 					 * one-off region */
+	uint64_t dirty_bytes;		/* guest bytes written while a dirty
+					 * log was set, all logged */
+	uint64_t dirty_missed;		/* of those, bytes on pages past the
+					 * log's bitmap: not in it */
 };
-#define svqiso_svq_stats__last_field oneoff_waits
+#define svqiso_svq_stats__last_field dirty_missed
 
 /**
  * svqiso_svq_get_stats() - copy the counters; fields past @st->sz are left

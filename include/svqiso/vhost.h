@@ -156,9 +156,11 @@ SVQISO_API void svqiso_vhost_free(struct svqiso_vhost *vh);
 /**
  * svqiso_vhost_guest_features() - what to offer the guest when the backend
  * offers @backend_offered (GET_FEATURES): its device bits; INDIRECT_DESC,
- * EVENT_IDX and RING_PACKED always (svqiso serves the guest ring);
+ * EVENT_IDX and RING_PACKED always (svqiso serves the guest ring); LOG_ALL
+ * always (svqiso logs its own writes to guest RAM, see
+ * svqiso_vhost_set_dirty_log(); the backend is never asked to log);
  * VERSION_1, ANY_LAYOUT and ORDER_PLATFORM as the backend offers them.
- * Never: ACCESS_PLATFORM (needs an IOTLB), LOG_ALL, the vhost-user
+ * Never: ACCESS_PLATFORM (needs an IOTLB), the vhost-user
  * PROTOCOL_FEATURES bit, the other transport bits (each masked bit is
  * logged once per engine).
  */
@@ -193,7 +195,9 @@ SVQISO_API uint64_t svqiso_vhost_protocol_features(struct svqiso_vhost *vh,
  * svqiso_vhost_set_features() - record what was agreed: the guest's
  * features (its rings' layout and options) and what SET_FEATURES gave the
  * backend (the shadow rings' options). The same values again while queues
- * run are accepted (QEMU sends SET_FEATURES more than once).
+ * run are accepted (QEMU sends SET_FEATURES more than once), and so is
+ * VHOST_F_LOG_ALL (bit 26) set or cleared alone in @guest_acked: it
+ * switches dirty logging on or off (see svqiso_vhost_set_dirty_log()).
  *
  * Return: 0; -EINVAL (NULL; @guest_acked and @backend_acked disagree on a
  * device bit, or a packed shadow layout without RING_PACKED in
@@ -202,6 +206,22 @@ SVQISO_API uint64_t svqiso_vhost_protocol_features(struct svqiso_vhost *vh,
 SVQISO_API int svqiso_vhost_set_features(struct svqiso_vhost *vh,
 					 uint64_t guest_acked,
 					 uint64_t backend_acked);
+
+/**
+ * svqiso_vhost_set_dirty_log() - the VMM's dirty log (QEMU: the vhost log
+ * of SET_LOG_BASE; a proxy: the shared memory the VMM sent), or NULL for
+ * none; copied. Every queue logs into it what svqiso writes to guest RAM
+ * (svq.h, svqiso_dirty_log) while VHOST_F_LOG_ALL is in the guest
+ * features given to svqiso_vhost_set_features(); without that bit the
+ * log is kept but not written, so a VMM may free an old log once it has
+ * cleared LOG_ALL or set a new one. Call it like any other engine call:
+ * serialised with kick and process.
+ *
+ * Return: 0; -EINVAL (NULL @vh, a bad @log as svqiso_svq_set_dirty_log()
+ * says): the log in place stays.
+ */
+SVQISO_API int svqiso_vhost_set_dirty_log(struct svqiso_vhost *vh,
+					  const struct svqiso_dirty_log *log);
 
 /* ---- memory ---- */
 

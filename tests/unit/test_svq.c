@@ -2366,6 +2366,376 @@ START_TEST(test_bad_opts_rejected)
 }
 END_TEST
 
+
+/* ---- dirty logging ---- */
+
+#define A_GPA	(GUEST_BASE + G_DATA + 0x3000 - 100)
+#define A_LEN	300u
+#define B_GPA	(GUEST_BASE + G_DATA + 0x9800)
+#define B_LEN	4096u
+#define R_GPA	(GUEST_BASE + G_DATA + 0x100)
+
+/* Guest pages: the log covers GUEST_BASE's pages and a few more. */
+#define PG(gpa)		((gpa) >> 12)
+#define LOG_BYTES	(PG(GUEST_BASE + GUEST_SIZE) / 8 + 8)
+
+static uint8_t dlog[LOG_BYTES + 64];	/* guard bytes past LOG_BYTES */
+static uint8_t *before;			/* guest RAM before svqiso's writes */
+static uint64_t cb_bytes;
+static unsigned int cb_calls;
+static bool cb_bitmap;			/* the log in place has the bitmap */
+static bool cb_on;			/* and the callback */
+/* The ranges the callback had since the request's start, with the bytes
+ * each held when it was reported. */
+static struct { uint64_t gpa, len; uint8_t bytes[B_LEN]; } cb_range[64];
+static unsigned int cb_nrange;
+
+static void dirty_cb(void *ctx, uint64_t gpa, uint64_t len)
+{
+	(void)ctx;
+	/* Every range is guest memory, and its bits are set already. */
+	ck_assert_uint_ge(gpa, GUEST_BASE);
+	ck_assert_uint_le(gpa + len, GUEST_BASE + GUEST_SIZE);
+	if (cb_bitmap)
+		ck_assert(dlog[PG(gpa) / 8] & (1u << (PG(gpa) % 8)));
+	cb_bytes += len;
+	cb_calls++;
+	ck_assert_uint_lt(cb_nrange, 64);
+	ck_assert_uint_le(len, B_LEN);
+	cb_range[cb_nrange].gpa = gpa;
+	cb_range[cb_nrange].len = len;
+	memcpy(cb_range[cb_nrange++].bytes, gpa_hva(gpa), len);
+}
+
+/*
+ * Whether a range the callback had covers guest byte @gpa and was
+ * reported once the byte held @now: logged after it was written.
+ */
+static bool byte_reported(uint64_t gpa, uint8_t now)
+{
+	unsigned int k;
+
+	for (k = 0; k < cb_nrange; k++)
+		if (gpa >= cb_range[k].gpa && gpa - cb_range[k].gpa < cb_range[k].len &&
+		    cb_range[k].bytes[gpa - cb_range[k].gpa] == now)
+			return true;
+	return false;
+}
+
+static bool page_marked(uint64_t page)
+{
+	return dlog[page / 8] & (1u << (page % 8));
+}
+
+static void dirty_open(uint8_t gl, bool element, uint32_t flags)
+{
+	SVQISO_OPTS(svqiso_dirty_log, dl, .bitmap = dlog, .size = LOG_BYTES,
+		    .fn = dirty_cb);
+
+	fx_open(gl, SVQISO_LAYOUT_SPLIT, SVQISO_RING_F_EVENT_IDX,
+		SVQISO_RING_F_EVENT_IDX, flags | (element ? SVQISO_SVQ_F_ELEMENT : 0),
+		1 << 20, SVQISO_COPY_AUTO);
+	memset(dlog, 0, sizeof(dlog));
+	cb_bytes = 0;
+	cb_calls = 0;
+	cb_bitmap = true;
+	cb_on = true;
+	ck_assert_int_eq(svqiso_svq_set_dirty_log(F.svq, &dl), 0);
+	before = malloc(GUEST_SIZE);
+	ck_assert_ptr_nonnull(before);
+}
+
+static void dirty_close(void)
+{
+	free(before);
+	before = NULL;
+	fx_close();
+}
+
+/*
+ * One request: readable 512 bytes at data+0x100; writable segment A of 300
+ * bytes across the page boundary at data+0x3000, B of 4096 bytes from the
+ * middle of the page at data+0x9000. The backend says it wrote A and
+ * @b_bytes of B. Posted through the guest ring or submitted (element
+ * mode, with guest addresses unless @no_gpa).
+ */
+
+static void dirty_request(bool element, bool no_gpa, uint32_t b_bytes)
+{
+	uint64_t s = seed;
+
+	if (element) {
+		struct iovec o = { gpa_hva(R_GPA), 512 };
+		struct iovec in[2] = { { gpa_hva(A_GPA), A_LEN },
+				       { gpa_hva(B_GPA), B_LEN } };
+		uint64_t gpa[2] = { A_GPA, B_GPA };
+
+		ck_assert_int_ge(no_gpa ? svqiso_svq_submit(F.svq, &o, 1, in, 2, NULL) :
+				 svqiso_svq_submit_gpa(F.svq, &o, 1, in, gpa, 2, NULL), 0);
+	} else {
+		struct svq_seg sg[3] = {
+			{ .addr = R_GPA, .len = 512 },
+			{ .addr = A_GPA, .len = A_LEN, .write = true },
+			{ .addr = B_GPA, .len = B_LEN, .write = true },
+		};
+		uint16_t id;
+
+		ck_assert_int_eq(svq_drv_add(&F.gdrv, sg, 3, NULL, &id), 0);
+		svq_drv_kick_prepare(&F.gdrv);
+		ck_assert_int_ge(svqiso_svq_process_avail(F.svq), 0);
+	}
+	(void)rnd(&s);
+	/* From here on only svqiso writes guest memory. */
+	memcpy(before, F.guest, GUEST_SIZE);
+	cb_nrange = 0;
+	ck_assert_int_eq(backend_serve((uint32_t)(b_bytes - B_LEN), NULL, 0x5a), 1);
+	ck_assert_int_ge(svqiso_svq_process_used(F.svq), 0);
+	ck_assert(!svqiso_svq_is_broken(F.svq));
+}
+
+/*
+ * The log against the truth: every page whose bytes changed is marked
+ * (nothing written goes unlogged), and every marked page is one svqiso had
+ * a reason to write: the data it copied back (@data_pages) or, in ring
+ * mode, the guest ring's device-written areas.
+ */
+static void dirty_check(uint8_t gl, bool element, const uint64_t *data_pages,
+			unsigned int ndata)
+{
+	uint64_t p, first = PG(GUEST_BASE), last = PG(GUEST_BASE + GUEST_SIZE - 1);
+	unsigned int k, marked = 0;
+
+	for (p = first; p <= last; p++) {
+		const uint8_t *a = F.guest + ((p - first) << 12);
+		const uint8_t *b = before + ((p - first) << 12);
+		bool want = false;
+
+		for (k = 0; k < ndata; k++)
+			want |= data_pages[k] == p;
+		if (!element) {
+			/* split: the used ring; packed: used descriptors in
+			 * the descriptor area, and our event suppression */
+			want |= p == PG(GUEST_BASE + G_DEVICE);
+			if (gl == SVQISO_LAYOUT_PACKED)
+				want |= p == PG(GUEST_BASE + G_DESC);
+		}
+		if (memcmp(a, b, 4096)) {
+			unsigned int j;
+
+			ck_assert_msg(page_marked(p), "page %#" PRIx64 " written, not logged", p);
+			/* Each byte changed is in a range the callback had. */
+			for (j = 0; j < 4096; j++)
+				ck_assert_msg(a[j] == b[j] || !cb_on ||
+					      byte_reported((p << 12) + j, a[j]),
+					      "byte %#" PRIx64 " written, not logged after",
+					      (p << 12) + j);
+		}
+		if (page_marked(p)) {
+			ck_assert_msg(want, "page %#" PRIx64 " logged, not written", p);
+			marked++;
+		}
+	}
+	/* The data pages named are all there, each one. */
+	for (k = 0; k < ndata; k++)
+		ck_assert_msg(page_marked(data_pages[k]), "data page %#" PRIx64 " not logged",
+			      data_pages[k]);
+	/* Ring mode: the used side's page too, always (the used entry). */
+	if (!element)
+		ck_assert(page_marked(PG(GUEST_BASE + (gl == SVQISO_LAYOUT_PACKED ?
+							 G_DESC : G_DEVICE))));
+	/* Nothing outside guest memory, nothing past the log. */
+	for (p = 0; p < first; p++)
+		ck_assert(!page_marked(p));
+	for (k = 0; k < 64; k++)
+		ck_assert_uint_eq(dlog[LOG_BYTES + k], 0);
+	ck_assert_uint_ge(marked, ndata);
+}
+
+/* _i: bit 0 packed guest ring, bit 1 element mode. */
+START_TEST(test_dirty_log_marks_exactly_what_is_written)
+{
+	uint8_t gl = _i & 1;
+	bool element = _i & 2;
+	/* A's two pages, B's first: the backend wrote 50 bytes of B. */
+	uint64_t pages[] = { PG(A_GPA), PG(A_GPA + A_LEN - 1), PG(B_GPA) };
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+
+	dirty_open(gl, element, 0);
+	dirty_request(element, false, 50);
+	ck_assert_uint_ne(pages[0], pages[1]);
+	ck_assert_uint_ne(PG(B_GPA), PG(B_GPA + B_LEN - 1));
+	dirty_check(gl, element, pages, 3);
+	/* B's second page was not written: not logged. */
+	ck_assert(!page_marked(PG(B_GPA + B_LEN - 1)));
+	/* The callback saw every byte the stats count, data and ring. */
+	ck_assert_int_eq(svqiso_svq_get_stats(F.svq, &st), 0);
+	ck_assert_uint_eq(st.dirty_bytes, cb_bytes);
+	ck_assert_uint_ge(st.dirty_bytes, A_LEN + 50);
+	if (element)
+		ck_assert_uint_eq(st.dirty_bytes, A_LEN + 50);
+	ck_assert_uint_eq(st.dirty_missed, 0);
+	dirty_close();
+}
+END_TEST
+
+/* Preserve copies all the writable bytes back: all their pages are logged. */
+START_TEST(test_dirty_log_preserve_logs_every_writable_page)
+{
+	uint8_t gl = _i & 1;
+	bool element = _i & 2;
+	uint64_t pages[] = { PG(A_GPA), PG(A_GPA + A_LEN - 1), PG(B_GPA),
+			     PG(B_GPA + B_LEN - 1) };
+
+	dirty_open(gl, element, SVQISO_SVQ_F_PRESERVE);
+	dirty_request(element, false, 50);
+	dirty_check(gl, element, pages, 4);
+	dirty_close();
+}
+END_TEST
+
+/* Off, on again, replaced; a reset keeps it; ring writes follow it too. */
+START_TEST(test_dirty_log_switched_at_run_time)
+{
+	uint8_t gl = _i & 1;
+	bool element = _i & 2;
+	SVQISO_OPTS(svqiso_dirty_log, cbonly, .fn = dirty_cb);
+	uint64_t pages[] = { PG(A_GPA), PG(A_GPA + A_LEN - 1), PG(B_GPA) };
+	uint32_t base;
+	unsigned int k;
+
+	dirty_open(gl, element, 0);
+	ck_assert_int_eq(svqiso_svq_set_dirty_log(F.svq, NULL), 0);
+	dirty_request(element, false, 50);
+	for (k = 0; k < sizeof(dlog); k++)
+		ck_assert_uint_eq(dlog[k], 0);
+	ck_assert_uint_eq(cb_calls, 0);
+	if (!element) {
+		uint16_t id;
+		uint32_t len;
+
+		/* The guest takes its completion (writes used_event). */
+		ck_assert_int_eq(svq_drv_get_used(&F.gdrv, &id, &len), 1);
+	}
+
+	/* A callback alone. */
+	cb_bitmap = false;
+	ck_assert_int_eq(svqiso_svq_set_dirty_log(F.svq, &cbonly), 0);
+	dirty_request(element, false, 50);
+	ck_assert_uint_ge(cb_calls, 2);
+	ck_assert_uint_ge(cb_bytes, A_LEN + 50);
+	for (k = 0; k < sizeof(dlog); k++)
+		ck_assert_uint_eq(dlog[k], 0);
+	if (!element) {
+		uint16_t id;
+		uint32_t len;
+
+		ck_assert_int_eq(svq_drv_get_used(&F.gdrv, &id, &len), 1);
+		/* Across a reset at the same place: still logging. */
+		ck_assert_int_eq(svqiso_svq_guest_base(F.svq, &base), 0);
+		ck_assert_int_eq(svqiso_svq_reset(F.svq, base), 0);
+		ck_assert_int_eq(svqiso_svq_get_shadow(F.svq, &F.info), 0);
+		backend_reattach();
+	}
+
+	/* The bitmap again: marks what this request wrote, as if new. */
+	{
+		SVQISO_OPTS(svqiso_dirty_log, dl, .bitmap = dlog, .size = LOG_BYTES);
+
+		ck_assert_int_eq(svqiso_svq_set_dirty_log(F.svq, &dl), 0);
+		cb_on = false;
+	}
+	cb_calls = 0;
+	dirty_request(element, false, 50);
+	ck_assert_uint_eq(cb_calls, 0);
+	dirty_check(gl, element, pages, 3);
+	dirty_close();
+}
+END_TEST
+
+/* A log too small: the writes past it are counted and said, the bitmap's
+ * bytes past its size untouched, the queue goes on. */
+START_TEST(test_dirty_log_too_small_counted_and_said)
+{
+	uint8_t gl = _i & 1;
+	bool element = _i & 2;
+	/* Covers the guest's pages below data+0x8000: A, not B. */
+	uint64_t size = (PG(GUEST_BASE + G_DATA + 0x8000)) / 8;
+	SVQISO_OPTS(svqiso_dirty_log, dl, .bitmap = dlog, .size = size);
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	unsigned int k;
+
+	dirty_open(gl, element, 0);
+	ck_assert_int_eq(svqiso_svq_set_dirty_log(F.svq, &dl), 0);
+	F.logs = 0;
+	dirty_request(element, false, 50);
+	ck_assert_int_eq(svqiso_svq_get_stats(F.svq, &st), 0);
+	ck_assert_uint_eq(st.dirty_missed, 50);
+	ck_assert_int_eq(F.logs, 1);
+	ck_assert_ptr_nonnull(strstr(F.last_log, "went unlogged"));
+	ck_assert(page_marked(PG(A_GPA)));
+	for (k = size; k < sizeof(dlog); k++)
+		ck_assert_uint_eq(dlog[k], 0);
+	/* Said once. */
+	dirty_request(element, false, 50);
+	ck_assert_int_eq(F.logs, 1);
+	ck_assert(!svqiso_svq_is_broken(F.svq));
+	dirty_close();
+}
+END_TEST
+
+/* Element mode: a request submitted without guest addresses is the VMM's
+ * to log; one with them is ours. */
+START_TEST(test_dirty_log_element_mode_without_gpa_logs_nothing)
+{
+	uint64_t pages[] = { PG(A_GPA), PG(A_GPA + A_LEN - 1), PG(B_GPA) };
+	struct iovec in = { gpa_hva(A_GPA), A_LEN };
+	uint64_t gpa = A_GPA;
+	unsigned int k;
+
+	dirty_open(0, true, 0);
+	dirty_request(true, true, 50);
+	for (k = 0; k < sizeof(dlog); k++)
+		ck_assert_uint_eq(dlog[k], 0);
+	ck_assert_uint_eq(cb_calls, 0);
+	dirty_request(true, false, 50);
+	dirty_check(0, true, pages, 3);
+	/* Bad arguments: nothing taken. */
+	ck_assert_int_eq(svqiso_svq_submit_gpa(F.svq, NULL, 0, &in, NULL, 1, NULL), -EINVAL);
+	gpa = UINT64_MAX - 10;
+	ck_assert_int_eq(svqiso_svq_submit_gpa(F.svq, NULL, 0, &in, &gpa, 1, NULL), -EINVAL);
+	ck_assert_uint_eq(svqiso_svq_in_flight(F.svq), 0);
+	dirty_close();
+}
+END_TEST
+
+START_TEST(test_dirty_log_bad_args_rejected)
+{
+	SVQISO_OPTS(svqiso_dirty_log, none);
+	SVQISO_OPTS(svqiso_dirty_log, nosize, .bitmap = dlog);
+	SVQISO_OPTS(svqiso_dirty_log, sizeonly, .size = 8, .fn = dirty_cb);
+	SVQISO_OPTS(svqiso_dirty_log, good, .bitmap = dlog, .size = LOG_BYTES);
+	struct svqiso_dirty_log small = { .sz = 8, .bitmap = dlog, .size = 8 };
+	struct { struct svqiso_dirty_log l; uint64_t more; } big = {
+		{ .sz = sizeof(big), .bitmap = dlog, .size = 8 }, 1 };
+	unsigned int k;
+
+	dirty_open(0, false, 0);
+	ck_assert_int_eq(svqiso_svq_set_dirty_log(NULL, &good), -EINVAL);
+	ck_assert_int_eq(svqiso_svq_set_dirty_log(F.svq, &none), -EINVAL);
+	ck_assert_int_eq(svqiso_svq_set_dirty_log(F.svq, &nosize), -EINVAL);
+	ck_assert_int_eq(svqiso_svq_set_dirty_log(F.svq, &sizeonly), -EINVAL);
+	ck_assert_int_eq(svqiso_svq_set_dirty_log(F.svq, &small), -EINVAL);
+	ck_assert_int_eq(svqiso_svq_set_dirty_log(F.svq, &big.l), -EINVAL);
+	/* The log in place (dirty_open's) stays: still marking. */
+	dirty_request(false, false, 50);
+	ck_assert(page_marked(PG(A_GPA)));
+	ck_assert_uint_gt(cb_calls, 0);
+	for (k = 0; k < 64; k++)
+		ck_assert_uint_eq(dlog[LOG_BYTES + k], 0);
+	dirty_close();
+}
+END_TEST
+
 static Suite *svq_suite(void)
 {
 	Suite *s = suite_create("svq");
@@ -2448,6 +2818,15 @@ static Suite *svq_suite(void)
 	tcase_add_loop_test(tc, test_submit_larger_than_pool_not_taken, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_loop_test(tc, test_submit_from_reset_callback_kept, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_test(tc, test_bad_opts_rejected);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("dirty-log");
+	tcase_add_loop_test(tc, test_dirty_log_marks_exactly_what_is_written, 0, 4);
+	tcase_add_loop_test(tc, test_dirty_log_preserve_logs_every_writable_page, 0, 4);
+	tcase_add_loop_test(tc, test_dirty_log_switched_at_run_time, 0, 4);
+	tcase_add_loop_test(tc, test_dirty_log_too_small_counted_and_said, 0, 4);
+	tcase_add_test(tc, test_dirty_log_element_mode_without_gpa_logs_nothing);
+	tcase_add_test(tc, test_dirty_log_bad_args_rejected);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -58,6 +58,7 @@ struct fx {
 	struct svq_dev backend;
 	bool backend_up;
 	int guest_call;
+	uint64_t gf, bf;		/* features as fx_open() agreed them */
 	char logbuf[8192];
 	unsigned int region_adds, region_dels;
 };
@@ -144,12 +145,15 @@ static void fx_open(uint8_t glayout, uint8_t slayout)
 	r = (struct svqiso_mem_region){ .gpa = GUEST_BASE, .size = GUEST_SIZE,
 					.hva = F.vmm, .fd = -1 };
 	ck_assert_int_eq(svqiso_vhost_set_guest_mem(F.vh, &r, 1), 0);
-	gf = svqiso_vhost_guest_features(F.vh, offered);
+	/* LOG_ALL is offered; a VMM acks it only while it migrates. */
+	gf = svqiso_vhost_guest_features(F.vh, offered) & ~F(F_LOG_ALL);
 	if (glayout == SVQISO_LAYOUT_SPLIT)
 		gf &= ~F(F_PACKED);
 	bf = svqiso_vhost_backend_features(F.vh, gf, offered);
 	ck_assert_int_eq(svqiso_vhost_set_features(F.vh, gf, bf), 0);
 	F.glayout = glayout;
+	F.gf = gf;
+	F.bf = bf;
 }
 
 /* The guest lays out its ring afresh. */
@@ -321,6 +325,7 @@ START_TEST(test_guest_offer_masks_transport_bits_it_does_not_serve)
 		bool device = bit < 24 || bit >= 50;
 		bool served = bit == F_INDIRECT || bit == F_EVENT_IDX ||
 			      bit == F_PACKED || bit == F_VERSION_1 ||
+			      bit == F_LOG_ALL /* svqiso logs */ ||
 			      bit == 27 /* ANY_LAYOUT */ || bit == 36 /* ORDER_PLATFORM */;
 
 		ck_assert_msg(!!(got & F(bit)) == (device || served),
@@ -328,10 +333,13 @@ START_TEST(test_guest_offer_masks_transport_bits_it_does_not_serve)
 	}
 	/* Bits 41 to 49 are transport bits too: never half-passed. */
 	ck_assert_uint_eq(got & 0x3fe0000000000ull, 0);
-	ck_assert_uint_eq(got & (F(F_LOG_ALL) | F(F_PROTOCOL) | F(F_ACCESS_PLATFORM)), 0);
-	/* Served on the guest ring even when the backend lacks them. */
+	ck_assert_uint_eq(got & (F(F_PROTOCOL) | F(F_ACCESS_PLATFORM)), 0);
+	/* Served on the guest ring even when the backend lacks them; dirty
+	 * logging is svqiso's own, whatever the backend offers. */
 	got = svqiso_vhost_guest_features(F.vh, 0x5);
-	ck_assert_uint_eq(got, 0x5 | F(F_INDIRECT) | F(F_EVENT_IDX) | F(F_PACKED));
+	ck_assert_uint_eq(got, 0x5 | F(F_INDIRECT) | F(F_EVENT_IDX) | F(F_PACKED) |
+			       F(F_LOG_ALL));
+	ck_assert_ptr_null(strstr(F.logbuf, "feature bit 26 "));
 	/* Each masked bit logged, once. */
 	ck_assert_ptr_nonnull(strstr(F.logbuf, "not offering feature bit 33 "));
 	ck_assert_ptr_nonnull(strstr(F.logbuf, "not offering feature bit 49 "));
@@ -349,6 +357,12 @@ START_TEST(test_backend_features_follow_the_shadow_ring)
 			   F(F_PACKED) | F(F_PROTOCOL) | F(F_LOG_ALL) |
 			   F(F_ACCESS_PLATFORM) | 0xff | F(55);
 	uint64_t guest = F(F_VERSION_1) | F(F_PACKED) | 0x0f | F(55), b;
+
+	/* The guest's LOG_ALL never reaches the backend. */
+	engine_new(SVQISO_LAYOUT_SPLIT, 0);
+	b = svqiso_vhost_backend_features(F.vh, guest | F(F_LOG_ALL), offered);
+	ck_assert_uint_eq(b & F(F_LOG_ALL), 0);
+	svqiso_vhost_free(F.vh);
 
 	engine_new(SVQISO_LAYOUT_SPLIT, 0);
 	b = svqiso_vhost_backend_features(F.vh, guest, offered);
@@ -1091,6 +1105,118 @@ START_TEST(test_same_features_again_while_running)
 }
 END_TEST
 
+
+/* ---- dirty logging ---- */
+
+#define PAGE(gpa)	((gpa) >> 12)
+#define LOG_SIZE	(PAGE(GUEST_BASE + GUEST_SIZE) / 8)
+
+static bool marked(const uint8_t *log, uint64_t gpa)
+{
+	return log[PAGE(gpa) / 8] & (1u << (PAGE(gpa) % 8));
+}
+
+static unsigned int nr_marked(const uint8_t *log)
+{
+	unsigned int k, n = 0;
+
+	for (k = 0; k < LOG_SIZE; k++)
+		n += (unsigned int)__builtin_popcount(log[k]);
+	return n;
+}
+
+/* Request @k through the engine: posted, kicked, served, completed. */
+static void one_request(unsigned int k)
+{
+	struct svq_seg segs[8];
+	struct svq_elem e;
+	uint16_t id = guest_post(k, (uint8_t)k);
+
+	ck_assert_int_ge(svqiso_vhost_queue_kick(F.vh, 0), 0);
+	ck_assert(backend_take(&e, segs, (uint8_t)k));
+	backend_complete(&e, (uint8_t)(k + 1));
+	ck_assert_int_ge(svqiso_vhost_queue_process(F.vh, 0), 0);
+	guest_collect(id, k, (uint8_t)(k + 1));
+}
+
+/* Writable buffer of request @k (one page of its own at k = 4, 12, ...). */
+static uint64_t wbuf(unsigned int k)
+{
+	return GUEST_BASE + DATA_OFF + (uint64_t)k * 2 * SEG + SEG;
+}
+
+/* Logging follows LOG_ALL in the guest features, switched while the queue
+ * runs; the log may be replaced; the backend never hears of it. */
+START_TEST(test_dirty_log_follows_log_all)
+{
+	uint8_t *log1 = calloc(1, LOG_SIZE), *log2 = calloc(1, LOG_SIZE);
+	SVQISO_OPTS(svqiso_dirty_log, l1, .bitmap = log1, .size = LOG_SIZE);
+	SVQISO_OPTS(svqiso_dirty_log, l2, .bitmap = log2, .size = LOG_SIZE);
+	SVQISO_OPTS(svqiso_dirty_log, bad, .size = LOG_SIZE);
+	struct svqiso_svq_stats st = { .sz = sizeof(st) };
+	uint64_t used_area;
+
+	ck_assert(log1 && log2);
+	fx_open(_i & 1, (_i >> 1) & 1);
+	guest_ring();
+	start(fresh());
+	/* split: the used ring; packed: used descriptors in the desc area */
+	used_area = F.glayout == SVQISO_LAYOUT_PACKED ? F.gring.desc : F.gring.device;
+	ck_assert_int_eq(svqiso_vhost_set_dirty_log(F.vh, &l1), 0);
+
+	/* A log, no LOG_ALL: nothing is logged. */
+	one_request(0);
+	ck_assert_uint_eq(nr_marked(log1), 0);
+
+	/* LOG_ALL on while running (QEMU does so as migration starts). */
+	ck_assert_int_eq(svqiso_vhost_set_features(F.vh, F.gf | F(F_LOG_ALL), F.bf), 0);
+	one_request(4);
+	ck_assert(marked(log1, wbuf(4)));
+	ck_assert(marked(log1, used_area));
+	/* The readable buffer was only read. */
+	ck_assert(!marked(log1, wbuf(4) - SEG - 4096));
+	ck_assert(!marked(log1, wbuf(0)));
+
+	/* A new log (a resize): the next writes go there only. */
+	memset(log1, 0, LOG_SIZE);
+	ck_assert_int_eq(svqiso_vhost_set_dirty_log(F.vh, &bad), -EINVAL);
+	ck_assert_int_eq(svqiso_vhost_set_dirty_log(F.vh, &l2), 0);
+	one_request(12);
+	ck_assert(marked(log2, wbuf(12)));
+	ck_assert(marked(log2, used_area));
+	ck_assert_uint_eq(nr_marked(log1), 0);
+
+	/* LOG_ALL off: the log is kept, not written. */
+	memset(log2, 0, LOG_SIZE);
+	ck_assert_int_eq(svqiso_vhost_set_features(F.vh, F.gf, F.bf), 0);
+	one_request(20);
+	ck_assert_uint_eq(nr_marked(log2), 0);
+
+	/* A queue started anew while logging logs at once. */
+	ck_assert_int_eq(svqiso_vhost_set_features(F.vh, F.gf | F(F_LOG_ALL), F.bf), 0);
+	ck_assert_int_eq(svqiso_vhost_queue_stats(F.vh, 0, &st), 0);
+	ck_assert_uint_ge(st.dirty_bytes, 2 * SEG);
+	ck_assert_uint_eq(st.dirty_missed, 0);
+	/* A device reset: the guest lays out its ring again, the queue
+	 * gets a new shadow virtqueue. */
+	ck_assert_int_eq(svqiso_vhost_queue_reset(F.vh, 0), 0);
+	svq_drv_fini(&F.gdrv);
+	guest_ring();
+	start(fresh());
+	one_request(28);
+	ck_assert(marked(log2, wbuf(28)));
+	/* Off altogether. */
+	memset(log2, 0, LOG_SIZE);
+	ck_assert_int_eq(svqiso_vhost_set_dirty_log(F.vh, NULL), 0);
+	one_request(36);
+	ck_assert_uint_eq(nr_marked(log2), 0);
+	ck_assert_int_eq(svqiso_vhost_set_dirty_log(NULL, &l1), -EINVAL);
+	fx_close();
+	free(log1);
+	free(log2);
+}
+END_TEST
+
 /* ---- requests larger than the arena; a backend that never completes ---- */
 
 #define SMALL_POOL	(64u << 10)
@@ -1340,6 +1466,7 @@ static Suite *vhost_suite(void)
 	tcase_add_test(tc, test_stop_waits_bounded_for_what_the_backend_holds);
 	tcase_add_test(tc, test_bad_calls_refused);
 	tcase_add_test(tc, test_same_features_again_while_running);
+	tcase_add_loop_test(tc, test_dirty_log_follows_log_all, 0, 4);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("oneoff");
