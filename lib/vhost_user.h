@@ -128,6 +128,12 @@ struct svq_vu_mem_reg {
 	struct svq_vu_mem_region region;
 };
 
+/* SET_LOG_BASE with LOG_SHMFD: the log's shared memory, one fd. */
+struct svq_vu_log {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+};
+
 /* GET_CONFIG / SET_CONFIG: size bytes of config space from offset. */
 struct svq_vu_config {
 	uint32_t offset;
@@ -145,6 +151,7 @@ union svq_vu_payload {
 	struct svq_vu_mem_table mem;
 	struct svq_vu_mem_reg mem_reg;
 	struct svq_vu_config config;
+	struct svq_vu_log log;
 	uint8_t raw[1];
 };
 

@@ -457,8 +457,9 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 		if (rc)
 			goto err;
 	}
-	if (isolated(vu))
-		vu->guest_offer = svqiso_vhost_guest_features(vu->vh, offered);
+	if (isolated(vu))	/* no dirty log API here: no LOG_ALL */
+		vu->guest_offer = svqiso_vhost_guest_features(vu->vh, offered) &
+				  ~VU_NEVER;
 	else	/* What the backend offers, less what svqiso never passes. */
 		vu->guest_offer = offered & ~VU_NEVER &
 				  ~SVQ_F_BIT(SVQ_F_ACCESS_PLATFORM);

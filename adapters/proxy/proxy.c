@@ -35,10 +35,16 @@
 #define VU_GET_STATUS		40
 
 #define F_PROTOCOL	(1ull << SVQ_VU_F_PROTOCOL_FEATURES)
+#define F_LOG_ALL	(1ull << 26)	/* VHOST_F_LOG_ALL */
 #define PF(bit)		(1ull << SVQ_VU_PROTOCOL_F_##bit)
+#define VRING_F_LOG	1u		/* SET_VRING_ADDR: log used ring writes */
 
-/* Protocol features the proxy serves itself, whatever the backend does. */
-#define PROTO_OWN	(PF(REPLY_ACK) | PF(CONFIGURE_MEM_SLOTS))
+/*
+ * Protocol features the proxy serves itself, whatever the backend does.
+ * LOG_SHMFD: the backend writes no guest RAM, so the proxy logs svqiso's
+ * own writes into the VMM's log; the backend never gets one.
+ */
+#define PROTO_OWN	(PF(REPLY_ACK) | PF(CONFIGURE_MEM_SLOTS) | PF(LOG_SHMFD))
 /* Those it passes on when the backend agreed to them. */
 #define PROTO_PASSED	(PF(MQ) | PF(CONFIG) | PF(NET_MTU) | PF(RESET_DEVICE))
 
@@ -135,6 +141,8 @@ struct proxy {
 	unsigned int reconnect_tries;
 	struct vmm_region regions[PROXY_MEM_SLOTS];
 	unsigned int nregions;
+	void *log_map;		/* the VMM's dirty log (SET_LOG_BASE); NULL */
+	size_t log_len;
 	struct pq q[MAX_QUEUES];
 
 	/* Counters, for stats. */
@@ -1064,6 +1072,18 @@ static int set_features(struct proxy *p, const struct svq_vu_msg *m)
 	wanted = svqiso_vhost_backend_features(p->vh, guest, p->be_offered);
 	if (p->features_set && f == p->vmm_features)
 		return 0;	/* QEMU sends the same again */
+	if (p->features_set && (f ^ p->vmm_features) == F_LOG_ALL) {
+		/* Migration starts or ends: dirty logging is svqiso's alone,
+		 * the backend hears nothing of it. */
+		rc = svqiso_vhost_set_features(p->vh, guest, p->be_acked);
+		if (rc)
+			return bad(p, m, "LOG_ALL: %s", strerror(-rc));
+		p->vmm_features = f;
+		plog(p, SVQISO_LOG_INFO, "vmm: dirty logging %s%s",
+		     f & F_LOG_ALL ? "on" : "off",
+		     f & F_LOG_ALL && !p->log_map ? " (no log given yet)" : "");
+		return 0;
+	}
 	for (i = 0; i < p->nq; i++)
 		if (p->q[i].started)
 			return bad(p, m, "features changed while queue %u runs", i);
@@ -1081,6 +1101,75 @@ static int set_features(struct proxy *p, const struct svq_vu_msg *m)
 	p->be_acked = agreed;
 	p->features_set = true;
 	return 0;
+}
+
+/* ---- dirty log ---- */
+
+static void log_unmap(struct proxy *p)
+{
+	if (p->log_map)
+		munmap(p->log_map, p->log_len);
+	p->log_map = NULL;
+	p->log_len = 0;
+}
+
+/*
+ * SET_LOG_BASE: the VMM's log, shared memory in vhost's format. svqiso
+ * writes into it every guest page it writes while LOG_ALL is set; the old
+ * log (a resize) is let go once the new one is in place.
+ */
+static int set_log_base(struct proxy *p, struct svq_vu_msg *m)
+{
+	const struct svq_vu_log *l = &m->payload.log;
+	SVQISO_OPTS(svqiso_dirty_log, dl);
+	long page = sysconf(_SC_PAGESIZE);
+	struct stat st;
+	void *map;
+	int rc, fd;
+
+	if (!(p->vmm_protocol & PF(LOG_SHMFD)))
+		return bad(p, m, "LOG_SHMFD was not negotiated");
+	rc = expect(p, m, sizeof(*l), 1);
+	if (rc)
+		return rc;
+	fd = m->fds[0];
+	m->nfds = 0;	/* taken */
+	if (!l->mmap_size || l->mmap_size > PROXY_LOG_MAX ||
+	    l->mmap_offset % (uint64_t)page ||
+	    l->mmap_offset + l->mmap_size < l->mmap_offset)
+		rc = bad(p, m, "log of %" PRIu64 " bytes at offset %" PRIu64,
+			 l->mmap_size, l->mmap_offset);
+	else if (fstat(fd, &st) || !S_ISREG(st.st_mode))
+		rc = bad(p, m, "log: the fd is not a memfd or a file");
+	else if (l->mmap_offset + l->mmap_size > (uint64_t)st.st_size)
+		rc = bad(p, m, "log: offset %" PRIu64 " + size %" PRIu64
+			 " past the end of its fd (%" PRIu64 ")", l->mmap_offset,
+			 l->mmap_size, (uint64_t)st.st_size);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	map = mmap(NULL, l->mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		   (off_t)l->mmap_offset);
+	rc = errno;
+	close(fd);
+	if (map == MAP_FAILED)
+		return bad(p, m, "log: mmap: %s", strerror(rc));
+	dl.bitmap = map;
+	dl.size = l->mmap_size;
+	rc = svqiso_vhost_set_dirty_log(p->vh, &dl);
+	if (rc) {
+		munmap(map, l->mmap_size);
+		return bad(p, m, "log: %s", strerror(-rc));
+	}
+	log_unmap(p);
+	p->log_map = map;
+	p->log_len = l->mmap_size;
+	plog(p, SVQISO_LOG_INFO, "vmm: dirty log of %" PRIu64
+	     " bytes: guest RAM below %#" PRIx64, l->mmap_size,
+	     l->mmap_size * 8 * SVQISO_DIRTY_PAGE_SIZE);
+	/* The VMM waits for this before it counts on the log. */
+	return reply_u64(p, m, 0);
 }
 
 static int get_vring_base(struct proxy *p, const struct svq_vu_msg *m)
@@ -1151,11 +1240,17 @@ static int set_vring_addr(struct proxy *p, const struct svq_vu_msg *m)
 	rc = queue_msg(p, m, sizeof(*a), &i);
 	if (rc)
 		return rc;
-	if (a->flags)
-		return bad(p, m, "queue %u: flags %#x (no dirty log is offered)",
-			   i, a->flags);
-	if (p->q[i].started)
+	if (a->flags & ~VRING_F_LOG)
+		return bad(p, m, "queue %u: flags %#x", i, a->flags);
+	if (p->q[i].started) {
+		const struct svq_vu_vring_addr *o = &p->q[i].addr;
+
+		/* QEMU sends the ring again to switch used ring logging; the
+		 * log is svqiso's, written from the guest ring it serves. */
+		if (a->desc == o->desc && a->avail == o->avail && a->used == o->used)
+			return 0;
 		return bad(p, m, "queue %u runs", i);
+	}
 	if (p->nregions && (vmm_gpa(p, a->desc, &gpa) || vmm_gpa(p, a->avail, &gpa) ||
 			    vmm_gpa(p, a->used, &gpa)))
 		return bad(p, m, "queue %u: ring at desc %#" PRIx64 " avail %#"
@@ -1277,6 +1372,7 @@ static bool has_reply(uint32_t request)
 	case SVQ_VU_GET_VRING_BASE:
 	case SVQ_VU_GET_CONFIG:
 	case SVQ_VU_GET_MAX_MEM_SLOTS:
+	case SVQ_VU_SET_LOG_BASE:
 		return true;
 	}
 	return false;
@@ -1353,6 +1449,8 @@ static int handle(struct proxy *p, struct svq_vu_msg *m)
 	case SVQ_VU_GET_CONFIG:
 	case SVQ_VU_SET_CONFIG:
 		return get_set_config(p, m);
+	case SVQ_VU_SET_LOG_BASE:
+		return set_log_base(p, m);
 	case VU_NET_SET_MTU:
 		rc = expect(p, m, sizeof(uint64_t), 0);
 		if (!rc && !(p->vmm_protocol & PF(NET_MTU)))
@@ -1454,6 +1552,7 @@ static void end_session(struct proxy *p, int rc)
 	p->fe = NULL;
 	svqiso_vhost_free(p->vh);
 	p->vh = NULL;
+	log_unmap(p);
 	for (i = 0; i < p->nregions; i++)
 		region_unmap(&p->regions[i]);
 	p->nregions = 0;
@@ -1798,13 +1897,14 @@ void proxy_stats(struct proxy *p, FILE *f)
 			",\"stalls\":%" PRIu64 ",\"clamped\":%" PRIu64
 			",\"errors\":%" PRIu64 ",\"given_back\":%" PRIu64
 			",\"reposted\":%" PRIu64 ",\"oneoffs\":%" PRIu64
-			",\"oneoff_waits\":%" PRIu64 ",\"broken\":",
+			",\"oneoff_waits\":%" PRIu64 ",\"dirty_bytes\":%" PRIu64
+			",\"dirty_missed\":%" PRIu64 ",\"broken\":",
 			first ? "" : ",", i,
 			svqiso_vhost_queue_running(p->vh, i) ? "true" : "false",
 			st.requests, st.completions, st.bytes_out, st.bytes_in,
 			svqiso_vhost_queue_in_flight(p->vh, i), st.pool_stalls,
 			st.clamped, st.errors, st.given_back, st.reposted,
-			st.oneoffs, st.oneoff_waits);
+			st.oneoffs, st.oneoff_waits, st.dirty_bytes, st.dirty_missed);
 		if (why)
 			json_str(f, why);
 		else

@@ -24,6 +24,8 @@
 
 /* GET_MAX_MEM_SLOTS: the guest RAM regions a VMM may add. */
 #define PROXY_MEM_SLOTS		32
+/* Largest dirty log taken: 1 GiB covers 32 TiB of guest RAM. */
+#define PROXY_LOG_MAX		(1ull << 30)
 #define PROXY_TIMEOUT_MS	5000
 #define PROXY_RECONNECT_MS	200
 /* How long a malformed message may take to arrive in full. */

@@ -70,6 +70,7 @@
 #define F_ACCESS_PLATFORM (1ull << 33)
 #define F_RING_PACKED	(1ull << 34)
 #define F_PROTOCOL	(1ull << SVQ_VU_F_PROTOCOL_FEATURES)
+#define F_LOG_ALL	(1ull << 26)
 #define PF(bit)		(1ull << SVQ_VU_PROTOCOL_F_##bit)
 
 /* Requests the codec has no name for. */
@@ -317,7 +318,8 @@ static bool own_reply(uint32_t request)
 	       request == SVQ_VU_GET_QUEUE_NUM ||
 	       request == SVQ_VU_GET_MAX_MEM_SLOTS ||
 	       request == SVQ_VU_GET_VRING_BASE ||
-	       request == SVQ_VU_GET_CONFIG;
+	       request == SVQ_VU_GET_CONFIG ||
+	       request == SVQ_VU_SET_LOG_BASE;
 }
 
 static void recv_reply(struct vmm *v, uint32_t request, uint32_t size,
@@ -685,6 +687,23 @@ static void b_addr(struct vmm *v, const struct row *r)
 
 	m.payload.addr = mode_addr(v, r->mode, (uint32_t)r->a);
 	m.payload.addr.flags = (uint32_t)r->b;
+	send_fds(v, &m, r->fd, r->nfds);
+}
+
+/* SET_LOG_BASE: size @a at offset @b; with ST_NONE, protocol features
+ * agreed first without LOG_SHMFD. */
+static void b_log(struct vmm *v, const struct row *r)
+{
+	struct svq_vu_msg m = row_msg(r);
+
+	if (!v->proto) {
+		uint64_t proto = get_u64(v, SVQ_VU_GET_PROTOCOL_FEATURES);
+
+		ck_assert_uint_ne(proto & PF(LOG_SHMFD), 0);
+		honest_u64(v, SVQ_VU_SET_PROTOCOL_FEATURES, proto & ~PF(LOG_SHMFD));
+	}
+	m.payload.log.mmap_size = r->a;
+	m.payload.log.mmap_offset = r->b;
 	send_fds(v, &m, r->fd, r->nfds);
 }
 
@@ -1263,8 +1282,8 @@ static const struct row rows[] = {
 	{ "SET_VRING_ADDR: descriptors in the hole between regions", ST_MEM,
 	  b_addr, RQ(SET_VRING_ADDR), .size = 40, .mode = ADDR_GAP,
 	  .why = "is not in guest RAM" },
-	{ "SET_VRING_ADDR with the log flag", ST_MEM, b_addr, RQ(SET_VRING_ADDR),
-	  .size = 40, .b = 1, .why = "flags 0x1" },
+	{ "SET_VRING_ADDR with an unknown flag", ST_MEM, b_addr, RQ(SET_VRING_ADDR),
+	  .size = 40, .b = 2, .why = "flags 0x2" },
 	{ "a ring that runs past the end of guest RAM", ST_MEM, b_kick,
 	  RQ(SET_VRING_KICK), .size = 8, .mode = KICK_NUM | KICK_ADDR | KICK_TAIL,
 	  .why = "does not fit in guest RAM" },
@@ -1324,8 +1343,11 @@ static const struct row rows[] = {
 	  .b = 2, .why = "queue 0: enable 2" },
 	{ "SET_VRING_NUM on a running queue", ST_RUN, b_state, RQ(SET_VRING_NUM),
 	  .size = 8, .b = NUM, .why = "queue 0 runs" },
-	{ "SET_VRING_ADDR on a running queue", ST_RUN, b_addr, RQ(SET_VRING_ADDR),
-	  .size = 40, .why = "queue 0 runs" },
+	{ "SET_VRING_ADDR moving a running queue", ST_RUN, b_addr,
+	  RQ(SET_VRING_ADDR), .size = 40, .mode = ADDR_DESC_OUT,
+	  .why = "queue 0 runs" },
+	{ "SET_VRING_ADDR with a flag past LOG", ST_RUN, b_addr,
+	  RQ(SET_VRING_ADDR), .size = 40, .b = 3, .why = "queue 0: flags 0x3" },
 	{ "SET_VRING_BASE on a running queue", ST_RUN, b_state, RQ(SET_VRING_BASE),
 	  .size = 8, .why = "queue 0 runs" },
 	{ "SET_FEATURES changed on a running queue", ST_RUN, b_u64,
@@ -1343,14 +1365,12 @@ static const struct row rows[] = {
 	{ "SET_FEATURES with ACCESS_PLATFORM", ST_PROTO, b_features,
 	  RQ(SET_FEATURES), .size = 8, .a = F_ACCESS_PLATFORM,
 	  .why = "features 0x200000000 were not offered" },
-	{ "SET_FEATURES with LOG_ALL", ST_PROTO, b_features, RQ(SET_FEATURES),
-	  .size = 8, .a = 1ull << 26, .why = "features 0x4000000 were not offered" },
+	{ "SET_FEATURES with LOG_ALL and another bit on a running queue", ST_RUN,
+	  b_features, RQ(SET_FEATURES), .size = 8, .a = F_LOG_ALL | F_RING_PACKED,
+	  .why = "features changed while queue 0 runs" },
 	{ "SET_FEATURES with bit 63", ST_PROTO, b_features, RQ(SET_FEATURES),
 	  .size = 8, .a = 1ull << 63,
 	  .why = "features 0x8000000000000000 were not offered" },
-	{ "SET_PROTOCOL_FEATURES with LOG_SHMFD", ST_NONE, b_u64,
-	  RQ(SET_PROTOCOL_FEATURES), .size = 8, .a = PF(LOG_SHMFD) | PF(REPLY_ACK),
-	  .why = "protocol features 0x2 were not offered" },
 	{ "SET_PROTOCOL_FEATURES with INFLIGHT_SHMFD", ST_NONE, b_u64,
 	  RQ(SET_PROTOCOL_FEATURES), .size = 8, .a = PF(INFLIGHT_SHMFD),
 	  .why = "protocol features 0x1000 were not offered" },
@@ -1365,9 +1385,37 @@ static const struct row rows[] = {
 	  RQN(VU_NET_SET_MTU, "NET_SET_MTU"), .size = 8, .a = 1500,
 	  .why = "NET_MTU was not negotiated" },
 
+	/* The dirty log. */
+	{ "SET_LOG_BASE without LOG_SHMFD agreed", ST_NONE, b_log,
+	  RQ(SET_LOG_BASE), .size = 16, .a = FAKE_SIZE, .fd = FD_MEMFD,
+	  .nfds = 1, .why = "LOG_SHMFD was not negotiated" },
+	{ "SET_LOG_BASE without an fd", ST_MEM, b_log, RQ(SET_LOG_BASE),
+	  .size = 16, .a = FAKE_SIZE, .why = "0 fds, not 1" },
+	{ "SET_LOG_BASE of 8 bytes", ST_MEM, b_log, RQ(SET_LOG_BASE), .size = 8,
+	  .a = FAKE_SIZE, .fd = FD_MEMFD, .nfds = 1,
+	  .why = "payload of 8 bytes, not 16" },
+	{ "SET_LOG_BASE of size 0", ST_MEM, b_log, RQ(SET_LOG_BASE), .size = 16,
+	  .fd = FD_MEMFD, .nfds = 1, .why = "log of 0 bytes at offset 0" },
+	{ "SET_LOG_BASE past its fd", ST_RUN, b_log, RQ(SET_LOG_BASE),
+	  .size = 16, .a = FAKE_SIZE, .b = 4096, .fd = FD_MEMFD, .nfds = 1,
+	  .why = "offset 4096 + size 65536 past the end of its fd (65536)" },
+	{ "SET_LOG_BASE at an unaligned offset", ST_MEM, b_log, RQ(SET_LOG_BASE),
+	  .size = 16, .a = 4096, .b = 100, .fd = FD_MEMFD, .nfds = 1,
+	  .why = "log of 4096 bytes at offset 100" },
+	{ "SET_LOG_BASE wrapping", ST_MEM, b_log, RQ(SET_LOG_BASE), .size = 16,
+	  .a = 4096, .b = UINT64_MAX & ~4095ull, .fd = FD_MEMFD, .nfds = 1,
+	  .why = "log of 4096 bytes at offset 18446744073709547520" },
+	{ "SET_LOG_BASE of 2 GiB", ST_MEM, b_log, RQ(SET_LOG_BASE), .size = 16,
+	  .a = 2ull << 30, .fd = FD_MEMFD, .nfds = 1,
+	  .why = "log of 2147483648 bytes at offset 0" },
+	{ "SET_LOG_BASE with an eventfd", ST_MEM, b_log, RQ(SET_LOG_BASE),
+	  .size = 16, .a = 4096, .fd = FD_EVENT, .nfds = 1,
+	  .why = "log: the fd is not a memfd or a file" },
+	{ "SET_LOG_BASE with a read-only fd", ST_RUN, b_log, RQ(SET_LOG_BASE),
+	  .size = 16, .a = 4096, .fd = FD_RDONLY, .nfds = 1,
+	  .why = "log: mmap: Permission denied" },
+
 	/* Requests not offered. */
-	{ "SET_LOG_BASE", ST_MEM, b_u64, RQ(SET_LOG_BASE), .size = 16,
-	  .a = FAKE_SIZE, .fd = FD_MEMFD, .nfds = 1, .why = NOT_OFFERED },
 	{ "SET_LOG_FD", ST_PROTO, b_u64, RQ(SET_LOG_FD), .fd = FD_EVENT,
 	  .nfds = 1, .why = NOT_OFFERED },
 	{ "SET_BACKEND_REQ_FD", ST_PROTO, b_u64, RQ(SET_BACKEND_REQ_FD),
@@ -1463,6 +1511,95 @@ START_TEST(honest_sessions)
 	serve_honest(false);
 	serve_honest(true);
 	serve_honest(false);
+}
+END_TEST
+
+/* Guest pages marked in a vhost log covering the guest's RAM. */
+static unsigned int log_marked(const uint8_t *log, size_t len)
+{
+	unsigned int n = 0;
+	size_t k;
+
+	for (k = 0; k < len; k++)
+		n += (unsigned int)__builtin_popcount(log[k]);
+	return n;
+}
+
+static bool page_logged(const uint8_t *log, uint64_t gpa)
+{
+	return log[gpa / 4096 / 8] & (1u << (gpa / 4096 % 8));
+}
+
+/*
+ * Migration through the proxy, as QEMU does it: LOG_SHMFD and LOG_ALL are
+ * offered; the VMM hands over a shared log (SET_LOG_BASE, answered), turns
+ * LOG_ALL on and sends each ring again with its log flag while the queue
+ * runs. From then on the proxy marks every guest page svqiso writes (the
+ * read's data, its status byte, the used ring) and nothing before or
+ * after; the backend hears nothing of it.
+ */
+START_TEST(dirty_log)
+{
+	const size_t len = 4096;	/* covers 128 MiB of guest RAM */
+	struct svqiso_vring_addr ga;
+	struct svq_vu_vring_addr a;
+	struct svq_vu_msg m, r;
+	struct served s;
+	struct vmm v;
+	int before = count_fds(), fd, rc;
+	uint8_t *log;
+
+	log_clear();
+	fd = memfd(len);
+	log = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ck_assert_ptr_ne(log, MAP_FAILED);
+	vmm_open(&v, serve_start(&s));
+	stage_to(&v, ST_RUN, false);
+	ck_assert_uint_ne(v.features & F_LOG_ALL, 0);
+	ck_assert_uint_ne(v.proto & PF(LOG_SHMFD), 0);
+
+	svq_vu_msg_init(&m, SVQ_VU_SET_LOG_BASE, sizeof(m.payload.log));
+	m.payload.log.mmap_size = len;
+	honest(&v, &m, &fd, 1);
+	recv_reply(&v, SVQ_VU_SET_LOG_BASE, sizeof(uint64_t), &r);
+
+	/* A log, LOG_ALL not set: nothing logged. */
+	read_through(&v);
+	ck_assert_uint_eq(log_marked(log, len), 0);
+
+	/* Migration starts. */
+	honest_u64(&v, SVQ_VU_SET_FEATURES, vmm_features(&v) | F_LOG_ALL);
+	a = ring_addr(&v, 0);
+	a.flags = 1;
+	set_addr(&v, &a);
+	read_through(&v);
+	ga = blkq_addr(v.q);
+	ck_assert(page_logged(log, v.buf_gpa));
+	ck_assert(page_logged(log, ga.device));
+	/* The data page, the status byte's, the used ring's: no more, and
+	 * nothing outside guest RAM. */
+	ck_assert_uint_le(log_marked(log, len), 3);
+	ck_assert_uint_eq(log_marked(log, GUEST_GPA / 4096 / 8), 0);
+	ck_assert_uint_eq(log_marked(log + (GUEST_GPA + GUEST_SIZE) / 4096 / 8,
+				     len - (GUEST_GPA + GUEST_SIZE) / 4096 / 8), 0);
+
+	/* It ends: nothing more is logged. */
+	memset(log, 0, len);
+	honest_u64(&v, SVQ_VU_SET_FEATURES, vmm_features(&v));
+	a.flags = 0;
+	set_addr(&v, &a);
+	read_through(&v);
+	ck_assert_uint_eq(log_marked(log, len), 0);
+
+	ck_assert_ptr_nonnull(strstr(logbuf, "vmm: dirty log of 4096 bytes"));
+	ck_assert_ptr_nonnull(strstr(logbuf, "vmm: dirty logging on"));
+	ck_assert_ptr_nonnull(strstr(logbuf, "vmm: dirty logging off"));
+	vmm_close(&v);
+	rc = serve_join(&s);
+	ck_assert_msg(rc == 0, "the session ended with %s:\n%s", strerror(-rc), logbuf);
+	munmap(log, len);
+	close(fd);
+	ck_assert_int_eq(count_fds(), before);
 }
 END_TEST
 
@@ -1800,6 +1937,7 @@ int main(void)
 	tcase_add_unchecked_fixture(tc, daemon_setup, daemon_teardown);
 	tcase_add_checked_fixture(tc, proxy_setup, proxy_teardown);
 	ckplan_add(&plan, tc, honest_sessions, 0, 1);
+	ckplan_add(&plan, tc, dirty_log, 0, 1);
 
 	tc = ckplan_tcase(&plan, s, "malformed", NULL, 120);
 	tcase_add_unchecked_fixture(tc, daemon_setup, daemon_teardown);
