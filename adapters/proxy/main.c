@@ -68,6 +68,9 @@ static void usage(FILE *f)
 "      --timeout MS       backend replies and queue stops (default 5000)\n"
 "      --reconnect MS     retry interval while the backend is gone (200)\n"
 "      --stats SECONDS    print stats every SECONDS (also on SIGUSR1)\n"
+"      --no-dirty-log     for testing migration checks only: take the VMM's\n"
+"                         dirty log and write nothing into it, so a migrated\n"
+"                         guest finds the memory svqiso wrote stale\n"
 "  -v, --verbose          debug log lines\n"
 "  -q, --quiet            errors and warnings only\n"
 "  -h, --help             this text\n"
@@ -221,7 +224,7 @@ static void on_stats(struct proxy *p, int fd, void *ctx)
 enum {
 	OPT_FD = 256, OPT_SHADOW, OPT_COPY, OPT_POOL, OPT_PRESERVE,
 	OPT_NO_INDIRECT, OPT_NO_EVENT_IDX, OPT_QUEUES, OPT_TIMEOUT,
-	OPT_RECONNECT, OPT_STATS, OPT_VERSION,
+	OPT_RECONNECT, OPT_STATS, OPT_VERSION, OPT_NO_DIRTY_LOG,
 };
 
 int main(int argc, char **argv)
@@ -241,6 +244,7 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "reconnect", required_argument, NULL, OPT_RECONNECT },
 		{ "stats", required_argument, NULL, OPT_STATS },
+		{ "no-dirty-log", no_argument, NULL, OPT_NO_DIRTY_LOG },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -293,6 +297,7 @@ int main(int argc, char **argv)
 				goto badarg;
 			break;
 		case OPT_PRESERVE: o.vhost_flags |= SVQISO_VHOST_F_PRESERVE; break;
+		case OPT_NO_DIRTY_LOG: o.no_dirty_log = true; break;
 		case OPT_NO_INDIRECT: o.vhost_flags |= SVQISO_VHOST_F_NO_INDIRECT; break;
 		case OPT_NO_EVENT_IDX: o.vhost_flags |= SVQISO_VHOST_F_NO_EVENT_IDX; break;
 		case OPT_QUEUES:

@@ -111,6 +111,7 @@ struct proxy {
 	uint8_t copy;
 	uint32_t vhost_flags;
 	uint64_t pool_size;
+	bool no_dirty_log;
 	svqiso_log_fn log;
 	void *log_ctx;
 
@@ -1157,7 +1158,10 @@ static int set_log_base(struct proxy *p, struct svq_vu_msg *m)
 		return bad(p, m, "log: mmap: %s", strerror(rc));
 	dl.bitmap = map;
 	dl.size = l->mmap_size;
-	rc = svqiso_vhost_set_dirty_log(p->vh, &dl);
+	if (p->no_dirty_log)
+		plog(p, SVQISO_LOG_WARN, "vmm: dirty log taken, and left unwritten "
+		     "(--no-dirty-log): a migrated guest finds stale memory");
+	rc = svqiso_vhost_set_dirty_log(p->vh, p->no_dirty_log ? NULL : &dl);
 	if (rc) {
 		munmap(map, l->mmap_size);
 		return bad(p, m, "log: %s", strerror(-rc));
@@ -1263,9 +1267,9 @@ static int set_vring_addr(struct proxy *p, const struct svq_vu_msg *m)
 
 static int set_vring_kick(struct proxy *p, struct svq_vu_msg *m)
 {
-	unsigned int i;
+	unsigned int i = 0;
 	struct pq *q;
-	int rc, fd;
+	int rc, fd = -1;
 
 	rc = vring_fd(p, m, &i, &fd);
 	if (rc)
@@ -1296,9 +1300,9 @@ static int set_vring_kick(struct proxy *p, struct svq_vu_msg *m)
 
 static int set_vring_call(struct proxy *p, struct svq_vu_msg *m, bool err)
 {
-	unsigned int i;
+	unsigned int i = 0;
 	struct pq *q;
-	int rc, fd;
+	int rc, fd = -1;
 
 	rc = vring_fd(p, m, &i, &fd);
 	if (rc)
@@ -1823,6 +1827,7 @@ int proxy_new(const struct proxy_opts *o, struct proxy **out)
 	p->shadow_layout = o->shadow_layout;
 	p->copy = o->copy;
 	p->vhost_flags = o->vhost_flags;
+	p->no_dirty_log = o->no_dirty_log;
 	p->pool_size = o->pool_size;
 	p->log = o->log;
 	p->log_ctx = o->log_ctx;

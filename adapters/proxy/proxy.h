@@ -49,6 +49,8 @@ struct proxy_opts {
 	uint8_t copy;			/* enum svqiso_copy_kind */
 	uint32_t vhost_flags;		/* SVQISO_VHOST_F_* */
 	uint64_t pool_size;		/* bounce arena per queue; 0: default */
+	bool no_dirty_log;		/* testing only: take the VMM's dirty
+					 * log, write nothing into it */
 	svqiso_log_fn log;		/* NULL: silent */
 	void *log_ctx;
 };

@@ -48,9 +48,10 @@ out:
 
 static int start(struct qsd *q, const struct qsd_cfg *cfg)
 {
-	char a_file[192], a_raw[128], a_export[256], a_group[96], a_thr[96];
+	char a_file[192], a_raw[128], a_export[256], a_export2[256];
+	char a_group[96], a_thr[96];
 	const char *unmap = cfg->discard ? ",discard=unmap" : "";
-	char *argv[12] = {
+	char *argv[14] = {
 		QSD_BIN, "--blockdev", a_file, "--blockdev", a_raw,
 	};
 	unsigned int n = 5;
@@ -92,6 +93,16 @@ static int start(struct qsd *q, const struct qsd_cfg *cfg)
 		argv[n++] = "--blockdev";
 		argv[n++] = a_thr;
 	}
+	/* The second first: the first's socket says both are there. */
+	if (cfg->second_export) {
+		snprintf(a_export2, sizeof(a_export2),
+			 "type=vhost-user-blk,id=exp1,addr.type=unix,addr.path=%s,"
+			 "node-name=%s,writable=on,num-queues=%u", q->sock2,
+			 throttled ? "thr0" : "disk0",
+			 cfg->num_queues ? cfg->num_queues : 2);
+		argv[n++] = "--export";
+		argv[n++] = a_export2;
+	}
 	argv[n++] = "--export";
 	argv[n++] = a_export;
 	argv[n] = NULL;
@@ -109,6 +120,7 @@ int qsd_setup(struct qsd *q, const struct qsd_cfg *cfg)
 		return rc;
 	snprintf(q->img, sizeof(q->img), "%s/disk.img", q->dir);
 	snprintf(q->sock, sizeof(q->sock), "%s/vhost.sock", q->dir);
+	snprintf(q->sock2, sizeof(q->sock2), "%s/vhost2.sock", q->dir);
 	if (!cfg->null_driver) {
 		rc = make_image(q, cfg);
 		if (rc) {
@@ -140,6 +152,7 @@ int qsd_restart(struct qsd *q, const struct qsd_cfg *cfg)
 	qsd_stop(q);
 	/* A killed daemon leaves its socket: wait for the new one's. */
 	unlink(q->sock);
+	unlink(q->sock2);
 	q->err[0] = 0;
 	rc = start(q, cfg);
 	if (rc && !q->err[0])
@@ -154,6 +167,7 @@ void qsd_teardown(struct qsd *q)
 	if (!q->dir[0])
 		return;
 	unlink(q->sock);
+	unlink(q->sock2);
 	unlink(q->img);
 	rmdir(q->dir);
 	q->dir[0] = 0;

@@ -36,12 +36,17 @@ struct qsd_cfg {
 					 * first request nothing completes */
 	int out_fd;			/* its stdout and stderr; 0: this
 					 * process's stderr */
+	bool second_export;		/* the same disk exported again on
+					 * sock2: two VMMs at once (a
+					 * migration's source and destination,
+					 * as shared storage) */
 };
 
 struct qsd {
 	char dir[64];
 	char img[96];
 	char sock[96];
+	char sock2[96];			/* with second_export */
 	pid_t pid;			/* -1: not running */
 	char err[160];			/* why qsd_setup() failed */
 };

@@ -50,6 +50,9 @@
  *   SVQISO_PROXY_BYPASS   1: the proxy variants connect QEMU straight to
  *                         the backend, the proxy idle beside them; they
  *                         must then fail (a check of the checks)
+ *   SVQISO_NOLOG_PRELOAD  migrate-on-nolog's LD_PRELOAD for QEMU: a
+ *                         library whose svqiso_vhost_set_dirty_log() does
+ *                         nothing (meson sets it)
  */
 #define _GNU_SOURCE	/* memmem, versionsort */
 #include <dirent.h>
@@ -92,6 +95,7 @@ enum kind {
 	K_RESET,		/* system_reset mid-I/O, then a guest reboot */
 	K_RECONNECT,		/* qemu-storage-daemon killed mid-I/O, restarted */
 	K_RESTART,		/* QEMU killed mid-I/O, started again (proxy only) */
+	K_MIGRATE,		/* live migration to a second QEMU */
 };
 
 struct variant {
@@ -101,6 +105,8 @@ struct variant {
 	bool ram;		/* memory-backend-ram: no fd, not shared */
 	const char *props;	/* more device properties */
 	bool proxy;		/* stock QEMU, svqiso-proxy before the backend */
+	bool nolog;		/* svqiso writes no dirty log: the negative
+				 * control of the migration checks */
 };
 
 static const struct variant variants[] = {
@@ -108,47 +114,63 @@ static const struct variant variants[] = {
 	 * half from each vCPU (both queues must complete requests), 64 MiB
 	 * through the page cache, read back in the guest and checked
 	 * against the image file on the host. */
-	{ "blk-off", K_BLK, false, false, NULL, false },
-	{ "blk-on", K_BLK, true, false, NULL, false },
+	{ "blk-off", K_BLK, false, false, NULL, false, false },
+	{ "blk-on", K_BLK, true, false, NULL, false, false },
 	/* Guest RAM qemu-storage-daemon could not map even without
 	 * isolation (plain vhost-user fails on it). */
-	{ "blk-on-ram", K_BLK, true, true, NULL, false },
+	{ "blk-on-ram", K_BLK, true, true, NULL, false, false },
 	/* A packed guest ring over qemu-storage-daemon's split one. */
-	{ "blk-on-packed", K_BLK, true, false, "packed=on", false },
+	{ "blk-on-packed", K_BLK, true, false, "packed=on", false, false },
 	{ "blk-on-noindirect", K_BLK, true, false,
-	  "indirect_desc=off,event_idx=off", false },
+	  "indirect_desc=off,event_idx=off", false, false },
 	/* vhost-user-fs-pci against virtiofsd: the guest reads a host file
 	 * and writes files the host then checks. */
-	{ "fs-off", K_FS, false, false, NULL, false },
-	{ "fs-on", K_FS, true, false, NULL, false },
+	{ "fs-off", K_FS, false, false, NULL, false, false },
+	{ "fs-on", K_FS, true, false, NULL, false, false },
 	/* system_reset through QMP in the middle of a write, then a reboot
 	 * from the guest: the disk works after each, the data written
 	 * before is there, and QEMU holds no more fds and mappings than
 	 * after the first boot. */
-	{ "reset-off", K_RESET, false, false, NULL, false },
-	{ "reset-on", K_RESET, true, false, NULL, false },
+	{ "reset-off", K_RESET, false, false, NULL, false, false },
+	{ "reset-on", K_RESET, true, false, NULL, false, false },
 	/* qemu-storage-daemon SIGKILLed in the middle of a write and
 	 * started again on the same socket (chardev reconnect=1): the
 	 * write completes and its data is on the disk. */
-	{ "reconnect-off", K_RECONNECT, false, false, NULL, false },
-	{ "reconnect-on", K_RECONNECT, true, false, NULL, false },
+	{ "reconnect-off", K_RECONNECT, false, false, NULL, false, false },
+	{ "reconnect-on", K_RECONNECT, true, false, NULL, false, false },
 	/* The stock QEMU and svqiso-proxy (see the top of this file). The
 	 * blk, fs and packed ones as blk-on, fs-on and blk-on-packed (the
 	 * proxy's shadow ring is split, as qemu-storage-daemon's). */
-	{ "proxy-blk", K_BLK, false, false, NULL, true },
-	{ "proxy-fs", K_FS, false, false, NULL, true },
-	{ "proxy-packed", K_BLK, false, false, "packed=on", true },
+	{ "proxy-blk", K_BLK, false, false, NULL, true, false },
+	{ "proxy-fs", K_FS, false, false, NULL, true, false },
+	{ "proxy-packed", K_BLK, false, false, "packed=on", true, false },
 	/* As reset-on, and the proxy holds no more fds and mappings either. */
-	{ "proxy-reboot", K_RESET, false, false, NULL, true },
+	{ "proxy-reboot", K_RESET, false, false, NULL, true, false },
 	/* QEMU SIGKILLed in the middle of a write and started again against
 	 * the same proxy, which serves the new session: the disk works, the
 	 * data written before is there, and the proxy let go of the dead
 	 * QEMU's guest RAM. */
-	{ "proxy-qemu-restart", K_RESTART, false, false, NULL, true },
+	{ "proxy-qemu-restart", K_RESTART, false, false, NULL, true, false },
 	/* As reconnect-on, with no reconnect option on QEMU's side: the
 	 * proxy reconnects to the restarted daemon by itself and re-posts
 	 * what the dead one held (its stats count the reconnect). */
-	{ "proxy-backend-kill", K_RECONNECT, false, false, NULL, true },
+	{ "proxy-backend-kill", K_RECONNECT, false, false, NULL, true, false },
+	/* Live migration to a second QEMU on the same machine, both on the
+	 * same qemu-storage-daemon image (two exports: shared storage),
+	 * while the guest writes, reads back and compares data; a read
+	 * through the page cache made during the migration is read again,
+	 * from the cache, on the destination. The guest's checks pass there
+	 * and the image holds what the guest wrote. migrate-off is plain
+	 * vhost-user (qemu-storage-daemon logs its own writes). */
+	{ "migrate-off", K_MIGRATE, false, false, NULL, false, false },
+	{ "migrate-on", K_MIGRATE, true, false, NULL, false, false },
+	{ "proxy-migrate", K_MIGRATE, false, false, NULL, true, false },
+	/* The same with svqiso's logging off (QEMU: the library's
+	 * svqiso_vhost_set_dirty_log() preloaded away; the proxy:
+	 * --no-dirty-log): the destination's memory is stale, and the
+	 * test must find it so. */
+	{ "migrate-on-nolog", K_MIGRATE, true, false, NULL, false, true },
+	{ "proxy-migrate-nolog", K_MIGRATE, false, false, NULL, true, true },
 };
 
 #define NR_VARIANTS	(sizeof(variants) / sizeof(variants[0]))
@@ -165,6 +187,8 @@ static struct {
 	const char *tests;
 	const char *proxy;
 	bool bypass;		/* SVQISO_PROXY_BYPASS=1 */
+	const char *nolog;	/* SVQISO_NOLOG_PRELOAD: the nolog variants'
+				 * LD_PRELOAD for QEMU */
 } env;
 
 /* One test's components; the forked test process owns them. */
@@ -178,6 +202,12 @@ static struct rig {
 	char proxy_sock[192], proxy_log[192];
 	struct vm vm;
 	bool vm_up;
+	/* a migration's destination, and its proxy */
+	char dst_dir[160];
+	struct vm dst;
+	bool dst_up;
+	pid_t proxy2;
+	char proxy2_sock[192], proxy2_log[192];
 	char a_chr[320], a_dev[320];
 	char *args[8];
 	struct timespec t0;
@@ -207,26 +237,37 @@ static void dump(void);
 	}								\
 } while (0)
 
-static void dump(void)
+/* The last bytes of a proxy's output file. */
+static void dump_proxy(const char *path, const char *who)
 {
 	char buf[6001];
 	ssize_t n;
 	off_t end;
 	int fd;
 
-	if (rig.vm_up)
-		vm_dump(&rig.vm, stderr);
-	if (!rig.proxy_log[0])
+	if (!path[0])
 		return;
-	fd = open(rig.proxy_log, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
 	end = lseek(fd, 0, SEEK_END);
 	n = pread(fd, buf, sizeof(buf) - 1, end > 6000 ? end - 6000 : 0);
 	close(fd);
 	buf[n > 0 ? n : 0] = 0;
-	fprintf(stderr, "--- svqiso-proxy's output (last %zd bytes) ---\n%s---\n",
+	fprintf(stderr, "--- %s's output (last %zd bytes) ---\n%s---\n", who,
 		n > 0 ? n : 0, buf);
+}
+
+static void dump(void)
+{
+	if (rig.vm_up)
+		vm_dump(&rig.vm, stderr);
+	if (rig.dst_up) {
+		fprintf(stderr, "--- the migration's destination ---\n");
+		vm_dump(&rig.dst, stderr);
+	}
+	dump_proxy(rig.proxy_log, "svqiso-proxy");
+	dump_proxy(rig.proxy2_log, "the destination's svqiso-proxy");
 }
 
 /* sha256 of what @cmd prints, by sha256sum. */
@@ -416,26 +457,36 @@ static void start_virtiofsd(void)
 	require(!rc, "virtiofsd: %s", err);
 }
 
-/* svqiso-proxy before the backend on @backend; its log lines (stderr) and
- * stats (stdout) in rig.proxy_log. */
-static void start_proxy(const char *backend)
+/* svqiso-proxy before the backend on @backend, listening on @sock in
+ * rig.dir; its log lines (stderr) and stats (stdout) in @log there. */
+static void start_proxy_as(const char *backend, const char *tag, pid_t *pid,
+			   char *sock, size_t sock_size, char *log,
+			   size_t log_size)
 {
-	char *argv[] = { (char *)env.proxy, "--socket", rig.proxy_sock,
-			 "--backend", (char *)backend, "--name", PROXY_NAME, NULL };
-	struct proc_spawn_opts po = { .argv = argv, .sock = rig.proxy_sock,
+	char *argv[] = { (char *)env.proxy, "--socket", sock,
+			 "--backend", (char *)backend, "--name", PROXY_NAME,
+			 var->nolog ? "--no-dirty-log" : NULL, NULL };
+	struct proc_spawn_opts po = { .argv = argv, .sock = sock,
 				      .start_ms = 10000, .stdin_fd = -1 };
 	char err[160];
 	int rc;
 
-	snprintf(rig.proxy_sock, sizeof(rig.proxy_sock), "%s/proxy.sock", rig.dir);
-	snprintf(rig.proxy_log, sizeof(rig.proxy_log), "%s/proxy.log", rig.dir);
-	po.out_fd = open(rig.proxy_log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND |
+	snprintf(sock, sock_size, "%s/%s.sock", rig.dir, tag);
+	snprintf(log, log_size, "%s/%s.log", rig.dir, tag);
+	po.out_fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND |
 			 O_CLOEXEC, 0600);
-	require(po.out_fd >= 0, "%s: %s", rig.proxy_log, strerror(errno));
-	rc = proc_spawn(&po, &rig.proxy, err, sizeof(err));
+	require(po.out_fd >= 0, "%s: %s", log, strerror(errno));
+	rc = proc_spawn(&po, pid, err, sizeof(err));
 	close(po.out_fd);
 	require(!rc, "svqiso-proxy: %s", err);
-	note("svqiso-proxy (pid %d) for %s", (int)rig.proxy, backend);
+	note("svqiso-proxy (pid %d) for %s%s", (int)*pid, backend,
+	     var->nolog ? ", --no-dirty-log" : "");
+}
+
+static void start_proxy(const char *backend)
+{
+	start_proxy_as(backend, "proxy", &rig.proxy, rig.proxy_sock,
+		       sizeof(rig.proxy_sock), rig.proxy_log, sizeof(rig.proxy_log));
 }
 
 /* The socket QEMU connects to: the backend's, @sock, or for the proxy
@@ -460,6 +511,7 @@ struct proxy_stats {
 	unsigned long long sessions, bad_messages, reconnects, reposted;
 	unsigned int queues;
 	unsigned long long requests, completions, in_flight, errors;
+	unsigned long long dirty_bytes;	/* guest bytes svqiso logged */
 };
 
 /* The number after "@key": in @json; false if there is none. */
@@ -549,6 +601,8 @@ static void proxy_stats(struct proxy_stats *st, const char *when)
 		st->in_flight += v;
 		require(json_num(q, "errors", &v), "stats: %s", q);
 		st->errors += v;
+		require(json_num(q, "dirty_bytes", &v), "stats: %s", q);
+		st->dirty_bytes += v;
 		require(strstr(q, "\"broken\":null"), "svqiso-proxy's stats %s: a "
 			"queue is broken: %s", when, q);
 		st->queues++;
@@ -563,21 +617,21 @@ static void proxy_stats(struct proxy_stats *st, const char *when)
 
 /* SIGTERM: the proxy must exit 0 and remove its socket, having logged
  * no error on the way. */
-static void stop_proxy(void)
+static void stop_proxy_as(pid_t *proxy, const char *sock, const char *log)
 {
-	pid_t pid = rig.proxy;
+	pid_t pid = *proxy;
 	char line[1024];
 	int status;
 	FILE *f;
 
-	status = proc_stop(&rig.proxy, 5000);
+	status = proc_stop(proxy, 5000);
 	require(WIFEXITED(status) && !WEXITSTATUS(status),
 		"svqiso-proxy (pid %d) ended with wait status %#x on SIGTERM",
 		(int)pid, status);
-	require(access(rig.proxy_sock, F_OK) && errno == ENOENT,
-		"svqiso-proxy left its socket %s behind", rig.proxy_sock);
-	f = fopen(rig.proxy_log, "re");
-	require(f, "%s: %s", rig.proxy_log, strerror(errno));
+	require(access(sock, F_OK) && errno == ENOENT,
+		"svqiso-proxy left its socket %s behind", sock);
+	f = fopen(log, "re");
+	require(f, "%s: %s", log, strerror(errno));
 	while (fgets(line, sizeof(line), f)) {
 		if (!strncmp(line, "svqiso-proxy: error: ", 21)) {
 			fclose(f);
@@ -585,24 +639,47 @@ static void stop_proxy(void)
 		}
 	}
 	fclose(f);
-	note("svqiso-proxy stopped");
+	note("svqiso-proxy (pid %d) stopped", (int)pid);
 }
 
-/* QEMU with the variant's device on the backend's socket. */
-static void start_vm(const char *sock, bool reconnect)
+static void stop_proxy(void)
 {
+	stop_proxy_as(&rig.proxy, rig.proxy_sock, rig.proxy_log);
+}
+
+/*
+ * QEMU in @dir with the variant's device on the backend's socket; with
+ * @incoming, a migration's destination waiting on that URI.
+ */
+static void launch_vm(struct vm *vm, const char *dir, const char *sock,
+		      bool reconnect, const char *incoming)
+{
+	char a_preload[PATH_MAX + 16];
+	char *qenv[] = { a_preload, NULL };
 	struct vm_cfg cfg = {
 		.qemu = env.qemu, .firmware = env.firmware,
 		.kernel = env.kernel, .initrd = env.initrd,
 		.mem_mb = MEM_MB, .cpus = 2,
 		.memdev = var->ram ? "memory-backend-ram"
 				   : "memory-backend-memfd,share=on",
-		.args = rig.args,
+		.args = rig.args, .incoming = incoming,
 	};
 	const char *iso = var->iso ? ",memory-isolation=on" : "";
-	char line[256];
 	int rc;
 
+	if (var->nolog && !var->proxy) {
+		snprintf(a_preload, sizeof(a_preload), "LD_PRELOAD=%s", env.nolog);
+		cfg.env = qenv;
+	}
+	/*
+	 * Migration: pages the kernel hands out are not zeroed first (the
+	 * Debian kernel zeroes them by default), so a page the device fills
+	 * is written by svqiso alone, and only svqiso's log says it changed:
+	 * otherwise the CPU's zeroing, just before, marks it for the
+	 * migration too, and a lost write can go unseen.
+	 */
+	if (var->kind == K_MIGRATE)
+		cfg.append = "init_on_alloc=0";
 	snprintf(rig.a_chr, sizeof(rig.a_chr), "socket,id=vu0,path=%s%s", sock,
 		 reconnect ? ",reconnect=1" : "");
 	if (var->kind == K_FS)
@@ -617,9 +694,19 @@ static void start_vm(const char *sock, bool reconnect)
 	rig.args[2] = "-device";
 	rig.args[3] = rig.a_dev;
 	rig.args[4] = NULL;
-	note("QEMU: -device %s", rig.a_dev);
-	rc = vm_start(&rig.vm, rig.dir, &cfg);
-	require(!rc, "QEMU: %s (log in %s)", rig.vm.err, rig.vm.qemu_log);
+	note("QEMU: -device %s%s%s", rig.a_dev, incoming ? " -incoming " : "",
+	     incoming ? incoming : "");
+	rc = vm_start(vm, dir, &cfg);
+	require(!rc, "QEMU: %s (log in %s)", vm->err, vm->qemu_log);
+}
+
+/* QEMU with the variant's device on the backend's socket, booting. */
+static void start_vm(const char *sock, bool reconnect)
+{
+	char line[256];
+	int rc;
+
+	launch_vm(&rig.vm, rig.dir, sock, reconnect, NULL);
 	rig.vm_up = true;
 	rc = vm_expect(&rig.vm, "SVQISO-BOOT", BOOT_MS, line, sizeof(line));
 	require(!rc, "boot: %s", rig.vm.err);
@@ -784,6 +871,7 @@ static void rig_setup(void)
 	rig.qsd.pid = -1;
 	rig.vfsd = -1;
 	rig.proxy = -1;
+	rig.proxy2 = -1;
 	clock_gettime(CLOCK_MONOTONIC, &rig.t0);
 	ck_assert_msg(!proc_mkdtemp(rig.dir, sizeof(rig.dir), "vm", err, sizeof(err)),
 		      "%s", err);
@@ -795,6 +883,11 @@ static void rig_teardown(void)
 {
 	vm_stop(&rig.vm);
 	rig.vm_up = false;
+	if (rig.dst_dir[0]) {
+		vm_stop(&rig.dst);
+		rig.dst_up = false;
+	}
+	proc_stop(&rig.proxy2, 3000);
 	proc_stop(&rig.proxy, 3000);
 	proc_stop(&rig.vfsd, 3000);
 	qsd_teardown(&rig.qsd);
@@ -1051,6 +1144,248 @@ START_TEST(test_restart)
 }
 END_TEST
 
+/* ---- live migration ---- */
+
+#define MIG_CACHE_MB	64	/* read through the page cache mid-migration */
+#define MIG_CHURN_OFF	128	/* the rounds' place on the disk, MiB */
+#define MIG_CHURN_MB	4
+#define MIG_MS		180000	/* for the migration to end */
+#define NOLOG_MS	60000	/* a command on a destination that may hang */
+
+/* One QMP command on @vm; its reply in @reply. */
+static void qmp(struct vm *vm, const char *cmd, char *reply, size_t size)
+{
+	int rc = vm_qmp(vm, cmd, reply, size);
+
+	require(!rc, "QMP: %s", vm->err);
+}
+
+/* The migration's status (query-migrate on the source) and its RAM
+ * passes so far; the reply in @reply. */
+static void mig_status(char *status, size_t size, unsigned long long *syncs,
+		       char *reply, size_t rsize)
+{
+	const char *p;
+
+	qmp(&rig.vm, "{\"execute\": \"query-migrate\"}", reply, rsize);
+	/* QMP puts a space after the colon. */
+	p = strstr(reply, "\"status\": \"");
+	if (p)
+		snprintf(status, size, "%.*s", (int)strcspn(p + 11, "\""), p + 11);
+	else
+		snprintf(status, size, "none");
+	*syncs = 0;
+	json_num(reply, "dirty-sync-count", syncs);
+}
+
+/* A command on the destination: one empty line first, for a READY line
+ * there (the source's console had the last one). */
+static int dst_cmd(char *reply, size_t size, int ms, const char *fmt, const char *arg)
+{
+	int rc = vm_send(&rig.dst, "%s", "");
+
+	return rc ? rc : vm_cmd(&rig.dst, reply, size, ms, fmt, arg);
+}
+
+/*
+ * The destination's view after the switch-over. Return: NULL if every
+ * check passed, else what failed (the nolog variants expect one).
+ */
+static const char *after_migration(const char *cache_sha, unsigned long long rounds0,
+				   char *why, size_t size)
+{
+	char reply[512], v[80], sha[65], last[65], host[65];
+	unsigned long long rounds, bad;
+	int ms = var->nolog ? NOLOG_MS : CMD_MS;
+
+	if (dst_cmd(reply, sizeof(reply), ms, "churn %s", "stop"))
+		return snprintf(why, size, "churn stop: %s", rig.dst.err), why;
+	require(vm_value(reply, "rounds", v, sizeof(v)), "churn: %s", reply);
+	rounds = strtoull(v, NULL, 10);
+	require(vm_value(reply, "bad", v, sizeof(v)), "churn: %s", reply);
+	bad = strtoull(v, NULL, 10);
+	require(vm_value(reply, "sha256", last, sizeof(last)), "churn: %s", reply);
+	note("write, read back, compare: %llu rounds (%llu before the last "
+	     "stretch of the migration), %llu bad", rounds, rounds0, bad);
+	if (bad)
+		return snprintf(why, size, "%llu of %llu rounds read back other data "
+				"than written", bad, rounds), why;
+	require(rounds > rounds0, "no round ran to its end after the migration "
+		"(%llu, %llu before)", rounds, rounds0);
+	/* The page cache filled mid-migration, read again from the cache
+	 * (no read request reaches the device): each page as the device
+	 * wrote it on the source. */
+	if (dst_cmd(reply, sizeof(reply), ms, "cache vda 0 %s", "64"))
+		return snprintf(why, size, "cache: %s", rig.dst.err), why;
+	require(vm_value(reply, "reads", v, sizeof(v)), "cache: %s", reply);
+	require(!strcmp(v, "0"), "the page cache read on the destination made %s "
+		"read requests: the cache was not kept", v);
+	if (!vm_value(reply, "sha256", sha, sizeof(sha)) || strcmp(sha, cache_sha))
+		return snprintf(why, size, "the page cache read on the destination "
+				"gives sha256 %s, on the source %s: the pages svqiso "
+				"wrote did not follow the migration", sha, cache_sha), why;
+	note("the page cache read during the migration is intact on the destination");
+	require(host_sha(rig.qsd.img, MIG_CHURN_OFF, MIG_CHURN_MB, host),
+		"sha256 of %s", rig.qsd.img);
+	if (strcmp(host, last))
+		return snprintf(why, size, "the image holds sha256 %s where the "
+				"guest's last round wrote %s", host, last), why;
+	return NULL;
+}
+
+START_TEST(test_migrate)
+{
+	char reply[4096], status[32], cache_sha[65], host[65], v[80], why[512];
+	char incoming[224], uri[320], cmdbuf[384];
+	unsigned long long syncs = 0, rounds0 = 0;
+	struct proxy_stats st;
+	const char *failed;
+	int waited, rc;
+
+	rig.qcfg = (struct qsd_cfg){ .img_size = (uint64_t)IMG_MB << 20,
+				     .num_queues = 2, .second_export = true };
+	rc = qsd_setup(&rig.qsd, &rig.qcfg);
+	require(!rc, "qemu-storage-daemon: %s", rig.qsd.err);
+	start_vm(vmm_sock(rig.qsd.sock), false);
+	blk_info();
+	/* Data for the page cache read: on the disk, not in the cache. */
+	blk_write(0, MIG_CACHE_MB, "direct", cache_sha, reply, sizeof(reply));
+
+	/* The destination: its own proxy on the second export, or that. */
+	snprintf(rig.dst_dir, sizeof(rig.dst_dir), "%s/dst", rig.dir);
+	require(!mkdir(rig.dst_dir, 0700), "%s: %s", rig.dst_dir, strerror(errno));
+	snprintf(incoming, sizeof(incoming), "unix:%s/migrate.sock", rig.dst_dir);
+	if (var->proxy)
+		start_proxy_as(rig.qsd.sock2, "proxy2", &rig.proxy2, rig.proxy2_sock,
+			       sizeof(rig.proxy2_sock), rig.proxy2_log,
+			       sizeof(rig.proxy2_log));
+	launch_vm(&rig.dst, rig.dst_dir, var->proxy ? rig.proxy2_sock : rig.qsd.sock2,
+		  false, incoming);
+	rig.dst_up = true;
+	for (waited = 0; waited < BOOT_MS; waited += 100) {
+		struct stat sb;
+
+		if (!stat(incoming + 5, &sb) && S_ISSOCK(sb.st_mode))
+			break;
+		proc_sleep_ms(100);
+	}
+	require(waited < BOOT_MS, "the destination QEMU opened no %s", incoming);
+	note("destination QEMU (pid %d) waits on %s", (int)rig.dst.pid, incoming);
+
+	/* The guest writes, reads back and compares all along. */
+	cmd(reply, sizeof(reply), "churn vda %s", "128 4");
+
+	/* Downtime of 1 ms at 64 MiB/s: no switch-over while the guest
+	 * rewrites its memory. */
+	qmp(&rig.vm, "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+	    "{\"downtime-limit\": 1, \"max-bandwidth\": 67108864}}",
+	    reply, sizeof(reply));
+	snprintf(uri, sizeof(uri), "{\"execute\": \"migrate\", \"arguments\": "
+		 "{\"uri\": \"%s\"}}", incoming);
+	qmp(&rig.vm, uri, reply, sizeof(reply));
+	for (waited = 0; syncs < 2 && waited < MIG_MS; waited += 200) {
+		proc_sleep_ms(200);
+		mig_status(status, sizeof(status), &syncs, reply, sizeof(reply));
+		require(!strcmp(status, "active") || !strcmp(status, "setup"),
+			"the migration is %s before its first pass ended: %s",
+			status, reply);
+	}
+	require(syncs >= 2, "the migration's first pass took over %d s",
+		MIG_MS / 1000);
+	note("migration: first pass over, guest RAM sent once");
+
+	/* Into pages the first pass sent: the device writes them now. */
+	snprintf(cmdbuf, sizeof(cmdbuf), "cache vda 0 %u drop", MIG_CACHE_MB);
+	rc = vm_cmd(&rig.vm, reply, sizeof(reply), CMD_MS, "%s", cmdbuf);
+	if (rc) {
+		char err[256];
+
+		snprintf(err, sizeof(err), "%s", rig.vm.err);
+		mig_status(status, sizeof(status), &syncs, reply, sizeof(reply));
+		require(false, "guest, %s: %s; the migration: %.600s", cmdbuf, err,
+			reply);
+	}
+	require(vm_value(reply, "sha256", v, sizeof(v)) && !strcmp(v, cache_sha),
+		"the page cache read gives %s, the disk holds %s", v, cache_sha);
+	require(vm_value(reply, "reads", v, sizeof(v)) && strtoul(v, NULL, 10) > 0,
+		"the page cache read made no read request: %s", reply);
+	cmd(reply, sizeof(reply), "churn %s", "count");
+	require(vm_value(reply, "rounds", v, sizeof(v)), "churn: %s", reply);
+	rounds0 = strtoull(v, NULL, 10);
+	mig_status(status, sizeof(status), &syncs, reply, sizeof(reply));
+	require(!strcmp(status, "active"), "the migration is %s, not active, "
+		"after the page cache read: %s", status, reply);
+	note("page cache read during the migration (pass %llu), %llu rounds so far",
+	     syncs, rounds0);
+	if (var->proxy) {
+		proxy_stats(&st, "during the migration");
+		if (!var->nolog)
+			require(st.dirty_bytes > 0, "svqiso-proxy logged no dirty byte "
+				"during the migration");
+	}
+
+	/* Let it end. */
+	qmp(&rig.vm, "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+	    "{\"downtime-limit\": 30000}}", reply, sizeof(reply));
+	for (waited = 0; waited < MIG_MS; waited += 200) {
+		mig_status(status, sizeof(status), &syncs, reply, sizeof(reply));
+		if (!strcmp(status, "completed") || !strcmp(status, "failed"))
+			break;
+		proc_sleep_ms(200);
+	}
+	if (!strcmp(status, "completed")) {
+		unsigned long long normal = 0, zero = 0;
+
+		json_num(reply, "normal", &normal);
+		json_num(reply, "duplicate", &zero);
+		note("migration completed after %llu passes: %llu pages sent, "
+		     "%llu of them zero pages", syncs, normal + zero, zero);
+		failed = after_migration(cache_sha, rounds0, why, sizeof(why));
+	} else {
+		snprintf(why, sizeof(why), "the migration is %s after %d s: %.300s",
+			 status, waited / 1000, reply);
+		failed = why;
+	}
+	if (var->nolog) {
+		require(failed, "svqiso logged nothing, yet every check passed on "
+			"the destination: the checks cannot tell a lost write");
+		note("negative control: caught: %s", failed);
+		return;
+	}
+	require(!failed, "%s", failed);
+	require(host_sha(rig.qsd.img, 0, MIG_CACHE_MB, host) && !strcmp(host, cache_sha),
+		"the image holds %s at 0 (+%u MiB), the guest wrote %s", host,
+		MIG_CACHE_MB, cache_sha);
+
+	/* The source is done: it quits; the destination powers off. */
+	/* QEMU may be gone before its answer is read: its exit says. */
+	vm_qmp(&rig.vm, "{\"execute\": \"quit\"}", reply, sizeof(reply));
+	rc = vm_wait_exit(&rig.vm, EXIT_MS);
+	require(!rc && WIFEXITED(rig.vm.exit_status) &&
+		!WEXITSTATUS(rig.vm.exit_status),
+		"the source QEMU: %s, wait status %#x", rc ? rig.vm.err : "exited",
+		rig.vm.exit_status);
+	vm_stop(&rig.vm);
+	rig.vm_up = false;
+	rc = vm_send(&rig.dst, "%s", "");
+	if (!rc)
+		rc = vm_expect(&rig.dst, "SVQISO-READY", CMD_MS, reply, sizeof(reply));
+	if (!rc)
+		rc = vm_send(&rig.dst, "poweroff");
+	if (!rc)
+		rc = vm_wait_exit(&rig.dst, EXIT_MS);
+	require(!rc && WIFEXITED(rig.dst.exit_status) &&
+		!WEXITSTATUS(rig.dst.exit_status),
+		"the destination's poweroff: %s, wait status %#x",
+		rc ? rig.dst.err : "done", rig.dst.exit_status);
+	note("the destination powered off");
+	if (var->proxy) {
+		stop_proxy();
+		stop_proxy_as(&rig.proxy2, rig.proxy2_sock, rig.proxy2_log);
+	}
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -1171,6 +1506,14 @@ static const char *prerequisites(bool *must)
 		env.firmware = getenv("SVQISO_QEMU_FIRMWARE");
 		if (env.firmware && !*env.firmware)
 			env.firmware = NULL;
+		env.nolog = getenv("SVQISO_NOLOG_PRELOAD");
+		if (var->nolog && (!env.nolog || access(env.nolog, R_OK))) {
+			*must = true;
+			snprintf(why, sizeof(why), "no preload library at %s (meson "
+				 "sets SVQISO_NOLOG_PRELOAD)",
+				 env.nolog ? env.nolog : "SVQISO_NOLOG_PRELOAD");
+			return why;
+		}
 	}
 	snprintf(env.qemu, sizeof(env.qemu), "%s", q);
 	env.virtiofsd = getenv("SVQISO_VIRTIOFSD") ? getenv("SVQISO_VIRTIOFSD")
@@ -1231,7 +1574,7 @@ int main(int argc, char **argv)
 	const TTest *const tests[] = {
 		[K_BLK] = test_blk, [K_FS] = test_fs,
 		[K_RESET] = test_reset, [K_RECONNECT] = test_reconnect,
-		[K_RESTART] = test_restart,
+		[K_RESTART] = test_restart, [K_MIGRATE] = test_migrate,
 	};
 	struct ckplan plan = { .suite = "qemu" };
 	char dir[64], err[160];
@@ -1242,6 +1585,8 @@ int main(int argc, char **argv)
 	size_t i;
 	int rc;
 
+	/* A QEMU that is gone is an error to report, not a signal. */
+	signal(SIGPIPE, SIG_IGN);
 	var = argc == 2 ? find_variant(argv[1]) : NULL;
 	if (!var) {
 		fprintf(stderr, "usage: %s VARIANT\nvariants:", argv[0]);

@@ -139,6 +139,10 @@ int vm_start(struct vm *vm, const char *dir, const struct vm_cfg *cfg)
 	argv[n++] = a_con;
 	argv[n++] = "-serial";
 	argv[n++] = "chardev:con0";
+	if (cfg->incoming) {
+		argv[n++] = "-incoming";
+		argv[n++] = (char *)cfg->incoming;
+	}
 	for (char *const *a = cfg->args; a && *a; a++) {
 		if (n + 1 >= MAX_ARGS) {
 			snprintf(vm->err, sizeof(vm->err), "too many arguments");
@@ -160,6 +164,7 @@ int vm_start(struct vm *vm, const char *dir, const struct vm_cfg *cfg)
 	}
 	po.sock = vm->con_path;
 	po.out_fd = fd;
+	po.env = cfg->env;
 	rc = proc_spawn(&po, &vm->pid, vm->err, sizeof(vm->err));
 	close(fd);
 	if (rc)

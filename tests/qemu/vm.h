@@ -29,6 +29,10 @@ struct vm_cfg {
 	const char *memdev;		/* -object for the guest RAM, without
 					 * id and size (NULL: plain -m) */
 	char *const *args;		/* device arguments, NULL-terminated */
+	const char *incoming;		/* -incoming URI: a migration's
+					 * destination; NULL */
+	char *const *env;		/* "NAME=VALUE" for QEMU's environment,
+					 * NULL-terminated; NULL */
 };
 
 struct vm {
