@@ -62,7 +62,7 @@
  * serves itself or passes on (proxy.c), spelled out apart from them. */
 #define FE_HONOURED	(PF(MQ) | PF(REPLY_ACK) | PF(NET_MTU) | PF(CONFIG) |	\
 			 PF(RESET_DEVICE) | PF(CONFIGURE_MEM_SLOTS))
-#define PROTO_OWN	(PF(REPLY_ACK) | PF(CONFIGURE_MEM_SLOTS))
+#define PROTO_OWN	(PF(REPLY_ACK) | PF(CONFIGURE_MEM_SLOTS) | PF(LOG_SHMFD))
 #define PROTO_PASSED	(PF(MQ) | PF(CONFIG) | PF(NET_MTU) | PF(RESET_DEVICE))
 
 #define TIMEOUT_MS	2000	/* the proxy's wait for the backend; never hit */
@@ -280,7 +280,13 @@ static enum verdict classify(struct vmm *v, const struct vmsg *m)
 		return indexed(v, m);
 	case SVQ_VU_SET_VRING_ADDR:
 		if (sized(m, sizeof(struct svq_vu_vring_addr), 0) == V_BAD ||
-		    m->p.addr.index >= v->nq || m->p.addr.flags)
+		    m->p.addr.index >= v->nq || (m->p.addr.flags & ~1u))
+			return V_BAD;
+		return V_MAYBE;
+	case SVQ_VU_SET_LOG_BASE:
+		/* Fine or not by the fd's size and the offset */
+		if (!(v->protocol & PF(LOG_SHMFD)) ||
+		    sized(m, sizeof(struct svq_vu_log), 1) == V_BAD)
 			return V_BAD;
 		return V_MAYBE;
 	case SVQ_VU_SET_VRING_KICK:
@@ -497,6 +503,15 @@ static void build(struct vmm *v, struct vmsg *m, unsigned int *slots)
 		m->hdr.size = 8;
 		m->p.u64 = fz_u16(f);
 		break;
+	case SVQ_VU_SET_LOG_BASE:
+		/* A 4 KiB memfd: covers 128 MiB of guest addresses. */
+		m->hdr.size = sizeof(struct svq_vu_log);
+		b = fz_u8(f);
+		m->p.log.mmap_size = b < 0xe0 ? 4096 : fz_u64(f);
+		m->p.log.mmap_offset = b < 0xf0 ? 0 : fz_u64(f);
+		m->nfds = 1;
+		m->kind[0] = b < 0xd0 ? FK_SMALL : (enum fd_kind)(b % FK_NR);
+		break;
 	case SVQ_VU_GET_FEATURES:
 	case SVQ_VU_SET_OWNER:
 	case SVQ_VU_RESET_OWNER:
@@ -524,6 +539,7 @@ static const uint32_t requests[] = {
 	SVQ_VU_GET_VRING_BASE, SVQ_VU_SET_VRING_KICK, SVQ_VU_SET_VRING_CALL,
 	SVQ_VU_SET_VRING_ERR, SVQ_VU_SET_VRING_ENABLE, SVQ_VU_GET_CONFIG,
 	SVQ_VU_SET_CONFIG, SVQ_VU_RESET_DEVICE, VU_NET_SET_MTU,
+	SVQ_VU_SET_LOG_BASE,
 };
 
 /* One message: built, maybe damaged, written (maybe in two pieces). */

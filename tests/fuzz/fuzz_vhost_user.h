@@ -21,6 +21,7 @@ static inline bool fz_own_reply(uint32_t request)
 	case SVQ_VU_GET_MAX_MEM_SLOTS:
 	case SVQ_VU_GET_VRING_BASE:
 	case SVQ_VU_GET_CONFIG:
+	case SVQ_VU_SET_LOG_BASE:	/* with LOG_SHMFD, answered */
 		return true;
 	}
 	return false;

@@ -1530,79 +1530,6 @@ static bool page_logged(const uint8_t *log, uint64_t gpa)
 	return log[gpa / 4096 / 8] & (1u << (gpa / 4096 % 8));
 }
 
-/*
- * Migration through the proxy, as QEMU does it: LOG_SHMFD and LOG_ALL are
- * offered; the VMM hands over a shared log (SET_LOG_BASE, answered), turns
- * LOG_ALL on and sends each ring again with its log flag while the queue
- * runs. From then on the proxy marks every guest page svqiso writes (the
- * read's data, its status byte, the used ring) and nothing before or
- * after; the backend hears nothing of it.
- */
-START_TEST(dirty_log)
-{
-	const size_t len = 4096;	/* covers 128 MiB of guest RAM */
-	struct svqiso_vring_addr ga;
-	struct svq_vu_vring_addr a;
-	struct svq_vu_msg m, r;
-	struct served s;
-	struct vmm v;
-	int before = count_fds(), fd, rc;
-	uint8_t *log;
-
-	log_clear();
-	fd = memfd(len);
-	log = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	ck_assert_ptr_ne(log, MAP_FAILED);
-	vmm_open(&v, serve_start(&s));
-	stage_to(&v, ST_RUN, false);
-	ck_assert_uint_ne(v.features & F_LOG_ALL, 0);
-	ck_assert_uint_ne(v.proto & PF(LOG_SHMFD), 0);
-
-	svq_vu_msg_init(&m, SVQ_VU_SET_LOG_BASE, sizeof(m.payload.log));
-	m.payload.log.mmap_size = len;
-	honest(&v, &m, &fd, 1);
-	recv_reply(&v, SVQ_VU_SET_LOG_BASE, sizeof(uint64_t), &r);
-
-	/* A log, LOG_ALL not set: nothing logged. */
-	read_through(&v);
-	ck_assert_uint_eq(log_marked(log, len), 0);
-
-	/* Migration starts. */
-	honest_u64(&v, SVQ_VU_SET_FEATURES, vmm_features(&v) | F_LOG_ALL);
-	a = ring_addr(&v, 0);
-	a.flags = 1;
-	set_addr(&v, &a);
-	read_through(&v);
-	ga = blkq_addr(v.q);
-	ck_assert(page_logged(log, v.buf_gpa));
-	ck_assert(page_logged(log, ga.device));
-	/* The data page, the status byte's, the used ring's: no more, and
-	 * nothing outside guest RAM. */
-	ck_assert_uint_le(log_marked(log, len), 3);
-	ck_assert_uint_eq(log_marked(log, GUEST_GPA / 4096 / 8), 0);
-	ck_assert_uint_eq(log_marked(log + (GUEST_GPA + GUEST_SIZE) / 4096 / 8,
-				     len - (GUEST_GPA + GUEST_SIZE) / 4096 / 8), 0);
-
-	/* It ends: nothing more is logged. */
-	memset(log, 0, len);
-	honest_u64(&v, SVQ_VU_SET_FEATURES, vmm_features(&v));
-	a.flags = 0;
-	set_addr(&v, &a);
-	read_through(&v);
-	ck_assert_uint_eq(log_marked(log, len), 0);
-
-	ck_assert_ptr_nonnull(strstr(logbuf, "vmm: dirty log of 4096 bytes"));
-	ck_assert_ptr_nonnull(strstr(logbuf, "vmm: dirty logging on"));
-	ck_assert_ptr_nonnull(strstr(logbuf, "vmm: dirty logging off"));
-	vmm_close(&v);
-	rc = serve_join(&s);
-	ck_assert_msg(rc == 0, "the session ended with %s:\n%s", strerror(-rc), logbuf);
-	munmap(log, len);
-	close(fd);
-	ck_assert_int_eq(count_fds(), before);
-}
-END_TEST
-
 START_TEST(malformed)
 {
 	const struct row *r = &rows[_i];
@@ -1674,6 +1601,9 @@ struct relay {
 	int stop;		/* eventfd: the thread returns */
 	uint32_t corrupt;
 	bool corrupted;		/* read after the join */
+	unsigned int log_msgs;	/* to the backend: anything of dirty
+				 * logging (SET_LOG_BASE or _FD, LOG_ALL
+				 * in SET_FEATURES, a ring's log flag) */
 	unsigned int conns;
 	pthread_t t;
 };
@@ -1687,6 +1617,12 @@ static bool relay_one(struct relay *r, int from, int to, bool replies)
 
 	if (svq_vu_recv(from, &m, WAIT_MS))
 		return false;
+	if (!replies &&
+	    (m.hdr.request == SVQ_VU_SET_LOG_BASE ||
+	     m.hdr.request == SVQ_VU_SET_LOG_FD ||
+	     (m.hdr.request == SVQ_VU_SET_FEATURES && (m.payload.u64 & F_LOG_ALL)) ||
+	     (m.hdr.request == SVQ_VU_SET_VRING_ADDR && m.payload.addr.flags)))
+		r->log_msgs++;
 	if (replies && !r->corrupted && m.hdr.request == r->corrupt &&
 	    (m.hdr.flags & SVQ_VU_FLAG_REPLY) && m.hdr.size + 4 <= sizeof(m.payload)) {
 		m.hdr.size += 4;
@@ -1771,6 +1707,92 @@ static void relay_stop(struct relay *r)
 	unlink(r->sock);
 	rmdir(r->dir);
 }
+
+/*
+ * Migration through the proxy, as QEMU does it: LOG_SHMFD and LOG_ALL are
+ * offered; the VMM hands over a shared log (SET_LOG_BASE, answered), turns
+ * LOG_ALL on and sends each ring again with its log flag while the queue
+ * runs. From then on the proxy marks every guest page svqiso writes (the
+ * read's data, its status byte, the used ring) and nothing before or
+ * after. The backend, behind a relay that looks at every message it gets,
+ * hears nothing of it.
+ */
+START_TEST(dirty_log)
+{
+	struct proxy_opts o = {
+		.name = NAME, .max_queues = NQ, .log = log_capture,
+	};
+	struct relay rl;
+	const size_t len = 4096;	/* covers 128 MiB of guest RAM */
+	struct svqiso_vring_addr ga;
+	struct svq_vu_vring_addr a;
+	struct svq_vu_msg m, r;
+	struct served s;
+	struct vmm v;
+	int before = count_fds(), fd, rc;
+	uint8_t *log;
+
+	ck_assert_msg(D.pid > 0, "no qemu-storage-daemon: %s", D.err);
+	relay_start(&rl, 0);
+	o.backend = rl.sock;
+	log_clear();
+	ck_assert_int_eq(proxy_new(&o, &P), 0);
+	fd = memfd(len);
+	log = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ck_assert_ptr_ne(log, MAP_FAILED);
+	vmm_open(&v, serve_start(&s));
+	stage_to(&v, ST_RUN, false);
+	ck_assert_uint_ne(v.features & F_LOG_ALL, 0);
+	ck_assert_uint_ne(v.proto & PF(LOG_SHMFD), 0);
+
+	svq_vu_msg_init(&m, SVQ_VU_SET_LOG_BASE, sizeof(m.payload.log));
+	m.payload.log.mmap_size = len;
+	honest(&v, &m, &fd, 1);
+	recv_reply(&v, SVQ_VU_SET_LOG_BASE, sizeof(uint64_t), &r);
+
+	/* A log, LOG_ALL not set: nothing logged. */
+	read_through(&v);
+	ck_assert_uint_eq(log_marked(log, len), 0);
+
+	/* Migration starts. */
+	honest_u64(&v, SVQ_VU_SET_FEATURES, vmm_features(&v) | F_LOG_ALL);
+	a = ring_addr(&v, 0);
+	a.flags = 1;
+	set_addr(&v, &a);
+	read_through(&v);
+	ga = blkq_addr(v.q);
+	ck_assert(page_logged(log, v.buf_gpa));
+	ck_assert(page_logged(log, ga.device));
+	/* The data page, the status byte's, the used ring's: no more, and
+	 * nothing outside guest RAM. */
+	ck_assert_uint_le(log_marked(log, len), 3);
+	ck_assert_uint_eq(log_marked(log, GUEST_GPA / 4096 / 8), 0);
+	ck_assert_uint_eq(log_marked(log + (GUEST_GPA + GUEST_SIZE) / 4096 / 8,
+				     len - (GUEST_GPA + GUEST_SIZE) / 4096 / 8), 0);
+
+	/* It ends: nothing more is logged. */
+	memset(log, 0, len);
+	honest_u64(&v, SVQ_VU_SET_FEATURES, vmm_features(&v));
+	a.flags = 0;
+	set_addr(&v, &a);
+	read_through(&v);
+	ck_assert_uint_eq(log_marked(log, len), 0);
+
+	ck_assert_ptr_nonnull(strstr(logbuf, "vmm: dirty log of 4096 bytes"));
+	ck_assert_ptr_nonnull(strstr(logbuf, "vmm: dirty logging on"));
+	ck_assert_ptr_nonnull(strstr(logbuf, "vmm: dirty logging off"));
+	vmm_close(&v);
+	rc = serve_join(&s);
+	ck_assert_msg(rc == 0, "the session ended with %s:\n%s", strerror(-rc), logbuf);
+	munmap(log, len);
+	close(fd);
+	proxy_free(P);
+	P = NULL;
+	relay_stop(&rl);
+	ck_assert_uint_eq(rl.log_msgs, 0);
+	ck_assert_int_eq(count_fds(), before);
+}
+END_TEST
 
 /*
  * The backend answers the ADD_MEM_REG of a queue start with a reply of the
@@ -1937,7 +1959,6 @@ int main(void)
 	tcase_add_unchecked_fixture(tc, daemon_setup, daemon_teardown);
 	tcase_add_checked_fixture(tc, proxy_setup, proxy_teardown);
 	ckplan_add(&plan, tc, honest_sessions, 0, 1);
-	ckplan_add(&plan, tc, dirty_log, 0, 1);
 
 	tc = ckplan_tcase(&plan, s, "malformed", NULL, 120);
 	tcase_add_unchecked_fixture(tc, daemon_setup, daemon_teardown);
@@ -1947,6 +1968,7 @@ int main(void)
 	tc = ckplan_tcase(&plan, s, "backend", NULL, 120);
 	tcase_add_unchecked_fixture(tc, daemon_setup, daemon_teardown);
 	ckplan_add(&plan, tc, backend_bad_reply_is_the_backend_gone, 0, 1);
+	ckplan_add(&plan, tc, dirty_log, 0, 1);
 
 	tc = ckplan_tcase(&plan, s, "process", NULL, 120);
 	tcase_add_unchecked_fixture(tc, daemon_setup, daemon_teardown);

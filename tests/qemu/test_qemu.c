@@ -164,6 +164,9 @@ static const struct variant variants[] = {
 	 * vhost-user (qemu-storage-daemon logs its own writes). */
 	{ "migrate-off", K_MIGRATE, false, false, NULL, false, false },
 	{ "migrate-on", K_MIGRATE, true, false, NULL, false, false },
+	/* A packed guest ring: svqiso's used entries go to its descriptor
+	 * area. */
+	{ "migrate-on-packed", K_MIGRATE, true, false, "packed=on", false, false },
 	{ "proxy-migrate", K_MIGRATE, false, false, NULL, true, false },
 	/* The same with svqiso's logging off (QEMU: the library's
 	 * svqiso_vhost_set_dirty_log() preloaded away; the proxy:
