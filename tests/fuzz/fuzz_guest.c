@@ -24,6 +24,7 @@
  *    into their writable segments, with the bytes the backend left; ring
  *    words change only where the device may write (used ring, used
  *    descriptors, event suppression), with values the spec allows;
+ *  - every range the dirty log reports lies in one region of guest RAM;
  *  - used lengths are what the backend reported, never past the writable
  *    bytes, and nothing completes twice or completes unsubmitted;
  *  - a broken queue does nothing (-EIO, memory unchanged) until reset;
@@ -122,6 +123,7 @@ struct ctx {
 	bool builtin;		/* the library translates through a svqiso_mem */
 	uint64_t chunk;		/* our translate: pieces end at multiples of it */
 	uint64_t exempt[3];	/* ring area bases: never cut */
+	uint64_t dirty_bytes;	/* what the dirty log reported */
 	struct svqiso_mem *map;
 	struct svqiso_mem_ops ops;
 
@@ -1324,6 +1326,23 @@ static bool be_flush(struct ctx *x)
 
 static void element_submit(struct ctx *x);
 
+/* The dirty log (ring mode, always on): each range is guest RAM. */
+static void on_dirty(void *ctx, uint64_t gpa, uint64_t len)
+{
+	struct ctx *x = ctx;
+	unsigned int i;
+
+	FZ_CHECK(len && gpa + (len - 1) >= gpa, "dirty range %#llx + %llu",
+		 (unsigned long long)gpa, (unsigned long long)len);
+	x->dirty_bytes += len;
+	for (i = 0; i < x->nr; i++)
+		if (gpa >= x->r[i].gpa && gpa - x->r[i].gpa <= x->r[i].size - 1 &&
+		    len - 1 <= x->r[i].size - 1 - (gpa - x->r[i].gpa))
+			return;
+	FZ_CHECK(0, "dirty range %#llx + %llu in no region of guest RAM",
+		 (unsigned long long)gpa, (unsigned long long)len);
+}
+
 static void on_complete(void *ctx, void *cookie, uint32_t len)
 {
 	struct ctx *x = ctx;
@@ -2259,6 +2278,11 @@ static int setup(struct ctx *x)
 	x->own_pool = x->pool != NULL;
 	if (!x->pool)
 		x->pool = x->svq->pool;	/* its private arena, for the pool checks */
+	{
+		SVQISO_OPTS(svqiso_dirty_log, dl, .fn = on_dirty, .ctx = x);
+
+		FZ_CHECK(svqiso_svq_set_dirty_log(x->svq, &dl) == 0, "dirty log");
+	}
 
 	x->nreq = 2u * x->num + 4;
 	x->req = calloc(x->nreq, sizeof(*x->req));
