@@ -536,8 +536,8 @@ static void check_spin(uint64_t want)
 	ck_assert_uint_eq(info.spin_ns, want);
 }
 
-/* What the daemon can reach right now. */
-static void inspect_daemon(void)
+/* What the daemon can reach right now; with inspect_lock held. */
+static void inspect_daemon_locked(void)
 {
 	struct svqiso_vu_info info = { .sz = sizeof(info) };
 	struct inspect_report r;
@@ -558,6 +558,21 @@ static void inspect_daemon(void)
 	ck_assert_uint_eq(r.map_memfd_bytes, info.backend_bytes);
 	ck_assert_uint_gt(info.backend_bytes, 0);
 	ck_assert_uint_lt(info.backend_bytes, info.guest_bytes);
+}
+
+/*
+ * Held by an inspection and by a kill and reconnect: the workload's thread
+ * inspects while the test's thread kills the daemon, and a daemon between
+ * its restart and the reconnect holds none of the regions the adapter
+ * counts.
+ */
+static pthread_mutex_t inspect_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void inspect_daemon(void)
+{
+	pthread_mutex_lock(&inspect_lock);
+	inspect_daemon_locked();
+	pthread_mutex_unlock(&inspect_lock);
 }
 
 static void tick(void *ctx, uint64_t completed)
@@ -2052,6 +2067,7 @@ static int kill_and_reconnect(void)
 	int rc = -1;
 	unsigned int k;
 
+	pthread_mutex_lock(&inspect_lock);
 	qsd_kill(&D);
 	ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
 	/* Nothing listens: the adapter stays as it was. */
@@ -2066,6 +2082,7 @@ static int kill_and_reconnect(void)
 	ck_assert_msg(rc >= 0, "reconnect: %s", strerror(-rc));
 	ck_assert_int_eq(svqiso_vu_session_check(F.vu), 0);
 	ck_assert_int_eq(svqiso_vu_reconnect(F.vu, -1), -EBUSY);	/* it is up */
+	pthread_mutex_unlock(&inspect_lock);
 	F.reposted += (uint64_t)rc;
 	return rc;
 }
