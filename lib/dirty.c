@@ -5,6 +5,13 @@
 
 #define PAGE_SHIFT	12
 
+bool svq_dirty_log_ok(const struct svqiso_dirty_log *log)
+{
+	return log->sz >= svq_offsetofend(svqiso_dirty_log, ctx) &&
+	       SVQ_OPTS_OK(svqiso_dirty_log, log) &&
+	       (log->bitmap || log->fn) && !log->bitmap == !log->size;
+}
+
 void svq_dirty_mark(struct svq_dirty *d, uint64_t gpa, uint64_t len)
 {
 	uint64_t first = gpa >> PAGE_SHIFT;

@@ -31,4 +31,8 @@ struct svq_dirty {
  */
 void svq_dirty_mark(struct svq_dirty *d, uint64_t gpa, uint64_t len);
 
+/* svq_dirty_log_ok() - whether @log is one svqiso_svq_set_dirty_log()
+ * takes (see there); @log not NULL. */
+bool svq_dirty_log_ok(const struct svqiso_dirty_log *log);
+
 #endif /* SVQ_DIRTY_H */

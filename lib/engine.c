@@ -361,10 +361,7 @@ int svqiso_vhost_set_dirty_log(struct svqiso_vhost *vh,
 	if (!vh)
 		return -EINVAL;
 	if (log) {
-		if (log->sz < svq_offsetofend(svqiso_dirty_log, ctx) ||
-		    !SVQ_OPTS_OK(svqiso_dirty_log, log) ||
-		    (!log->bitmap && !log->fn) || (log->bitmap && !log->size) ||
-		    (!log->bitmap && log->size))
+		if (!svq_dirty_log_ok(log))
 			return -EINVAL;
 		vh->dirty = *log;
 		vh->dirty.sz = sizeof(vh->dirty);

@@ -704,10 +704,7 @@ int svqiso_svq_set_dirty_log(struct svqiso_svq *svq,
 		svq->guest.dirty = NULL;
 		return 0;
 	}
-	if (log->sz < svq_offsetofend(svqiso_dirty_log, ctx) ||
-	    !SVQ_OPTS_OK(svqiso_dirty_log, log) ||
-	    (!log->bitmap && !log->fn) || (log->bitmap && !log->size) ||
-	    (!log->bitmap && log->size))
+	if (!svq_dirty_log_ok(log))
 		return -EINVAL;
 	svq->dirty.map = log->bitmap;
 	svq->dirty.map_size = log->size;
