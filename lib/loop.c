@@ -176,22 +176,8 @@ static void drain_stop(struct svqiso_loop *loop)
 		;
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#endif
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#define cpu_relax	svq_cpu_relax
+#define now_ns		svq_spin_now
 
 /* ---- The hang-up watch ---- */
 
@@ -270,38 +256,13 @@ static bool any_in_flight(const struct svqiso_loop *loop)
 
 bool svq_loop_should_spin(struct svqiso_loop *loop)
 {
-	if (!loop->spin_ns || !any_in_flight(loop)) {
-		loop->idle_at = 0;
-		return false;
-	}
-	if (loop->spin_cur)
-		return true;
-	loop->idle_at = now_ns();	/* would a spin have caught the next? */
-	return false;
+	return svq_spin_should(&loop->spin, loop->spin.max_ns &&
+				any_in_flight(loop));
 }
 
 void svq_loop_woken(struct svqiso_loop *loop)
 {
-	uint64_t idle;
-
-	if (!loop->idle_at)
-		return;
-	idle = now_ns() - loop->idle_at + loop->spin_cur;
-	loop->idle_at = 0;
-	if (idle > loop->spin_ns) {
-		if (loop->spin_cur) {
-			loop->spin_cur /= 2;
-			if (loop->spin_cur < SVQ_LOOP_SPIN_MIN_NS)
-				loop->spin_cur = 0;
-			loop->ctr.spin_shrinks++;
-		}
-	} else if (loop->spin_cur < loop->spin_ns) {
-		loop->spin_cur = loop->spin_cur ? 2 * loop->spin_cur :
-					SVQ_LOOP_SPIN_MIN_NS;
-		if (loop->spin_cur > loop->spin_ns)
-			loop->spin_cur = loop->spin_ns;
-		loop->ctr.spin_grows++;
-	}
+	svq_spin_woken(&loop->spin);
 }
 
 /* Notifications off (busy) or back on for every live queue. */
@@ -360,7 +321,7 @@ void svq_loop_spin(struct svqiso_loop *loop, svq_loop_signal_fn signal,
 	loop->ctr.spin_rounds++;
 	spin_notify(loop, true);
 	idle_since = now_ns();
-	loop->idle_at = 0;
+	loop->spin.idle_at = 0;
 	while (!svq_loop_stopping(loop) && !loop->hung_up) {
 		bool progress = poll_pass(loop, signal, ctx);
 		uint64_t now;
@@ -370,10 +331,8 @@ void svq_loop_spin(struct svqiso_loop *loop, svq_loop_signal_fn signal,
 		now = now_ns();
 		if (progress) {
 			idle_since = now;
-		} else if (now - idle_since >= loop->spin_cur) {
-			/* Ran out: the next event says whether a wider
-			 * window would have caught it. */
-			loop->idle_at = now;
+		} else if (now - idle_since >= loop->spin.cur_ns) {
+			svq_spin_ran_out(&loop->spin, now);
 			break;
 		} else {
 			cpu_relax();
@@ -584,8 +543,7 @@ int svqiso_loop_new(const struct svqiso_loop_opts *opts, struct svqiso_loop **ou
 	loop->max_queues = maxq;
 	loop->log = SVQ_OPTS_GET(opts, log, NULL);
 	loop->log_ctx = SVQ_OPTS_GET(opts, log_ctx, NULL);
-	loop->spin_ns = SVQ_OPTS_GET(opts, spin_ns, 0);
-	loop->spin_cur = loop->spin_ns;
+	svq_spin_init(&loop->spin, SVQ_OPTS_GET(opts, spin_ns, 0));
 	err = -ENOMEM;
 	loop->q = calloc(maxq, sizeof(*loop->q));
 	loop->touched = calloc(maxq, sizeof(*loop->touched));

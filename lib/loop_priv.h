@@ -9,6 +9,7 @@
 
 #include <svqiso/loop.h>
 #include "internal.h"
+#include "spin.h"
 
 /* What a wake-up saw on one queue. */
 #define SVQ_LOOP_EV_KICK	(1u << 0)	/* guest kick: process_avail */
@@ -54,8 +55,6 @@ struct svq_loop_counters {
 	uint64_t writes;	/* eventfd writes (syscalls or SQEs) */
 	uint64_t spins;		/* busy-poll and spin iterations */
 	uint64_t spin_rounds;	/* spins begun after a wake-up (spin_ns) */
-	uint64_t spin_grows;	/* windows widened: the event came soon */
-	uint64_t spin_shrinks;	/* windows narrowed: it came late */
 };
 
 struct svq_uring;
@@ -75,11 +74,8 @@ struct svqiso_loop {
 	struct svq_uring *uring;	/* io_uring backend, else NULL */
 	svqiso_log_fn log;
 	void *log_ctx;
-	uint64_t spin_ns;		/* 0: sleep at once after a wake-up */
-	uint64_t spin_cur;		/* the window now, 0..spin_ns: adapts */
-	uint64_t idle_at;		/* now_ns() when the loop last began to
-					 * wait with requests in flight (a spin
-					 * ran out, or none was tried); 0: not */
+	struct svq_spin spin;		/* max_ns 0: sleep at once after a
+					 * wake-up */
 	struct svq_loop_counters ctr;
 	/* Hang-up watch (loop.h): only the run() thread touches these. */
 	int watch_fd;			/* -1: none */
@@ -150,22 +146,12 @@ typedef void (*svq_loop_signal_fn)(struct svqiso_loop *loop,
 
 /*
  * svq_loop_should_spin() - whether the loop should poll instead of sleeping
- * now: spin_ns is set, the adapted window is open and some queue has
- * requests in flight. When the window is shut it notes the time, so the
- * next wake-up can say whether spinning would have caught it.
+ * now: svq_spin_should(), with some queue's requests in flight.
  */
 bool svq_loop_should_spin(struct svqiso_loop *loop);
 
-/*
- * svq_loop_woken() - a wait returned: adapt the spin window to how long the
- * loop was idle with requests in flight before this event (the window it
- * spun, then the sleep). Longer than spin_ns: no spin would have caught it,
- * so the window halves (below SVQ_LOOP_SPIN_MIN_NS it shuts). Within
- * spin_ns: a wider window would have, so it doubles (from shut, it opens
- * at SVQ_LOOP_SPIN_MIN_NS), up to spin_ns.
- */
+/* svq_loop_woken() - a wait returned: svq_spin_woken(). */
 void svq_loop_woken(struct svqiso_loop *loop);
-#define SVQ_LOOP_SPIN_MIN_NS	4000ull
 
 /*
  * svq_loop_spin() - poll every live queue's rings, notifications off, until

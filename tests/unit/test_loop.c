@@ -202,11 +202,11 @@ START_TEST(test_new_spin_ns_kept_or_zero)
 	struct svqiso_loop *loop = NULL;
 
 	ck_assert_int_eq(svqiso_loop_new(&o, &loop), 0);
-	ck_assert_uint_eq(loop->spin_ns, 0);
+	ck_assert_uint_eq(loop->spin.max_ns, 0);
 	svqiso_loop_free(loop);
 	o.sz = sizeof(o);
 	ck_assert_int_eq(svqiso_loop_new(&o, &loop), 0);
-	ck_assert_uint_eq(loop->spin_ns, 5000);
+	ck_assert_uint_eq(loop->spin.max_ns, 5000);
 	svqiso_loop_free(loop);
 }
 END_TEST
@@ -811,41 +811,41 @@ START_TEST(test_spin_window_adapts)
 	unsigned int n;
 
 	ck_assert_int_eq(svqiso_loop_new(&o, &loop), 0);
-	ck_assert_uint_eq(loop->spin_cur, 1000000000ull);
+	ck_assert_uint_eq(loop->spin.cur_ns, 1000000000ull);
 	/* Not idle with requests in flight: nothing to learn. */
 	svq_loop_woken(loop);
-	ck_assert_uint_eq(loop->spin_cur, 1000000000ull);
+	ck_assert_uint_eq(loop->spin.cur_ns, 1000000000ull);
 	/* Nothing in flight: no spin, and nothing noted. */
-	loop->idle_at = 1;
+	loop->spin.idle_at = 1;
 	ck_assert(!svq_loop_should_spin(loop));
-	ck_assert_uint_eq(loop->idle_at, 0);
+	ck_assert_uint_eq(loop->spin.idle_at, 0);
 
 	/* Events 3 s after the loop went idle: halve until shut. */
-	for (n = 0, w = 1000000000ull; w >= SVQ_LOOP_SPIN_MIN_NS; n++) {
-		loop->idle_at = mono_ns() - 3000000000ull;
+	for (n = 0, w = 1000000000ull; w >= SVQ_SPIN_MIN_NS; n++) {
+		loop->spin.idle_at = mono_ns() - 3000000000ull;
 		svq_loop_woken(loop);
 		w /= 2;
-		ck_assert_uint_eq(loop->spin_cur, w >= SVQ_LOOP_SPIN_MIN_NS ? w : 0);
-		ck_assert_uint_eq(loop->idle_at, 0);
+		ck_assert_uint_eq(loop->spin.cur_ns, w >= SVQ_SPIN_MIN_NS ? w : 0);
+		ck_assert_uint_eq(loop->spin.idle_at, 0);
 	}
-	ck_assert_uint_eq(loop->ctr.spin_shrinks, n);
+	ck_assert_uint_eq(loop->spin.shrinks, n);
 	/* Shut, an event late again: stays shut, nothing counted. */
-	loop->idle_at = mono_ns() - 3000000000ull;
+	loop->spin.idle_at = mono_ns() - 3000000000ull;
 	svq_loop_woken(loop);
-	ck_assert_uint_eq(loop->spin_cur, 0);
-	ck_assert_uint_eq(loop->ctr.spin_shrinks, n);
+	ck_assert_uint_eq(loop->spin.cur_ns, 0);
+	ck_assert_uint_eq(loop->spin.shrinks, n);
 
 	/* Events right after it went idle: open at the minimum, then double
 	 * up to spin_ns and no further. */
-	for (n = 0, w = SVQ_LOOP_SPIN_MIN_NS; ; n++) {
-		loop->idle_at = mono_ns();
+	for (n = 0, w = SVQ_SPIN_MIN_NS; ; n++) {
+		loop->spin.idle_at = mono_ns();
 		svq_loop_woken(loop);
-		ck_assert_uint_eq(loop->spin_cur, w);
+		ck_assert_uint_eq(loop->spin.cur_ns, w);
 		if (w == 1000000000ull)
 			break;
 		w = 2 * w < 1000000000ull ? 2 * w : 1000000000ull;
 	}
-	ck_assert_uint_eq(loop->ctr.spin_grows, n + 1);
+	ck_assert_uint_eq(loop->spin.grows, n + 1);
 	svqiso_loop_free(loop);
 }
 END_TEST

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/* The adaptive spin window: see spin.h. */
+#include <time.h>
+
+#include "spin.h"
+
+uint64_t svq_spin_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void svq_spin_init(struct svq_spin *s, uint64_t max_ns)
+{
+	*s = (struct svq_spin){ .max_ns = max_ns, .cur_ns = max_ns };
+}
+
+bool svq_spin_should(struct svq_spin *s, bool in_flight)
+{
+	if (!s->max_ns || !in_flight) {
+		s->idle_at = 0;
+		return false;
+	}
+	if (s->cur_ns)
+		return true;
+	s->idle_at = svq_spin_now();	/* would a spin have caught the next? */
+	return false;
+}
+
+void svq_spin_woken(struct svq_spin *s)
+{
+	uint64_t idle;
+
+	if (!s->idle_at)
+		return;
+	idle = svq_spin_now() - s->idle_at + s->cur_ns;
+	s->idle_at = 0;
+	if (idle > s->max_ns) {
+		if (s->cur_ns) {
+			s->cur_ns /= 2;
+			if (s->cur_ns < SVQ_SPIN_MIN_NS)
+				s->cur_ns = 0;
+			s->shrinks++;
+		}
+	} else if (s->cur_ns < s->max_ns) {
+		s->cur_ns = s->cur_ns ? 2 * s->cur_ns : SVQ_SPIN_MIN_NS;
+		if (s->cur_ns > s->max_ns)
+			s->cur_ns = s->max_ns;
+		s->grows++;
+	}
+}
