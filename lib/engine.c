@@ -63,6 +63,7 @@ struct vh_queue {
 	uint32_t kept_base;
 	bool shared_area;		/* svq's ring is in a ring region */
 	bool stale;			/* reset: svq goes at the next start */
+	bool busy;			/* svqiso_vhost_queue_set_busy_poll() */
 	char name[48];			/* the svq keeps the pointer */
 };
 
@@ -759,6 +760,14 @@ int svqiso_vhost_queue_set_call(struct svqiso_vhost *vh, unsigned int idx,
 	return 0;
 }
 
+/* Notifications from both peers back on, if the VMM had them off. */
+static void queue_busy_off(struct vh_queue *q)
+{
+	if (q->busy && q->svq)
+		svqiso_svq_set_busy_poll(q->svq, false);
+	q->busy = false;
+}
+
 /* Write the eventfds a handler's @mask asks for. */
 static int queue_signal(struct vh_queue *q, int mask)
 {
@@ -811,6 +820,40 @@ int svqiso_vhost_queue_process(struct svqiso_vhost *vh, unsigned int idx)
 	n = read(q->call_fd, &v, sizeof(v));
 	(void)n;
 	return queue_run(q, svqiso_svq_process_used);
+}
+
+int svqiso_vhost_queue_poll(struct svqiso_vhost *vh, unsigned int idx)
+{
+	struct vh_queue *q = (struct vh_queue *)find_queue(vh, idx);
+	int used, avail = 0;
+
+	if (!q || (q->state != VH_RUNNING && q->state != VH_STOPPING))
+		return -EINVAL;
+	used = queue_run(q, svqiso_svq_process_used);
+	if (used < 0)
+		return used;
+	if (q->state == VH_RUNNING)
+		avail = queue_run(q, svqiso_svq_process_avail);
+	return avail < 0 ? avail : used | avail;
+}
+
+int svqiso_vhost_queue_set_busy_poll(struct svqiso_vhost *vh,
+				     unsigned int idx, bool on)
+{
+	struct vh_queue *q = (struct vh_queue *)find_queue(vh, idx);
+	int rc;
+
+	if (!q || (on && q->state != VH_RUNNING))
+		return -EINVAL;
+	if (!on) {
+		queue_busy_off(q);
+		return 0;
+	}
+	rc = svqiso_svq_set_busy_poll(q->svq, true);
+	if (rc)
+		return rc;
+	q->busy = true;
+	return 0;
 }
 
 /*
@@ -877,6 +920,7 @@ int svqiso_vhost_queue_drain(struct svqiso_vhost *vh, unsigned int idx,
 
 	if (!q || q->state != VH_RUNNING || timeout_ms < 0)
 		return -EINVAL;
+	queue_busy_off(q);	/* the wait below wants the backend's calls */
 	svqiso_svq_pause(q->svq, true);
 	rc = queue_wait(q, true, timeout_ms, hup_fd);
 	if (rc == -ETIMEDOUT)
@@ -890,6 +934,7 @@ int svqiso_vhost_queue_drain(struct svqiso_vhost *vh, unsigned int idx,
 /* Stop @q keeping what it holds for the next backend. */
 static void queue_keep(struct vh_queue *q)
 {
+	queue_busy_off(q);
 	svqiso_svq_pause(q->svq, true);
 	svqiso_svq_guest_base(q->svq, &q->kept_base);
 	q->state = VH_KEPT;
@@ -906,6 +951,7 @@ int svqiso_vhost_queue_stop(struct svqiso_vhost *vh, unsigned int idx,
 	    (q->state != VH_RUNNING && q->state != VH_STOPPING))
 		return -EINVAL;
 	if (q->state == VH_RUNNING) {
+		queue_busy_off(q);
 		svqiso_svq_pause(q->svq, true);
 		given = svqiso_svq_rewind(q->svq, shadow_base);
 		if (given < 0) {
@@ -995,6 +1041,7 @@ int svqiso_vhost_queue_reset(struct svqiso_vhost *vh, unsigned int idx)
 	 * old one, and what it held, stays until then: a ring in a region of
 	 * its own goes only once the backend has the new ring's address.
 	 */
+	queue_busy_off(q);
 	if (q->svq)
 		svqiso_svq_pause(q->svq, true);
 	q->stale = true;

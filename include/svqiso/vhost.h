@@ -371,6 +371,31 @@ SVQISO_API int svqiso_vhost_queue_process(struct svqiso_vhost *vh,
 					  unsigned int idx);
 
 /**
+ * svqiso_vhost_queue_poll() - the VMM polls queue @idx instead of waiting
+ * on its eventfds (a spin between wake-ups): collect what the backend
+ * completed, then take what the guest posted, reading neither eventfd
+ * (svqiso_vhost_queue_process() reads the call fd, a system call). A
+ * stopping queue only collects.
+ *
+ * Return: as svqiso_vhost_queue_kick(); 0 when there was nothing to
+ * signal.
+ */
+SVQISO_API int svqiso_vhost_queue_poll(struct svqiso_vhost *vh, unsigned int idx);
+
+/**
+ * svqiso_vhost_queue_set_busy_poll() - @on: ask the guest not to kick
+ * queue @idx and the backend not to call it, while the VMM polls it with
+ * svqiso_vhost_queue_poll(); off: ask them to again. After turning it off,
+ * poll once more before waiting on the eventfds: what either side posted
+ * while it was on came without a signal. A stop (drain, stop, backend
+ * lost) or reset turns it off.
+ *
+ * Return: 0; -EINVAL (@on and the queue is not running), -EIO (broken).
+ */
+SVQISO_API int svqiso_vhost_queue_set_busy_poll(struct svqiso_vhost *vh,
+						unsigned int idx, bool on);
+
+/**
  * svqiso_vhost_queue_drain() - first step of a stop: take nothing new from
  * the guest and complete what the backend completes, until it has been
  * quiet for a while and, as far as it publishes, holds nothing. Requests a

@@ -1439,6 +1439,91 @@ START_TEST(test_no_oneoff_flag_breaks_instead)
 }
 END_TEST
 
+/*
+ * A VMM that polls between wake-ups: with busy polling on, poll() moves
+ * requests both ways without a kick from the guest, a call from the
+ * backend, or a read of either eventfd, and once the stale event indexes
+ * have been passed neither side is asked to signal; off, both are asked
+ * again.
+ */
+static bool guest_post_kick(unsigned int k, uint8_t pat, uint16_t *id)
+{
+	uint64_t a = GUEST_BASE + DATA_OFF + (uint64_t)k * 2 * SEG;
+	struct svq_seg s[2] = {
+		{ .addr = a, .len = SEG },
+		{ .addr = a + SEG, .len = SEG, .write = true },
+	};
+
+	memset(gpa_hva(a), pat, SEG);
+	memset(gpa_hva(a + SEG), 0xee, SEG);
+	ck_assert_int_eq(svq_drv_add(&F.gdrv, s, 2, NULL, id), 0);
+	return svq_drv_kick_prepare(&F.gdrv);
+}
+
+/* One request through poll(): whether the guest and the backend were
+ * asked to signal. */
+static void polled_request(unsigned int k, bool *kick, bool *call)
+{
+	struct svq_seg segs[8];
+	struct svq_elem e;
+	uint16_t id;
+	int m;
+
+	*kick = guest_post_kick(k, (uint8_t)k, &id);
+	m = svqiso_vhost_queue_poll(F.vh, 0);
+	ck_assert_int_ge(m, 0);
+	ck_assert(backend_take(&e, segs, (uint8_t)k));
+	memset(e.seg[1].hva, 0x50 + k, SEG);
+	ck_assert_int_eq(svq_dev_push(&F.backend, e.id, SEG), 0);
+	svq_dev_flush(&F.backend);
+	*call = svq_dev_need_notify(&F.backend);
+	m = svqiso_vhost_queue_poll(F.vh, 0);
+	ck_assert_int_ge(m, 0);
+	ck_assert(m & SVQISO_SIGNAL_GUEST);	/* the guest still wants it */
+	guest_collect(id, k, (uint8_t)(0x50 + k));
+}
+
+START_TEST(test_busy_poll_moves_requests_without_signals)
+{
+	uint8_t gl = _i & 1, sl = _i >> 1;
+	bool kick, call;
+	unsigned int k;
+
+	fx_open(gl, sl);
+	guest_ring();
+	/* Not running: nothing to turn on. */
+	ck_assert_int_eq(svqiso_vhost_queue_set_busy_poll(F.vh, 0, true), -EINVAL);
+	ck_assert_int_eq(svqiso_vhost_queue_poll(F.vh, 0), -EINVAL);
+	start(fresh());
+	ck_assert_int_eq(svqiso_vhost_queue_set_busy_poll(F.vh, 0, true), 0);
+	/* A call the backend made before stays unread by poll(). */
+	ck_assert_uint_eq(write(F.sh.call_fd, &(uint64_t){ 1 }, 8), 8);
+	for (k = 0; k < 6; k++) {
+		polled_request(k, &kick, &call);
+		/* The first may still meet the event indexes of before. */
+		if (k > 0) {
+			ck_assert_msg(!kick, "request %u: the guest kicks", k);
+			ck_assert_msg(!call, "request %u: the backend calls", k);
+		}
+	}
+	ck_assert_uint_eq(read_fd(F.sh.call_fd), 1);
+	ck_assert_int_eq(svqiso_vhost_queue_set_busy_poll(F.vh, 0, false), 0);
+	ck_assert_int_eq(svqiso_vhost_queue_poll(F.vh, 0), 0);
+	polled_request(6, &kick, &call);
+	ck_assert(kick);
+	ck_assert(call);
+	ck_assert_uint_eq(svqiso_vhost_queue_in_flight(F.vh, 0), 0);
+	/* On again: no signals once more; a drain with it on stops. */
+	ck_assert_int_eq(svqiso_vhost_queue_set_busy_poll(F.vh, 0, true), 0);
+	polled_request(7, &kick, &call);
+	polled_request(8, &kick, &call);
+	ck_assert(!kick && !call);
+	ck_assert_int_eq(svqiso_vhost_queue_drain(F.vh, 0, 1000, -1), 0);
+	ck_assert_int_eq(svqiso_vhost_queue_set_busy_poll(F.vh, 0, false), 0);
+	fx_close();
+}
+END_TEST
+
 static Suite *vhost_suite(void)
 {
 	Suite *s = suite_create("vhost");
@@ -1467,6 +1552,7 @@ static Suite *vhost_suite(void)
 	tcase_add_test(tc, test_bad_calls_refused);
 	tcase_add_test(tc, test_same_features_again_while_running);
 	tcase_add_loop_test(tc, test_dirty_log_follows_log_all, 0, 4);
+	tcase_add_loop_test(tc, test_busy_poll_moves_requests_without_signals, 0, 4);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("oneoff");
