@@ -1659,7 +1659,11 @@ static void write_md_proxy(const bool *ran, struct figure (*f)[NR_MODES])
 		 "(the status byte; for a read its data) back into guest RAM, "
 		 "pushes the used entry and signals the guest's call eventfd. "
 		 "So the data is copied once each way, and a batch takes four "
-		 "wake-ups against direct's two. The proxy runs one thread: "
+		 "wake-ups against direct's two, unless the proxy is spinning: "
+		 "after a wake-up with requests in flight it polls both rings, "
+		 "with the guest's kicks and the daemon's calls off, until "
+		 "--spin-us (50 us by default, adapting below that) pass with "
+		 "nothing to do. The proxy runs one thread: "
 		 "the VMM's messages, guest kicks, the daemon's calls and "
 		 "every copy share one core, so 10^6 / (the proxy's CPU per "
 		 "request) is about the most IOPS one proxy can carry for one "
@@ -1778,6 +1782,11 @@ static void write_md_proxy(const bool *ran, struct figure (*f)[NR_MODES])
 		double limit = c->seq ? 0.85 : 0.9;
 		char what[192];
 
+		if (ran[i] && !c->spin && c->qd == 1) {
+			snprintf(what, sizeof(what), "e2e %s %s latency added, "
+				 "us (paired)", c->name, modes[M_PROXY].label);
+			target(what, p->lat_add, 5.0, false, true);
+		}
 		if (!ran[i] || c->spin ||
 		    !((c->bs == 4096 && c->qd == 32 && !c->write) || c->seq))
 			continue;

@@ -68,6 +68,11 @@ static void usage(FILE *f)
 "      --timeout MS       backend replies and queue stops (default 5000)\n"
 "      --reconnect MS     retry interval while the backend is gone (200)\n"
 "      --stats SECONDS    print stats every SECONDS (also on SIGUSR1)\n"
+"      --spin-us US       after a wake-up with requests in flight, poll the\n"
+"                         rings with the guest's kicks and the backend's\n"
+"                         calls off until US microseconds pass with nothing\n"
+"                         to do; the window adapts below it (default 50;\n"
+"                         0: sleep at once)\n"
 "      --no-dirty-log     for testing migration checks only: take the VMM's\n"
 "                         dirty log and write nothing into it, so a migrated\n"
 "                         guest finds the memory svqiso wrote stale\n"
@@ -224,7 +229,7 @@ static void on_stats(struct proxy *p, int fd, void *ctx)
 enum {
 	OPT_FD = 256, OPT_SHADOW, OPT_COPY, OPT_POOL, OPT_PRESERVE,
 	OPT_NO_INDIRECT, OPT_NO_EVENT_IDX, OPT_QUEUES, OPT_TIMEOUT,
-	OPT_RECONNECT, OPT_STATS, OPT_VERSION, OPT_NO_DIRTY_LOG,
+	OPT_RECONNECT, OPT_STATS, OPT_VERSION, OPT_NO_DIRTY_LOG, OPT_SPIN,
 };
 
 int main(int argc, char **argv)
@@ -244,6 +249,7 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "reconnect", required_argument, NULL, OPT_RECONNECT },
 		{ "stats", required_argument, NULL, OPT_STATS },
+		{ "spin-us", required_argument, NULL, OPT_SPIN },
 		{ "no-dirty-log", no_argument, NULL, OPT_NO_DIRTY_LOG },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -251,7 +257,8 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ 0 },
 	};
-	struct proxy_opts o = { .log = log_stderr };
+	struct proxy_opts o = { .log = log_stderr,
+				.spin_ns = SVQISO_VU_SPIN_DEFAULT_NS };
 	const char *socket_arg = NULL;
 	char name[64];
 	double stats_s = 0;
@@ -312,6 +319,11 @@ int main(int argc, char **argv)
 		case OPT_RECONNECT:
 			if (parse_int(optarg, 1, 3600 * 1000, &o.reconnect_ms))
 				goto badarg;
+			break;
+		case OPT_SPIN:
+			if (parse_int(optarg, 0, 1000 * 1000, &v))
+				goto badarg;
+			o.spin_ns = (uint64_t)v * 1000;
 			break;
 		case OPT_STATS:
 			stats_s = strtod(optarg, NULL);

@@ -23,6 +23,7 @@
 #include <svqiso/vhost.h>
 
 #include "frontend.h"
+#include "spin.h"
 #include "vhost_user.h"
 #include "proxy.h"
 
@@ -115,6 +116,7 @@ struct proxy {
 	svqiso_log_fn log;
 	void *log_ctx;
 
+	struct svq_spin spin;
 	int ep;
 	int timer;
 	bool stop;
@@ -151,6 +153,7 @@ struct proxy {
 	uint64_t bad_messages;
 	uint64_t reconnects;
 	uint64_t reposted;
+	uint64_t spins;		/* spins begun after a wake-up */
 };
 
 static const char *req_name(uint32_t r)
@@ -1732,6 +1735,118 @@ static void on_event(struct proxy *p, const struct epoll_event *ev,
 	}
 }
 
+/* ---- spinning between wake-ups (spin_ns) ---- */
+
+static bool queue_live(const struct proxy *p, unsigned int i)
+{
+	return p->q[i].started && svqiso_vhost_queue_running(p->vh, i);
+}
+
+static bool any_in_flight(const struct proxy *p)
+{
+	unsigned int i;
+
+	if (p->vmm < 0 || !p->vh || !backend_up(p))
+		return false;
+	for (i = 0; i < p->nq; i++)
+		if (queue_live(p, i) && svqiso_vhost_queue_in_flight(p->vh, i))
+			return true;
+	return false;
+}
+
+/* Both peers' signals off (@on) or back on for every live queue. */
+static void spin_signals(struct proxy *p, bool on)
+{
+	unsigned int i;
+
+	for (i = 0; i < p->nq; i++)
+		if (queue_live(p, i) &&
+		    svqiso_vhost_queue_set_busy_poll(p->vh, i, !on) == -EIO)
+			queue_broken(p, i);
+}
+
+/* One pass over every live queue, both rings. Return: whether any queue
+ * had something to signal, which is what moving requests does. */
+static bool poll_pass(struct proxy *p)
+{
+	bool progress = false;
+	unsigned int i;
+	int rc;
+
+	for (i = 0; i < p->nq; i++) {
+		if (!queue_live(p, i))
+			continue;
+		rc = svqiso_vhost_queue_poll(p->vh, i);
+		if (rc == -EIO)
+			queue_broken(p, i);
+		else if (rc > 0)
+			progress = true;
+	}
+	return progress;
+}
+
+/*
+ * Whether a fd of the loop other than the rings' is ready: the loop sees it
+ * again once the spin ends. A kick or a call from before the signals went
+ * off (or from a peer that signals anyway) is taken here, as the loop
+ * would, so that it does not end the spin.
+ */
+static bool spin_interrupted(struct proxy *p)
+{
+	struct epoll_event evs[8];
+	int n, i;
+
+	n = epoll_wait(p->ep, evs, 8, 0);
+	for (i = 0; i < n; i++) {
+		unsigned int kind = evs[i].data.u64 & 0xff;
+
+		if (kind != EV_KICK && kind != EV_CALL)
+			return true;
+		on_event(p, &evs[i], -1);
+	}
+	return false;
+}
+
+/*
+ * Poll the rings instead of sleeping, with the guest's kicks and the
+ * backend's calls off, until the spin window passes without progress,
+ * nothing is in flight, or another fd of the loop is ready (looked at every
+ * PROXY_SPIN_CHECK_NS). Then the signals are back on and one more pass
+ * takes what came while they were off.
+ */
+static void spin(struct proxy *p)
+{
+	uint64_t checked, idle_since, now;
+
+	p->spins++;
+	spin_signals(p, false);
+	checked = idle_since = svq_spin_now();
+	p->spin.idle_at = 0;
+	for (;;) {
+		bool progress = poll_pass(p);
+
+		if (!progress && !any_in_flight(p))
+			break;
+		now = svq_spin_now();
+		if (progress) {
+			idle_since = now;
+		} else if (now - idle_since >= p->spin.cur_ns) {
+			svq_spin_ran_out(&p->spin, now);
+			break;
+		} else {
+			svq_cpu_relax();
+		}
+		if (now - checked >= PROXY_SPIN_CHECK_NS) {
+			checked = now;
+			if (spin_interrupted(p))
+				break;
+		}
+	}
+	spin_signals(p, true);
+	poll_pass(p);
+	backend_check(p);	/* as after a kick or a call */
+}
+
 static int loop(struct proxy *p, int listen_fd, bool one_session)
 {
 	struct epoll_event evs[32];
@@ -1743,11 +1858,15 @@ static int loop(struct proxy *p, int listen_fd, bool one_session)
 			continue;
 		if (n < 0)
 			return -errno;
+		svq_spin_woken(&p->spin);
 		for (i = 0; i < n; i++) {
 			on_event(p, &evs[i], listen_fd);
 			if (p->stop)
 				break;
 		}
+		if (!p->stop && p->spin.max_ns &&
+		    svq_spin_should(&p->spin, any_in_flight(p)))
+			spin(p);
 	}
 	return 0;
 }
@@ -1829,6 +1948,7 @@ int proxy_new(const struct proxy_opts *o, struct proxy **out)
 	p->vhost_flags = o->vhost_flags;
 	p->no_dirty_log = o->no_dirty_log;
 	p->pool_size = o->pool_size;
+	svq_spin_init(&p->spin, o->spin_ns);
 	p->log = o->log;
 	p->log_ctx = o->log_ctx;
 	p->vmm = p->fe_watch = -1;
@@ -1887,11 +2007,13 @@ void proxy_stats(struct proxy *p, FILE *f)
 	json_str(f, p->name);
 	fprintf(f, ",\"time\":%lld.%03ld,\"vmm\":\"%s\",\"backend\":\"%s\","
 		"\"sessions\":%" PRIu64 ",\"bad_messages\":%" PRIu64
-		",\"reconnects\":%" PRIu64 ",\"reposted\":%" PRIu64 ",\"queues\":[",
+		",\"reconnects\":%" PRIu64 ",\"reposted\":%" PRIu64
+		",\"spin_us\":%" PRIu64 ",\"spins\":%" PRIu64 ",\"queues\":[",
 		(long long)now.tv_sec, now.tv_nsec / 1000000,
 		p->vmm >= 0 ? "connected" : "none",
 		p->vmm < 0 ? "none" : backend_up(p) ? "up" : "gone",
-		p->sessions, p->bad_messages, p->reconnects, p->reposted);
+		p->sessions, p->bad_messages, p->reconnects, p->reposted,
+		p->spin.cur_ns / 1000, p->spins);
 	for (i = 0; p->vh && i < p->nq; i++) {
 		if (svqiso_vhost_queue_stats(p->vh, i, &st))
 			continue;

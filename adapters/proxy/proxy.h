@@ -28,6 +28,9 @@
 #define PROXY_LOG_MAX		(1ull << 30)
 #define PROXY_TIMEOUT_MS	5000
 #define PROXY_RECONNECT_MS	200
+/* A spin looks this often whether anything else wants the loop (the VMM's
+ * messages, the backend's hang-up, the timer, a watch), and ends if so. */
+#define PROXY_SPIN_CHECK_NS	200000ull
 /* How long a malformed message may take to arrive in full. */
 #define PROXY_MSG_TIMEOUT_MS	1000
 
@@ -51,6 +54,12 @@ struct proxy_opts {
 	uint64_t pool_size;		/* bounce arena per queue; 0: default */
 	bool no_dirty_log;		/* testing only: take the VMM's dirty
 					 * log, write nothing into it */
+	uint64_t spin_ns;		/* after a wake-up with requests in
+					 * flight, poll the rings (both peers'
+					 * signals off) until this long passes
+					 * without progress; the window adapts
+					 * below it (see <svqiso/loop.h>);
+					 * 0: sleep at once */
 	svqiso_log_fn log;		/* NULL: silent */
 	void *log_ctx;
 };
