@@ -907,6 +907,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	b = fz_u8(&f);
 	po.max_queues = b & 0x80 ? b & 7 : 0;
+	po.spin_ns = b & 0x40 ? 20000 : 0;	/* spinning between wake-ups */
 	po.vhost_flags = fz_u8(&f) & 0xf;
 	po.backend = backend;
 	fzb_configure(&c);	/* a fault is for the hostile session's first
