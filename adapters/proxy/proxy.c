@@ -1737,9 +1737,12 @@ static void on_event(struct proxy *p, const struct epoll_event *ev,
 
 /* ---- spinning between wake-ups (spin_ns) ---- */
 
+/* A queue a spin polls: running and not broken (what a broken one holds
+ * never completes). */
 static bool queue_live(const struct proxy *p, unsigned int i)
 {
-	return p->q[i].started && svqiso_vhost_queue_running(p->vh, i);
+	return p->q[i].started && svqiso_vhost_queue_running(p->vh, i) &&
+	       !svqiso_vhost_queue_broken(p->vh, i);
 }
 
 static bool any_in_flight(const struct proxy *p)
