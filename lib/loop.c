@@ -315,12 +315,12 @@ static bool poll_pass(struct svqiso_loop *loop, svq_loop_signal_fn signal,
 void svq_loop_spin(struct svqiso_loop *loop, svq_loop_signal_fn signal,
 		   void *ctx)
 {
-	uint64_t idle_since;
+	uint64_t idle_since, quiet;
 	uint32_t i;
 
 	loop->ctr.spin_rounds++;
 	spin_notify(loop, true);
-	idle_since = now_ns();
+	idle_since = quiet = now_ns();
 	loop->spin.idle_at = 0;
 	while (!svq_loop_stopping(loop) && !loop->hung_up) {
 		bool progress = poll_pass(loop, signal, ctx);
@@ -330,12 +330,12 @@ void svq_loop_spin(struct svqiso_loop *loop, svq_loop_signal_fn signal,
 			break;
 		now = now_ns();
 		if (progress) {
-			idle_since = now;
+			idle_since = quiet = now;
 		} else if (now - idle_since >= loop->spin.cur_ns) {
 			svq_spin_ran_out(&loop->spin, now);
 			break;
-		} else {
-			cpu_relax();
+		} else if (svq_spin_relax(now, &quiet)) {
+			loop->ctr.spin_yields++;
 		}
 		svq_loop_watch_poll(loop, now);
 	}

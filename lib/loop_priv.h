@@ -55,6 +55,7 @@ struct svq_loop_counters {
 	uint64_t writes;	/* eventfd writes (syscalls or SQEs) */
 	uint64_t spins;		/* busy-poll and spin iterations */
 	uint64_t spin_rounds;	/* spins begun after a wake-up (spin_ns) */
+	uint64_t spin_yields;	/* CPU given away while spinning idle */
 };
 
 struct svq_uring;

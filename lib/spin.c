@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The adaptive spin window: see spin.h. */
+#include <sched.h>
 #include <time.h>
 
 #include "spin.h"
@@ -50,4 +51,15 @@ void svq_spin_woken(struct svq_spin *s)
 			s->cur_ns = s->max_ns;
 		s->grows++;
 	}
+}
+
+bool svq_spin_relax(uint64_t now, uint64_t *quiet)
+{
+	if (now - *quiet < SVQ_SPIN_YIELD_NS) {
+		svq_cpu_relax();
+		return false;
+	}
+	sched_yield();
+	*quiet = now;
+	return true;
 }

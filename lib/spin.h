@@ -66,4 +66,18 @@ static inline void svq_cpu_relax(void)
 #endif
 }
 
+/* A spin that finds nothing to do for this long gives its CPU away once. */
+#define SVQ_SPIN_YIELD_NS	4000ull
+
+/*
+ * svq_spin_relax() - one pass of a spin that found nothing to do, at @now:
+ * svq_cpu_relax(); or, SVQ_SPIN_YIELD_NS after @*quiet (the spin's last
+ * progress or yield), sched_yield(), and @*quiet moves to @now. A polling
+ * thread that shares its CPU with the thread it waits for (a relay or a
+ * proxy beside the guest's vCPU) so lets that one run instead of polling
+ * for it; alone on its CPU, it pays a system call every few microseconds.
+ * Return: whether it yielded.
+ */
+bool svq_spin_relax(uint64_t now, uint64_t *quiet);
+
 #endif

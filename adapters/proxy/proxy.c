@@ -1819,11 +1819,11 @@ static bool spin_interrupted(struct proxy *p)
  */
 static void spin(struct proxy *p)
 {
-	uint64_t checked, idle_since, now;
+	uint64_t checked, idle_since, quiet, now;
 
 	p->spins++;
 	spin_signals(p, false);
-	checked = idle_since = svq_spin_now();
+	checked = idle_since = quiet = svq_spin_now();
 	p->spin.idle_at = 0;
 	for (;;) {
 		bool progress = poll_pass(p);
@@ -1832,12 +1832,12 @@ static void spin(struct proxy *p)
 			break;
 		now = svq_spin_now();
 		if (progress) {
-			idle_since = now;
+			idle_since = quiet = now;
 		} else if (now - idle_since >= p->spin.cur_ns) {
 			svq_spin_ran_out(&p->spin, now);
 			break;
 		} else {
-			svq_cpu_relax();
+			svq_spin_relax(now, &quiet);
 		}
 		if (now - checked >= PROXY_SPIN_CHECK_NS) {
 			checked = now;
