@@ -315,12 +315,14 @@ static bool poll_pass(struct svqiso_loop *loop, svq_loop_signal_fn signal,
 void svq_loop_spin(struct svqiso_loop *loop, svq_loop_signal_fn signal,
 		   void *ctx)
 {
-	uint64_t idle_since, quiet;
+	struct svq_spin_yield yield;
+	uint64_t idle_since;
 	uint32_t i;
 
 	loop->ctr.spin_rounds++;
 	spin_notify(loop, true);
-	idle_since = quiet = now_ns();
+	idle_since = now_ns();
+	svq_spin_busy(&yield, idle_since);
 	loop->spin.idle_at = 0;
 	while (!svq_loop_stopping(loop) && !loop->hung_up) {
 		bool progress = poll_pass(loop, signal, ctx);
@@ -330,11 +332,12 @@ void svq_loop_spin(struct svqiso_loop *loop, svq_loop_signal_fn signal,
 			break;
 		now = now_ns();
 		if (progress) {
-			idle_since = quiet = now;
+			idle_since = now;
+			svq_spin_busy(&yield, now);
 		} else if (now - idle_since >= loop->spin.cur_ns) {
 			svq_spin_ran_out(&loop->spin, now);
 			break;
-		} else if (svq_spin_relax(now, &quiet)) {
+		} else if (svq_spin_relax(&yield, now)) {
 			loop->ctr.spin_yields++;
 		}
 		svq_loop_watch_poll(loop, now);

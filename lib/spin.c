@@ -53,13 +53,14 @@ void svq_spin_woken(struct svq_spin *s)
 	}
 }
 
-bool svq_spin_relax(uint64_t now, uint64_t *quiet)
+bool svq_spin_relax(struct svq_spin_yield *y, uint64_t now)
 {
-	if (now - *quiet < SVQ_SPIN_YIELD_NS) {
+	if (now < y->at) {
 		svq_cpu_relax();
 		return false;
 	}
 	sched_yield();
-	*quiet = now;
+	y->gap *= 2;
+	y->at = now + y->gap;
 	return true;
 }

@@ -66,18 +66,33 @@ static inline void svq_cpu_relax(void)
 #endif
 }
 
-/* A spin that finds nothing to do for this long gives its CPU away once. */
+/* A spin that finds nothing to do for this long gives its CPU away once;
+ * the next time after twice as long, and so on. */
 #define SVQ_SPIN_YIELD_NS	4000ull
+
+/* When a spin with nothing to do next gives its CPU away. */
+struct svq_spin_yield {
+	uint64_t at;		/* svq_spin_now() of the next sched_yield() */
+	uint64_t gap;		/* from the last one */
+};
+
+/* The spin made progress at @now (or begins): the next yield comes
+ * SVQ_SPIN_YIELD_NS after it. */
+static inline void svq_spin_busy(struct svq_spin_yield *y, uint64_t now)
+{
+	y->gap = SVQ_SPIN_YIELD_NS;
+	y->at = now + y->gap;
+}
 
 /*
  * svq_spin_relax() - one pass of a spin that found nothing to do, at @now:
- * svq_cpu_relax(); or, SVQ_SPIN_YIELD_NS after @*quiet (the spin's last
- * progress or yield), sched_yield(), and @*quiet moves to @now. A polling
- * thread that shares its CPU with the thread it waits for (a relay or a
- * proxy beside the guest's vCPU) so lets that one run instead of polling
- * for it; alone on its CPU, it pays a system call every few microseconds.
+ * svq_cpu_relax(); or, when @y says so, sched_yield(), the next one twice
+ * as far off. A polling thread that shares its CPU with the thread it waits
+ * for (a relay or a proxy beside the guest's vCPU) so lets that one run
+ * soon instead of polling for it, while a long wait alone on its CPU costs
+ * a few system calls, not one every few microseconds.
  * Return: whether it yielded.
  */
-bool svq_spin_relax(uint64_t now, uint64_t *quiet);
+bool svq_spin_relax(struct svq_spin_yield *y, uint64_t now);
 
 #endif

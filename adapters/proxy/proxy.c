@@ -1819,11 +1819,13 @@ static bool spin_interrupted(struct proxy *p)
  */
 static void spin(struct proxy *p)
 {
-	uint64_t checked, idle_since, quiet, now;
+	uint64_t checked, idle_since, now;
+	struct svq_spin_yield yield;
 
 	p->spins++;
 	spin_signals(p, false);
-	checked = idle_since = quiet = svq_spin_now();
+	checked = idle_since = svq_spin_now();
+	svq_spin_busy(&yield, idle_since);
 	p->spin.idle_at = 0;
 	for (;;) {
 		bool progress = poll_pass(p);
@@ -1832,12 +1834,13 @@ static void spin(struct proxy *p)
 			break;
 		now = svq_spin_now();
 		if (progress) {
-			idle_since = quiet = now;
+			idle_since = now;
+			svq_spin_busy(&yield, now);
 		} else if (now - idle_since >= p->spin.cur_ns) {
 			svq_spin_ran_out(&p->spin, now);
 			break;
 		} else {
-			svq_spin_relax(now, &quiet);
+			svq_spin_relax(&yield, now);
 		}
 		if (now - checked >= PROXY_SPIN_CHECK_NS) {
 			checked = now;

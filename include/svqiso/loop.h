@@ -35,10 +35,11 @@
  * that came sooner doubles it again (from shut, to 4 us), so a queue whose
  * requests stay posted with nothing happening (net receive buffers) soon
  * costs no spinning at all. A spin that has found nothing to do for 4 us
- * gives its CPU away once (sched_yield()), and again every 4 us: a loop
- * thread that shares a CPU with the guest (a relay beside a vCPU on a small
- * host) so lets the guest run instead of polling for it. A spin of 0 (the
- * default) sleeps at once.
+ * gives its CPU away once (sched_yield()), and again after 8, 16, ... us
+ * more: a loop thread that shares a CPU with the guest (a relay beside a
+ * vCPU on a small host) so lets the guest run instead of polling for it,
+ * and one alone on its CPU makes a few system calls in a long wait. A spin
+ * of 0 (the default) sleeps at once.
  *
  * Hang-up watch (hangup_fd, hangup): the loop also watches one fd for its
  * peer hanging up (POLLRDHUP, POLLHUP or POLLERR; it is never read or
