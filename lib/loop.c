@@ -315,32 +315,21 @@ static bool poll_pass(struct svqiso_loop *loop, svq_loop_signal_fn signal,
 void svq_loop_spin(struct svqiso_loop *loop, svq_loop_signal_fn signal,
 		   void *ctx)
 {
-	struct svq_spin_yield yield;
-	uint64_t idle_since;
+	struct svq_spin_round round;
 	uint32_t i;
 
 	loop->ctr.spin_rounds++;
 	spin_notify(loop, true);
-	idle_since = now_ns();
-	svq_spin_busy(&yield, idle_since);
-	loop->spin.idle_at = 0;
+	svq_spin_round_begin(&loop->spin, &round);
 	while (!svq_loop_stopping(loop) && !loop->hung_up) {
 		bool progress = poll_pass(loop, signal, ctx);
-		uint64_t now;
 
-		if (!progress && !any_in_flight(loop))
+		if (!svq_spin_round_pass(&loop->spin, &round, progress,
+					 progress || any_in_flight(loop)))
 			break;
-		now = now_ns();
-		if (progress) {
-			idle_since = now;
-			svq_spin_busy(&yield, now);
-		} else if (now - idle_since >= loop->spin.cur_ns) {
-			svq_spin_ran_out(&loop->spin, now);
-			break;
-		} else if (svq_spin_relax(&yield, now)) {
+		if (round.yielded)
 			loop->ctr.spin_yields++;
-		}
-		svq_loop_watch_poll(loop, now);
+		svq_loop_watch_poll(loop, round.now);
 	}
 	spin_notify(loop, false);
 	/* Also the queues that broke while spinning: the service pass after

@@ -53,7 +53,16 @@ void svq_spin_woken(struct svq_spin *s)
 	}
 }
 
-bool svq_spin_relax(struct svq_spin_yield *y, uint64_t now)
+/* The spin made progress at @now (or begins). */
+static void svq_spin_busy(struct svq_spin_yield *y, uint64_t now)
+{
+	y->gap = SVQ_SPIN_YIELD_NS;
+	y->at = now + y->gap;
+}
+
+/* A pass with nothing to do at @now: pause, or yield when @y says so.
+ * Return: whether it yielded. */
+static bool svq_spin_relax(struct svq_spin_yield *y, uint64_t now)
 {
 	if (now < y->at) {
 		svq_cpu_relax();
@@ -62,5 +71,32 @@ bool svq_spin_relax(struct svq_spin_yield *y, uint64_t now)
 	sched_yield();
 	y->gap *= 2;
 	y->at = now + y->gap;
+	return true;
+}
+
+void svq_spin_round_begin(struct svq_spin *s, struct svq_spin_round *r)
+{
+	r->now = r->idle_since = svq_spin_now();
+	r->yielded = false;
+	svq_spin_busy(&r->yield, r->now);
+	s->idle_at = 0;
+}
+
+bool svq_spin_round_pass(struct svq_spin *s, struct svq_spin_round *r,
+			 bool progress, bool in_flight)
+{
+	r->yielded = false;
+	if (!progress && !in_flight)
+		return false;
+	r->now = svq_spin_now();
+	if (progress) {
+		r->idle_since = r->now;
+		svq_spin_busy(&r->yield, r->now);
+	} else if (r->now - r->idle_since >= s->cur_ns) {
+		svq_spin_ran_out(s, r->now);
+		return false;
+	} else {
+		r->yielded = svq_spin_relax(&r->yield, r->now);
+	}
 	return true;
 }

@@ -70,29 +70,38 @@ static inline void svq_cpu_relax(void)
  * the next time after twice as long, and so on. */
 #define SVQ_SPIN_YIELD_NS	4000ull
 
-/* When a spin with nothing to do next gives its CPU away. */
+/*
+ * When a spin with nothing to do next gives its CPU away (sched_yield()),
+ * the next time twice as far off. A polling thread that shares its CPU with
+ * the thread it waits for (a relay or a proxy beside the guest's vCPU) so
+ * lets that one run soon instead of polling for it, while a long wait alone
+ * on its CPU costs a few system calls, not one every few microseconds.
+ */
 struct svq_spin_yield {
 	uint64_t at;		/* svq_spin_now() of the next sched_yield() */
 	uint64_t gap;		/* from the last one */
 };
 
-/* The spin made progress at @now (or begins): the next yield comes
- * SVQ_SPIN_YIELD_NS after it. */
-static inline void svq_spin_busy(struct svq_spin_yield *y, uint64_t now)
-{
-	y->gap = SVQ_SPIN_YIELD_NS;
-	y->at = now + y->gap;
-}
+/* One spin, from svq_spin_round_begin() to the svq_spin_round_pass() that
+ * ends it. */
+struct svq_spin_round {
+	uint64_t now;		/* svq_spin_now() at the last pass */
+	uint64_t idle_since;	/* the last progress, or the start */
+	struct svq_spin_yield yield;
+	bool yielded;		/* the last pass gave the CPU away */
+};
+
+/* A spin begins: @s's window runs from now. */
+void svq_spin_round_begin(struct svq_spin *s, struct svq_spin_round *r);
 
 /*
- * svq_spin_relax() - one pass of a spin that found nothing to do, at @now:
- * svq_cpu_relax(); or, when @y says so, sched_yield(), the next one twice
- * as far off. A polling thread that shares its CPU with the thread it waits
- * for (a relay or a proxy beside the guest's vCPU) so lets that one run
- * soon instead of polling for it, while a long wait alone on its CPU costs
- * a few system calls, not one every few microseconds.
- * Return: whether it yielded.
+ * svq_spin_round_pass() - a pass of the spin polled the rings: @progress,
+ * whether it did something; @in_flight, whether a peer still owes
+ * something. Relaxes or yields after a pass with nothing to do (r->yielded
+ * says which), notes in @s when the window ran out.
+ * Return: whether to go on spinning.
  */
-bool svq_spin_relax(struct svq_spin_yield *y, uint64_t now);
+bool svq_spin_round_pass(struct svq_spin *s, struct svq_spin_round *r,
+			 bool progress, bool in_flight);
 
 #endif

@@ -1819,31 +1819,21 @@ static bool spin_interrupted(struct proxy *p)
  */
 static void spin(struct proxy *p)
 {
-	uint64_t checked, idle_since, now;
-	struct svq_spin_yield yield;
+	struct svq_spin_round round;
+	uint64_t checked;
 
 	p->spins++;
 	spin_signals(p, false);
-	checked = idle_since = svq_spin_now();
-	svq_spin_busy(&yield, idle_since);
-	p->spin.idle_at = 0;
+	svq_spin_round_begin(&p->spin, &round);
+	checked = round.now;
 	for (;;) {
 		bool progress = poll_pass(p);
 
-		if (!progress && !any_in_flight(p))
+		if (!svq_spin_round_pass(&p->spin, &round, progress,
+					 progress || any_in_flight(p)))
 			break;
-		now = svq_spin_now();
-		if (progress) {
-			idle_since = now;
-			svq_spin_busy(&yield, now);
-		} else if (now - idle_since >= p->spin.cur_ns) {
-			svq_spin_ran_out(&p->spin, now);
-			break;
-		} else {
-			svq_spin_relax(&yield, now);
-		}
-		if (now - checked >= PROXY_SPIN_CHECK_NS) {
-			checked = now;
+		if (round.now - checked >= PROXY_SPIN_CHECK_NS) {
+			checked = round.now;
 			if (spin_interrupted(p))
 				break;
 		}

@@ -1108,6 +1108,18 @@ START_TEST(test_data)
 }
 END_TEST
 
+/* A test's own proxy and its VMM done with: the queues stopped, the image
+ * as the model says, the proxy stopped, its log clean. */
+static void session_end(struct vmm *v, struct px *x)
+{
+	vmm_stop_queues(v);
+	check_image(v);
+	vmm_close(v);
+	ck_assert_int_eq(kill(x->pid, SIGTERM), 0);
+	proc_stop(&x->pid, 5000);
+	check_log(x);
+}
+
 /*
  * A bounce arena of 128 KiB per queue (--pool-size) under requests of up
  * to 512 KiB: those larger than the arena go through one-off regions the
@@ -1155,12 +1167,7 @@ START_TEST(test_oneoff)
 	/* Each one-off region gone with its request. */
 	ck_assert_int_eq(inspect_process(D.pid, &v.guest_st, NULL, 0, &r1), 0);
 	ck_assert_uint_eq(r1.map_memfd_bytes, r0.map_memfd_bytes);
-	vmm_stop_queues(&v);
-	check_image(&v);
-	vmm_close(&v);
-	ck_assert_int_eq(kill(x.pid, SIGTERM), 0);
-	proc_stop(&x.pid, 5000);
-	check_log(&x);
+	session_end(&v, &x);
 }
 END_TEST
 
@@ -1199,12 +1206,7 @@ static uint64_t spin_workload(const char *us, struct pstats *st)
 	fprintf(stderr, "# --spin-us %s: %" PRIu64 " requests, %" PRIu64
 		" guest kicks, %" PRIu64 " spins, window %" PRIu64 " us\n",
 		us, n, kicks, st->spins, st->spin_us);
-	vmm_stop_queues(&v);
-	check_image(&v);
-	vmm_close(&v);
-	ck_assert_int_eq(kill(x.pid, SIGTERM), 0);
-	proc_stop(&x.pid, 5000);
-	check_log(&x);
+	session_end(&v, &x);
 	return kicks;
 }
 
