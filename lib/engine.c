@@ -826,15 +826,21 @@ int svqiso_vhost_queue_poll(struct svqiso_vhost *vh, unsigned int idx)
 {
 	struct vh_queue *q = (struct vh_queue *)find_queue(vh, idx);
 	int used, avail = 0;
+	uint64_t moved;
 
 	if (!q || (q->state != VH_RUNNING && q->state != VH_STOPPING))
 		return -EINVAL;
+	moved = svq_moved(q->svq);
 	used = queue_run(q, svqiso_svq_process_used);
 	if (used < 0)
 		return used;
 	if (q->state == VH_RUNNING)
 		avail = queue_run(q, svqiso_svq_process_avail);
-	return avail < 0 ? avail : used | avail;
+	if (avail < 0)
+		return avail;
+	/* A guest that wants no interrupt and a backend that wants no kick
+	 * (both polling) move requests that ask for no signal. */
+	return (used | avail) || svq_moved(q->svq) != moved;
 }
 
 int svqiso_vhost_queue_set_busy_poll(struct svqiso_vhost *vh,

@@ -176,9 +176,6 @@ static void drain_stop(struct svqiso_loop *loop)
 		;
 }
 
-#define cpu_relax	svq_cpu_relax
-#define now_ns		svq_spin_now
-
 /* ---- The hang-up watch ---- */
 
 void svq_loop_watch_event(struct svqiso_loop *loop, int res)
@@ -491,9 +488,9 @@ static int busy_run(struct svqiso_loop *loop)
 	spin_notify(loop, true);
 	while (!svq_loop_stopping(loop) && !loop->hung_up) {
 		if (!poll_pass(loop, fd_signal, NULL))
-			cpu_relax();
+			svq_cpu_relax();
 		if (svq_loop_watching(loop) && ++n % BUSY_WATCH_PASSES == 0)
-			svq_loop_watch_poll(loop, now_ns());
+			svq_loop_watch_poll(loop, svq_spin_now());
 	}
 	spin_notify(loop, false);
 	return 0;

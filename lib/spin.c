@@ -93,7 +93,9 @@ bool svq_spin_round_pass(struct svq_spin *s, struct svq_spin_round *r,
 		r->idle_since = r->now;
 		svq_spin_busy(&r->yield, r->now);
 	} else if (r->now - r->idle_since >= s->cur_ns) {
-		svq_spin_ran_out(s, r->now);
+		/* The next event says whether a wider window would have
+		 * caught it. */
+		s->idle_at = r->now;
 		return false;
 	} else {
 		r->yielded = svq_spin_relax(&r->yield, r->now);

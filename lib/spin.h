@@ -49,13 +49,6 @@ bool svq_spin_should(struct svq_spin *s, bool in_flight);
  */
 void svq_spin_woken(struct svq_spin *s);
 
-/* A spin stopped at @now, its window gone by without progress: the next
- * event says whether a wider one would have caught it. */
-static inline void svq_spin_ran_out(struct svq_spin *s, uint64_t now)
-{
-	s->idle_at = now;
-}
-
 /* One pass of a busy wait: let the core's other thread have it. */
 static inline void svq_cpu_relax(void)
 {

@@ -166,4 +166,11 @@ static inline void svq_req_move(struct svq_req *to, struct svq_req *from)
 	from->table = SVQ_NO_TABLE;
 }
 
+/* Requests taken from the guest and completed to it so far: a change says
+ * a handler moved some, whether or not either peer needs a signal. */
+static inline uint64_t svq_moved(const struct svqiso_svq *svq)
+{
+	return svq->st.requests + svq->st.completions;
+}
+
 #endif /* SVQ_SVQ_PRIV_H */

@@ -1769,7 +1769,7 @@ static void spin_signals(struct proxy *p, bool on)
 }
 
 /* One pass over every live queue, both rings. Return: whether any queue
- * had something to signal, which is what moving requests does. */
+ * moved requests. */
 static bool poll_pass(struct proxy *p)
 {
 	bool progress = false;

@@ -374,11 +374,11 @@ SVQISO_API int svqiso_vhost_queue_process(struct svqiso_vhost *vh,
  * svqiso_vhost_queue_poll() - the VMM polls queue @idx instead of waiting
  * on its eventfds (a spin between wake-ups): collect what the backend
  * completed, then take what the guest posted, reading neither eventfd
- * (svqiso_vhost_queue_process() reads the call fd, a system call). A
- * stopping queue only collects.
+ * (svqiso_vhost_queue_process() reads the call fd, a system call), and
+ * signal what that asks for. A stopping queue only collects.
  *
- * Return: as svqiso_vhost_queue_kick(); 0 when there was nothing to
- * signal.
+ * Return: 1 (requests moved, or a peer was signalled: keep polling), 0
+ * (nothing to do); -EINVAL (not running), -EIO (broken).
  */
 SVQISO_API int svqiso_vhost_queue_poll(struct svqiso_vhost *vh, unsigned int idx);
 
