@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "loop_priv.h"
+#include "svq_priv.h"
 
 #if defined(__LP64__)
 _Static_assert(sizeof(struct svqiso_loop_opts) == 64, "svqiso_loop_opts is append-only");
@@ -281,12 +282,15 @@ static void spin_notify(struct svqiso_loop *loop, bool busy)
 
 /*
  * One polling pass over every live queue, both rings, as busy polling and
- * spinning make it. Return: whether any handler did something.
+ * spinning make it. Return: whether any handler did something: a signal
+ * owed, or requests moved with none (both peers polling, or element mode,
+ * whose callbacks kick for themselves).
  */
 static bool poll_pass(struct svqiso_loop *loop, svq_loop_signal_fn signal,
 		      void *ctx)
 {
 	bool progress = false;
+	uint64_t moved;
 	uint32_t i;
 	int ret;
 
@@ -297,9 +301,12 @@ static bool poll_pass(struct svqiso_loop *loop, svq_loop_signal_fn signal,
 		if (q->dead)
 			continue;
 		q->events = SVQ_LOOP_EV_CALL | SVQ_LOOP_EV_KICK;
+		moved = svq_moved(q->svq);
 		ret = svq_loop_service(loop, q);
 		if (ret > 0) {
 			q->owed |= (uint8_t)ret;
+			progress = true;
+		} else if (!q->dead && svq_moved(q->svq) != moved) {
 			progress = true;
 		}
 	}
