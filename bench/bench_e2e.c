@@ -100,8 +100,9 @@
  * read-zeroes=on returns), so the cache traffic of copying shows;
  * --no-touch leaves the data alone. Beyond that only the status byte and
  * used length are checked. A "-spin" configuration polls the used ring
- * instead of sleeping in poll() (inline: calling svqiso_vu_queue_process()
- * each time round), to show what interrupt delivery costs at depth 1.
+ * instead of sleeping in poll() (inline: calling svqiso_vu_queue_poll()
+ * each time round, with busy polling on: no notify, no backend call, no
+ * eventfd read), to show what interrupt delivery costs at depth 1.
  *
  * Placement, as a VMM pinning its vCPU threads and its backends would make
  * it: when the process may run on two CPUs or more, the guest driver thread
@@ -775,9 +776,10 @@ static int reap(struct run *r)
 
 	if (r->c->spin) {
 		for (i = 0; i < G.nq; i++) {
-			/* Inline: nothing else runs the queue; the VMM polls. */
+			/* Inline: nothing else runs the queue; the VMM polls
+			 * both rings, reading no eventfd. */
 			if (r->s->inline_loop) {
-				got = svqiso_vu_queue_process(r->s->vu, i);
+				got = svqiso_vu_queue_poll(r->s->vu, i);
 				if (got < 0)
 					return got;
 			}
@@ -868,17 +870,29 @@ out:
 	return rc;
 }
 
-static void run_init(struct run *r, const struct cfg *c, struct sess *s,
-		     uint64_t seed)
+static int run_init(struct run *r, const struct cfg *c, struct sess *s,
+		    uint64_t seed)
 {
 	unsigned int i;
+	int rc;
 
+	/* Inline, a guest polling its used ring: the VMM polls the queues
+	 * too, with the notify and the backend's calls off. */
+	for (i = 0; s->inline_loop && i < G.nq; i++) {
+		rc = svqiso_vu_queue_set_busy_poll(s->vu, i, c->spin);
+		if (rc) {
+			fprintf(stderr, "bench_e2e: svqiso_vu_queue_set_busy_poll: %s\n",
+				strerror(-rc));
+			return rc;
+		}
+	}
 	memset(r, 0, sizeof(*r));
 	r->c = c;
 	r->s = s;
 	r->rng = seed | 1;
 	for (i = 0; i < c->qd; i++)
 		r->free[r->nfree++] = c->qd - 1 - i;
+	return 0;
 }
 
 static uint64_t guest_kicks(const struct sess *s)
@@ -982,7 +996,9 @@ static int measure(const struct cfg *c, unsigned int m, unsigned int rep,
 	rc = sess_open(&s, m);
 	if (rc)
 		goto out;
-	run_init(&r, c, &s, 0x9e3779b97f4a7c15ull * (rep + 1));
+	rc = run_init(&r, c, &s, 0x9e3779b97f4a7c15ull * (rep + 1));
+	if (rc)
+		goto out;
 	rc = drive(&r, G.warm_ns, UINT64_MAX, &elapsed);
 	if (rc)
 		goto out;
@@ -1047,6 +1063,8 @@ static int sanity(void)
 	static const struct cfg chk[] = {
 		{ "check-write", "write", 4096, 4, true, true, false, true },
 		{ "check-read", "read", 4096, 4, false, true, false, true },
+		/* Polling: inline, svqiso_vu_queue_poll() with busy polling. */
+		{ "check-read-spin", "read", 4096, 4, false, true, true, true },
 	};
 	unsigned int m, i;
 	int rc = 0, err;
@@ -1057,12 +1075,13 @@ static int sanity(void)
 		if (G.proxy_bin ? !G.mode_on[m] : modes[m].proxy)
 			continue;
 		rc = sess_open(&s, m);
-		for (i = 0; i < 2 && !rc; i++) {
+		for (i = 0; i < sizeof(chk) / sizeof(chk[0]) && !rc; i++) {
 			struct run r;
 			uint64_t elapsed;
 
-			run_init(&r, &chk[i], &s, 1);
-			rc = drive(&r, UINT64_MAX / 4, 64, &elapsed);
+			rc = run_init(&r, &chk[i], &s, 1);
+			if (!rc)
+				rc = drive(&r, UINT64_MAX / 4, 64, &elapsed);
 			if (!rc && (r.bad || r.bad_data || r.done != 64)) {
 				fprintf(stderr, "bench_e2e: %s check, %s: %" PRIu64
 					" of 64 completed, %" PRIu64 " bad (status "
@@ -1468,7 +1487,8 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 		 "more wake-up than inline). "
 		 "One guest thread, %u queue%s of %u entries (indirect "
 		 "descriptors, event idx), waiting with poll() (\"-spin\": "
-		 "polling the used ring, inline also calling process(), no "
+		 "polling the used ring, inline also polling the queue with "
+		 "svqiso_vu_queue_poll() and busy polling on, no "
 		 "sleep); %s; adapter loop %s, copy %s, batch_bytes %" PRIu64
 		 " (0: off), relay spin_ns %" PRIu64 " (0: the default, %llu; "
 		 "%s), pool_size %"

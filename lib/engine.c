@@ -840,7 +840,8 @@ int svqiso_vhost_queue_poll(struct svqiso_vhost *vh, unsigned int idx)
 		return avail;
 	/* A guest that wants no interrupt and a backend that wants no kick
 	 * (both polling) move requests that ask for no signal. */
-	return (used | avail) || svq_moved(q->svq) != moved;
+	return used | avail |
+	       (svq_moved(q->svq) != moved ? SVQISO_SIGNAL_MOVED : 0);
 }
 
 int svqiso_vhost_queue_set_busy_poll(struct svqiso_vhost *vh,

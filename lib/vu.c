@@ -923,6 +923,28 @@ int svqiso_vu_queue_process(struct svqiso_vu *vu, unsigned int index)
 			     svqiso_vhost_queue_process(vu->vh, index));
 }
 
+int svqiso_vu_queue_poll(struct svqiso_vu *vu, unsigned int index)
+{
+	int rc = external_queue(vu, index);
+
+	if (rc)
+		return rc;
+	return external_seen(vu, index, svqiso_vhost_queue_poll(vu->vh, index));
+}
+
+int svqiso_vu_queue_set_busy_poll(struct svqiso_vu *vu, unsigned int index,
+				  bool on)
+{
+	int rc = external_queue(vu, index);
+
+	/* Off on a queue that no longer runs: a stop turned it off. */
+	if (rc == -EINVAL && !on && vu && index < vu->nq && external_loop(vu))
+		return 0;
+	if (rc)
+		return rc;
+	return svqiso_vhost_queue_set_busy_poll(vu->vh, index, on);
+}
+
 const char *svqiso_vu_queue_broken(const struct svqiso_vu *vu,
 				   unsigned int index)
 {

@@ -68,6 +68,12 @@ extern "C" {
  * no notification comes for what is left.
  */
 #define SVQISO_SIGNAL_AGAIN	(1 << 2)
+/*
+ * Only from the poll calls (svqiso_vhost_queue_poll(), svqiso_vu_queue_poll()):
+ * requests moved, either way, whether or not a peer had to be signalled for
+ * them (both polling). A spin that sees it has work going on.
+ */
+#define SVQISO_SIGNAL_MOVED	(1 << 3)
 
 /* struct svqiso_vring_addr - where a ring's three areas are. */
 struct svqiso_vring_addr {

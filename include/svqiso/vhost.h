@@ -377,8 +377,11 @@ SVQISO_API int svqiso_vhost_queue_process(struct svqiso_vhost *vh,
  * (svqiso_vhost_queue_process() reads the call fd, a system call), and
  * signal what that asks for. A stopping queue only collects.
  *
- * Return: 1 (requests moved, or a peer was signalled: keep polling), 0
- * (nothing to do); -EINVAL (not running), -EIO (broken).
+ * Return: the SVQISO_SIGNAL_* mask of what was signalled, as
+ * svqiso_vhost_queue_kick() (with no guest call fd, the VMM injects the
+ * interrupt on SVQISO_SIGNAL_GUEST), with SVQISO_SIGNAL_MOVED when requests
+ * moved; not 0: keep polling. 0: nothing to do. -EINVAL (not running),
+ * -EIO (broken).
  */
 SVQISO_API int svqiso_vhost_queue_poll(struct svqiso_vhost *vh, unsigned int idx);
 

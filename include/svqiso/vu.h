@@ -16,6 +16,7 @@
  *   svqiso_vu_queue_stop()    drain, GET_VRING_BASE: the guest vring base
  *   svqiso_vu_queue_kick()    external loop: the guest notified
  *   svqiso_vu_queue_process() external loop: the backend called
+ *   svqiso_vu_queue_poll()    external loop: neither, the VMM polls
  *   svqiso_vu_session_fd()    with no relay thread: poll it for a hang-up
  *   svqiso_vu_session_check() ...and say so when it fires
  *   svqiso_vu_reconnect()     a new session after a hang-up: nothing lost
@@ -449,6 +450,39 @@ SVQISO_API int svqiso_vu_queue_kick(struct svqiso_vu *vu, unsigned int index);
  * region sends the message that removes it.
  */
 SVQISO_API int svqiso_vu_queue_process(struct svqiso_vu *vu, unsigned int index);
+
+/**
+ * svqiso_vu_queue_poll() - external loop: a VMM that polls queue @index
+ * instead of waiting for the guest's notify and the backend's call (a vCPU
+ * or I/O thread spinning between wake-ups): collect what the backend
+ * completed, then take what the guest posted, as svqiso_vu_queue_process()
+ * and svqiso_vu_queue_kick() would, reading no eventfd.
+ *
+ * Return: the mask of svqiso_vu_queue_kick() (SVQISO_SIGNAL_GUEST: inject
+ * the interrupt when call_fd is -1), with SVQISO_SIGNAL_MOVED when requests
+ * moved either way; 0: nothing to do. The same errnos.
+ *
+ * Context: as svqiso_vu_queue_kick(), with which and with
+ * svqiso_vu_queue_process() it is serialized on the same queue; no system
+ * call unless a peer is signalled.
+ */
+SVQISO_API int svqiso_vu_queue_poll(struct svqiso_vu *vu, unsigned int index);
+
+/**
+ * svqiso_vu_queue_set_busy_poll() - external loop: @on: ask the guest not
+ * to notify queue @index and the backend not to call it, while the VMM
+ * polls it with svqiso_vu_queue_poll(); off: ask them to again, then poll
+ * once more before waiting (what came while it was on came without a
+ * signal). A queue stop or reset turns it off.
+ *
+ * Return: 0; -EINVAL (NULL, @index past the queue count, @on and the queue
+ * not running, no SVQISO_VU_F_EXTERNAL_LOOP), -ENOTSUP (direct mode), -EIO
+ * (broken, or the backend hung up).
+ *
+ * Context: as svqiso_vu_queue_poll().
+ */
+SVQISO_API int svqiso_vu_queue_set_busy_poll(struct svqiso_vu *vu,
+					     unsigned int index, bool on);
 
 /**
  * svqiso_vu_queue_broken() - whether queue @index stopped relaying, and

@@ -521,6 +521,35 @@ static int refill(struct blkwork *w, uint64_t *left)
 	return 0;
 }
 
+/*
+ * Queue @i's turn: the VMM's wake (@polled: whatever it says) or a read of
+ * the interrupt eventfd @fd, drained before collecting so that a later
+ * interrupt is seen; then the collect, which moves *@progress when it took
+ * something. Return: 0 or -errno.
+ */
+static int queue_turn(struct blkwork *w, unsigned int i, int fd, bool polled,
+		      uint64_t *progress)
+{
+	uint64_t cnt;
+	int got;
+
+	if (w->o.wake) {
+		got = w->o.wake(w->o.wake_ctx, i);
+		if (got < 0)
+			return got;
+		if (!got && !polled)
+			return 0;	/* no interrupt */
+	} else if (read(fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN) {
+		return -errno;
+	}
+	got = blkq_collect(w->qs[i].q, done, w);
+	if (got < 0)
+		return got;
+	if (got)
+		*progress = now_ns();
+	return 0;
+}
+
 int blkwork_run(struct blkwork *w, uint64_t nrequests, struct blkwork_result *res)
 {
 	unsigned int nq = w->o.nqueues, i;
@@ -558,6 +587,13 @@ int blkwork_run(struct blkwork *w, uint64_t nrequests, struct blkwork_result *re
 			err = -ETIMEDOUT;
 			break;
 		}
+		if (w->o.poll && w->o.wake) {
+			for (i = 0; i < nq && !err; i++)
+				err = queue_turn(w, i, -1, true, &progress);
+			if (err)
+				break;
+			continue;
+		}
 		n = poll(pfd, nq, (int)((deadline - now + 999999) / 1000000));
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -565,35 +601,12 @@ int blkwork_run(struct blkwork *w, uint64_t nrequests, struct blkwork_result *re
 			err = -errno;
 			break;
 		}
-		for (i = 0; i < nq && n > 0; i++) {
-			uint64_t cnt;
-			int got;
-
-			if (!(pfd[i].revents & POLLIN))
-				continue;
-			/* Drain before collecting, so a later interrupt is seen. */
-			if (w->o.wake) {
-				err = w->o.wake(w->o.wake_ctx, i);
-				if (err < 0)
-					goto out;
-				if (!err)
-					continue;	/* no interrupt */
-				err = 0;
-			} else if (read(pfd[i].fd, &cnt, sizeof(cnt)) < 0 &&
-				   errno != EAGAIN) {
-				err = -errno;
-				goto out;
-			}
-			got = blkq_collect(w->qs[i].q, done, w);
-			if (got < 0) {
-				err = got;
-				goto out;
-			}
-			if (got)
-				progress = now_ns();
-		}
+		for (i = 0; i < nq && n > 0 && !err; i++)
+			if (pfd[i].revents & POLLIN)
+				err = queue_turn(w, i, pfd[i].fd, false, &progress);
+		if (err)
+			break;
 	}
-out:
 	free(pfd);
 	res->elapsed_ns = now_ns() - start;
 	w->res = NULL;

@@ -547,6 +547,13 @@ struct blkwork_opts {
 	const int *wait_fds;
 	int (*wake)(void *ctx, unsigned int queue);
 	void *wake_ctx;
+	/*
+	 * A polling guest on a polling VMM: with @wake set, blkwork_run()
+	 * never sleeps; it calls @wake for each queue in turn (a negative
+	 * return ends the run) and collects the queue whatever it returned,
+	 * as a driver polling its used ring does.
+	 */
+	bool poll;
 };
 
 /** blkwork_opts_init() - defaults, and init_fd -1. */

@@ -114,6 +114,8 @@ static struct {
 	int backend_fd[NQ];
 	int notify_err;			/* first svqiso_vu_queue_kick() error */
 	uint64_t notifies, wakes, guest_irqs;
+	bool poll;			/* external: blkwork polls, never sleeps */
+	uint64_t polls, polls_moved;
 	unsigned int restart_every;	/* wake-ups between a stop/restart */
 	unsigned int kill_every;	/* wake-ups between a backend kill and
 					 * reconnect (external loop) */
@@ -459,6 +461,20 @@ static int ext_wake(void *ctx, unsigned int i)
 	return inject || (rc & SVQISO_SIGNAL_GUEST);
 }
 
+/* A polling VMM's turn on queue @i (blkwork's poll mode). */
+static int ext_poll(void *ctx, unsigned int i)
+{
+	int rc = svqiso_vu_queue_poll(F.vu, i);
+
+	(void)ctx;
+	if (rc < 0)
+		return rc;
+	F.polls++;
+	F.polls_moved += (rc & SVQISO_SIGNAL_MOVED) != 0;
+	F.guest_irqs += (rc & SVQISO_SIGNAL_GUEST) != 0;
+	return rc;
+}
+
 static void ext_attach(void)
 {
 	unsigned int i;
@@ -484,6 +500,8 @@ static void fx_open(const struct variant *v)
 	F.ext_call_fd = v->call_fd;
 	F.notify_err = 0;
 	F.notifies = F.wakes = F.guest_irqs = 0;
+	F.poll = false;
+	F.polls = F.polls_moved = 0;
 	F.restart_every = F.restarts = F.restarts_busy = F.wake_ticks = 0;
 	F.kill_every = F.kills_left = 0;
 	F.reposted = 0;
@@ -602,7 +620,8 @@ static void work_new(unsigned int depth)
 	o.init_fd = F.img_fd;
 	if (F.external) {
 		o.wait_fds = F.backend_fd;
-		o.wake = ext_wake;
+		o.wake = F.poll ? ext_poll : ext_wake;
+		o.poll = F.poll;
 	}
 	ck_assert_int_eq(blkwork_new(&o, &F.w), 0);
 }
@@ -1143,6 +1162,71 @@ START_TEST(test_external_stop_restart_loses_nothing)
 }
 END_TEST
 
+/*
+ * A VMM that polls (svqiso_vu_queue_poll()) in front of a guest that polls
+ * its used ring: with busy polling on, the workload runs with the guest's
+ * notifies and the backend's calls off (but for the first, which may meet
+ * the event indexes of before) and no eventfd read, every request checked;
+ * the interrupts the guest still asks for are written to its call fd, or
+ * (call_fd -1) left to the VMM, which the mask tells. Off again, the guest
+ * notifies and the backend calls as before. _i: split guest with an irqfd,
+ * packed guest with call_fd -1.
+ */
+START_TEST(test_external_busy_poll)
+{
+	struct variant v = { .mode = SVQISO_VU_ISOLATED, .external = true,
+			     .packed = _i, .indirect = true, .event_idx = !_i,
+			     .call_fd = !_i };
+	uint64_t n = scaled(REQUESTS), calls = 0, irqfd = 0, cnt;
+	unsigned int i;
+
+	fx_open(&v);
+	for (i = 0; i < NQ; i++)
+		ck_assert_int_eq(svqiso_vu_queue_set_busy_poll(F.vu, i, true), 0);
+	F.poll = true;
+	work_new(DEPTH);
+	run_work(n, true);
+	for (i = 0; i < NQ; i++) {
+		if (read(F.backend_fd[i], &cnt, sizeof(cnt)) == sizeof(cnt))
+			calls += cnt;
+		if (read(blkq_call_fd(F.q[i]), &cnt, sizeof(cnt)) == sizeof(cnt))
+			irqfd += cnt;
+	}
+	fprintf(stderr, "# busy polling, guest %s: %" PRIu64 " requests, %"
+		PRIu64 " polls (%" PRIu64 " moved requests), %" PRIu64
+		" notifies, %" PRIu64 " backend calls, %" PRIu64
+		" guest interrupts asked for, %" PRIu64 " written to its fd\n",
+		v.packed ? "packed, call fd -1" : "split, irqfd", n, F.polls,
+		F.polls_moved, F.notifies, calls, F.guest_irqs, irqfd);
+	ck_assert_uint_le(F.notifies, NQ);
+	ck_assert_uint_le(calls, NQ);
+	ck_assert_uint_gt(F.polls_moved, 0);
+	ck_assert_uint_gt(F.guest_irqs, 0);
+	if (v.call_fd)
+		ck_assert_uint_gt(irqfd, 0);
+	else
+		ck_assert_uint_eq(irqfd, 0);
+
+	/* Off: the guest notifies and the backend calls again. */
+	for (i = 0; i < NQ; i++)
+		ck_assert_int_eq(svqiso_vu_queue_set_busy_poll(F.vu, i, false), 0);
+	blkwork_free(F.w);
+	F.poll = false;
+	F.notifies = F.wakes = 0;
+	work_new(DEPTH);
+	run_work(n / 4, false);
+	ck_assert_uint_gt(F.notifies, NQ);
+	ck_assert_uint_gt(F.wakes, NQ);
+	stop_all();
+	/* Stopped: off is a no-op, on has nothing to act on. */
+	ck_assert_int_eq(svqiso_vu_queue_set_busy_poll(F.vu, 0, false), 0);
+	ck_assert_int_eq(svqiso_vu_queue_set_busy_poll(F.vu, 0, true), -EINVAL);
+	check_image();
+	ck_assert_uint_eq(check_queues_done(n + n / 4), 0);
+	fx_close();
+}
+END_TEST
+
 static void count_ok(void *ctx, void *cookie, uint8_t status, uint32_t len)
 {
 	(void)cookie;
@@ -1179,6 +1263,9 @@ START_TEST(test_external_misuse_rejected)
 	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), 0);
 	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, 0), -EINVAL);
 	ck_assert_int_eq(svqiso_vu_queue_process(F.vu, 0), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_queue_poll(F.vu, 0), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_queue_set_busy_poll(F.vu, 0, true), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_queue_set_busy_poll(F.vu, 0, false), -EINVAL);
 	ck_assert_int_eq(svqiso_vu_queue_backend_fd(F.vu, 0), -EINVAL);
 	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, 0, &base), 0);
 	svqiso_vu_free(F.vu);
@@ -1193,6 +1280,8 @@ START_TEST(test_external_misuse_rejected)
 	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), 0);
 	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, 0), -ENOTSUP);
 	ck_assert_int_eq(svqiso_vu_queue_process(F.vu, 0), -ENOTSUP);
+	ck_assert_int_eq(svqiso_vu_queue_poll(F.vu, 0), -ENOTSUP);
+	ck_assert_int_eq(svqiso_vu_queue_set_busy_poll(F.vu, 0, true), -ENOTSUP);
 	ck_assert_int_eq(svqiso_vu_queue_backend_fd(F.vu, 0), -ENOTSUP);
 	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, 0, &base), 0);
 	svqiso_vu_free(F.vu);
@@ -1207,8 +1296,15 @@ START_TEST(test_external_misuse_rejected)
 	ck_assert_int_eq(svqiso_vu_queue_backend_fd(F.vu, NQ), -EINVAL);
 	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, 0), -EINVAL);	/* stopped */
 	ck_assert_int_eq(svqiso_vu_queue_process(F.vu, 0), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_queue_poll(F.vu, 0), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_queue_set_busy_poll(F.vu, 0, true), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_queue_set_busy_poll(F.vu, 0, false), 0);
 	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, NQ), -EINVAL);	/* index */
 	ck_assert_int_eq(svqiso_vu_queue_process(F.vu, NQ), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_queue_poll(F.vu, NQ), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_queue_set_busy_poll(F.vu, NQ, false), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_queue_poll(NULL, 0), -EINVAL);
+	ck_assert_int_eq(svqiso_vu_queue_set_busy_poll(NULL, 0, false), -EINVAL);
 	queue_cfg(0, 0, &c);
 	c.kick_fd = -2;
 	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), -EINVAL);
@@ -2608,6 +2704,7 @@ static Suite *vu_suite(void)
 	tc = vu_tcase(s, "external", 300);
 	vu_add_loop_test(tc, test_external_workload, 0, 2);
 	vu_add_loop_test(tc, test_external_stop_restart_loses_nothing, 0, 2);
+	vu_add_loop_test(tc, test_external_busy_poll, 0, 2);
 	vu_add_test(tc, test_external_misuse_rejected);
 
 	tc = vu_tcase(s, "relay-thread", 300);

@@ -1467,19 +1467,24 @@ static void polled_request(unsigned int k, bool *kick, bool *call)
 	struct svq_seg segs[8];
 	struct svq_elem e;
 	uint16_t id;
+	int rc;
 
 	*kick = guest_post_kick(k, (uint8_t)k, &id);
 	/* Taken: progress, whether or not the backend wants a kick. */
-	ck_assert_int_eq(svqiso_vhost_queue_poll(F.vh, 0), 1);
+	rc = svqiso_vhost_queue_poll(F.vh, 0);
+	ck_assert_int_eq(rc & ~SVQISO_SIGNAL_BACKEND, SVQISO_SIGNAL_MOVED);
 	ck_assert_int_eq(svqiso_vhost_queue_poll(F.vh, 0), 0);	/* nothing */
 	ck_assert(backend_take(&e, segs, (uint8_t)k));
 	memset(e.seg[1].hva, 0x50 + k, SEG);
 	ck_assert_int_eq(svq_dev_push(&F.backend, e.id, SEG), 0);
 	svq_dev_flush(&F.backend);
 	*call = svq_dev_need_notify(&F.backend);
-	ck_assert_int_eq(svqiso_vhost_queue_poll(F.vh, 0), 1);
-	/* The guest still wants its interrupt. */
-	ck_assert_uint_eq(read_fd(F.guest_call), 1);
+	/* The guest still wants its interrupt: written to its call fd, or
+	 * for the VMM to inject when it has none. */
+	ck_assert_int_eq(svqiso_vhost_queue_poll(F.vh, 0),
+			 SVQISO_SIGNAL_MOVED | SVQISO_SIGNAL_GUEST);
+	if (F.guest_call >= 0)
+		ck_assert_uint_eq(read_fd(F.guest_call), 1);
 	guest_collect(id, k, (uint8_t)(0x50 + k));
 }
 
@@ -1488,6 +1493,7 @@ START_TEST(test_busy_poll_moves_requests_without_signals)
 	uint8_t gl = _i & 1, sl = _i >> 1;
 	bool kick, call;
 	unsigned int k;
+	int fd;
 
 	fx_open(gl, sl);
 	guest_ring();
@@ -1523,6 +1529,14 @@ START_TEST(test_busy_poll_moves_requests_without_signals)
 	polled_request(7, &kick, &call);
 	polled_request(8, &kick, &call);
 	ck_assert(!kick && !call);
+	/* No call fd: the guest's interrupt is the VMM's to inject, and the
+	 * mask says so; the old fd is not written. */
+	ck_assert_int_eq(svqiso_vhost_queue_set_call(F.vh, 0, -1), 0);
+	fd = F.guest_call;
+	F.guest_call = -1;
+	polled_request(9, &kick, &call);
+	F.guest_call = fd;
+	ck_assert_int_lt(read(F.guest_call, &(uint64_t){ 0 }, 8), 0);
 	ck_assert_int_eq(svqiso_vhost_queue_drain(F.vh, 0, 1000, -1), 0);
 	ck_assert_int_eq(svqiso_vhost_queue_set_busy_poll(F.vh, 0, false), 0);
 	fx_close();
