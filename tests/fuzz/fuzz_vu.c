@@ -32,7 +32,8 @@
  *
  * adapter: svqiso_vu over a socketpair, isolated or direct, with its
  * external loop (no thread): connect, features, guest RAM (a memfd whose
- * ring contents the input writes), queue start, kicks, completions, stop,
+ * ring contents the input writes), queue start, kicks, completions, polls
+ * with busy polling on or off, stop,
  * config, reset, hang-up checks, against replies pre-written the same way
  * for the requests each call is expected to make (a guess: wrong guesses
  * are faults too). Every call returns 0 or a negative errno (a mask for
@@ -1423,11 +1424,29 @@ static void run_adapter(struct fz *f)
 			break;
 		}
 		case 4:
+			if (b & 0x80) {
+				/* A VMM that polls: notifications off or on. */
+				rc = svqiso_vu_queue_set_busy_poll(a->vu,
+					fz_below(f, AD_MAX_Q), b & 0x40);
+				FZ_CHECK(rc == 0 || rc == -EINVAL || rc == -ENOTSUP ||
+					 rc == -EIO, "queue_set_busy_poll: %d", rc);
+				break;
+			}
 			rc = svqiso_vu_queue_kick(a->vu, fz_below(f, AD_MAX_Q));
 			pair(ff);
 			FZ_CHECK(rc >= -4095, "queue_kick: %d", rc);
 			break;
 		case 5:
+			if (b & 0x80) {
+				rc = svqiso_vu_queue_poll(a->vu, fz_below(f, AD_MAX_Q));
+				pair(ff);
+				FZ_CHECK(rc >= -4095 && (rc < 0 ||
+					 !(rc & ~(SVQISO_SIGNAL_BACKEND |
+						  SVQISO_SIGNAL_GUEST |
+						  SVQISO_SIGNAL_MOVED))),
+					 "queue_poll: %d", rc);
+				break;
+			}
 			rc = svqiso_vu_queue_process(a->vu, fz_below(f, AD_MAX_Q));
 			pair(ff);
 			FZ_CHECK(rc >= -4095, "queue_process: %d", rc);

@@ -23,7 +23,8 @@
  *    poll() on the backend's call fds and calls svqiso_vu_queue_process()
  *    before collecting. The same workload and checks, stop/restart from that
  *    thread with requests in flight, misuse, a broken guest ring, and a
- *    backend killed mid-flight.
+ *    backend killed mid-flight. Busy polling: a polling guest and a VMM
+ *    calling svqiso_vu_queue_poll(), with no notifies and no backend calls.
  *  - backend hang-up: a daemon held to a few requests per second by a
  *    throttle group, so requests stay in flight, is killed. The relay thread
  *    (io_uring, epoll, busy polling, spinning) reports it through the
