@@ -473,7 +473,7 @@ SVQISO_API int svqiso_vu_queue_poll(struct svqiso_vu *vu, unsigned int index);
  * to notify queue @index and the backend not to call it, while the VMM
  * polls it with svqiso_vu_queue_poll(); off: ask them to again, then poll
  * once more before waiting (what came while it was on came without a
- * signal). A queue stop or reset turns it off.
+ * signal). A queue stop, a reset or a reconnect turns it off.
  *
  * Return: 0; -EINVAL (NULL, @index past the queue count, @on and the queue
  * not running, no SVQISO_VU_F_EXTERNAL_LOOP), -ENOTSUP (direct mode), -EIO
