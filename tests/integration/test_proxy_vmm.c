@@ -20,6 +20,10 @@
  * start makes): the VMM's request fails, its session does not, and the
  * queue starts once the VMM asks again (the proxy reconnects).
  *
+ * "spin" breaks a guest ring while the proxy spins over a stopped daemon:
+ * the spin finds the bad chain without a kick and breaks the queue alone,
+ * the session going on.
+ *
  * "process" runs the svqiso-proxy program (SVQISO_PROXY): one malformed
  * message to its socket, its error line on stderr, then an honest session
  * served by the same process, which exits cleanly on SIGTERM.
@@ -33,9 +37,11 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -1794,6 +1800,24 @@ START_TEST(dirty_log)
 }
 END_TEST
 
+/* The VMM hangs up: the session ends with 0, no line blames the VMM, and
+ * the proxy is freed. */
+static void end_unblamed(struct vmm *v, struct served *s)
+{
+	char line[512];
+	int rc;
+
+	vmm_close(v);
+	rc = serve_join(s);
+	ck_assert_msg(rc == 0, "proxy_serve() returned %d:\n%s", rc, logbuf);
+	pthread_mutex_lock(&log_lock);
+	ck_assert_msg(closing_lines(logbuf, line, sizeof(line)) == 0,
+		      "the VMM was blamed: %s", line);
+	pthread_mutex_unlock(&log_lock);
+	proxy_free(P);
+	P = NULL;
+}
+
 /*
  * The backend answers the ADD_MEM_REG of a queue start with a reply of the
  * wrong size, which ends its session: to the VMM that is a backend gone
@@ -1810,7 +1834,6 @@ START_TEST(backend_bad_reply_is_the_backend_gone)
 	struct relay rl;
 	struct served s;
 	struct vmm v;
-	char line[512];
 	int before, rc, fd;
 
 	ck_assert_msg(D.pid > 0, "no qemu-storage-daemon: %s", D.err);
@@ -1839,18 +1862,114 @@ START_TEST(backend_bad_reply_is_the_backend_gone)
 	/* Still served, and the queue runs once the backend is back. */
 	ck_assert_uint_eq(get_u64(&v, SVQ_VU_GET_MAX_MEM_SLOTS), PROXY_MEM_SLOTS);
 	read_through(&v);
-	vmm_close(&v);
-	rc = serve_join(&s);
-	ck_assert_msg(rc == 0, "proxy_serve() returned %d:\n%s", rc, logbuf);
-	pthread_mutex_lock(&log_lock);
-	ck_assert_msg(closing_lines(logbuf, line, sizeof(line)) == 0,
-		      "the VMM was blamed: %s", line);
-	pthread_mutex_unlock(&log_lock);
-
-	proxy_free(P);
-	P = NULL;
+	end_unblamed(&v, &s);
 	relay_stop(&rl);
 	ck_assert_uint_ge(rl.conns, 2);
+	ck_assert_int_eq(count_fds(), before);
+}
+END_TEST
+
+/* ---- a guest ring that breaks while the proxy spins ---- */
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Whether the captured log holds @what, waiting up to @ms for it. */
+static bool log_wait(const char *what, int ms)
+{
+	bool found = false;
+	int waited;
+
+	for (waited = 0; !found && waited <= ms; waited += 2) {
+		pthread_mutex_lock(&log_lock);
+		found = strstr(logbuf, what) != NULL;
+		pthread_mutex_unlock(&log_lock);
+		if (!found)
+			usleep(2000);
+	}
+	return found;
+}
+
+/*
+ * The proxy spins (1 s window) with a read held by a stopped daemon, the
+ * guest's kicks off. The guest then makes available, without a kick, a
+ * chain whose buffer lies outside guest RAM: the spin's poll of the guest
+ * ring finds it at once and breaks the queue, logged with its reason, well
+ * before the window would end; the VMM is not blamed and its session goes
+ * on (GET_FEATURES, GET_VRING_BASE of the broken queue answered); the
+ * daemon, let go, completes the held read into a broken queue, which the
+ * proxy ignores; everything is freed.
+ */
+START_TEST(spin_guest_breaks_queue)
+{
+	struct proxy_opts o = {
+		.name = NAME, .max_queues = NQ, .log = log_capture,
+		.spin_ns = 1000000000ull,
+	};
+	struct blkq_seg seg = { .gpa = 0, .len = 4096 };
+	struct blkq_req req = { .type = VIRTIO_BLK_T_IN, .sector = 8,
+				.seg = &seg, .nseg = 1 };
+	struct svqiso_vring_addr ga;
+	struct svq_vu_msg m, r;
+	struct served s;
+	struct vmm v;
+	uint16_t *avail_idx, *ring, idx;
+	uint8_t *desc;
+	double t0, took;
+	int before, id;
+
+	ck_assert_msg(D.pid > 0, "no qemu-storage-daemon: %s", D.err);
+	before = count_fds();
+	log_clear();
+	o.backend = D.sock;
+	ck_assert_int_eq(proxy_new(&o, &P), 0);
+	vmm_open(&v, serve_start(&s));
+	stage_to(&v, ST_RUN, false);
+	read_through(&v);
+
+	/* A read the stopped daemon holds: the proxy, woken by its kick,
+	 * spins with it in flight. */
+	ck_assert_int_eq(kill(D.pid, SIGSTOP), 0);
+	seg.gpa = v.buf_gpa;
+	ck_assert_int_eq(blkq_submit(v.q, &req), 0);
+	usleep(50000);
+
+	/* The bad chain, by hand: one descriptor far outside guest RAM. */
+	ga = blkq_addr(v.q);
+	id = gring_next_id(blkq_ring(v.q));
+	ck_assert_int_ge(id, 0);
+	desc = gmem_hva(v.gm, ga.desc + (uint64_t)id * 16, 16);
+	avail_idx = gmem_hva(v.gm, ga.driver + 2, 2);
+	ck_assert_ptr_nonnull(desc);
+	ck_assert_ptr_nonnull(avail_idx);
+	memset(desc, 0, 16);
+	*(uint64_t *)desc = htole64(0xdead00000000ull);	/* addr */
+	*(uint32_t *)(desc + 8) = htole32(512);		/* len */
+	idx = le16toh(*avail_idx);
+	ring = gmem_hva(v.gm, ga.driver + 4 + 2u * (idx % NUM), 2);
+	ck_assert_ptr_nonnull(ring);
+	*ring = htole16((uint16_t)id);
+	t0 = now_s();
+	__atomic_store_n(avail_idx, htole16((uint16_t)(idx + 1)), __ATOMIC_RELEASE);
+	ck_assert_msg(log_wait("queue 0: broken", 900),
+		      "no queue broken within the spin's window:\n%s", logbuf);
+	took = now_s() - t0;
+	fprintf(stderr, "# the spin broke the queue %.1f ms after the bad chain\n",
+		took * 1e3);
+	ck_assert_double_lt(took, 0.5);
+	ck_assert_int_eq(kill(D.pid, SIGCONT), 0);
+
+	/* The VMM's session goes on. */
+	ck_assert_uint_eq(get_u64(&v, SVQ_VU_GET_FEATURES), v.features);
+	svq_vu_msg_init(&m, SVQ_VU_GET_VRING_BASE, sizeof(struct svq_vu_vring_state));
+	send_fds(&v, &m, FD_NONE, 0);
+	recv_reply(&v, SVQ_VU_GET_VRING_BASE, sizeof(struct svq_vu_vring_state), &r);
+	end_unblamed(&v, &s);
 	ck_assert_int_eq(count_fds(), before);
 }
 END_TEST
@@ -1969,6 +2088,10 @@ int main(void)
 	tcase_add_unchecked_fixture(tc, daemon_setup, daemon_teardown);
 	ckplan_add(&plan, tc, backend_bad_reply_is_the_backend_gone, 0, 1);
 	ckplan_add(&plan, tc, dirty_log, 0, 1);
+
+	tc = ckplan_tcase(&plan, s, "spin", NULL, 120);
+	tcase_add_unchecked_fixture(tc, daemon_setup, daemon_teardown);
+	ckplan_add(&plan, tc, spin_guest_breaks_queue, 0, 1);
 
 	tc = ckplan_tcase(&plan, s, "process", NULL, 120);
 	tcase_add_unchecked_fixture(tc, daemon_setup, daemon_teardown);
