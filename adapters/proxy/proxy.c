@@ -1769,7 +1769,7 @@ static void spin_signals(struct proxy *p, bool on)
 }
 
 /* One pass over every live queue, both rings. Return: whether any queue
- * moved requests. */
+ * moved requests or signalled a peer. */
 static bool poll_pass(struct proxy *p)
 {
 	bool progress = false;

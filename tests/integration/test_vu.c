@@ -1360,6 +1360,8 @@ START_TEST(test_external_misuse_rejected)
 	ck_assert_ptr_nonnull(svqiso_vu_queue_broken(F.vu, 0));
 	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, 0), -EIO);
 	ck_assert_int_eq(svqiso_vu_queue_process(F.vu, 0), -EIO);
+	ck_assert_int_eq(svqiso_vu_queue_poll(F.vu, 0), -EIO);
+	ck_assert_int_eq(svqiso_vu_queue_set_busy_poll(F.vu, 0, true), -EIO);
 	ck_assert_int_eq(svqiso_vu_queue_stop(F.vu, 0, &base), -EIO);
 	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, 0), -EINVAL);	/* stopped */
 	fx_close();
@@ -1999,6 +2001,8 @@ START_TEST(test_external_hangup_reported)
 	ck_assert_uint_eq(reason_count(1), 0);
 	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, 0), -EIO);
 	ck_assert_int_eq(svqiso_vu_queue_process(F.vu, 0), -EIO);
+	ck_assert_int_eq(svqiso_vu_queue_poll(F.vu, 0), -EIO);
+	ck_assert_int_eq(svqiso_vu_queue_set_busy_poll(F.vu, 1, true), -EIO);
 	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, 1), -EIO);
 	ck_assert_int_eq(svqiso_vu_session_check(F.vu), 1);
 	ck_assert_uint_eq(hangup_calls(), 1);	/* once */
