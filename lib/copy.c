@@ -194,14 +194,46 @@ const char *svqiso_copy_name(int kind)
 	return names[kind];
 }
 
+/*
+ * svqiso_copy()'s functions, resolved on first use: a copy of 64 bytes takes
+ * about 2 ns, so resolving per call (feature load, switch, two more calls)
+ * would cost more than the copy. An unusable kind holds copy_none.
+ */
+static void copy_none(void *dst, const void *src, size_t len)
+{
+	(void)dst;
+	(void)src;
+	(void)len;
+}
+
+static svq_copy_fn copy_table[SVQISO_NR_COPY];
+
+static void __attribute__((noinline, cold)) copy_table_fill(void)
+{
+	int k;
+
+	/* Racing threads store the same values, and each entry is looked at
+	 * on its own: relaxed is enough, as for cpu_features. */
+	for (k = 0; k < SVQISO_NR_COPY; k++) {
+		svq_copy_fn fn = svq_copy_resolve(k);
+
+		__atomic_store_n(&copy_table[k], fn ? fn : copy_none,
+				 __ATOMIC_RELAXED);
+	}
+}
+
 int svqiso_copy(int kind, void *dst, const void *src, size_t len)
 {
 	svq_copy_fn fn;
 
-	if (kind < 0 || kind >= SVQISO_NR_COPY)
+	if (unlikely((unsigned int)kind >= SVQISO_NR_COPY))
 		return -EINVAL;
-	fn = svq_copy_resolve(kind);
-	if (!fn)
+	fn = __atomic_load_n(&copy_table[kind], __ATOMIC_RELAXED);
+	if (unlikely(!fn)) {
+		copy_table_fill();
+		fn = copy_table[kind];
+	}
+	if (unlikely(fn == copy_none))
 		return -ENOTSUP;
 	fn(dst, src, len);
 	return 0;
