@@ -80,6 +80,11 @@
  * rings' own traffic, so the overhead still holds whatever the run's copies
  * paid beyond that replay.
  *
+ * Under a missed 4 KiB QD32 ratio, a ceiling replay (replay_rate()) runs the
+ * run's data flow with no ring and no svq, with and without the svq's
+ * copies, right after the repeat's direct run: what a zero-cost svq could
+ * reach on this machine, against what the rings cost direct.
+ *
  * Options (besides --out DIR and --quick):
  *   --time MS        length of one timed run (default 600; --quick: 30)
  *   --repeat N       runs per mode and configuration (default 5; --quick: 1)
@@ -728,6 +733,9 @@ struct result {
 				 * report_targets() */
 	double rtt_ns;		/* xcpu_rtt_ns() just before the run */
 	double ratio;		/* rps over the same repeat's direct rps */
+	double replay_iso;	/* the isolated flow's ceiling replay over the
+				 * same repeat's direct rps (replay_rate()) */
+	double replay_direct;	/* the direct flow's replay, likewise */
 };
 
 /* Hot-cache ns to copy @len bytes with @kind: the copies' share of svq time. */
@@ -943,6 +951,174 @@ out:
 	free(guest);
 	(void)sink;
 	return ret;
+}
+
+/*
+ * Ceiling replay: the run's whole data flow with no ring and no svq, both
+ * sides at once, to bound the in-process ratio from above. This thread (CPU
+ * 0) is the guest and, with @iso, the svq: it takes buffers from a free
+ * list as guest_post() does, writes a write's buffer (with touch; its two
+ * sequence stamps always), copies it into the next arena piece (first in,
+ * first out, as the arena pool hands them out) and, on completion, copies a
+ * read's piece back and reads the buffer (with touch; its stamps always).
+ * A thread on CPU 1 is the backend: it copies each request's data between
+ * the arena piece (or, without @iso, the guest buffer itself) and its disk
+ * buffer with memcpy, stamping reads and reading writes' stamps as
+ * serve_one() does. Requests pass in order through two counters on lines of
+ * their own, at most @depth in flight, directions as in the run; as on the
+ * rings, each request is published as it is made and completions once per
+ * pass of the backend.
+ * Nothing else runs: no descriptor, no index, no check, no clock read; so
+ * no bookkeeping the svq could shed takes the isolated run past this
+ * replay's rate, while the direct replay shows how near such a replay comes
+ * to the real direct run.
+ */
+struct replay_req {
+	uint32_t buf;		/* guest buffer */
+	bool write;
+	uint64_t off;		/* arena piece */
+};
+
+struct replay {
+	uint64_t posted __attribute__((aligned(64)));	/* guest -> backend */
+	uint64_t done __attribute__((aligned(64)));	/* backend -> guest */
+	int stop __attribute__((aligned(64)));
+	uint32_t size;
+	unsigned int depth;
+	bool iso;
+	uint8_t *guest, *arena, *disk;
+	uint64_t bad;		/* backend: stamps that did not match */
+	struct replay_req req[MAX_DEPTH];	/* request k at k % depth */
+};
+
+static uint8_t *replay_data(struct replay *p, const struct replay_req *q)
+{
+	return p->iso ? p->arena + q->off : p->guest + (size_t)q->buf * p->size;
+}
+
+static void *replay_backend(void *arg)
+{
+	struct replay *p = arg;
+	uint64_t served = 0, n, head, tail, stamp = 0;
+
+	bench_pin(1);
+	while (!__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) {
+		n = __atomic_load_n(&p->posted, __ATOMIC_ACQUIRE);
+		if (n == served) {
+			cpu_relax();
+			continue;
+		}
+		for (; served < n; served++) {
+			const struct replay_req *q = &p->req[served % p->depth];
+
+			if (q->write) {
+				memcpy(p->disk, replay_data(p, q), p->size);
+				memcpy(&head, p->disk, SEQ_BYTES);
+				memcpy(&tail, p->disk + p->size - SEQ_BYTES, SEQ_BYTES);
+				p->bad += head != tail;
+			} else {
+				stamp++;
+				memcpy(p->disk, &stamp, SEQ_BYTES);
+				memcpy(p->disk + p->size - SEQ_BYTES, &stamp, SEQ_BYTES);
+				memcpy(replay_data(p, q), p->disk, p->size);
+			}
+		}
+		__atomic_store_n(&p->done, served, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+/* Requests per second of the replay (0 on failure). */
+static double replay_rate(int kind, uint32_t size, unsigned int depth,
+			  enum dir dir, bool touch, bool iso, uint64_t ns)
+{
+	static struct replay p;
+	uint64_t cap = (arena_bytes(size, depth) + 4095) & ~4095ull;
+	uint64_t need = (size + 63ull) & ~63ull, head = 0, k = 0, c = 0, d;
+	uint64_t t0, t1 = 0, c0 = 0, warm = ns / 10, it = 0, x, y;
+	uint32_t free_buf[MAX_DEPTH];
+	unsigned int nfree = depth, j;
+	volatile uint64_t sink = 0;
+	double rate = 0;
+	pthread_t th;
+
+	memset(&p, 0, sizeof(p));
+	p.size = size;
+	p.depth = depth;
+	p.iso = iso;
+	p.arena = aligned_alloc(4096, cap);
+	p.disk = malloc(size);
+	p.guest = aligned_alloc(4096, (size_t)depth * size);
+	if (!p.arena || !p.disk || !p.guest || cap < (uint64_t)depth * need ||
+	    size < 2 * SEQ_BYTES)
+		goto out;
+	memset(p.arena, 0, cap);
+	memset(p.disk, 0x3c, size);
+	memset(p.guest, 0, (size_t)depth * size);
+	for (j = 0; j < depth; j++)
+		free_buf[j] = depth - 1 - j;
+	if (pthread_create(&th, NULL, replay_backend, &p))
+		goto out;
+	t0 = bench_now_ns();
+	for (;;) {
+		d = __atomic_load_n(&p.done, __ATOMIC_ACQUIRE);
+		for (; c < d; c++) {
+			struct replay_req *q = &p.req[c % depth];
+			uint8_t *g = p.guest + (size_t)q->buf * size;
+
+			if (!q->write) {
+				if (iso)
+					svqiso_copy(kind, g, p.arena + q->off, size);
+				memcpy(&x, g, SEQ_BYTES);
+				memcpy(&y, g + size - SEQ_BYTES, SEQ_BYTES);
+				sink += x ^ y;
+				if (touch)
+					sink += read_all(g, size);
+			}
+			free_buf[nfree++] = q->buf;
+		}
+		for (; nfree; k++) {
+			struct replay_req *q = &p.req[k % depth];
+			uint8_t *g;
+
+			q->buf = free_buf[--nfree];
+			q->write = dir == DIR_WRITE || (dir == DIR_MIX && !(k & 1));
+			if (head + need > cap)
+				head = 0;
+			q->off = head;
+			head += need;
+			if (q->write) {
+				g = p.guest + (size_t)q->buf * size;
+				if (touch)
+					memset(g, (int)(k & 0xff), size);
+				memcpy(g, &k, SEQ_BYTES);
+				memcpy(g + size - SEQ_BYTES, &k, SEQ_BYTES);
+				if (iso)
+					svqiso_copy(kind, p.arena + q->off, g, size);
+			}
+			__atomic_store_n(&p.posted, k + 1, __ATOMIC_RELEASE);
+		}
+		if (++it & 15)
+			continue;
+		t1 = bench_now_ns();
+		if (warm && t1 - t0 >= warm) {
+			warm = 0;
+			t0 = t1;
+			c0 = c;
+		} else if (!warm && t1 - t0 >= ns) {
+			break;
+		}
+	}
+	__atomic_store_n(&p.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	if (c > c0 && !p.bad)
+		rate = (double)(c - c0) * 1e9 / (double)(t1 - t0);
+out:
+	free(p.arena);
+	free(p.disk);
+	free(p.guest);
+	(void)sink;
+	return rate;
 }
 
 /*
@@ -1232,6 +1408,7 @@ static bool measured[SVQISO_NR_LAYOUTS][NR_SZ][NR_QD];
  * 4 KiB QD32 also runs without touching, into nt_med[layout]. */
 static bool touch = true;
 static bool verbose;	/* --verbose: every run on stderr */
+static uint64_t replay_ns;	/* each ceiling replay (replay_rate()) */
 static struct result nt_med[SVQISO_NR_LAYOUTS][MAX_MODES];
 static bool nt_measured[SVQISO_NR_LAYOUTS];
 
@@ -1280,7 +1457,7 @@ static void report_json(struct bench *b, const struct result *x, unsigned int l,
 	for (m = 0; m < nmodes; m++) {
 		bool iso = modes[m].kind != K_DIRECT;
 		char sys[32], ins[32], ovh[32], hot[32], rat[32], rtt[32];
-		char cns[32], cb[32];
+		char cns[32], cb[32], rpi[32], rpd[32];
 
 		json_num(sys, sizeof(sys), x[m].sys_req, "%.4f");
 		json_num(ins, sizeof(ins), x[m].ins_req, "%.0f");
@@ -1290,6 +1467,8 @@ static void report_json(struct bench *b, const struct result *x, unsigned int l,
 		json_num(rat, sizeof(rat), iso ? x[m].ratio : NAN, "%.3f");
 		json_num(cns, sizeof(cns), iso ? x[m].copy_ns : NAN, "%.1f");
 		json_num(cb, sizeof(cb), iso ? x[m].copy_bound : NAN, "%.3f");
+		json_num(rpi, sizeof(rpi), iso ? x[m].replay_iso : NAN, "%.3f");
+		json_num(rpd, sizeof(rpd), iso ? x[m].replay_direct : NAN, "%.3f");
 		bench_json(b, "\"figure\":\"svq\",\"mode\":\"%s\",\"pool\":\"%s\","
 			   "\"copy\":\"%s\",\"bytes\":%u,\"depth\":%u,"
 			   "\"layout\":\"%s\",\"dir\":\"%s\",\"touch\":%s,"
@@ -1300,13 +1479,15 @@ static void report_json(struct bench *b, const struct result *x, unsigned int l,
 			   "\"ratio_vs_direct\":%s,\"svq_overhead_ns\":%s,"
 			   "\"svq_overhead_hot_copy_ns\":%s,"
 			   "\"copy_ns\":%s,\"copy_bound\":%s,"
+			   "\"replay_iso_ratio\":%s,\"replay_direct_ratio\":%s,"
 			   "\"xcpu_round_trip_ns\":%s",
 			   modes[m].name, pool_name(&modes[m]),
 			   iso ? svqiso_copy_name(modes[m].copy) : "none",
 			   sizes[s], depths[q], layout_name((uint8_t)l),
 			   dir_name[dir], touched ? "true" : "false", NUM, repeat,
 			   (double)ns / 1e6, x[m].rps, x[m].rps * sizes[s] / 1e9,
-			   x[m].ns_req, sys, ins, rat, ovh, hot, cns, cb, rtt);
+			   x[m].ns_req, sys, ins, rat, ovh, hot, cns, cb, rpi, rpd,
+			   rtt);
 	}
 }
 
@@ -1415,6 +1596,28 @@ static void copy_bound_line(struct bench *b, const struct result *x)
 		bench_md(b, ": the rest of the gap is the svq's own work\n");
 }
 
+/*
+ * Under a missed in-process ratio: the ceiling replay (replay_rate()) of the
+ * run's flow, paired with the same repeat's direct run. Its isolated figure
+ * bounds the ratio with no svq bookkeeping at all; its direct figure shows
+ * how near the same kind of replay comes to the real direct run.
+ */
+static void replay_line(struct bench *b, const struct result *x)
+{
+	if (isnan(x->replay_iso))
+		return;
+	bench_md(b, "  - replayed with no ring and no svq (the guest's touches and "
+		 "the copies on the driver's CPU, the backend's copies on the "
+		 "other, requests passed one by one through two counters), the "
+		 "isolated flow reaches %.3f of direct and the direct flow %.3f: "
+		 "%s\n", x->replay_iso, x->replay_direct,
+		 x->replay_iso < 0.8 ?
+		 "the copies' cost alone keeps the ratio below 0.8 here, whatever "
+		 "the svq's own work" :
+		 "the ratio has room above 0.8 here, and the rest of the gap is "
+		 "the svq's own work");
+}
+
 static void report_targets(struct bench *b, unsigned int ia, unsigned int im)
 {
 	const unsigned int s4 = 1, qd32 = 1;	/* 4 KiB, QD32 */
@@ -1438,6 +1641,8 @@ static void report_targets(struct bench *b, unsigned int ia, unsigned int im)
 				 layout_name((uint8_t)l), an, r, pass(r >= 0.8));
 		if (measured[l][s4][qd32] && r < 0.8 && !isnan(y[ia].copy_bound))
 			copy_bound_line(b, &y[ia]);
+		if (measured[l][s4][qd32] && r < 0.8)
+			replay_line(b, &y[ia]);
 	}
 	if (measured[SVQISO_LAYOUT_SPLIT][s4][qd32]) {
 		bench_md(b, "- svq overhead excluding the copy, 4 KiB QD32 split "
@@ -1463,6 +1668,8 @@ static void report_targets(struct bench *b, unsigned int ia, unsigned int im)
 			 layout_name((uint8_t)l), an, r, pass(r >= 0.8));
 		if (r < 0.8 && !isnan(y[ia].copy_bound))
 			copy_bound_line(b, &y[ia]);
+		if (r < 0.8)
+			replay_line(b, &y[ia]);
 		if (l == SVQISO_LAYOUT_SPLIT)
 			bench_md(b, "- svq overhead excluding the copy, 4 KiB QD32 "
 				 "split, --no-touch (%s) = %.0f ns/request < 150: "
@@ -1549,6 +1756,21 @@ static void report(struct bench *b, unsigned int repeat, uint64_t ns, enum dir d
 		bench_md(b, "\n");
 	}
 	report_targets(b, ia, im);
+	bench_md(b, "\nThe ceiling replay under a missed 4 KiB QD32 ratio runs "
+		 "the whole data flow of the run at once on both CPUs with nothing "
+		 "else: the guest's buffers taken and given back as the guest "
+		 "does, their touches, the svq's two copies through an arena "
+		 "handed out first in, first out, and the backend's copies, "
+		 "requests passed in order through two counters, each published "
+		 "as it is made and completions once per pass, as on the rings. "
+		 "It is run right after the repeat's direct run, once with the "
+		 "svq's copies (isolated) and once without (the backend on the "
+		 "guest's buffers: direct), and both rates are given over that "
+		 "direct run's. With no descriptor, index, check or clock read, "
+		 "the isolated replay is what an svq with no work of its own "
+		 "would reach; its direct replay coming out at or above the real "
+		 "direct run shows the replay's hand-over is not what holds it "
+		 "back.\n");
 	bench_md(b, "\nThe svq overhead is the driver thread's time inside "
 		 "process_avail/process_used calls that moved requests, per "
 		 "request, minus the cost of the bytes those calls copied (svq "
@@ -1605,11 +1827,36 @@ static int run_config(unsigned int l, unsigned int s, unsigned int q,
 			if (modes[m].skip) {
 				v[m][r] = (struct result){
 					NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN,
-					NAN, NAN };
+					NAN, NAN, NAN, NAN };
 				continue;
 			}
 			/* Right before each run: how fast data moves between
 			 * the CPUs changes over time on a virtual machine. */
+			v[m][r].replay_iso = NAN;
+			v[m][r].replay_direct = NAN;
+			/* Right after direct's run, in the configuration of
+			 * the in-process target, for its mode: both flows'
+			 * ceiling replays. */
+			if (replay_ns && m && modes[m].kind == K_ARENA &&
+			    modes[m].copy == SVQISO_COPY_AUTO &&
+			    sizes[s] == 4096 && depths[q] == 32 &&
+			    v[0][r].rps > 0) {
+				double ri = replay_rate(modes[m].copy, sizes[s],
+							depths[q], dir, touched,
+							true, replay_ns);
+				double rd = replay_rate(modes[m].copy, sizes[s],
+							depths[q], dir, touched,
+							false, replay_ns);
+
+				if (ri <= 0 || rd <= 0) {
+					fprintf(stderr, "svq: %u B QD%u: ceiling "
+						"replay failed\n", sizes[s],
+						depths[q]);
+					return -EIO;
+				}
+				v[m][r].replay_iso = ri / v[0][r].rps;
+				v[m][r].replay_direct = rd / v[0][r].rps;
+			}
 			if (modes[m].kind != K_DIRECT) {
 				ret = calibrate(modes[m].copy, sizes[s], depths[q],
 						dir, touched, calib_ns, &cc[m]);
@@ -1651,6 +1898,10 @@ static int run_config(unsigned int l, unsigned int s, unsigned int q,
 		x->copy_bound = modes[m].kind == K_DIRECT ? NAN :
 			median_of(v[m], repeat, offsetof(struct result, copy_bound));
 		x->rtt_ns = median_of(v[m], repeat, offsetof(struct result, rtt_ns));
+		x->replay_iso = median_of(v[m], repeat,
+					  offsetof(struct result, replay_iso));
+		x->replay_direct = median_of(v[m], repeat,
+					     offsetof(struct result, replay_direct));
 		x->ratio = m ? median_of(v[m], repeat, offsetof(struct result, ratio)) :
 			       NAN;
 	}
@@ -1800,6 +2051,8 @@ int main(int argc, char **argv)
 
 	/* Calibrating the copies: a fiftieth of a run per copy strategy. */
 	calib_ns = time_ms * 1000000 / 50;
+	/* The ceiling replays: a third of a run each, two per repeat. */
+	replay_ns = time_ms * 1000000 / 3;
 	if (config) {
 		char lname[16];
 		unsigned int size, depth;
