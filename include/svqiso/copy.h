@@ -37,7 +37,8 @@ SVQISO_API const char *svqiso_copy_name(int kind);
 
 /**
  * svqiso_copy() - copy @len bytes from @src to @dst (must not overlap) with
- * strategy @kind.
+ * strategy @kind. Any thread may call it; the strategies are resolved for
+ * this CPU on the first call, so later calls add only a call to the copy.
  *
  * Return: 0; -EINVAL (unknown @kind), -ENOTSUP (not usable on this CPU).
  */
