@@ -825,6 +825,17 @@ static double clock_pair_ns(void)
  * guest buffers (timed: copy-back; with touch the guest then reads them,
  * untimed). The costs are ns per byte over every batch of @ns.
  */
+/* The next @need bytes of an arena of @cap handed out first in, first out,
+ * as the arena pool does: from *@head, or from the start when they do not
+ * fit before the end. Return: their offset. */
+static uint64_t arena_piece(uint64_t *head, uint64_t need, uint64_t cap)
+{
+	uint64_t off = *head + need > cap ? 0 : *head;
+
+	*head = off + need;
+	return off;
+}
+
 struct copy_cost {
 	double out_ns_b;	/* copy-out, guest to arena: ns per byte */
 	double back_ns_b;	/* copy-back, arena to guest: ns per byte */
@@ -901,10 +912,7 @@ static int calibrate(int kind, uint32_t size, unsigned int depth, enum dir dir,
 		for (j = 0; j < c.n; j++, k++) {
 			gp[j] = guest + (size_t)((g + j) % depth) * size;
 			c.write[j] = dir == DIR_WRITE || (dir == DIR_MIX && !(k & 1));
-			if (head + need > cap)
-				head = 0;
-			c.off[j] = head;
-			head += need;
+			c.off[j] = arena_piece(&head, need, cap);
 			if (c.write[j] && touch)
 				memset(gp[j], (int)(k & 0xff), size);
 		}
@@ -1083,10 +1091,7 @@ static double replay_rate(int kind, uint32_t size, unsigned int depth,
 
 			q->buf = free_buf[--nfree];
 			q->write = dir == DIR_WRITE || (dir == DIR_MIX && !(k & 1));
-			if (head + need > cap)
-				head = 0;
-			q->off = head;
-			head += need;
+			q->off = arena_piece(&head, need, cap);
 			if (q->write) {
 				g = p.guest + (size_t)q->buf * size;
 				if (touch)

@@ -877,26 +877,35 @@ int svqiso_vu_queue_stop(struct svqiso_vu *vu, unsigned int index,
 
 /* ---- external loop ---- */
 
-int svqiso_vu_queue_backend_fd(const struct svqiso_vu *vu, unsigned int index)
+/* Queue @index of an isolated external-loop adapter, in any state. */
+static int external_adapter(const struct svqiso_vu *vu, unsigned int index)
 {
-	struct svq_vh_fds fds;
-
 	if (!vu || index >= vu->nq || !external_loop(vu))
 		return -EINVAL;
 	if (!isolated(vu))
 		return -ENOTSUP;
+	return 0;
+}
+
+int svqiso_vu_queue_backend_fd(const struct svqiso_vu *vu, unsigned int index)
+{
+	struct svq_vh_fds fds;
+	int rc = external_adapter(vu, index);
+
+	if (rc)
+		return rc;
 	if (svq_vh_fds(vu->vh, index, &fds) || fds.call < 0)
 		return -ENOENT;
 	return fds.call;
 }
 
-/* Queue @index of an external-loop adapter, running and isolated. */
+/* Queue @index of an isolated external-loop adapter, running. */
 static int external_queue(struct svqiso_vu *vu, unsigned int index)
 {
-	if (!vu || index >= vu->nq || !external_loop(vu))
-		return -EINVAL;
-	if (!isolated(vu))
-		return -ENOTSUP;
+	int rc = external_adapter(vu, index);
+
+	if (rc)
+		return rc;
 	if (vu->q[index].state != VU_Q_RUNNING)
 		return -EINVAL;
 	if (queue_hung_up(&vu->q[index]))
@@ -935,11 +944,14 @@ int svqiso_vu_queue_poll(struct svqiso_vu *vu, unsigned int index)
 int svqiso_vu_queue_set_busy_poll(struct svqiso_vu *vu, unsigned int index,
 				  bool on)
 {
-	int rc = external_queue(vu, index);
+	int rc = external_adapter(vu, index);
 
+	if (rc)
+		return rc;
 	/* Off on a queue that no longer runs: a stop turned it off. */
-	if (rc == -EINVAL && !on && vu && index < vu->nq && external_loop(vu))
+	if (!on && vu->q[index].state != VU_Q_RUNNING)
 		return 0;
+	rc = external_queue(vu, index);
 	if (rc)
 		return rc;
 	return svqiso_vhost_queue_set_busy_poll(vu->vh, index, on);
