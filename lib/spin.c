@@ -53,24 +53,38 @@ void svq_spin_woken(struct svq_spin *s)
 	}
 }
 
-/* The spin made progress at @now (or begins). */
-static void svq_spin_busy(struct svq_spin_yield *y, uint64_t now)
+/* The spin made progress at @now (or begins): a CPU shared with another
+ * thread goes to it at the next pass with nothing to do. */
+static void svq_spin_busy(const struct svq_spin *s, struct svq_spin_yield *y,
+			  uint64_t now)
 {
-	y->gap = SVQ_SPIN_YIELD_NS;
+	y->gap = s->shared ? 0 : SVQ_SPIN_YIELD_NS;
 	y->at = now + y->gap;
 }
 
 /* A pass with nothing to do at @now: pause, or yield when @y says so.
  * Return: whether it yielded. */
-static bool svq_spin_relax(struct svq_spin_yield *y, uint64_t now)
+static bool svq_spin_relax(struct svq_spin *s, struct svq_spin_yield *y,
+			   uint64_t now)
 {
+	uint64_t back;
+
 	if (now < y->at) {
 		svq_cpu_relax();
 		return false;
 	}
 	sched_yield();
-	y->gap *= 2;
-	y->at = now + y->gap;
+	back = svq_spin_now();
+	if (back - now >= SVQ_SPIN_HANDOFF_NS) {
+		s->shared = SVQ_SPIN_SHARED_YIELDS;
+		s->handoffs++;
+		y->gap = 0;
+	} else {
+		if (s->shared)
+			s->shared--;
+		y->gap = y->gap ? 2 * y->gap : SVQ_SPIN_YIELD_NS;
+	}
+	y->at = back + y->gap;
 	return true;
 }
 
@@ -78,7 +92,7 @@ void svq_spin_round_begin(struct svq_spin *s, struct svq_spin_round *r)
 {
 	r->now = r->idle_since = svq_spin_now();
 	r->yielded = false;
-	svq_spin_busy(&r->yield, r->now);
+	svq_spin_busy(s, &r->yield, r->now);
 	s->idle_at = 0;
 }
 
@@ -91,14 +105,14 @@ bool svq_spin_round_pass(struct svq_spin *s, struct svq_spin_round *r,
 	r->now = svq_spin_now();
 	if (progress) {
 		r->idle_since = r->now;
-		svq_spin_busy(&r->yield, r->now);
+		svq_spin_busy(s, &r->yield, r->now);
 	} else if (r->now - r->idle_since >= s->cur_ns) {
 		/* The next event says whether a wider window would have
 		 * caught it. */
 		s->idle_at = r->now;
 		return false;
 	} else {
-		r->yielded = svq_spin_relax(&r->yield, r->now);
+		r->yielded = svq_spin_relax(s, &r->yield, r->now);
 	}
 	return true;
 }

@@ -23,6 +23,11 @@ struct svq_spin {
 				 * out, or none was tried); 0: not */
 	uint64_t grows;		/* windows widened: the event came soon */
 	uint64_t shrinks;	/* windows narrowed: it came late */
+	uint32_t shared;	/* yields left before the CPU counts as the
+				 * thread's own again: SVQ_SPIN_SHARED_YIELDS
+				 * after a yield let another thread run, one
+				 * less after each that came straight back */
+	uint64_t handoffs;	/* yields that let another thread run */
 };
 
 /* CLOCK_MONOTONIC in nanoseconds. */
@@ -63,12 +68,23 @@ static inline void svq_cpu_relax(void)
  * the next time after twice as long, and so on. */
 #define SVQ_SPIN_YIELD_NS	4000ull
 
+/* A sched_yield() that returns later than this let another thread run:
+ * alone on its CPU it takes well under a microsecond. */
+#define SVQ_SPIN_HANDOFF_NS	2000ull
+
+/* After a yield let another thread run, this many yields that come
+ * straight back before the CPU counts as the spinning thread's own. */
+#define SVQ_SPIN_SHARED_YIELDS	64u
+
 /*
  * When a spin with nothing to do next gives its CPU away (sched_yield()),
- * the next time twice as far off. A polling thread that shares its CPU with
- * the thread it waits for (a relay or a proxy beside the guest's vCPU) so
- * lets that one run soon instead of polling for it, while a long wait alone
- * on its CPU costs a few system calls, not one every few microseconds.
+ * the next time twice as far off, so that a long wait alone on its CPU
+ * costs a few system calls, not one every few microseconds. A polling
+ * thread that shares its CPU with the thread it waits for (a relay or a
+ * proxy beside the guest's vCPU) sees its yields let that thread run: then
+ * it yields at the first pass with nothing to do after progress, and at
+ * once again after a yield that let another thread run, so that the thread
+ * it waits for runs as soon as it can instead of waiting out the pause.
  */
 struct svq_spin_yield {
 	uint64_t at;		/* svq_spin_now() of the next sched_yield() */

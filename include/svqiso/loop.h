@@ -36,10 +36,14 @@
  * requests stay posted with nothing happening (net receive buffers) soon
  * costs no spinning at all. A spin that has found nothing to do for 4 us
  * gives its CPU away once (sched_yield()), and again after 8, 16, ... us
- * more: a loop thread that shares a CPU with the guest (a relay beside a
- * vCPU on a small host) so lets the guest run instead of polling for it,
- * and one alone on its CPU makes a few system calls in a long wait. A spin
- * of 0 (the default) sleeps at once.
+ * more, so a loop thread alone on its CPU makes a few system calls in a
+ * long wait. A yield that let another thread run (it came back 2 us or more
+ * later) says the CPU is shared, as a relay beside a vCPU on a small host
+ * shares it: the spin then yields at the first pass with nothing to do
+ * after progress, and at once again after a yield that let another thread
+ * run, so that the guest runs as soon as it can instead of waiting out the
+ * loop's pause; 64 yields in a row that come straight back make the CPU
+ * the loop's own again. A spin of 0 (the default) sleeps at once.
  *
  * Hang-up watch (hangup_fd, hangup): the loop also watches one fd for its
  * peer hanging up (POLLRDHUP, POLLHUP or POLLERR; it is never read or

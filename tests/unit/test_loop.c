@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -850,6 +851,131 @@ START_TEST(test_spin_window_adapts)
 }
 END_TEST
 
+/* A thread that keeps one CPU busy until told to stop. */
+struct sharer {
+	pthread_t thread;
+	cpu_set_t cpu;
+	bool stop;		/* __atomic */
+};
+
+static void *sharer_run(void *arg)
+{
+	struct sharer *sh = arg;
+
+	ck_assert_int_eq(pthread_setaffinity_np(pthread_self(),
+						sizeof(sh->cpu), &sh->cpu), 0);
+	while (!__atomic_load_n(&sh->stop, __ATOMIC_RELAXED))
+		svq_cpu_relax();
+	return NULL;
+}
+
+/* One idle pass of @r; whether it yielded, and whether that yield let
+ * another thread run. */
+static bool idle_pass(struct svq_spin *s, struct svq_spin_round *r,
+		      bool *handoff)
+{
+	uint64_t handoffs = s->handoffs, gap = r->yield.gap;
+
+	ck_assert(svq_spin_round_pass(s, r, false, true));
+	*handoff = s->handoffs != handoffs;
+	ck_assert_uint_le(s->handoffs, handoffs + 1);
+	if (*handoff) {
+		/* The next pass with nothing to do yields. */
+		ck_assert(r->yielded);
+		ck_assert_uint_eq(r->yield.gap, 0);
+		ck_assert_uint_eq(s->shared, SVQ_SPIN_SHARED_YIELDS);
+	} else if (r->yielded) {
+		ck_assert_uint_eq(r->yield.gap, gap ? 2 * gap :
+				  SVQ_SPIN_YIELD_NS);
+	}
+	return r->yielded;
+}
+
+/*
+ * A spin whose CPU is shared: once one of its yields lets another thread
+ * run, every pass with nothing to do yields, and so does the first after
+ * progress; the CPU counts as shared for SVQ_SPIN_SHARED_YIELDS yields that
+ * come straight back, one less after each, and while it does not, a yield
+ * that comes straight back puts the next one SVQ_SPIN_YIELD_NS off, then
+ * twice as far each time. The test thread and a busy thread share one CPU,
+ * then the busy thread stops. Other processes may share that CPU too, so
+ * every check follows what each yield was.
+ */
+START_TEST(test_spin_yields_to_cpu_sharer)
+{
+	struct sharer sh = { .stop = false };
+	struct svq_spin_round r;
+	struct svq_spin s;
+	unsigned int quick = 0;
+	bool handoff, alone = false;
+	uint64_t end;
+	cpu_set_t all;
+	int cpu;
+
+	ck_assert_int_eq(sched_getaffinity(0, sizeof(all), &all), 0);
+	for (cpu = 0; !CPU_ISSET(cpu, &all); cpu++)
+		;
+	CPU_ZERO(&sh.cpu);
+	CPU_SET(cpu, &sh.cpu);
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(sh.cpu), &sh.cpu), 0);
+	svq_spin_init(&s, 10000000000ull);
+	ck_assert_uint_eq(s.shared, 0);
+	ck_assert_int_eq(pthread_create(&sh.thread, NULL, sharer_run, &sh), 0);
+
+	/* Spin idle until a yield lets the busy thread run. */
+	svq_spin_round_begin(&s, &r);
+	end = mono_ns() + 2000000000ull;
+	while (!s.handoffs && mono_ns() < end)
+		idle_pass(&s, &r, &handoff);
+	ck_assert_uint_eq(s.handoffs, 1);
+	ck_assert_uint_eq(s.shared, SVQ_SPIN_SHARED_YIELDS);
+	/* The next pass with nothing to do yields at once, and again after
+	 * progress (whether the busy thread runs then is the scheduler's
+	 * choice). */
+	ck_assert(idle_pass(&s, &r, &handoff));
+	ck_assert(svq_spin_round_pass(&s, &r, true, true));
+	ck_assert(!r.yielded);
+	ck_assert_uint_eq(r.yield.gap, 0);
+	ck_assert(idle_pass(&s, &r, &handoff));
+
+	__atomic_store_n(&sh.stop, true, __ATOMIC_RELAXED);
+	ck_assert_int_eq(pthread_join(sh.thread, NULL), 0);
+
+	/* Alone: yields that come straight back count the CPU shared for
+	 * fewer yields each, then put the next one further off. */
+	end = mono_ns() + 2000000000ull;
+	while (quick < SVQ_SPIN_SHARED_YIELDS + 4 && mono_ns() < end) {
+		uint32_t shared = s.shared;
+		unsigned int passes = 1;
+		uint64_t at;
+
+		ck_assert(svq_spin_round_pass(&s, &r, true, true));
+		at = r.now;
+		while (!idle_pass(&s, &r, &handoff))
+			passes++;
+		if (handoff) {
+			ck_assert_uint_eq(s.shared, SVQ_SPIN_SHARED_YIELDS);
+			alone = false;
+			continue;
+		}
+		quick++;
+		if (shared) {
+			/* The first pass with nothing to do yielded. */
+			ck_assert_uint_eq(passes, 1);
+			ck_assert_uint_eq(s.shared, shared - 1);
+			continue;
+		}
+		/* Not shared: the first yield after progress waited. */
+		ck_assert_uint_eq(s.shared, 0);
+		ck_assert_uint_ge(mono_ns() - at, SVQ_SPIN_YIELD_NS);
+		alone = true;
+	}
+	ck_assert_uint_ge(quick, SVQ_SPIN_SHARED_YIELDS + 1);
+	ck_assert(alone);
+	ck_assert_uint_eq(s.shared, 0);
+}
+END_TEST
+
 static Suite *loop_suite(void)
 {
 	Suite *s = suite_create("loop");
@@ -865,6 +991,10 @@ static Suite *loop_suite(void)
 	tcase_add_test(tc, test_mode_null_einval);
 	tcase_add_test(tc, test_touch_keeps_queue_order);
 	tcase_add_test(tc, test_spin_window_adapts);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("spin-yield");
+	tcase_add_test(tc, test_spin_yields_to_cpu_sharer);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("uring-refused");
