@@ -964,6 +964,15 @@ struct sample {
 	bool have_proxy_sys;
 };
 
+/* The CPU a pinned run of @c puts the relay thread on. A guest polling its
+ * used ring never sleeps: a relay beside it would run only when the
+ * scheduler preempts it. */
+static int relay_cpu(const struct cfg *c)
+{
+	return G.cpu_own_relay >= 0 ? G.cpu_own_relay :
+	       c->spin ? G.cpu_daemon : G.cpu_guest;
+}
+
 /*
  * One repeat of @c in modes[@m]: a fresh session, a warm-up, the timed
  * run, into @x. Syscalls: sys_req counts the whole process; vmm_req leaves
@@ -975,6 +984,7 @@ struct sample {
  * sampled right outside the syscall counts, so that neither counts the
  * other's reads.
  */
+
 static int measure(const struct cfg *c, unsigned int m, unsigned int rep,
 		   struct sample *x)
 {
@@ -989,10 +999,7 @@ static int measure(const struct cfg *c, unsigned int m, unsigned int rep,
 	memset(x, 0, sizeof(*x));
 	x->rtt_ns = G.pin ? bench_xcpu_rtt_ns(G.cpu_daemon) : NAN;
 
-	/* A guest polling its used ring never sleeps: a relay beside it would
-	 * run only when the scheduler preempts it. */
-	G.cpu_relay = G.cpu_own_relay >= 0 ? G.cpu_own_relay :
-		      c->spin ? G.cpu_daemon : G.cpu_guest;
+	G.cpu_relay = relay_cpu(c);
 	rc = sess_open(&s, m);
 	if (rc)
 		goto out;
@@ -1276,6 +1283,57 @@ static void bound(const struct figure *x, const struct figure *d,
 		 best < limit ? "short of the target even with every CPU "
 		 "busy; it needs less CPU per request or more CPUs" :
 		 "enough for the target; the CPUs were not kept busy");
+}
+
+/*
+ * Under a missed IOPS/ceiling target of a pinned run: the CPU that carried
+ * the most time per request as the threads were placed, the IOPS that
+ * allows, and the share of it the run reached. Near 1, that CPU was kept
+ * busy and the ceiling's other CPUs waited on it: what is left is
+ * placement. Well under 1, requests waited on each other. @relay: the
+ * mode has a relay thread (inline runs the adapter on the guest's, and its
+ * other threads do next to nothing).
+ */
+static void placed(const struct cfg *c, const struct figure *x, bool relay,
+		   double limit)
+{
+	const double *v = x->cpu;
+	int r = relay_cpu(c), cpu = G.cpu_guest;
+	double guest = v[CPU_GUEST], daemon = v[CPU_DAEMON], busiest, most;
+	const char *who = "the guest driver";
+
+	if (!G.pin || !x->have_cpu || v[CPU_UTIL] >= limit || x->iops <= 0)
+		return;
+	if (relay && r == G.cpu_guest)
+		guest += v[CPU_RELAY];
+	else if (relay && r == G.cpu_daemon)
+		daemon += v[CPU_RELAY];
+	busiest = guest;
+	if (r == G.cpu_guest && relay)
+		who = "the guest driver and the relay thread";
+	if (daemon > busiest) {
+		busiest = daemon;
+		cpu = G.cpu_daemon;
+		who = r == G.cpu_daemon && relay ?
+		      "qemu-storage-daemon and the relay thread" :
+		      "qemu-storage-daemon";
+	}
+	if (relay && r != G.cpu_guest && r != G.cpu_daemon &&
+	    v[CPU_RELAY] > busiest) {
+		busiest = v[CPU_RELAY];
+		cpu = r;
+		who = "the relay thread";
+	}
+	if (busiest <= 0)
+		return;
+	most = 1e6 / busiest;
+	bench_md(&G.b, "  - as placed, CPU %d (%s) carried %.2f us per "
+		 "request, which allows at most %.0f IOPS; the run reached "
+		 "%.3f of that: %s\n", cpu, who, busiest, most,
+		 x->iops / most, x->iops / most >= limit ? "that CPU was kept "
+		 "busy and the others waited on it, so the rest is placement: "
+		 "only spreading its work over the other CPUs closes it" :
+		 "requests waited on each other");
 }
 
 /* Where the time goes: CPU per request of each party, and what it allows. */
@@ -1586,6 +1644,7 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 					 c->name, modes[m].label);
 				target(what, x->cpu[CPU_UTIL], 0.9, true,
 				       x->have_cpu);
+				placed(c, x, relay, 0.9);
 			}
 			if (c->bs == 4096 && c->qd == 32) {
 				snprintf(what, sizeof(what), "%s %s %s/direct IOPS",

@@ -5,6 +5,8 @@
 # missed isolated/direct IOPS target of a mode with CPU figures is followed
 # by the line bounding it by CPU time, with the figures of the CPU table and
 # of the IOPS table, and the verdict those figures give; nothing else is.
+# Likewise every missed IOPS/ceiling target of a pinned run, by the line
+# giving the busiest CPU as placed.
 #   check-e2e.py PROGRAM DIR [ARG...]   (PROGRAM runs as PROGRAM --out DIR ARG...)
 # Exit status: PROGRAM's when it fails (77: skipped), 1 on a disagreement.
 import re
@@ -30,6 +32,28 @@ def table_rows(lines, header):
             if not line.startswith("|---"):
                 rows.append([c.strip() for c in line.strip().strip("|").split("|")])
     return rows
+
+
+def under(lines, target, sub, name, needs):
+    """(groups of each target line, groups of the @sub line right under it)
+    for every target line @needs(groups) says wants one; fails on a missing
+    @name line, or one under a target that needs none or under no target."""
+    pairs = []
+    for i, line in enumerate(lines):
+        if sub.match(line) and not target.match(lines[i - 1]):
+            fail("a %s with no target above it: %s" % (name, line))
+        m = target.match(line)
+        if not m:
+            continue
+        nxt = sub.match(lines[i + 1]) if i + 1 < len(lines) else None
+        if not needs(m.groups()):
+            if nxt:
+                fail("a %s under a target that needs none: %s" % (name, line))
+            continue
+        if not nxt:
+            fail("no %s under: %s" % (name, line))
+        pairs.append((m.groups(), nxt.groups()))
+    return pairs
 
 
 def main():
@@ -58,24 +82,14 @@ def main():
                         r"\(.*\)/direct IOPS: ([0-9.]+) \(target >= ([0-9.]+)\)$")
     bound = re.compile(r"^  - at ([0-9.]+) us of CPU per request, (\d+) CPUs? "
                        r"allow at most (\d+) IOPS, ([0-9.]+) of direct: (.*)$")
-    checked = 0
-    for i, line in enumerate(lines):
-        if bound.match(line) and not target.match(lines[i - 1]):
-            fail("a CPU bound with no ratio target above it: " + line)
-        m = target.match(line)
-        if not m:
-            continue
-        verdict, cfg, mode, ratio, limit = m.groups()
-        row = cpu.get((cfg, mode))
-        nxt = bound.match(lines[i + 1]) if i + 1 < len(lines) else None
-        want = verdict == "MISS" and row is not None and row[5] != "n/a"
-        if not want:
-            if nxt:
-                fail("a CPU bound under a target that needs none: " + line)
-            continue
-        if not nxt:
-            fail("no CPU bound under: " + line)
-        total, n, ceiling, best, words = nxt.groups()
+    def missed(g):
+        row = cpu.get((g[1], g[2]))
+        return g[0] == "MISS" and row is not None and row[5] != "n/a"
+
+    pairs = under(lines, target, bound, "CPU bound", missed)
+    for (verdict, cfg, mode, ratio, limit), nxt in pairs:
+        row = cpu[(cfg, mode)]
+        total, n, ceiling, best, words = nxt
         if total != row[5] or ceiling != row[8]:
             fail("%s %s: bound says %s us, %s IOPS; the CPU table %s us, %s IOPS"
                  % (cfg, mode, total, ceiling, row[5], row[8]))
@@ -91,9 +105,69 @@ def main():
         if short != words.startswith("short of the target"):
             fail("%s %s: verdict '%s' for a ceiling of %s against %s x %s"
                  % (cfg, mode, words, ceiling, limit, direct[cfg]))
-        checked += 1
     print("check-e2e: %d missed ratio target(s) bounded by CPU time, all consistent"
-          % checked)
+          % len(pairs))
+    check_placed(lines, cpu, direct)
+
+
+PARTIES = {
+    "the guest driver": ("guest",),
+    "the guest driver and the relay thread": ("guest", "relay"),
+    "qemu-storage-daemon": ("daemon",),
+    "qemu-storage-daemon and the relay thread": ("daemon", "relay"),
+    "the relay thread": ("relay",),
+}
+COLUMN = {"guest": 2, "relay": 3, "daemon": 4}
+
+
+def check_placed(lines, cpu, direct):
+    """Every missed IOPS/ceiling target of a pinned run is followed by the
+    busiest CPU as placed, whose figures come from the CPU and IOPS tables."""
+    pinned = any("pinned by the adapter's relay_start hook" in l for l in lines)
+    target = re.compile(r"^- (PASS|MISS): e2e (\S+) (isolated|isolated-inline) "
+                        r"\(.*\) IOPS over the ceiling of its CPU per request"
+                        r"(?: \([a-z ]+\))*: ([0-9.]+) \(target >= ([0-9.]+)\)$")
+    placed = re.compile(r"^  - as placed, CPU (\d+) \((.*)\) carried ([0-9.]+) us "
+                        r"per request, which allows at most (\d+) IOPS; the run "
+                        r"reached ([0-9.]+) of that: (.*)$")
+    iops = {}
+    header = "| config | direct IOPS"
+    for r in table_rows(lines, header):
+        iops[(r[0], "isolated")] = r[2]
+        iops[(r[0], "isolated-inline")] = r[4]
+    def missed(g):
+        row = cpu.get((g[1], g[2]))
+        return g[0] == "MISS" and pinned and row is not None and row[5] != "n/a"
+
+    pairs = under(lines, target, placed, "placed CPU", missed)
+    for (verdict, cfg, mode, util, limit), nxt in pairs:
+        row = cpu[(cfg, mode)]
+        _, who, carried, most, reached, words = nxt
+        if who not in PARTIES:
+            fail("%s %s: unknown parties '%s'" % (cfg, mode, who))
+        if mode == "isolated-inline" and "relay" in PARTIES[who]:
+            fail("%s %s: a relay thread in a mode that has none" % (cfg, mode))
+        want_us = sum(float(row[COLUMN[p]]) for p in PARTIES[who])
+        if abs(float(carried) - want_us) > 0.011 * len(PARTIES[who]):
+            fail("%s %s: carried %s us, the CPU table gives %.2f for %s"
+                 % (cfg, mode, carried, want_us, who))
+        for p, col in COLUMN.items():
+            if (p != "relay" or mode == "isolated") and \
+                    float(row[col]) > float(carried) + 0.011:
+                fail("%s %s: %s carried %s us, not the busiest (%s: %s)"
+                     % (cfg, mode, who, carried, p, row[col]))
+        if abs(float(most) - 1e6 / float(carried)) > 0.01 * float(most) + 1:
+            fail("%s %s: %s IOPS is not 10^6 / %s" % (cfg, mode, most, carried))
+        got = float(iops[(cfg, mode)]) / float(most)
+        if abs(float(reached) - got) > 0.002:
+            fail("%s %s: reached %s, but %s / %s IOPS is %.4f"
+                 % (cfg, mode, reached, iops[(cfg, mode)], most, got))
+        busy = float(reached) >= float(limit)
+        if busy != words.startswith("that CPU was kept busy"):
+            fail("%s %s: verdict '%s' for %s of the busiest CPU"
+                 % (cfg, mode, words, reached))
+    print("check-e2e: %d missed ceiling target(s) with the busiest CPU as placed, "
+          "all consistent" % len(pairs))
 
 
 main()
