@@ -984,7 +984,6 @@ static int relay_cpu(const struct cfg *c)
  * sampled right outside the syscall counts, so that neither counts the
  * other's reads.
  */
-
 static int measure(const struct cfg *c, unsigned int m, unsigned int rep,
 		   struct sample *x)
 {
@@ -1299,40 +1298,36 @@ static void placed(const struct cfg *c, const struct figure *x, bool relay,
 {
 	const double *v = x->cpu;
 	int r = relay_cpu(c), cpu = G.cpu_guest;
-	double guest = v[CPU_GUEST], daemon = v[CPU_DAEMON], busiest, most;
-	const char *who = "the guest driver";
+	bool by_guest = relay && r == G.cpu_guest;
+	bool by_daemon = relay && r == G.cpu_daemon;
+	double guest = v[CPU_GUEST] + (by_guest ? v[CPU_RELAY] : 0);
+	double daemon = v[CPU_DAEMON] + (by_daemon ? v[CPU_RELAY] : 0);
+	double busiest = guest, reached;
+	const char *who = by_guest ? "the guest driver and the relay thread" :
+			  "the guest driver";
 
 	if (!G.pin || !x->have_cpu || v[CPU_UTIL] >= limit || x->iops <= 0)
 		return;
-	if (relay && r == G.cpu_guest)
-		guest += v[CPU_RELAY];
-	else if (relay && r == G.cpu_daemon)
-		daemon += v[CPU_RELAY];
-	busiest = guest;
-	if (r == G.cpu_guest && relay)
-		who = "the guest driver and the relay thread";
 	if (daemon > busiest) {
 		busiest = daemon;
 		cpu = G.cpu_daemon;
-		who = r == G.cpu_daemon && relay ?
-		      "qemu-storage-daemon and the relay thread" :
+		who = by_daemon ? "qemu-storage-daemon and the relay thread" :
 		      "qemu-storage-daemon";
 	}
-	if (relay && r != G.cpu_guest && r != G.cpu_daemon &&
-	    v[CPU_RELAY] > busiest) {
+	if (relay && !by_guest && !by_daemon && v[CPU_RELAY] > busiest) {
 		busiest = v[CPU_RELAY];
 		cpu = r;
 		who = "the relay thread";
 	}
 	if (busiest <= 0)
 		return;
-	most = 1e6 / busiest;
+	reached = x->iops * busiest / 1e6;
 	bench_md(&G.b, "  - as placed, CPU %d (%s) carried %.2f us per "
 		 "request, which allows at most %.0f IOPS; the run reached "
-		 "%.3f of that: %s\n", cpu, who, busiest, most,
-		 x->iops / most, x->iops / most >= limit ? "that CPU was kept "
-		 "busy and the others waited on it, so the rest is placement: "
-		 "only spreading its work over the other CPUs closes it" :
+		 "%.3f of that: %s\n", cpu, who, busiest, 1e6 / busiest,
+		 reached, reached >= limit ? "that CPU was kept busy and the "
+		 "others waited on it, so the rest is placement: only "
+		 "spreading its work over the other CPUs closes it" :
 		 "requests waited on each other");
 }
 

@@ -87,7 +87,7 @@ def main():
         return g[0] == "MISS" and row is not None and row[5] != "n/a"
 
     pairs = under(lines, target, bound, "CPU bound", missed)
-    for (verdict, cfg, mode, ratio, limit), nxt in pairs:
+    for (_, cfg, mode, _, limit), nxt in pairs:
         row = cpu[(cfg, mode)]
         total, n, ceiling, best, words = nxt
         if total != row[5] or ceiling != row[8]:
@@ -107,7 +107,7 @@ def main():
                  % (cfg, mode, words, ceiling, limit, direct[cfg]))
     print("check-e2e: %d missed ratio target(s) bounded by CPU time, all consistent"
           % len(pairs))
-    check_placed(lines, cpu, direct)
+    check_placed(lines, cpu)
 
 
 PARTIES = {
@@ -120,7 +120,7 @@ PARTIES = {
 COLUMN = {"guest": 2, "relay": 3, "daemon": 4}
 
 
-def check_placed(lines, cpu, direct):
+def check_placed(lines, cpu):
     """Every missed IOPS/ceiling target of a pinned run is followed by the
     busiest CPU as placed, whose figures come from the CPU and IOPS tables."""
     pinned = any("pinned by the adapter's relay_start hook" in l for l in lines)
@@ -131,16 +131,16 @@ def check_placed(lines, cpu, direct):
                         r"per request, which allows at most (\d+) IOPS; the run "
                         r"reached ([0-9.]+) of that: (.*)$")
     iops = {}
-    header = "| config | direct IOPS"
-    for r in table_rows(lines, header):
+    for r in table_rows(lines, "| config | direct IOPS"):
         iops[(r[0], "isolated")] = r[2]
         iops[(r[0], "isolated-inline")] = r[4]
+
     def missed(g):
         row = cpu.get((g[1], g[2]))
         return g[0] == "MISS" and pinned and row is not None and row[5] != "n/a"
 
     pairs = under(lines, target, placed, "placed CPU", missed)
-    for (verdict, cfg, mode, util, limit), nxt in pairs:
+    for (_, cfg, mode, _, limit), nxt in pairs:
         row = cpu[(cfg, mode)]
         _, who, carried, most, reached, words = nxt
         if who not in PARTIES:
