@@ -1289,12 +1289,14 @@ static void bound(const struct figure *x, const struct figure *d,
  * the most time per request as the threads were placed, the IOPS that
  * allows, and the share of it the run reached. Near 1, that CPU was kept
  * busy and the ceiling's other CPUs waited on it: what is left is
- * placement. Well under 1, requests waited on each other. @relay: the
- * mode has a relay thread (inline runs the adapter on the guest's, and its
- * other threads do next to nothing).
+ * placement. Well under 1, requests waited on each other. The IOPS that
+ * CPU allows are also given as a share of the ceiling: the most this run
+ * could reach as placed, against the same for direct (@d), whose busiest
+ * CPU bounds it too. @relay: the mode has a relay thread (inline runs the
+ * adapter on the guest's, and its other threads do next to nothing).
  */
-static void placed(const struct cfg *c, const struct figure *x, bool relay,
-		   double limit)
+static void placed(const struct cfg *c, const struct figure *x,
+		   const struct figure *d, bool relay, double limit)
 {
 	const double *v = x->cpu;
 	int r = relay_cpu(c), cpu = G.cpu_guest;
@@ -1302,7 +1304,7 @@ static void placed(const struct cfg *c, const struct figure *x, bool relay,
 	bool by_daemon = relay && r == G.cpu_daemon;
 	double guest = v[CPU_GUEST] + (by_guest ? v[CPU_RELAY] : 0);
 	double daemon = v[CPU_DAEMON] + (by_daemon ? v[CPU_RELAY] : 0);
-	double busiest = guest, reached;
+	double busiest = guest, reached, share, direct = NAN;
 	const char *who = by_guest ? "the guest driver and the relay thread" :
 			  "the guest driver";
 
@@ -1322,13 +1324,24 @@ static void placed(const struct cfg *c, const struct figure *x, bool relay,
 	if (busiest <= 0)
 		return;
 	reached = x->iops * busiest / 1e6;
+	/* The ceiling is ncpus x 10^6 / total, that CPU's bound 10^6 / busiest. */
+	share = v[CPU_TOTAL] / (G.ncpus * busiest);
+	if (d->have_cpu) {
+		double most = d->cpu[CPU_GUEST] > d->cpu[CPU_DAEMON] ?
+			      d->cpu[CPU_GUEST] : d->cpu[CPU_DAEMON];
+
+		if (most > 0)
+			direct = d->cpu[CPU_TOTAL] / (G.ncpus * most);
+	}
 	bench_md(&G.b, "  - as placed, CPU %d (%s) carried %.2f us per "
-		 "request, which allows at most %.0f IOPS; the run reached "
-		 "%.3f of that: %s\n", cpu, who, busiest, 1e6 / busiest,
-		 reached, reached >= limit ? "that CPU was kept busy and the "
-		 "others waited on it, so the rest is placement: only "
-		 "spreading its work over the other CPUs closes it" :
-		 "requests waited on each other");
+		 "request, which allows at most %.0f IOPS, %.3f of the ceiling "
+		 "(direct's busiest CPU: %.3f of its own)%s; the run reached "
+		 "%.3f of that: %s\n", cpu, who, busiest, 1e6 / busiest, share,
+		 direct, share < limit ? ", short of the target even with that "
+		 "CPU always busy" : "", reached, reached >= limit ? "that CPU "
+		 "was kept busy and the others waited on it, so the rest is "
+		 "placement: only spreading its work over the other CPUs "
+		 "closes it" : "requests waited on each other");
 }
 
 /* Where the time goes: CPU per request of each party, and what it allows. */
@@ -1639,7 +1652,7 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 					 c->name, modes[m].label);
 				target(what, x->cpu[CPU_UTIL], 0.9, true,
 				       x->have_cpu);
-				placed(c, x, relay, 0.9);
+				placed(c, x, &f[i][M_DIRECT], relay, 0.9);
 			}
 			if (c->bs == 4096 && c->qd == 32) {
 				snprintf(what, sizeof(what), "%s %s %s/direct IOPS",

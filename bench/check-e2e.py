@@ -107,7 +107,7 @@ def main():
                  % (cfg, mode, words, ceiling, limit, direct[cfg]))
     print("check-e2e: %d missed ratio target(s) bounded by CPU time, all consistent"
           % len(pairs))
-    check_placed(lines, cpu)
+    check_placed(lines, cpu, ncpus)
 
 
 PARTIES = {
@@ -120,16 +120,20 @@ PARTIES = {
 COLUMN = {"guest": 2, "relay": 3, "daemon": 4}
 
 
-def check_placed(lines, cpu):
+def check_placed(lines, cpu, ncpus):
     """Every missed IOPS/ceiling target of a pinned run is followed by the
-    busiest CPU as placed, whose figures come from the CPU and IOPS tables."""
+    busiest CPU as placed, whose figures come from the CPU and IOPS tables,
+    with the share of the ceiling it allows, the same for direct, and
+    whether that share is short of the target."""
     pinned = any("pinned by the adapter's relay_start hook" in l for l in lines)
     target = re.compile(r"^- (PASS|MISS): e2e (\S+) (isolated|isolated-inline) "
                         r"\(.*\) IOPS over the ceiling of its CPU per request"
                         r"(?: \([a-z ]+\))*: ([0-9.]+) \(target >= ([0-9.]+)\)$")
     placed = re.compile(r"^  - as placed, CPU (\d+) \((.*)\) carried ([0-9.]+) us "
-                        r"per request, which allows at most (\d+) IOPS; the run "
-                        r"reached ([0-9.]+) of that: (.*)$")
+                        r"per request, which allows at most (\d+) IOPS, ([0-9.]+) "
+                        r"of the ceiling \(direct's busiest CPU: ([0-9.]+|nan) of "
+                        r"its own\)(, short of the target even with that CPU "
+                        r"always busy)?; the run reached ([0-9.]+) of that: (.*)$")
     iops = {}
     for r in table_rows(lines, "| config | direct IOPS"):
         iops[(r[0], "isolated")] = r[2]
@@ -142,7 +146,7 @@ def check_placed(lines, cpu):
     pairs = under(lines, target, placed, "placed CPU", missed)
     for (_, cfg, mode, _, limit), nxt in pairs:
         row = cpu[(cfg, mode)]
-        _, who, carried, most, reached, words = nxt
+        _, who, carried, most, share, dshare, short, reached, words = nxt
         if who not in PARTIES:
             fail("%s %s: unknown parties '%s'" % (cfg, mode, who))
         if mode == "isolated-inline" and "relay" in PARTIES[who]:
@@ -158,6 +162,22 @@ def check_placed(lines, cpu):
                      % (cfg, mode, who, carried, p, row[col]))
         if abs(float(most) - 1e6 / float(carried)) > 0.01 * float(most) + 1:
             fail("%s %s: %s IOPS is not 10^6 / %s" % (cfg, mode, most, carried))
+        want = float(row[5]) / (ncpus * float(carried))
+        if abs(float(share) - want) > 0.002 + 0.011 * want / float(carried):
+            fail("%s %s: %s of the ceiling, but %s / (%d x %s) is %.4f"
+                 % (cfg, mode, share, row[5], ncpus, carried, want))
+        if (short is not None) != (float(share) < float(limit)):
+            fail("%s %s: %s of the ceiling %s short of the %s target"
+                 % (cfg, mode, share, "said" if short else "not said", limit))
+        drow = cpu.get((cfg, "direct"))
+        if drow is not None and drow[5] != "n/a":
+            most_d = max(float(drow[2]), float(drow[4]))
+            want = float(drow[5]) / (ncpus * most_d)
+            if dshare == "nan" or \
+                    abs(float(dshare) - want) > 0.002 + 0.011 * want / most_d:
+                fail("%s %s: direct's busiest CPU %s of its ceiling, but "
+                     "%s / (%d x %.2f) is %.4f"
+                     % (cfg, mode, dshare, drow[5], ncpus, most_d, want))
         got = float(iops[(cfg, mode)]) / float(most)
         if abs(float(reached) - got) > 0.002:
             fail("%s %s: reached %s, but %s / %s IOPS is %.4f"
