@@ -20,12 +20,21 @@ void svq_spin_init(struct svq_spin *s, uint64_t max_ns)
 
 bool svq_spin_should(struct svq_spin *s, bool in_flight)
 {
+	s->probe = false;
 	if (!s->max_ns || !in_flight) {
 		s->idle_at = 0;
 		return false;
 	}
-	if (s->cur_ns)
+	if (s->cur_ns) {
+		s->waits = 0;
 		return true;
+	}
+	if (++s->waits >= SVQ_SPIN_PROBE_EVERY) {
+		s->waits = 0;
+		s->probe = true;
+		s->probes++;
+		return true;
+	}
 	s->idle_at = svq_spin_now();	/* would a spin have caught the next? */
 	return false;
 }
@@ -36,7 +45,7 @@ void svq_spin_woken(struct svq_spin *s)
 
 	if (!s->idle_at)
 		return;
-	idle = svq_spin_now() - s->idle_at + s->cur_ns;
+	idle = svq_spin_now() - s->idle_at;
 	s->idle_at = 0;
 	if (idle > s->max_ns) {
 		if (s->cur_ns) {
@@ -91,6 +100,9 @@ static bool svq_spin_relax(struct svq_spin *s, struct svq_spin_yield *y,
 void svq_spin_round_begin(struct svq_spin *s, struct svq_spin_round *r)
 {
 	r->now = r->idle_since = svq_spin_now();
+	r->window = s->probe ? s->max_ns : s->cur_ns;
+	r->probe = s->probe;
+	s->probe = false;
 	r->yielded = false;
 	svq_spin_busy(s, &r->yield, r->now);
 	s->idle_at = 0;
@@ -104,12 +116,27 @@ bool svq_spin_round_pass(struct svq_spin *s, struct svq_spin_round *r,
 		return false;
 	r->now = svq_spin_now();
 	if (progress) {
+		if (r->probe) {
+			/* Wide enough for twice the wait this probe saw. */
+			uint64_t wait = r->now - r->idle_since;
+			uint64_t w = SVQ_SPIN_MIN_NS;
+
+			while (w < 2 * wait && w < s->max_ns)
+				w *= 2;
+			if (w > s->max_ns)
+				w = s->max_ns;
+			r->probe = false;
+			if (w > s->cur_ns) {
+				s->cur_ns = w;
+				s->reopened++;
+			}
+		}
 		r->idle_since = r->now;
 		svq_spin_busy(s, &r->yield, r->now);
-	} else if (r->now - r->idle_since >= s->cur_ns) {
+	} else if (r->now - r->idle_since >= r->window) {
 		/* The next event says whether a wider window would have
 		 * caught it. */
-		s->idle_at = r->now;
+		s->idle_at = r->idle_since;
 		return false;
 	} else {
 		r->yielded = svq_spin_relax(s, &r->yield, r->now);

@@ -15,14 +15,33 @@
 /* Narrower than this, a window shuts; one that opens starts here. */
 #define SVQ_SPIN_MIN_NS		4000ull
 
+/*
+ * A shut window spins the whole ceiling once in this many waits with
+ * requests in flight (a probe). The window learns only from how long the
+ * sleeps took, and a thread that sleeps makes its peers answer later than
+ * one that spins (each wake-up costs, the peer's most of all when it
+ * shares the CPU): events that a spin of the ceiling catches can come
+ * later than the ceiling once the thread sleeps, so the window narrows
+ * until it shuts and would never open again. A probe that sees progress
+ * opens it to twice the wait it saw (in SVQ_SPIN_MIN_NS doublings, at most
+ * the ceiling).
+ */
+#define SVQ_SPIN_PROBE_EVERY	32u
+
 struct svq_spin {
 	uint64_t max_ns;	/* the ceiling; 0: never spin */
 	uint64_t cur_ns;	/* the window now, 0..max_ns */
-	uint64_t idle_at;	/* svq_spin_now() when the thread last began to
-				 * wait with requests in flight (a spin ran
-				 * out, or none was tried); 0: not */
+	uint64_t idle_at;	/* svq_spin_now() of the last progress before
+				 * the thread began to wait with requests in
+				 * flight (the spin's, or its start; when no
+				 * spin was tried, the wait's start); 0: not */
 	uint64_t grows;		/* windows widened: the event came soon */
 	uint64_t shrinks;	/* windows narrowed: it came late */
+	uint32_t waits;		/* waits with requests in flight since the
+				 * last probe, while the window is shut */
+	bool probe;		/* the next spin is a probe */
+	uint64_t probes;	/* spins of the ceiling with the window shut */
+	uint64_t reopened;	/* probes that saw progress and opened it */
 	uint32_t shared;	/* yields left before the CPU counts as the
 				 * thread's own again: SVQ_SPIN_SHARED_YIELDS
 				 * after a yield let another thread run, one
@@ -38,16 +57,17 @@ void svq_spin_init(struct svq_spin *s, uint64_t max_ns);
 
 /*
  * svq_spin_should() - whether to poll instead of sleeping now: a ceiling is
- * set, the window is open and @in_flight (something is owed by a peer).
- * With the window shut it notes the time, so that the next wake-up can say
- * whether a spin would have caught it.
+ * set, @in_flight (something is owed by a peer), and the window is open or
+ * a probe is due (SVQ_SPIN_PROBE_EVERY). With the window shut and no probe
+ * it notes the time, so that the next wake-up can say whether a spin would
+ * have caught it.
  */
 bool svq_spin_should(struct svq_spin *s, bool in_flight);
 
 /*
  * svq_spin_woken() - a wait returned: adapt the window to how long the
- * thread was idle with requests in flight before this event (the window it
- * spun, then the sleep). Longer than the ceiling: no spin would have caught
+ * thread was idle with requests in flight before this event (the spin that
+ * ran out, then the sleep). Longer than the ceiling: no spin would have caught
  * it, so the window halves (below SVQ_SPIN_MIN_NS it shuts). Within it: a
  * wider window would have, so it doubles (from shut, it opens at
  * SVQ_SPIN_MIN_NS), up to the ceiling.
@@ -96,18 +116,22 @@ struct svq_spin_yield {
 struct svq_spin_round {
 	uint64_t now;		/* svq_spin_now() at the last pass */
 	uint64_t idle_since;	/* the last progress, or the start */
+	uint64_t window;	/* this spin's: the window, or for a probe
+				 * the ceiling */
 	struct svq_spin_yield yield;
 	bool yielded;		/* the last pass gave the CPU away */
+	bool probe;		/* a probe that has seen no progress yet */
 };
 
-/* A spin begins: @s's window runs from now. */
+/* A spin begins: @s's window (or the ceiling, for a probe) runs from now. */
 void svq_spin_round_begin(struct svq_spin *s, struct svq_spin_round *r);
 
 /*
  * svq_spin_round_pass() - a pass of the spin polled the rings: @progress,
  * whether it did something; @in_flight, whether a peer still owes
  * something. Relaxes or yields after a pass with nothing to do (r->yielded
- * says which), notes in @s when the window ran out.
+ * says which), notes in @s when the window ran out. Progress in a probe
+ * opens @s's window (SVQ_SPIN_PROBE_EVERY).
  * Return: whether to go on spinning.
  */
 bool svq_spin_round_pass(struct svq_spin *s, struct svq_spin_round *r,

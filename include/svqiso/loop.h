@@ -34,7 +34,11 @@
  * asleep) for longer than spin_ns halves it, and shuts it below 4 us; one
  * that came sooner doubles it again (from shut, to 4 us), so a queue whose
  * requests stay posted with nothing happening (net receive buffers) soon
- * costs no spinning at all. A spin that has found nothing to do for 4 us
+ * costs no spinning at all. As sleeping makes the peers answer later than
+ * spinning does, a shut window spins the whole spin_ns once in every 32
+ * waits with requests in flight, and opens to twice the wait that spin saw
+ * if it saw progress: a window never stays shut where a full spin would
+ * catch the events. A spin that has found nothing to do for 4 us
  * gives its CPU away once (sched_yield()), and again after 8, 16, ... us
  * more, so a loop thread alone on its CPU makes a few system calls in a
  * long wait. A yield that let another thread run (it came back 2 us or more

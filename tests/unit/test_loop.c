@@ -852,6 +852,130 @@ START_TEST(test_spin_window_adapts)
 }
 END_TEST
 
+/* Shut @s's window and make the waits before a probe come due: each
+ * returns false and notes when it began. */
+static void waits_before_probe(struct svq_spin *s)
+{
+	unsigned int i;
+
+	for (i = 1; i < SVQ_SPIN_PROBE_EVERY; i++) {
+		ck_assert_msg(!svq_spin_should(s, true), "wait %u spun", i);
+		ck_assert(!s->probe);
+		ck_assert_uint_ne(s->idle_at, 0);
+		s->idle_at = 0;
+	}
+}
+
+/* The window a probe that saw progress after @wait ns opens: twice the
+ * wait, in doublings of SVQ_SPIN_MIN_NS, at most @max. */
+static uint64_t covering(uint64_t wait, uint64_t max)
+{
+	uint64_t w = SVQ_SPIN_MIN_NS;
+
+	while (w < 2 * wait && w < max)
+		w *= 2;
+	return w < max ? w : max;
+}
+
+/*
+ * A shut window spins the whole ceiling once every SVQ_SPIN_PROBE_EVERY
+ * waits with requests in flight: progress in that probe opens the window
+ * to twice the wait the probe saw (in doublings of the minimum, at most
+ * the ceiling); a probe that sees none runs the ceiling out and leaves the
+ * window shut, measuring the wait from the probe's start. Nothing in
+ * flight starts no probe; an open window, full or narrowed, needs none.
+ */
+START_TEST(test_spin_probe_reopens_window)
+{
+	const uint64_t max = 5000000ull;	/* 5 ms */
+	const struct timespec ms = { .tv_nsec = 1000000 };
+	struct svq_spin_round r;
+	struct svq_spin s;
+	uint64_t start, want;
+
+	svq_spin_init(&s, max);
+	/* Open, full or narrowed: every wait spins the window. */
+	for (unsigned int i = 0; i < 4 * SVQ_SPIN_PROBE_EVERY; i++) {
+		if (i == 2 * SVQ_SPIN_PROBE_EVERY)
+			s.cur_ns = SVQ_SPIN_MIN_NS;
+		ck_assert(svq_spin_should(&s, true));
+		ck_assert(!s.probe);
+		svq_spin_round_begin(&s, &r);
+		ck_assert_uint_eq(r.window, s.cur_ns);
+		ck_assert(!r.probe);
+	}
+	ck_assert_uint_eq(s.probes, 0);
+
+	/* Shut: a probe is due at the SVQ_SPIN_PROBE_EVERY-th wait, and
+	 * waits with nothing in flight do not count. */
+	s.cur_ns = 0;
+	ck_assert(!svq_spin_should(&s, false));
+	waits_before_probe(&s);
+	ck_assert(!svq_spin_should(&s, false));
+	ck_assert(!s.probe);
+	ck_assert(svq_spin_should(&s, true));
+	ck_assert(s.probe);
+	ck_assert_uint_eq(s.probes, 1);
+	ck_assert_uint_eq(s.waits, 0);
+
+	/* A probe that sees nothing: the ceiling runs out, the window stays
+	 * shut, and the wait counts from the probe's start. */
+	svq_spin_round_begin(&s, &r);
+	ck_assert(!s.probe);
+	ck_assert(r.probe);
+	ck_assert_uint_eq(r.window, max);
+	start = r.idle_since;
+	while (svq_spin_round_pass(&s, &r, false, true))
+		;
+	ck_assert_uint_ge(r.now - start, max);
+	ck_assert_uint_eq(s.idle_at, start);
+	ck_assert_uint_eq(s.cur_ns, 0);
+	ck_assert_uint_eq(s.reopened, 0);
+	/* The event after it came 3 s late: still shut. */
+	s.idle_at = mono_ns() - 3000000000ull;
+	svq_spin_woken(&s);
+	ck_assert_uint_eq(s.cur_ns, 0);
+
+	/* The next probe sees progress after about 1 ms: the window opens
+	 * to cover twice that. */
+	waits_before_probe(&s);
+	ck_assert(svq_spin_should(&s, true));
+	ck_assert_uint_eq(s.probes, 2);
+	svq_spin_round_begin(&s, &r);
+	ck_assert_uint_eq(r.window, max);
+	start = r.idle_since;
+	ck_assert(svq_spin_round_pass(&s, &r, false, true));
+	ck_assert_uint_eq(s.cur_ns, 0);
+	nanosleep(&ms, NULL);
+	ck_assert(svq_spin_round_pass(&s, &r, true, true));
+	want = covering(r.now - start, max);
+	ck_assert_uint_ge(want, 2 * 1000000ull);
+	ck_assert_uint_eq(s.cur_ns, want);
+	ck_assert_uint_eq(s.reopened, 1);
+	ck_assert(!r.probe);
+	/* Progress again in the same spin changes nothing. */
+	ck_assert(svq_spin_round_pass(&s, &r, true, true));
+	ck_assert_uint_eq(s.cur_ns, want);
+	ck_assert_uint_eq(s.reopened, 1);
+
+	/* Progress at once: the narrowest window that covers it. */
+	s.cur_ns = 0;
+	waits_before_probe(&s);
+	ck_assert(svq_spin_should(&s, true));
+	svq_spin_round_begin(&s, &r);
+	start = r.idle_since;
+	ck_assert(svq_spin_round_pass(&s, &r, true, true));
+	want = covering(r.now - start, max);
+	ck_assert_uint_lt(want, max);
+	ck_assert_uint_eq(s.cur_ns, want);
+	ck_assert_uint_eq(s.reopened, 2);
+	ck_assert_uint_eq(s.probes, 3);
+	/* Open again: the waits spin it, no probe. */
+	ck_assert(svq_spin_should(&s, true));
+	ck_assert(!s.probe);
+}
+END_TEST
+
 /* A thread that keeps one CPU busy until told to stop. */
 struct sharer {
 	pthread_t thread;
@@ -1006,6 +1130,7 @@ static Suite *loop_suite(void)
 	tcase_add_test(tc, test_mode_null_einval);
 	tcase_add_test(tc, test_touch_keeps_queue_order);
 	tcase_add_test(tc, test_spin_window_adapts);
+	tcase_add_test(tc, test_spin_probe_reopens_window);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("spin-yield");
