@@ -1284,6 +1284,36 @@ static void bound(const struct figure *x, const struct figure *d,
 		 "enough for the target; the CPUs were not kept busy");
 }
 
+/* The CPU that carried the most of @v's time per request as the threads
+ * were placed (@relay: the mode has a relay thread), into @cpu and @who:
+ * its microseconds per request. */
+static double busiest_cpu(const struct cfg *c, const double *v, bool relay,
+			  int *cpu, const char **who)
+{
+	int r = relay_cpu(c);
+	bool by_guest = relay && r == G.cpu_guest;
+	bool by_daemon = relay && r == G.cpu_daemon;
+	double guest = v[CPU_GUEST] + (by_guest ? v[CPU_RELAY] : 0);
+	double daemon = v[CPU_DAEMON] + (by_daemon ? v[CPU_RELAY] : 0);
+	double busiest = guest;
+
+	*cpu = G.cpu_guest;
+	*who = by_guest ? "the guest driver and the relay thread" :
+	       "the guest driver";
+	if (daemon > busiest) {
+		busiest = daemon;
+		*cpu = G.cpu_daemon;
+		*who = by_daemon ? "qemu-storage-daemon and the relay thread" :
+		       "qemu-storage-daemon";
+	}
+	if (relay && !by_guest && !by_daemon && v[CPU_RELAY] > busiest) {
+		busiest = v[CPU_RELAY];
+		*cpu = r;
+		*who = "the relay thread";
+	}
+	return busiest;
+}
+
 /*
  * Under a missed IOPS/ceiling target of a pinned run: the CPU that carried
  * the most time per request as the threads were placed, the IOPS that
@@ -1299,36 +1329,22 @@ static void placed(const struct cfg *c, const struct figure *x,
 		   const struct figure *d, bool relay, double limit)
 {
 	const double *v = x->cpu;
-	int r = relay_cpu(c), cpu = G.cpu_guest;
-	bool by_guest = relay && r == G.cpu_guest;
-	bool by_daemon = relay && r == G.cpu_daemon;
-	double guest = v[CPU_GUEST] + (by_guest ? v[CPU_RELAY] : 0);
-	double daemon = v[CPU_DAEMON] + (by_daemon ? v[CPU_RELAY] : 0);
-	double busiest = guest, reached, share, direct = NAN;
-	const char *who = by_guest ? "the guest driver and the relay thread" :
-			  "the guest driver";
+	double busiest, reached, share, direct = NAN;
+	const char *who;
+	int cpu;
 
 	if (!G.pin || !x->have_cpu || v[CPU_UTIL] >= limit || x->iops <= 0)
 		return;
-	if (daemon > busiest) {
-		busiest = daemon;
-		cpu = G.cpu_daemon;
-		who = by_daemon ? "qemu-storage-daemon and the relay thread" :
-		      "qemu-storage-daemon";
-	}
-	if (relay && !by_guest && !by_daemon && v[CPU_RELAY] > busiest) {
-		busiest = v[CPU_RELAY];
-		cpu = r;
-		who = "the relay thread";
-	}
+	busiest = busiest_cpu(c, v, relay, &cpu, &who);
 	if (busiest <= 0)
 		return;
 	reached = x->iops * busiest / 1e6;
 	/* The ceiling is ncpus x 10^6 / total, that CPU's bound 10^6 / busiest. */
 	share = v[CPU_TOTAL] / (G.ncpus * busiest);
 	if (d->have_cpu) {
-		double most = d->cpu[CPU_GUEST] > d->cpu[CPU_DAEMON] ?
-			      d->cpu[CPU_GUEST] : d->cpu[CPU_DAEMON];
+		const char *d_who;
+		int d_cpu;
+		double most = busiest_cpu(c, d->cpu, false, &d_cpu, &d_who);
 
 		if (most > 0)
 			direct = d->cpu[CPU_TOTAL] / (G.ncpus * most);

@@ -56,6 +56,15 @@ def under(lines, target, sub, name, needs):
     return pairs
 
 
+def missed_with_cpu(cpu):
+    """For under(): a missed target (groups: verdict, config, mode, ...)
+    whose mode has CPU figures in @cpu."""
+    def needs(g):
+        row = cpu.get((g[1], g[2]))
+        return g[0] == "MISS" and row is not None and row[5] != "n/a"
+    return needs
+
+
 def main():
     if len(sys.argv) < 3:
         fail("usage: check-e2e.py PROGRAM DIR [ARG...]")
@@ -82,11 +91,7 @@ def main():
                         r"\(.*\)/direct IOPS: ([0-9.]+) \(target >= ([0-9.]+)\)$")
     bound = re.compile(r"^  - at ([0-9.]+) us of CPU per request, (\d+) CPUs? "
                        r"allow at most (\d+) IOPS, ([0-9.]+) of direct: (.*)$")
-    def missed(g):
-        row = cpu.get((g[1], g[2]))
-        return g[0] == "MISS" and row is not None and row[5] != "n/a"
-
-    pairs = under(lines, target, bound, "CPU bound", missed)
+    pairs = under(lines, target, bound, "CPU bound", missed_with_cpu(cpu))
     for (_, cfg, mode, _, limit), nxt in pairs:
         row = cpu[(cfg, mode)]
         total, n, ceiling, best, words = nxt
@@ -139,11 +144,8 @@ def check_placed(lines, cpu, ncpus):
         iops[(r[0], "isolated")] = r[2]
         iops[(r[0], "isolated-inline")] = r[4]
 
-    def missed(g):
-        row = cpu.get((g[1], g[2]))
-        return g[0] == "MISS" and pinned and row is not None and row[5] != "n/a"
-
-    pairs = under(lines, target, placed, "placed CPU", missed)
+    pairs = under(lines, target, placed, "placed CPU",
+                  missed_with_cpu(cpu) if pinned else lambda g: False)
     for (_, cfg, mode, _, limit), nxt in pairs:
         row = cpu[(cfg, mode)]
         _, who, carried, most, share, dshare, short, reached, words = nxt
