@@ -2786,6 +2786,9 @@ static Suite *svq_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("rewind");
+	/* 65535 laps of a split ring, a memfd region each, under the
+	 * sanitizers on a loaded machine: seconds, not the default 4. */
+	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, test_rewind_gives_back_what_backend_never_took, 0, 8);
 	tcase_add_loop_test(tc, test_rewind_bad_base_breaks, 0, SVQISO_NR_LAYOUTS);
 	tcase_add_loop_test(tc, test_backend_taken_follows_published_position, 0, 4);
