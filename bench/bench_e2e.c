@@ -110,9 +110,9 @@
  * second, in every mode, so the guest and the daemon never share a CPU; the
  * relay thread runs on the first, beside the guest, placed by the adapter's
  * relay_start hook. With two CPUs the relay has to share one with the guest
- * or with the daemon: beside the guest measured best at 4 KiB, beside the
- * daemon better for 128 KiB reads (whose copy-back then runs beside the
- * guest's reading), worse for the rest. In a "-spin" configuration the
+ * or with the daemon: beside the guest measured best in every
+ * configuration, in both of the host's placements (beside the daemon, 128
+ * KiB reads reached half the IOPS or less). In a "-spin" configuration the
  * relay runs beside the daemon: a guest polling its used ring never sleeps,
  * and a relay beside it would run only when the scheduler preempted the
  * guest. --no-pin leaves all of them to the scheduler.
@@ -1533,8 +1533,7 @@ static void write_md(const bool *ran, struct figure (*f)[NR_MODES])
 			 "runs on CPU %d beside the guest, pinned by the adapter's "
 			 "relay_start hook. On a 2-CPU machine the relay has to "
 			 "share a CPU with the guest or with the daemon; beside "
-			 "the guest measured best at 4 KiB, beside the daemon "
-			 "better for 128 KiB reads and worse for the rest. In "
+			 "the guest measured best in every configuration. In "
 			 "\"-spin\" configurations the relay runs on CPU %d beside "
 			 "the daemon instead: the guest never sleeps there. With "
 			 "--no-pin the scheduler places them all.", G.cpu_guest,
