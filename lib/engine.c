@@ -205,19 +205,33 @@ int svqiso_vhost_new(const struct svqiso_vhost_opts *opts,
 				   SVQISO_VHOST_F_NO_EVENT_IDX |
 				   SVQISO_VHOST_F_LAZY_KICKS |
 				   SVQISO_VHOST_F_NO_ONEOFF;
+	svqiso_log_fn log = SVQ_OPTS_GET(opts, log, NULL);
+	void *log_ctx = SVQ_OPTS_GET(opts, log_ctx, NULL);
 	SVQISO_OPTS(svqiso_mem_opts, mo);
 	struct svqiso_vhost *vh;
 	const char *name;
 	int rc;
 
-	if (!out || !SVQ_OPTS_OK(svqiso_vhost_opts, opts))
+	if (!out || !SVQ_OPTS_CHECK(svqiso_vhost_opts, opts, log, log_ctx))
 		return -EINVAL;
-	if ((SVQ_OPTS_GET(opts, flags, 0) & ~all_flags) ||
-	    SVQ_OPTS_GET(opts, copy, 0) >= SVQISO_NR_COPY ||
-	    SVQ_OPTS_GET(opts, shadow_layout, 0) >= SVQISO_NR_LAYOUTS ||
-	    SVQ_OPTS_GET(opts, max_num, 0) > SVQ_RING_MAX ||
-	    SVQ_OPTS_GET(opts, ring_slots, 0) > SVQISO_VHOST_MAX_QUEUES)
-		return -EINVAL;
+	if (SVQ_OPTS_GET(opts, flags, 0) & ~all_flags)
+		return svq_einval(log, log_ctx, "svqiso_vhost_new: unknown "
+				  "flags %#x", SVQ_OPTS_GET(opts, flags, 0) &
+				  ~all_flags);
+	rc = svq_copy_layout_check("svqiso_vhost_new",
+				   SVQ_OPTS_GET(opts, copy, 0),
+				   SVQ_OPTS_GET(opts, shadow_layout, 0),
+				   log, log_ctx);
+	if (rc)
+		return rc;
+	if (SVQ_OPTS_GET(opts, max_num, 0) > SVQ_RING_MAX)
+		return svq_einval(log, log_ctx, "svqiso_vhost_new: max_num %u "
+				  "is over %u", SVQ_OPTS_GET(opts, max_num, 0),
+				  SVQ_RING_MAX);
+	if (SVQ_OPTS_GET(opts, ring_slots, 0) > SVQISO_VHOST_MAX_QUEUES)
+		return svq_einval(log, log_ctx, "svqiso_vhost_new: ring_slots "
+				  "%u is over %u", SVQ_OPTS_GET(opts, ring_slots, 0),
+				  SVQISO_VHOST_MAX_QUEUES);
 
 	vh = calloc(1, sizeof(*vh));
 	if (!vh)

@@ -511,19 +511,27 @@ int svqiso_loop_new(const struct svqiso_loop_opts *opts, struct svqiso_loop **ou
 	svqiso_loop_hangup_fn hangup;
 	uint8_t mode;
 	uint32_t maxq;
+	svqiso_log_fn log = SVQ_OPTS_GET(opts, log, NULL);
+	void *log_ctx = SVQ_OPTS_GET(opts, log_ctx, NULL);
 	int err, watch_fd = -1;
 
-	if (!out || !SVQ_OPTS_OK(svqiso_loop_opts, opts))
+	if (!out || !SVQ_OPTS_CHECK(svqiso_loop_opts, opts, log, log_ctx))
 		return -EINVAL;
 	mode = SVQ_OPTS_GET(opts, mode, SVQISO_LOOP_AUTO);
 	maxq = SVQ_OPTS_GET(opts, max_queues, 0);
-	if (mode > SVQISO_LOOP_BUSY_POLL || maxq > MAX_QUEUES)
-		return -EINVAL;
+	if (mode > SVQISO_LOOP_BUSY_POLL)
+		return svq_einval(log, log_ctx, "svqiso_loop_new: mode %u is no "
+				  "loop mode", mode);
+	if (maxq > MAX_QUEUES)
+		return svq_einval(log, log_ctx, "svqiso_loop_new: max_queues %u "
+				  "is over %u", maxq, MAX_QUEUES);
 	hangup = SVQ_OPTS_GET(opts, hangup, NULL);
 	if (hangup) {
 		watch_fd = SVQ_OPTS_GET(opts, hangup_fd, -1);
 		if (!watchable(watch_fd))
-			return -EINVAL;
+			return svq_einval(log, log_ctx, "svqiso_loop_new: "
+					  "hangup_fd %d cannot be watched",
+					  watch_fd);
 	}
 	if (!maxq)
 		maxq = DEFAULT_MAX_QUEUES;

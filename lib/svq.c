@@ -129,28 +129,51 @@ int svqiso_svq_new(const struct svqiso_svq_opts *opts, struct svqiso_svq **out)
 	const uint32_t all_flags = SVQISO_SVQ_F_ELEMENT | SVQISO_SVQ_F_PRESERVE |
 				   SVQISO_SVQ_F_LAZY_KICKS | SVQISO_SVQ_F_NO_ONEOFF;
 	const uint32_t all_features = SVQISO_RING_F_EVENT_IDX | SVQISO_RING_F_INDIRECT;
+	svqiso_log_fn log = SVQ_OPTS_GET(opts, log, NULL);
+	void *log_ctx = SVQ_OPTS_GET(opts, log_ctx, NULL);
 	struct svqiso_svq *svq;
 	struct ring_layout l;
 	int err;
 
-	if (!opts || !out || !SVQ_OPTS_OK(svqiso_svq_opts, opts))
+	if (!opts || !out)
 		return -EINVAL;
-	if ((opts->flags & ~all_flags) || (opts->guest_features & ~all_features) ||
-	    (opts->shadow_features & ~all_features) || !opts->iso ||
-	    !layout_ok(opts->shadow_layout) || opts->num == 0 ||
-	    opts->num > SVQ_RING_MAX)
+	if (!SVQ_OPTS_CHECK(svqiso_svq_opts, opts, log, log_ctx))
 		return -EINVAL;
+	if (opts->flags & ~all_flags)
+		return svq_einval(log, log_ctx, "svqiso_svq_new: unknown flags "
+				  "%#x", opts->flags & ~all_flags);
+	if ((opts->guest_features | opts->shadow_features) & ~all_features)
+		return svq_einval(log, log_ctx, "svqiso_svq_new: unknown ring "
+				  "features %#x",
+				  (opts->guest_features | opts->shadow_features) &
+				  ~all_features);
+	if (!opts->iso)
+		return svq_einval(log, log_ctx, "svqiso_svq_new: no iso for "
+				  "the shadow ring and the bounce buffers");
+	if (!layout_ok(opts->shadow_layout))
+		return svq_einval(log, log_ctx, "svqiso_svq_new: shadow_layout "
+				  "%u is no ring layout", opts->shadow_layout);
+	if (opts->num == 0 || opts->num > SVQ_RING_MAX)
+		return svq_einval(log, log_ctx, "svqiso_svq_new: num %u is not "
+				  "in 1..%u", opts->num, SVQ_RING_MAX);
 	if (opts->flags & SVQISO_SVQ_F_ELEMENT) {
 		if (!opts->complete)
-			return -EINVAL;
-	} else if (!opts->guest_mem || !layout_ok(opts->guest_layout)) {
-		return -EINVAL;
+			return svq_einval(log, log_ctx, "svqiso_svq_new: element "
+					  "mode without a complete callback");
+	} else if (!opts->guest_mem) {
+		return svq_einval(log, log_ctx, "svqiso_svq_new: ring mode "
+				  "without guest_mem");
+	} else if (!layout_ok(opts->guest_layout)) {
+		return svq_einval(log, log_ctx, "svqiso_svq_new: guest_layout "
+				  "%u is no ring layout", opts->guest_layout);
 	}
 	if ((opts->shadow_layout == SVQISO_LAYOUT_SPLIT ||
 	     (!(opts->flags & SVQISO_SVQ_F_ELEMENT) &&
 	      opts->guest_layout == SVQISO_LAYOUT_SPLIT)) &&
 	    (opts->num & (opts->num - 1)))
-		return -EINVAL;
+		return svq_einval(log, log_ctx, "svqiso_svq_new: num %u: a "
+				  "split ring's size is a power of two",
+				  opts->num);
 
 	svq = calloc(1, sizeof(*svq));
 	if (!svq)
@@ -182,7 +205,8 @@ int svqiso_svq_new(const struct svqiso_svq_opts *opts, struct svqiso_svq **out)
 	svq->ring_region.iova = UINT64_MAX;
 	svq->copy = svq_copy_resolve(opts->copy);
 	if (!svq->copy) {
-		err = -EINVAL;
+		err = svq_einval(log, log_ctx, "svqiso_svq_new: copy %u is no "
+				 "copy strategy here", opts->copy);
 		goto fail;
 	}
 

@@ -9,7 +9,8 @@ const char *svqiso_version(void)
 	return SVQISO_VERSION_STRING;
 }
 
-bool svq_opts_ok(const void *opts, size_t known_size)
+bool svq_opts_check(const void *opts, size_t known_size, const char *type,
+		    svqiso_log_fn fn, void *ctx)
 {
 	const unsigned char *p = opts;
 	size_t sz, i;
@@ -17,13 +18,47 @@ bool svq_opts_ok(const void *opts, size_t known_size)
 	if (!opts)
 		return true;
 	sz = *(const size_t *)opts;
-	if (sz < sizeof(size_t))
+	if (sz < sizeof(size_t)) {
+		svq_log(fn, ctx, SVQISO_LOG_ERR, "struct %s: sz %zu is smaller "
+			"than sz itself", type, sz);
 		return false;
+	}
 	/* A newer caller's fields we do not know must be left at zero. */
 	for (i = known_size; i < sz; i++)
-		if (p[i])
+		if (p[i]) {
+			svq_log(fn, ctx, SVQISO_LOG_ERR, "struct %s: byte %zu of "
+				"%zu is set, past the %zu this version knows: a "
+				"newer field it cannot honour", type, i, sz,
+				known_size);
 			return false;
+		}
 	return true;
+}
+
+int svq_einval(svqiso_log_fn fn, void *ctx, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (fn) {
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+		fn(ctx, SVQISO_LOG_ERR, msg);
+	}
+	return -EINVAL;
+}
+
+int svq_copy_layout_check(const char *call, unsigned int copy,
+			  unsigned int layout, svqiso_log_fn fn, void *ctx)
+{
+	if (copy >= SVQISO_NR_COPY)
+		return svq_einval(fn, ctx, "%s: copy %u is no copy strategy",
+				  call, copy);
+	if (layout >= SVQISO_NR_LAYOUTS)
+		return svq_einval(fn, ctx, "%s: shadow_layout %u is no ring "
+				  "layout", call, layout);
+	return 0;
 }
 
 void svq_log(svqiso_log_fn fn, void *ctx, int level, const char *fmt, ...)
@@ -44,7 +79,7 @@ void svq_log(svqiso_log_fn fn, void *ctx, int level, const char *fmt, ...)
 }
 
 /*
- * svq_opts_ok() checks every byte past an opts struct's last field, so no
+ * svq_opts_check() checks every byte past an opts struct's last field, so no
  * public opts struct may end in padding: SVQISO_OPTS() copies a compound
  * literal, whose padding the compiler need not zero.
  */

@@ -351,33 +351,63 @@ static int session_open(const struct svqiso_vu *vu, int fd, struct svq_fe **fe)
 	return svq_fe_connect(vu->path, &fo, fe);
 }
 
+/* Which of @opts' values svqiso_vu_connect() cannot take, said through
+ * @log. Return: 0 or -EINVAL. */
+static int vu_opts_refused(const struct svqiso_vu_opts *opts, uint32_t flags,
+			   svqiso_log_fn log, void *log_ctx)
+{
+	const uint32_t all_flags = SVQISO_VU_F_PRESERVE | SVQISO_VU_F_NO_INDIRECT |
+				   SVQISO_VU_F_NO_EVENT_IDX |
+				   SVQISO_VU_F_LAZY_KICKS |
+				   SVQISO_VU_F_EXTERNAL_LOOP |
+				   SVQISO_VU_F_QUEUE_PAIRS |
+				   SVQISO_VU_F_NO_ONEOFF | SVQISO_VU_F_NO_SPIN;
+
+	if (SVQ_OPTS_GET(opts, mode, 0) > SVQISO_VU_DIRECT)
+		return svq_einval(log, log_ctx, "svqiso_vu_connect: mode %u is "
+				  "no mode", SVQ_OPTS_GET(opts, mode, 0));
+	if (SVQ_OPTS_GET(opts, loop_mode, 0) > SVQISO_LOOP_BUSY_POLL)
+		return svq_einval(log, log_ctx, "svqiso_vu_connect: loop_mode "
+				  "%u is no loop mode",
+				  SVQ_OPTS_GET(opts, loop_mode, 0));
+	if (svq_copy_layout_check("svqiso_vu_connect",
+				  SVQ_OPTS_GET(opts, copy, 0),
+				  SVQ_OPTS_GET(opts, shadow_layout, 0),
+				  log, log_ctx))
+		return -EINVAL;
+	if (SVQ_OPTS_GET(opts, timeout_ms, 0) < 0)
+		return svq_einval(log, log_ctx, "svqiso_vu_connect: timeout_ms "
+				  "%d is negative",
+				  SVQ_OPTS_GET(opts, timeout_ms, 0));
+	if (flags & ~all_flags)
+		return svq_einval(log, log_ctx, "svqiso_vu_connect: unknown "
+				  "flags %#x", flags & ~all_flags);
+	return 0;
+}
+
 int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 {
 	struct svqiso_vu *vu;
 	const char *path;
 	uint32_t flags;
 	uint64_t offered;
+	svqiso_log_fn log = SVQ_OPTS_GET(opts, log, NULL);
+	void *log_ctx = SVQ_OPTS_GET(opts, log_ctx, NULL);
 	int rc, fd;
 
-	if (!out || !opts || !SVQ_OPTS_OK(svqiso_vu_opts, opts))
+	if (!out || !opts || !SVQ_OPTS_CHECK(svqiso_vu_opts, opts, log, log_ctx))
 		return -EINVAL;
 	path = SVQ_OPTS_GET(opts, path, NULL);
 	fd = path ? -1 : SVQ_OPTS_GET(opts, fd, -1);
 	if (!path && fd < 0)
-		return -EINVAL;
+		return svq_einval(log, log_ctx, "svqiso_vu_connect: neither a "
+				  "socket path nor a connected fd");
 	flags = SVQ_OPTS_GET(opts, flags, 0);
-	if (SVQ_OPTS_GET(opts, mode, 0) > SVQISO_VU_DIRECT ||
-	    SVQ_OPTS_GET(opts, loop_mode, 0) > SVQISO_LOOP_BUSY_POLL ||
-	    SVQ_OPTS_GET(opts, copy, 0) >= SVQISO_NR_COPY ||
-	    SVQ_OPTS_GET(opts, shadow_layout, 0) >= SVQISO_NR_LAYOUTS ||
-	    SVQ_OPTS_GET(opts, timeout_ms, 0) < 0 ||
-	    (flags & ~(SVQISO_VU_F_PRESERVE | SVQISO_VU_F_NO_INDIRECT |
-		       SVQISO_VU_F_NO_EVENT_IDX | SVQISO_VU_F_LAZY_KICKS |
-		       SVQISO_VU_F_EXTERNAL_LOOP | SVQISO_VU_F_QUEUE_PAIRS |
-		       SVQISO_VU_F_NO_ONEOFF | SVQISO_VU_F_NO_SPIN))) {
+	rc = vu_opts_refused(opts, flags, log, log_ctx);
+	if (rc) {
 		if (!path)
 			close(fd);
-		return -EINVAL;
+		return rc;
 	}
 
 	vu = calloc(1, sizeof(*vu));

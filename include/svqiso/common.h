@@ -25,6 +25,10 @@ extern "C" {
  * that knows fewer fields than the caller sees zeros past its last known
  * field. No public opts struct ends in padding (the library checks this at
  * build time), since a compiler may copy padding bytes from the literal.
+ * A field the library does not know must be zero: a newer caller's nonzero
+ * field is refused, not ignored. svqiso_svq_new(), svqiso_vhost_new(),
+ * svqiso_vu_connect() and svqiso_loop_new() say why they refuse their opts
+ * (-EINVAL) through the log callback in them, when sz covers it.
  *
  *	SVQISO_OPTS(svqiso_mem_opts, o, .max_regions = 64);
  */

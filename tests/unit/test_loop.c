@@ -147,6 +147,21 @@ START_TEST(test_new_each_mode_kept)
 }
 END_TEST
 
+static void hangup_cb(void *ctx)
+{
+	(void)ctx;
+}
+
+/* Refused with -EINVAL, and the log callback said @why: one error line. */
+#define REFUSED(call, why) do {						\
+	int errs_ = logs_err;						\
+	last_log[0] = 0;						\
+	ck_assert_int_eq((call), -EINVAL);				\
+	ck_assert_int_eq(logs_err, errs_ + 1);				\
+	ck_assert_msg(strstr(last_log, (why)), "logged \"%s\", not \"%s\"", \
+		      last_log, (why));					\
+} while (0)
+
 START_TEST(test_new_bad_opts_einval)
 {
 	struct {
@@ -154,16 +169,21 @@ START_TEST(test_new_bad_opts_einval)
 		uint64_t extra;
 	} big;
 	struct svqiso_loop *loop = NULL;
-	SVQISO_OPTS(svqiso_loop_opts, o, .mode = 4);
+	SVQISO_OPTS(svqiso_loop_opts, o, .mode = 4, .log = log_cb);
 
-	ck_assert_int_eq(svqiso_loop_new(&o, &loop), -EINVAL);
+	REFUSED(svqiso_loop_new(&o, &loop), "mode 4 is no loop mode");
 	o.mode = 0xff;
-	ck_assert_int_eq(svqiso_loop_new(&o, &loop), -EINVAL);
+	REFUSED(svqiso_loop_new(&o, &loop), "mode 255");
 	o.mode = SVQISO_LOOP_EPOLL;
 	o.max_queues = 4097;
-	ck_assert_int_eq(svqiso_loop_new(&o, &loop), -EINVAL);
+	REFUSED(svqiso_loop_new(&o, &loop), "max_queues 4097 is over 4096");
 	o.max_queues = 0;
-	o.sz = 4;
+	o.hangup = hangup_cb;
+	o.hangup_fd = -1;
+	REFUSED(svqiso_loop_new(&o, &loop), "hangup_fd -1 cannot be watched");
+	o.hangup = NULL;
+	o.hangup_fd = 0;
+	o.sz = 4;	/* too short to hold the log callback: silent */
 	ck_assert_int_eq(svqiso_loop_new(&o, &loop), -EINVAL);
 	o.sz = sizeof(o);
 	ck_assert_int_eq(svqiso_loop_new(&o, NULL), -EINVAL);
@@ -171,8 +191,10 @@ START_TEST(test_new_bad_opts_einval)
 	memset(&big, 0, sizeof(big));
 	big.o.sz = sizeof(big);
 	big.o.mode = SVQISO_LOOP_EPOLL;
+	big.o.log = log_cb;
 	big.extra = 1;
-	ck_assert_int_eq(svqiso_loop_new(&big.o, &loop), -EINVAL);
+	REFUSED(svqiso_loop_new(&big.o, &loop), "struct svqiso_loop_opts: byte");
+	ck_assert_ptr_nonnull(strstr(last_log, "a newer field"));
 	ck_assert_ptr_null(loop);
 	big.extra = 0;
 	ck_assert_int_eq(svqiso_loop_new(&big.o, &loop), 0);

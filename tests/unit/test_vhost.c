@@ -1043,18 +1043,38 @@ END_TEST
 /* Bad calls are refused and change nothing. */
 START_TEST(test_bad_calls_refused)
 {
-	SVQISO_OPTS(svqiso_vhost_opts, o);
+	SVQISO_OPTS(svqiso_vhost_opts, o, .log = log_cb);
 	struct svqiso_vhost_vring v;
 	struct svqiso_vhost_shadow sh = { .sz = sizeof(sh) };
 	struct svqiso_vhost *vh;
 	uint32_t b;
 
+	/* Each refusal says why through the log callback. */
+	F.logbuf[0] = 0;
 	o.flags = 1u << 20;
 	ck_assert_int_eq(svqiso_vhost_new(&o, &vh), -EINVAL);
+	ck_assert_str_eq(F.logbuf, "svqiso_vhost_new: unknown flags 0x100000\n");
+	F.logbuf[0] = 0;
 	o.flags = 0;
 	o.shadow_layout = 7;
 	ck_assert_int_eq(svqiso_vhost_new(&o, &vh), -EINVAL);
+	ck_assert_str_eq(F.logbuf, "svqiso_vhost_new: shadow_layout 7 is no ring layout\n");
+	F.logbuf[0] = 0;
 	o.shadow_layout = 0;
+	o.copy = SVQISO_NR_COPY;
+	ck_assert_int_eq(svqiso_vhost_new(&o, &vh), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(F.logbuf, "is no copy strategy"));
+	F.logbuf[0] = 0;
+	o.copy = 0;
+	o.ring_slots = SVQISO_VHOST_MAX_QUEUES + 1;
+	ck_assert_int_eq(svqiso_vhost_new(&o, &vh), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(F.logbuf, "ring_slots"));
+	F.logbuf[0] = 0;
+	o.ring_slots = 0;
+	o.sz = 2;
+	ck_assert_int_eq(svqiso_vhost_new(&o, &vh), -EINVAL);
+	ck_assert_str_eq(F.logbuf, "");	/* too short to hold the callback */
+	o.sz = sizeof(o);
 	ck_assert_int_eq(svqiso_vhost_new(&o, NULL), -EINVAL);
 
 	fx_open(SVQISO_LAYOUT_SPLIT, SVQISO_LAYOUT_SPLIT);
