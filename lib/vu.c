@@ -761,20 +761,42 @@ int svqiso_vu_queue_start(struct svqiso_vu *vu, unsigned int index,
 	bool packed_acked, ext;
 	int rc, ret;
 
-	if (!vu || !cfg || !SVQ_OPTS_OK(svqiso_vu_queue, cfg) ||
-	    cfg->sz < svq_offsetofend(svqiso_vu_queue, call_fd) ||
-	    index >= vu->nq || !vu->features_set || cfg->kick_fd < -1 ||
-	    cfg->call_fd < -1 || cfg->layout >= SVQISO_NR_LAYOUTS)
+	if (!vu || !cfg)
 		return -EINVAL;
+	if (!SVQ_OPTS_CHECK(svqiso_vu_queue, cfg, vu->log, vu->log_ctx))
+		return -EINVAL;
+	if (cfg->sz < svq_offsetofend(svqiso_vu_queue, call_fd))
+		return svq_einval(vu->log, vu->log_ctx, "svqiso_vu_queue_start: "
+				  "sz %zu does not reach call_fd", cfg->sz);
+	if (index >= vu->nq)
+		return svq_einval(vu->log, vu->log_ctx, "svqiso_vu_queue_start: "
+				  "queue %u of %u", index, vu->nq);
+	if (!vu->features_set)
+		return svq_einval(vu->log, vu->log_ctx, "svqiso_vu_queue_start: "
+				  "queue %u before the features were set",
+				  index);
+	if (cfg->kick_fd < -1 || cfg->call_fd < -1 ||
+	    cfg->layout >= SVQISO_NR_LAYOUTS)
+		return svq_einval(vu->log, vu->log_ctx, "svqiso_vu_queue_start: "
+				  "queue %u: kick_fd %d, call_fd %d, layout %u",
+				  index, cfg->kick_fd, cfg->call_fd, cfg->layout);
 	/* The external loop reads no guest kick fd; nothing else runs
 	 * without one. A bad call fd is refused as the relay's loop does. */
 	ext = external_loop(vu) && isolated(vu);
-	if ((cfg->kick_fd < 0 && !ext) ||
-	    (ext && cfg->call_fd >= 0 && fcntl(cfg->call_fd, F_GETFD) < 0))
-		return -EINVAL;
+	if (cfg->kick_fd < 0 && !ext)
+		return svq_einval(vu->log, vu->log_ctx, "svqiso_vu_queue_start: "
+				  "queue %u has no kick_fd", index);
+	if (ext && cfg->call_fd >= 0 && fcntl(cfg->call_fd, F_GETFD) < 0)
+		return svq_einval(vu->log, vu->log_ctx, "svqiso_vu_queue_start: "
+				  "queue %u: call_fd %d is not open", index,
+				  cfg->call_fd);
 	packed_acked = vu->guest_features & SVQ_F_BIT(SVQ_F_RING_PACKED);
 	if (packed_acked != (cfg->layout == SVQISO_LAYOUT_PACKED))
-		return -EINVAL;
+		return svq_einval(vu->log, vu->log_ctx, "svqiso_vu_queue_start: "
+				  "queue %u is %s, the guest %s packed rings",
+				  index, cfg->layout == SVQISO_LAYOUT_PACKED ?
+				  "packed" : "split", packed_acked ? "took" :
+				  "did not take");
 	q = &vu->q[index];
 	if (q->state != VU_Q_IDLE)
 		return -EBUSY;

@@ -28,7 +28,8 @@ extern "C" {
  * A field the library does not know must be zero: a newer caller's nonzero
  * field is refused, not ignored. svqiso_svq_new(), svqiso_vhost_new(),
  * svqiso_vu_connect() and svqiso_loop_new() say why they refuse their opts
- * (-EINVAL) through the log callback in them, when sz covers it.
+ * (-EINVAL) through the log callback in them, when sz covers it;
+ * svqiso_vu_queue_start() says it through the adapter's.
  *
  *	SVQISO_OPTS(svqiso_mem_opts, o, .max_regions = 64);
  */

@@ -1634,15 +1634,18 @@ START_TEST(test_misuse_rejected)
 	o.shadow_layout = 0;
 	ck_assert_int_eq(svqiso_vu_connect(&o, &F.vu), 0);
 	queue_cfg(0, 0, &c);
-	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), -EINVAL);	/* no features */
+	REFUSED(svqiso_vu_queue_start(F.vu, 0, &c), "queue 0 before the features were set");
 	svqiso_vu_free(F.vu);
 	adapter_open(&v);
-	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 2, &c), -EINVAL);	/* index */
+	REFUSED(svqiso_vu_queue_start(F.vu, 2, &c), "queue 2 of 2");
 	c.layout = SVQISO_LAYOUT_PACKED;	/* the guest did not take packed */
-	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), -EINVAL);
+	REFUSED(svqiso_vu_queue_start(F.vu, 0, &c), "queue 0 is packed, the guest did not take packed rings");
 	queue_cfg(0, 0, &c);
 	c.kick_fd = -1;
-	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), -EINVAL);
+	REFUSED(svqiso_vu_queue_start(F.vu, 0, &c), "queue 0 has no kick_fd");
+	queue_cfg(0, 0, &c);
+	c.call_fd = -2;
+	REFUSED(svqiso_vu_queue_start(F.vu, 0, &c), "queue 0: kick_fd");
 	queue_cfg(0, 0, &c);
 	c.ring.desc = 0x1000;	/* not guest RAM */
 	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), -EFAULT);
