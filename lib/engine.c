@@ -257,8 +257,8 @@ int svqiso_vhost_new(const struct svqiso_vhost_opts *opts,
 	vh->region_add = SVQ_OPTS_GET(opts, region_add, NULL);
 	vh->region_del = SVQ_OPTS_GET(opts, region_del, NULL);
 	vh->region_ctx = SVQ_OPTS_GET(opts, region_ctx, NULL);
-	vh->log = SVQ_OPTS_GET(opts, log, NULL);
-	vh->log_ctx = SVQ_OPTS_GET(opts, log_ctx, NULL);
+	vh->log = log;
+	vh->log_ctx = log_ctx;
 	name = SVQ_OPTS_GET(opts, name, NULL);
 	snprintf(vh->name, sizeof(vh->name), "%s", name ? name : "svqiso");
 

@@ -545,8 +545,8 @@ int svqiso_loop_new(const struct svqiso_loop_opts *opts, struct svqiso_loop **ou
 	loop->hangup = hangup;
 	loop->hangup_ctx = SVQ_OPTS_GET(opts, hangup_ctx, NULL);
 	loop->max_queues = maxq;
-	loop->log = SVQ_OPTS_GET(opts, log, NULL);
-	loop->log_ctx = SVQ_OPTS_GET(opts, log_ctx, NULL);
+	loop->log = log;
+	loop->log_ctx = log_ctx;
 	svq_spin_init(&loop->spin, SVQ_OPTS_GET(opts, spin_ns, 0));
 	err = -ENOMEM;
 	loop->q = calloc(maxq, sizeof(*loop->q));

@@ -188,8 +188,8 @@ int svqiso_svq_new(const struct svqiso_svq_opts *opts, struct svqiso_svq **out)
 	svq->name = SVQ_OPTS_GET(opts, name, NULL) ? opts->name : "svq";
 	if (!svq->element_mode)
 		svq->batch_bytes = SVQ_OPTS_GET(opts, batch_bytes, 0);
-	svq->log = opts->log;
-	svq->log_ctx = opts->log_ctx;
+	svq->log = log;
+	svq->log_ctx = log_ctx;
 	svq->complete = opts->complete;
 	svq->complete_ctx = opts->complete_ctx;
 	svq->giveback = SVQ_OPTS_GET(opts, giveback, NULL);

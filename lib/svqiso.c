@@ -35,17 +35,38 @@ bool svq_opts_check(const void *opts, size_t known_size, const char *type,
 	return true;
 }
 
-int svq_einval(svqiso_log_fn fn, void *ctx, const char *fmt, ...)
+/* One line to @fn, without a trailing newline. */
+static void svq_vlog(svqiso_log_fn fn, void *ctx, int level, const char *fmt,
+		     va_list ap)
 {
 	char msg[256];
+	size_t n;
+
+	if (!fn)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	fn(ctx, level, msg);
+}
+
+void svq_log(svqiso_log_fn fn, void *ctx, int level, const char *fmt, ...)
+{
 	va_list ap;
 
-	if (fn) {
-		va_start(ap, fmt);
-		vsnprintf(msg, sizeof(msg), fmt, ap);
-		va_end(ap);
-		fn(ctx, SVQISO_LOG_ERR, msg);
-	}
+	va_start(ap, fmt);
+	svq_vlog(fn, ctx, level, fmt, ap);
+	va_end(ap);
+}
+
+int svq_einval(svqiso_log_fn fn, void *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	svq_vlog(fn, ctx, SVQISO_LOG_ERR, fmt, ap);
+	va_end(ap);
 	return -EINVAL;
 }
 
@@ -61,22 +82,6 @@ int svq_copy_layout_check(const char *call, unsigned int copy,
 	return 0;
 }
 
-void svq_log(svqiso_log_fn fn, void *ctx, int level, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-	size_t n;
-
-	if (!fn)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	n = strlen(msg);
-	while (n && msg[n - 1] == '\n')
-		msg[--n] = '\0';
-	fn(ctx, level, msg);
-}
 
 /*
  * svq_opts_check() checks every byte past an opts struct's last field, so no

@@ -423,8 +423,8 @@ int svqiso_vu_connect(const struct svqiso_vu_opts *opts, struct svqiso_vu **out)
 	vu->timeout_ms = SVQ_OPTS_GET(opts, timeout_ms, 0);
 	if (!vu->timeout_ms)
 		vu->timeout_ms = SVQ_FE_TIMEOUT_MS;
-	vu->log = SVQ_OPTS_GET(opts, log, NULL);
-	vu->log_ctx = SVQ_OPTS_GET(opts, log_ctx, NULL);
+	vu->log = log;
+	vu->log_ctx = log_ctx;
 	vu->relay_start = SVQ_OPTS_GET(opts, relay_start, NULL);
 	vu->relay_ctx = SVQ_OPTS_GET(opts, relay_ctx, NULL);
 	/* Spinning is what keeps a relay beside a vCPU from paying a
@@ -770,7 +770,7 @@ int svqiso_vu_queue_start(struct svqiso_vu *vu, unsigned int index,
 				  "sz %zu does not reach call_fd", cfg->sz);
 	if (index >= vu->nq)
 		return svq_einval(vu->log, vu->log_ctx, "svqiso_vu_queue_start: "
-				  "queue %u of %u", index, vu->nq);
+				  "queue %u: the adapter has %u", index, vu->nq);
 	if (!vu->features_set)
 		return svq_einval(vu->log, vu->log_ctx, "svqiso_vu_queue_start: "
 				  "queue %u before the features were set",

@@ -1235,6 +1235,14 @@ static void count_ok(void *ctx, void *cookie, uint8_t status, uint32_t len)
 	*(unsigned int *)ctx += status == VIRTIO_BLK_S_OK;
 }
 
+/* Refused with -EINVAL, and the log callback said @why. */
+#define REFUSED(call, why) do {						\
+	F.logbuf[0] = 0;						\
+	ck_assert_int_eq((call), -EINVAL);				\
+	ck_assert_msg(strstr(F.logbuf, (why)), "logged \"%s\", not \"%s\"", \
+		      F.logbuf, (why));					\
+} while (0)
+
 START_TEST(test_external_misuse_rejected)
 {
 	struct variant relay = { .mode = SVQISO_VU_ISOLATED, .indirect = true,
@@ -1276,7 +1284,7 @@ START_TEST(test_external_misuse_rejected)
 	ck_assert_int_eq(svqiso_vu_queue_backend_fd(F.vu, 0), -ENOTSUP);
 	queue_cfg(0, 0, &c);
 	c.kick_fd = -1;
-	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), -EINVAL);
+	REFUSED(svqiso_vu_queue_start(F.vu, 0, &c), "queue 0 has no kick_fd");
 	queue_cfg(0, 0, &c);
 	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), 0);
 	ck_assert_int_eq(svqiso_vu_queue_kick(F.vu, 0), -ENOTSUP);
@@ -1308,13 +1316,13 @@ START_TEST(test_external_misuse_rejected)
 	ck_assert_int_eq(svqiso_vu_queue_set_busy_poll(NULL, 0, false), -EINVAL);
 	queue_cfg(0, 0, &c);
 	c.kick_fd = -2;
-	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), -EINVAL);
+	REFUSED(svqiso_vu_queue_start(F.vu, 0, &c), "queue 0: kick_fd -2");
 	closed = eventfd(0, EFD_CLOEXEC);
 	ck_assert_int_ge(closed, 0);
 	close(closed);
 	queue_cfg(0, 0, &c);
 	c.call_fd = closed;
-	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), -EINVAL);
+	REFUSED(svqiso_vu_queue_start(F.vu, 0, &c), "is not open");
 	queue_cfg(0, 0, &c);
 	ck_assert_int_eq(c.kick_fd, -1);
 	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), 0);
@@ -1582,14 +1590,6 @@ START_TEST(test_features_offered_to_guest)
 }
 END_TEST
 
-/* Refused with -EINVAL, and the log callback said @why. */
-#define REFUSED(call, why) do {						\
-	F.logbuf[0] = 0;						\
-	ck_assert_int_eq((call), -EINVAL);				\
-	ck_assert_msg(strstr(F.logbuf, (why)), "logged \"%s\", not \"%s\"", \
-		      F.logbuf, (why));					\
-} while (0)
-
 START_TEST(test_misuse_rejected)
 {
 	SVQISO_OPTS(svqiso_vu_opts, o, .path = D.sock, .log = log_cb);
@@ -1637,7 +1637,7 @@ START_TEST(test_misuse_rejected)
 	REFUSED(svqiso_vu_queue_start(F.vu, 0, &c), "queue 0 before the features were set");
 	svqiso_vu_free(F.vu);
 	adapter_open(&v);
-	REFUSED(svqiso_vu_queue_start(F.vu, 2, &c), "queue 2 of 2");
+	REFUSED(svqiso_vu_queue_start(F.vu, 2, &c), "queue 2: the adapter has 2");
 	c.layout = SVQISO_LAYOUT_PACKED;	/* the guest did not take packed */
 	REFUSED(svqiso_vu_queue_start(F.vu, 0, &c), "queue 0 is packed, the guest did not take packed rings");
 	queue_cfg(0, 0, &c);
@@ -1646,6 +1646,9 @@ START_TEST(test_misuse_rejected)
 	queue_cfg(0, 0, &c);
 	c.call_fd = -2;
 	REFUSED(svqiso_vu_queue_start(F.vu, 0, &c), "queue 0: kick_fd");
+	queue_cfg(0, 0, &c);
+	c.sz = offsetof(struct svqiso_vu_queue, call_fd);
+	REFUSED(svqiso_vu_queue_start(F.vu, 0, &c), "does not reach call_fd");
 	queue_cfg(0, 0, &c);
 	c.ring.desc = 0x1000;	/* not guest RAM */
 	ck_assert_int_eq(svqiso_vu_queue_start(F.vu, 0, &c), -EFAULT);

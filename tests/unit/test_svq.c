@@ -2381,6 +2381,14 @@ START_TEST(test_bad_opts_rejected)
 	o.complete = complete_cb;
 	o.flags = 0;	/* ring mode without guest memory */
 	REFUSED(svqiso_svq_new(&o, &svq), "ring mode without guest_mem");
+	o.guest_mem = svqiso_mem_ops();
+	o.guest_layout = 7;
+	REFUSED(svqiso_svq_new(&o, &svq), "guest_layout 7 is no ring layout");
+	o.guest_layout = SVQISO_LAYOUT_PACKED;
+	o.num = 40000;
+	REFUSED(svqiso_svq_new(&o, &svq), "num 40000 is not in 1..32768");
+	o.num = 8;
+	o.guest_mem = NULL;
 	/* A newer caller's field we do not know must be zero. */
 	memset(&big, 0, sizeof(big));
 	big.o = o;

@@ -1066,6 +1066,11 @@ START_TEST(test_bad_calls_refused)
 	ck_assert_ptr_nonnull(strstr(F.logbuf, "is no copy strategy"));
 	F.logbuf[0] = 0;
 	o.copy = 0;
+	o.max_num = 40000;
+	ck_assert_int_eq(svqiso_vhost_new(&o, &vh), -EINVAL);
+	ck_assert_str_eq(F.logbuf, "svqiso_vhost_new: max_num 40000 is over 32768\n");
+	F.logbuf[0] = 0;
+	o.max_num = 0;
 	o.ring_slots = SVQISO_VHOST_MAX_QUEUES + 1;
 	ck_assert_int_eq(svqiso_vhost_new(&o, &vh), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(F.logbuf, "ring_slots"));
